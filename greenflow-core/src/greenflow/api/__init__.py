@@ -1,0 +1,53 @@
+"""The contract between GreenFlow and its plugins.
+
+Four plugin kinds, each an ABC loaded by name from an entry-point group:
+``greenflow.platforms`` (:class:`Platform`), ``greenflow.services`` (:class:`Service`),
+``greenflow.workloads`` (:class:`Workload`) and ``greenflow.collectors`` (:class:`Collector`).
+"""
+
+from __future__ import annotations
+
+from greenflow.api.collector import Collector, CollectorContext
+from greenflow.api.context import (
+    RUN_PHASES,
+    Capability,
+    Deadline,
+    DeployContext,
+    Host,
+    Inventory,
+    Metric,
+    Phase,
+    PhaseRecorder,
+    ProcessGroups,
+    RunContext,
+    Sample,
+    Window,
+    WorkloadResult,
+    wait_until,
+)
+from greenflow.api.platform import Platform
+from greenflow.api.service import Service
+from greenflow.api.workload import Workload
+
+__all__ = [
+    "RUN_PHASES",
+    "Capability",
+    "Collector",
+    "CollectorContext",
+    "Deadline",
+    "DeployContext",
+    "Host",
+    "Inventory",
+    "Metric",
+    "Phase",
+    "PhaseRecorder",
+    "Platform",
+    "ProcessGroups",
+    "RunContext",
+    "Sample",
+    "Service",
+    "Window",
+    "Workload",
+    "WorkloadResult",
+    "wait_until",
+]

@@ -1,0 +1,59 @@
+"""The Collector interface: timestamped samples of energy, power, CPU or any series."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, ClassVar
+
+import attrs
+
+from greenflow.api.context import Inventory, ProcessGroups, Sample, Window
+
+
+@attrs.define
+class CollectorContext:
+    """What a collector sees when it starts.
+
+    ``process_groups`` returns, when called, the current attribution groups
+    (``"service:kafka"`` → pids, ``"loadgen:kafka-ingest"`` → pids).
+    """
+
+    experiment: str
+    inventory: Inventory
+    process_groups: Callable[[], ProcessGroups] = lambda: {}
+
+
+class Collector(ABC):
+    """Produces samples over windows.
+
+    Sampling collectors (RAPL, model, process) sample in a background thread from
+    :meth:`start` to :meth:`stop` and hand out what they have in :meth:`collect`;
+    query collectors (Prometheus) query their source over the window in :meth:`collect`.
+    Every energy or power sample carries its ``method``.
+    """
+
+    Config: ClassVar[type]
+
+    def __init__(self, name: str, config: Any) -> None:
+        self.name = name
+        self.config = config
+
+    @abstractmethod
+    def start(self, ctx: CollectorContext) -> None:
+        """**REQUIRED.** Begin sampling; raise ``CollectorError`` at once when the
+        source is unreadable (e.g. ``energy_uj`` needs root)."""
+
+    @abstractmethod
+    def collect(self, window: Window) -> Sequence[Sample]:
+        """**REQUIRED.** Samples covering ``window``, including the last sample at or
+        before its start and the first at or after its end when they exist, so that
+        counters can be interpolated at the boundaries. May drop what is older."""
+
+    @abstractmethod
+    def stop(self) -> None:
+        """**REQUIRED.** Stop sampling and release the source. Idempotent."""
+
+    def describe(self) -> Mapping[str, Any]:
+        """Facts for provenance (RAPL domains found, model parameters)."""
+        return {}

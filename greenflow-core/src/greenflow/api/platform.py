@@ -1,0 +1,53 @@
+"""The Platform interface: where services and workloads run."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+from greenflow.api.context import Capability, DeployContext, Inventory
+
+
+class Platform(ABC):
+    """Acquires hosts with roles and releases them.
+
+    Implementations set ``Config`` to a frozen attrs class (the plan's ``[platform]``
+    table is structured into it, unknown keys rejected) and ``capabilities`` to what
+    the platform can run. The constructor takes the config and must not touch anything
+    remote: ``greenflow validate`` builds platforms without acquiring them.
+    """
+
+    Config: ClassVar[type]
+    capabilities: ClassVar[frozenset[Capability]] = frozenset()
+
+    def __init__(self, config: Any) -> None:
+        self.config = config
+
+    @abstractmethod
+    def acquire(self, ctx: DeployContext) -> Inventory:
+        """**REQUIRED.** Reserve resources and return reachable hosts by role.
+
+        Must be safe to retry, and must call ``ctx.record_state`` with whatever
+        :meth:`release_recorded` needs before anything that could leak (a reservation
+        id) is returned to the caller.
+        """
+
+    @abstractmethod
+    def release(self) -> None:
+        """**REQUIRED.** Give back everything :meth:`acquire` took.
+
+        Idempotent, and safe after a partial or failed acquire.
+        """
+
+    def describe(self) -> Mapping[str, Any]:
+        """Facts for the provenance record (hosts, CPU, kernel, job ids). No secrets."""
+        return {}
+
+    def check_roles(self, roles: frozenset[str]) -> str | None:
+        """Return why ``roles`` cannot be satisfied, or None. Called at validation."""
+        return None
+
+    @classmethod
+    def release_recorded(cls, config: Any, state: Mapping[str, Any]) -> None:
+        """Release from state recorded by a process that is gone (``greenflow down``)."""

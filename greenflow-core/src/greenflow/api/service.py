@@ -1,0 +1,71 @@
+"""The Service interface: something deployed once and measured under load (a broker)."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+from greenflow.api.context import Capability, DeployContext, Inventory, ProcessGroups
+from greenflow.api.platform import Platform
+
+
+class Service(ABC):
+    """Deploys onto a platform, becomes ready, exposes endpoints, names its processes.
+
+    ``Config`` is a frozen attrs class for the plan's ``[[services]]`` entry (minus
+    ``type`` and ``name``). A list value for a scalar field is a sweep axis: the runner
+    builds one instance per distinct value and redeploys between them.
+    ``requires`` lists capabilities the platform must have (any one of them).
+    """
+
+    Config: ClassVar[type]
+    requires: ClassVar[frozenset[Capability]] = frozenset()
+
+    def __init__(self, name: str, config: Any) -> None:
+        self.name = name
+        self.config = config
+
+    @abstractmethod
+    def deploy(self, platform: Platform, inventory: Inventory, ctx: DeployContext) -> None:
+        """**REQUIRED.** Start the service; return without waiting for readiness.
+
+        Call ``ctx.record_state`` with what :meth:`remove_recorded` needs (pids, names)
+        as soon as something exists that could leak.
+        """
+
+    @abstractmethod
+    def wait_ready(self, timeout_s: float) -> None:
+        """**REQUIRED.** Poll until the service answers; never a fixed sleep.
+
+        On timeout raise ``ReadinessTimeout`` saying what was awaited and what was last
+        seen (e.g. the last lines of a log). If the service died, raise ``ServiceError``.
+        """
+
+    @abstractmethod
+    def endpoints(self) -> Mapping[str, str]:
+        """**REQUIRED.** Addresses clients use, e.g. ``{"bootstrap": "127.0.0.1:9092"}``."""
+
+    @abstractmethod
+    def processes(self) -> ProcessGroups:
+        """**REQUIRED.** Local pids that belong to this service, by process name.
+
+        Used for energy attribution; return ``{}`` on platforms without local processes.
+        """
+
+    @abstractmethod
+    def remove(self) -> None:
+        """**REQUIRED.** Stop everything the service started. Idempotent; never raises
+        for something already gone. No process may outlive it."""
+
+    def health(self) -> str | None:
+        """Return why the service is unhealthy (e.g. a broker died), or None."""
+        return None
+
+    def describe(self) -> Mapping[str, Any]:
+        """Facts for the provenance record (versions, sizes)."""
+        return {}
+
+    @classmethod
+    def remove_recorded(cls, config: Any, state: Mapping[str, Any]) -> None:
+        """Remove from state recorded by a process that is gone (``greenflow down``)."""

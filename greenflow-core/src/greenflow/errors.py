@@ -1,0 +1,39 @@
+"""Errors GreenFlow expects. The CLI prints these as one message, never a traceback (unless -v)."""
+
+from __future__ import annotations
+
+
+class GreenFlowError(Exception):
+    """Root of every expected failure: the message says what, which value, what to do."""
+
+
+class PlanError(GreenFlowError):
+    """The plan is wrong: the message names the file, the TOML path, what was expected."""
+
+
+class PluginError(GreenFlowError):
+    """A plugin is missing, broken or registered twice."""
+
+
+class PlatformError(GreenFlowError):
+    """The platform could not be acquired, or released."""
+
+
+class ServiceError(GreenFlowError):
+    """A service failed to deploy, to become ready, or died."""
+
+
+class WorkloadError(GreenFlowError):
+    """A workload run failed; the run is recorded as failed with this message."""
+
+
+class CollectorError(GreenFlowError):
+    """A collector cannot read what it measures (e.g. energy_uj unreadable)."""
+
+
+class ReadinessTimeout(GreenFlowError):
+    """A wait hit its deadline; the message says what it waited for and what it last saw."""
+
+
+class StoreError(GreenFlowError):
+    """The results store cannot be opened or is inconsistent."""
