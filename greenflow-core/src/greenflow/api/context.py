@@ -40,6 +40,8 @@ class Phase(str, enum.Enum):
     CLEAN = "clean"
     REMOVE = "remove"
     RELEASE = "release"
+    #: Marks the end of the last phase (a run's clean-up, or the experiment's release).
+    END = "end"
 
 
 #: Phases that belong to one run, in order.

@@ -67,5 +67,14 @@ class Service(ABC):
         return {}
 
     @classmethod
+    def attach(cls, name: str, config: Any, state: Mapping[str, Any]) -> Service | None:
+        """Return a handle on a deployment left up by ``greenflow up``, or None.
+
+        Return None when what ``state`` describes is gone or cannot be reused; the
+        runner then removes it with :meth:`remove_recorded` and deploys afresh.
+        """
+        return None
+
+    @classmethod
     def remove_recorded(cls, config: Any, state: Mapping[str, Any]) -> None:
         """Remove from state recorded by a process that is gone (``greenflow down``)."""

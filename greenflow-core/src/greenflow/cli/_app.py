@@ -1,0 +1,64 @@
+"""The CLI's shared context: logging setup and the error boundary."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any, TextIO
+
+import attrs
+import click
+import structlog
+
+
+class _StderrLogger:
+    """structlog logger writing to whatever sys.stderr is *now* (rich swaps it while a
+    progress display is live, so lines land above the bar instead of through it)."""
+
+    def msg(self, message: str) -> None:
+        stream: TextIO = sys.stderr
+        print(message, file=stream, flush=True)
+
+    log = debug = info = warning = warn = error = critical = exception = fatal = msg
+
+
+@attrs.define
+class App:
+    verbose: int = 0
+    quiet: bool = False
+    log_json: bool = False
+
+
+def configure_logging(app: App) -> None:
+    level = logging.DEBUG if app.verbose else logging.WARNING if app.quiet else logging.INFO
+    renderer: Any = (
+        structlog.processors.JSONRenderer()
+        if app.log_json
+        else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
+    )
+    structlog.configure(
+        processors=[
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso" if app.log_json else "%H:%M:%S"),
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(level),
+        logger_factory=lambda *_a: _StderrLogger(),
+        cache_logger_on_first_use=False,
+    )
+
+
+@contextmanager
+def error_boundary(app: App) -> Iterator[None]:
+    """Expected failures become one message and exit 1; tracebacks only with -v."""
+    from greenflow.errors import GreenFlowError
+
+    try:
+        yield
+    except GreenFlowError as exc:
+        if app.verbose:
+            raise
+        click.echo(f"Error: {exc}", err=True)
+        sys.exit(1)

@@ -1,0 +1,82 @@
+"""The one cattrs converter every plan section and plugin Config goes through.
+
+Strict on purpose: a plan that says ``load = "fast"`` or ``load = 1.5`` for an int, or a
+key the Config doesn't have, is an error naming the TOML path, not a silent coercion.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import cattrs
+from cattrs import transform_error
+
+from greenflow.plan.durations import Duration, parse_duration
+
+
+def _describe(value: Any) -> str:
+    if isinstance(value, str):
+        return f'"{value}"'
+    if isinstance(value, dict):
+        return "a table"
+    if isinstance(value, list):
+        return "a list"
+    return repr(value)
+
+
+def _strict_int(value: Any, _t: type) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"expected an integer, got {_describe(value)}")
+    return value
+
+
+def _strict_float(value: Any, _t: type) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"expected a number, got {_describe(value)}")
+    return float(value)
+
+
+def _strict_str(value: Any, _t: type) -> str:
+    if not isinstance(value, str):
+        raise ValueError(f"expected a string, got {_describe(value)}")
+    return value
+
+
+def _strict_bool(value: Any, _t: type) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError(f"expected true or false, got {_describe(value)}")
+    return value
+
+
+def make_converter() -> cattrs.Converter:
+    conv = cattrs.Converter(forbid_extra_keys=True)
+    conv.register_structure_hook(int, _strict_int)
+    conv.register_structure_hook(float, _strict_float)
+    conv.register_structure_hook(str, _strict_str)
+    conv.register_structure_hook(bool, _strict_bool)
+    conv.register_structure_hook(Duration, lambda v, _t: parse_duration(v))
+    conv.register_unstructure_hook(Duration, float)
+    return conv
+
+
+converter = make_converter()
+
+
+def _format_exception(exc: BaseException, type_: type | None) -> str:
+    if isinstance(exc, KeyError):
+        return "required key missing"
+    if isinstance(exc, cattrs.ForbiddenExtraKeysError):
+        return f"unknown key(s): {', '.join(sorted(exc.extra_fields))}"
+    if isinstance(exc, ValueError | TypeError) and str(exc):
+        return str(exc)
+    name = getattr(type_, "__name__", str(type_))
+    return f"invalid value, expected {name}"
+
+
+def structure_errors(exc: Exception) -> list[tuple[str, str]]:
+    """Turn a cattrs error into (dotted path, message) pairs; path "" is the table itself."""
+    out = []
+    for line in transform_error(exc, path="$", format_exception=_format_exception):
+        message, _, path = line.rpartition(" @ ")
+        out.append((path.removeprefix("$").removeprefix("."), message))
+    return out

@@ -1,0 +1,7 @@
+"""The run lifecycle, its teardown guarantees and provenance."""
+
+from __future__ import annotations
+
+from greenflow.runner.lifecycle import Observer, Outcome, Runner, check_capabilities, down
+
+__all__ = ["Observer", "Outcome", "Runner", "check_capabilities", "down"]

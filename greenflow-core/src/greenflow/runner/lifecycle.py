@@ -1,0 +1,556 @@
+"""The run lifecycle (DESIGN.md §5) with guaranteed teardown.
+
+acquire platform → start collectors → for each deployment group: deploy services →
+baseline → runs (prepare → warm-up → MEASURE → cool-down → clean) → remove services →
+stop collectors → release platform.
+
+Teardown runs in ``finally`` and on SIGINT/SIGTERM (turned into KeyboardInterrupt).
+Everything that could leak is recorded in the store as it is created, so that
+``greenflow down`` can release it after a crash; a run cut short is stored ``aborted``.
+"""
+
+from __future__ import annotations
+
+import shutil
+import threading
+import time
+import traceback
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import attrs
+import structlog
+
+from greenflow.api import (
+    Capability,
+    Collector,
+    CollectorContext,
+    DeployContext,
+    Inventory,
+    Metric,
+    Phase,
+    PhaseRecorder,
+    Platform,
+    ProcessGroups,
+    RunContext,
+    Sample,
+    Service,
+    Window,
+    Workload,
+)
+from greenflow.errors import CollectorError, GreenFlowError, PlanError
+from greenflow.plan import Expansion, Plan, RunSpec
+from greenflow.plan.converter import converter
+from greenflow.runner.provenance import host_facts, software
+from greenflow.runner.signals import interrupts_as_keyboard_interrupt
+from greenflow.runner.units import per_unit_metrics, workload_metrics
+from greenflow.store import RunStatus, Store
+
+log = structlog.get_logger("greenflow.runner")
+
+
+class Observer:
+    """What the runner tells the screen; the CLI gives a rich progress display."""
+
+    def start(self, total: int, skipped: int) -> None: ...
+    def phase(self, phase: str, detail: str = "") -> None: ...
+    def run_started(self, run: RunSpec) -> None: ...
+    def run_ended(self, run: RunSpec, status: str, error: str | None) -> None: ...
+    def stop(self) -> None: ...
+
+
+@attrs.define
+class Outcome:
+    """What one invocation did."""
+
+    experiment_id: int
+    finished: list[str] = attrs.field(factory=list)
+    failed: list[str] = attrs.field(factory=list)
+    aborted: list[str] = attrs.field(factory=list)
+    skipped: list[str] = attrs.field(factory=list)
+    interrupted: bool = False
+    left_up: bool = False
+
+
+def check_capabilities(plan: Plan) -> None:
+    """A service or workload that needs something the platform cannot run is a plan error."""
+    caps: frozenset[Capability] = plan.platform.cls.capabilities
+    for section in (*plan.services, plan.workload):
+        needs: frozenset[Capability] = section.cls.requires
+        if needs and not (needs & caps):
+            wants = " or ".join(sorted(c.value for c in needs))
+            has = ", ".join(sorted(c.value for c in caps)) or "nothing"
+            msg = (f"{section.where}: {section.kind} {section.type!r} needs a platform that can "
+                   f"run {wants}; platform {plan.platform.type!r} provides {has}")
+            raise PlanError(msg)
+
+
+class Runner:
+    def __init__(
+        self,
+        plan: Plan,
+        expansion: Expansion,
+        store: Store,
+        *,
+        observer: Observer | None = None,
+        fresh: bool = False,
+    ) -> None:
+        self.plan = plan
+        self.expansion = expansion
+        self.store = store
+        self.observer = observer or Observer()
+        self.fresh = fresh
+        self.cancel = threading.Event()
+        self.exp_id = store.upsert_experiment(
+            plan.experiment.name, str(plan.path), plan.text, plan.experiment.effective_seed
+        )
+        self.platform: Platform | None = None
+        self.inventory: Inventory | None = None
+        self.collectors: list[Collector] = []
+        self.services: dict[str, Service] = {}
+        self.current_group: str | None = None
+        self.workload: Workload | None = None
+        self.idle: dict[str, tuple[float, str]] | None = None
+        #: Set when services left up by `greenflow up` were attached; they stay up.
+        self.reused = False
+        self.work_root = plan.output_dir / "work" / plan.experiment.name
+        self.log_dir = plan.output_dir / "logs" / plan.experiment.name
+
+    # ---------------------------------------------------------------- bookkeeping
+
+    def _phase(self, phase: Phase, run_id: str | None = None) -> float:
+        t = time.time()
+        self.store.record_phase(self.exp_id, run_id, phase.value, t)
+        self.observer.phase(phase.value)
+        return t
+
+    def _recorder(self, kind: str, name: str, plugin: str, config: Any) -> Callable[
+            [Mapping[str, Any]], None]:
+        def record(state: Mapping[str, Any]) -> None:
+            self.store.record_state(self.exp_id, kind, name, plugin,
+                                    converter.unstructure(config), state)
+        return record
+
+    def _deploy_ctx(self, kind: str, name: str, plugin: str, config: Any) -> DeployContext:
+        return DeployContext(
+            experiment=self.plan.experiment.name,
+            work_dir=self.work_root / name,
+            log_dir=self.log_dir,
+            record_state=self._recorder(kind, name, plugin, config),
+            cancel=self.cancel,
+        )
+
+    def process_groups(self) -> ProcessGroups:
+        groups: dict[str, list[int]] = {}
+        for name, svc in list(self.services.items()):
+            try:
+                pids = [p for ps in svc.processes().values() for p in ps]
+            except Exception:  # a dying service must not stop the sampler
+                pids = []
+            groups[f"service:{name}"] = pids
+        wl = self.workload
+        if wl is not None:
+            pids = [p for ps in wl.processes().values() for p in ps]
+            groups[f"loadgen:{self.plan.workload.type}"] = pids
+        return groups
+
+    def _select_runs(self) -> tuple[list[RunSpec], list[RunSpec]]:
+        """Register every run; return (to do, already finished)."""
+        stored = {r.run_id: r for r in self.store.get_runs(self.exp_id)}
+        todo, done = [], []
+        for run in self.expansion.runs:
+            self.store.add_run(self.exp_id, run.run_id, dict(run.params), run.repetition,
+                               run.order, run.group)
+            row = stored.get(run.run_id)
+            if self.fresh and row is not None:
+                self.store.reset_run(run.run_id)
+                row = None
+            if row is not None and row.status == RunStatus.FINISHED:
+                done.append(run)
+            else:
+                if row is not None and row.status != RunStatus.PENDING:
+                    self.store.reset_run(run.run_id)  # failed/aborted/running: run again
+                todo.append(run)
+        return todo, done
+
+    # ---------------------------------------------------------------- lifecycle
+
+    def run(self) -> Outcome:
+        todo, done = self._select_runs()
+        outcome = Outcome(self.exp_id, skipped=[r.run_id for r in done])
+        self.observer.start(len(todo), len(done))
+        if not todo:
+            log.info("experiment.nothing_to_do", experiment=self.plan.experiment.name,
+                     finished=len(done))
+            self.observer.stop()
+            return outcome
+        with interrupts_as_keyboard_interrupt(self.cancel):
+            try:
+                self._acquire()
+                self._start_collectors()
+                self._provenance()
+                self._run_groups(todo, outcome)
+            except KeyboardInterrupt:
+                outcome.interrupted = True
+                log.warning("experiment.interrupted", hint="tearing down; Ctrl-C again to "
+                            "skip waiting (what is left is recorded for `greenflow down`)")
+            finally:
+                self.cancel.set()
+                self._teardown(outcome)
+                self.observer.stop()
+        return outcome
+
+    def up(self) -> Outcome:
+        """Acquire and deploy the first deployment group, and leave it up."""
+        outcome = Outcome(self.exp_id)
+        groups = self.expansion.groups()
+        with interrupts_as_keyboard_interrupt(self.cancel):
+            try:
+                self._acquire()
+                self._deploy(groups[0][0], groups[0][1][0].service_configs, baseline=False)
+                outcome.left_up = True
+            except KeyboardInterrupt:
+                outcome.interrupted = True
+            finally:
+                if not outcome.left_up:
+                    self.cancel.set()
+                    self._teardown(outcome)
+        return outcome
+
+    def _acquire(self) -> None:
+        plan = self.plan
+        self.platform = plan.platform.cls(self.expansion.platform_config)
+        self._phase(Phase.ACQUIRE)
+        ctx = self._deploy_ctx("platform", "platform", plan.platform.type,
+                               self.expansion.platform_config)
+        ctx.record_state({})
+        self.inventory = self.platform.acquire(ctx)
+        log.info("platform.acquired", platform=plan.platform.type,
+                 hosts=len(self.inventory.hosts))
+
+    def _start_collectors(self) -> None:
+        assert self.inventory is not None
+        ctx = CollectorContext(self.plan.experiment.name, self.inventory, self.process_groups)
+        for section, config in self._collector_configs():
+            collector: Collector = section.cls(section.name, config)
+            collector.start(ctx)
+            self.collectors.append(collector)
+            log.info("collector.started", collector=section.name, type=section.type)
+
+    def _collector_configs(self) -> list[tuple[Any, Any]]:
+        """The plan's collectors; by default ``rapl`` where readable, else ``model``, plus
+        ``process`` for attribution (a plan that lists collectors gets exactly those)."""
+        if self.expansion.collector_configs:
+            return list(self.expansion.collector_configs)
+        from greenflow.plan.model import PluginSection
+        from greenflow.plugins import Kind, load
+
+        chosen = []
+        rapl = load(Kind.COLLECTOR, "rapl", where="default collectors")
+        try:
+            probe = rapl("rapl", rapl.Config())
+            probe.start(CollectorContext(self.plan.experiment.name, self.inventory or
+                                         Inventory([])))
+            probe.stop()
+            energy = "rapl"
+        except CollectorError as exc:
+            energy = "model"
+            log.info("collector.default", chose="model", reason=str(exc).splitlines()[0])
+        for name in (energy, "process"):
+            cls = load(Kind.COLLECTOR, name, where="default collectors")
+            chosen.append((PluginSection("collector", name, name, "default", {}, cls),
+                           cls.Config()))
+        return chosen
+
+    def _provenance(self) -> None:
+        assert self.platform is not None
+        record: dict[str, Any] = {
+            "host": host_facts(),
+            "software": software(),
+            "platform": dict(self.platform.describe()),
+            "collectors": {c.name: dict(c.describe()) for c in self.collectors},
+            "seed": self.plan.experiment.effective_seed,
+            "order": [r.run_id for r in self.expansion.runs],
+            "axes": {a.name: list(a.values) for a in self.expansion.axes},
+        }
+        self.store.set_provenance(self.exp_id, record)
+
+    def _run_groups(self, todo: Sequence[RunSpec], outcome: Outcome) -> None:
+        todo_ids = {r.run_id for r in todo}
+        for group, runs in self.expansion.groups():
+            pending = [r for r in runs if r.run_id in todo_ids]
+            if not pending:
+                continue
+            self._deploy(group, pending[0].service_configs)
+            for run in pending:
+                if self.cancel.is_set():
+                    return
+                if self._unhealthy():
+                    self._redeploy(group, run.service_configs)
+                status = self._execute(run, outcome)
+                if status == RunStatus.FAILED and self.plan.experiment.on_error == "stop":
+                    log.warning("experiment.stopped", reason="a run failed and on_error = stop")
+                    return
+                if self.plan.experiment.cooldown > 0:
+                    self._sleep(self.plan.experiment.cooldown)
+
+    def _unhealthy(self) -> str | None:
+        for name, svc in self.services.items():
+            reason = svc.health()
+            if reason:
+                return f"service {name!r}: {reason}"
+        return None
+
+    def _sleep(self, seconds: float) -> None:
+        if self.cancel.wait(seconds):
+            raise KeyboardInterrupt
+
+    def _deploy(self, group: str, configs: Mapping[str, Any], baseline: bool = True) -> None:
+        assert self.platform is not None and self.inventory is not None
+        if self.current_group == group:
+            return
+        self._remove_services()
+        self._phase(Phase.DEPLOY)
+        live = {(s["kind"], s["name"]): s for s in self.store.live_state(self.exp_id)}
+        for section in self.plan.services:
+            config = configs[section.name]
+            recorded = live.get(("service", section.name))
+            svc: Service | None = None
+            if recorded is not None:
+                if recorded["config"] == converter.unstructure(config):
+                    svc = section.cls.attach(section.name, config, recorded["state"])
+                if svc is None:
+                    section.cls.remove_recorded(config, recorded["state"])
+                    self.store.clear_state(self.exp_id, "service", section.name)
+                else:
+                    self.reused = True
+                    log.info("service.reused", service=section.name)
+            if svc is None:
+                svc = section.cls(section.name, config)
+                ctx = self._deploy_ctx("service", section.name, section.type, config)
+                ctx.work_dir.mkdir(parents=True, exist_ok=True)
+                ctx.log_dir.mkdir(parents=True, exist_ok=True)
+                ctx.record_state({})
+                # Registered before deploy so teardown removes a half-deployed service too.
+                self.services[section.name] = svc
+                svc.deploy(self.platform, self.inventory, ctx)
+            self.services[section.name] = svc
+        for name, svc in self.services.items():
+            self.observer.phase("deploy", f"waiting for {name}")
+            svc.wait_ready(self.plan.experiment.ready_timeout)
+            log.info("service.ready", service=name, endpoints=dict(svc.endpoints()))
+        self.current_group = group
+        if baseline:
+            self._baseline()
+
+    def _redeploy(self, group: str, configs: Mapping[str, Any]) -> None:
+        """Replace a deployment that died; the group's idle baseline still holds."""
+        log.warning("service.redeploy", reason=self._unhealthy())
+        self.current_group = None
+        self._deploy(group, configs, baseline=False)
+
+    def _baseline(self) -> None:
+        from greenflow.measure.attribution import idle_power_from_baseline
+
+        seconds = self.plan.experiment.baseline
+        if seconds <= 0:
+            self.idle = None
+            return
+        start = self._phase(Phase.BASELINE)
+        self.observer.phase("baseline", f"{seconds:g}s idle with services up")
+        self._sleep(seconds)
+        end = self._phase(Phase.DEPLOY)  # closes the baseline window
+        window = Window(start, end)
+        samples = self._collect(window)
+        self.store.add_samples(self.exp_id, None, samples)
+        try:
+            self.idle = idle_power_from_baseline(samples, window)
+        except GreenFlowError as exc:
+            log.warning("baseline.unusable", reason=str(exc))
+            self.idle = None
+        log.info("baseline.measured", idle={h: f"{w:.2f} W ({m})" for h, (w, m) in
+                                            (self.idle or {}).items()})
+
+    def _collect(self, window: Window) -> list[Sample]:
+        samples: list[Sample] = []
+        for c in self.collectors:
+            try:
+                samples.extend(c.collect(window))
+            except GreenFlowError as exc:
+                log.warning("collector.failed", collector=c.name, error=str(exc))
+        return samples
+
+    def _execute(self, run: RunSpec, outcome: Outcome) -> RunStatus:
+        assert self.inventory is not None
+        store = self.store
+        run_dir = self.work_root / "runs" / run.run_id
+        if run_dir.exists():
+            shutil.rmtree(run_dir, ignore_errors=True)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        phases = PhaseRecorder(
+            lambda p, t: (store.record_phase(self.exp_id, run.run_id, p.value, t),
+                          self.observer.phase(p.value)))
+        ctx = RunContext(
+            experiment=self.plan.experiment.name, run_id=run.run_id, params=run.params,
+            repetition=run.repetition, inventory=self.inventory, services=dict(self.services),
+            work_dir=run_dir, log_dir=self.log_dir, phases=phases, cancel=self.cancel,
+        )
+        self.observer.run_started(run)
+        store.set_run_status(run.run_id, RunStatus.RUNNING)
+        log.info("run.started", run=run.run_id, order=run.order, repetition=run.repetition,
+                 **{k: str(v) for k, v in run.params.items()})
+        workload: Workload = self.plan.workload.cls(run.workload_config)
+        self.workload = workload
+        status, error, result = RunStatus.FINISHED, None, None
+        try:
+            phases.enter(Phase.PREPARE)
+            workload.prepare(ctx)
+            result = workload.execute(ctx)
+            reason = self._unhealthy()
+            if reason:
+                status, error = RunStatus.FAILED, reason
+            elif phases.window(Phase.MEASURE) is None:
+                status, error = RunStatus.FAILED, (
+                    f"workload {self.plan.workload.type!r} returned without a MEASURE window "
+                    "(it must enter Phase.MEASURE then Phase.COOLDOWN)")
+        except KeyboardInterrupt:
+            status, error = RunStatus.ABORTED, "interrupted by the user (SIGINT/SIGTERM)"
+            raise
+        except GreenFlowError as exc:
+            status, error = RunStatus.FAILED, str(exc)
+            reason = self._unhealthy()
+            if reason and reason not in error:
+                error = f"{error}\n{reason}"
+        except Exception as exc:  # a plugin bug: keep going per on_error, keep the trace
+            status = RunStatus.FAILED
+            error = f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=8)}"
+        finally:
+            try:
+                if phases.current not in (Phase.COOLDOWN, Phase.CLEAN) and \
+                        phases.window(Phase.MEASURE) is None and phases.current == Phase.MEASURE:
+                    phases.enter(Phase.COOLDOWN)
+                phases.enter(Phase.CLEAN)
+                try:
+                    workload.clean(ctx)
+                except GreenFlowError as exc:
+                    if status == RunStatus.FINISHED:
+                        status, error = RunStatus.FAILED, f"clean-up failed: {exc}"
+                    log.warning("run.clean_failed", run=run.run_id, error=str(exc))
+                phases.enter(Phase.END)
+            finally:
+                self.workload = None
+                self._finish(run, phases, status, error, result, outcome)
+        return status
+
+    def _finish(self, run: RunSpec, phases: PhaseRecorder, status: RunStatus,
+                error: str | None, result: Any, outcome: Outcome) -> None:
+        from greenflow.measure.attribution import compute_run_metrics
+
+        store = self.store
+        bounds = list(phases)
+        if status != RunStatus.ABORTED and bounds:
+            window = Window(bounds[0][1], bounds[-1][1])
+            samples = self._collect(window)
+            store.add_samples(self.exp_id, run.run_id, samples)
+            measure = phases.window(Phase.MEASURE)
+            if status == RunStatus.FINISHED and result is not None and measure is not None:
+                metrics: list[Metric] = []
+                try:
+                    energy = compute_run_metrics(samples, measure, self.idle)
+                    metrics = [*energy, *per_unit_metrics(energy, result)]
+                except GreenFlowError as exc:
+                    log.warning("run.energy_unavailable", run=run.run_id, error=str(exc))
+                metrics += workload_metrics(result)
+                metrics.append(Metric("measure_duration_seconds", measure.duration_s,
+                                      "seconds", "clock"))
+                store.set_result(run.run_id, result)
+                store.add_metrics(run.run_id, metrics)
+        store.set_run_status(run.run_id, status, error)
+        {RunStatus.FINISHED: outcome.finished, RunStatus.FAILED: outcome.failed,
+         RunStatus.ABORTED: outcome.aborted}[status].append(run.run_id)
+        self.observer.run_ended(run, status.value, error)
+        log_fn = log.info if status == RunStatus.FINISHED else log.warning
+        log_fn("run.ended", run=run.run_id, status=status.value,
+               error=(error or "").splitlines()[0] if error else None)
+
+    # ---------------------------------------------------------------- teardown
+
+    def _teardown(self, outcome: Outcome) -> None:
+        if self.reused and not outcome.interrupted and self.services and not self._unhealthy():
+            outcome.left_up = True
+            log.info("experiment.left_up", services=sorted(self.services),
+                     hint="`greenflow down` ends it")
+            self._stop_collectors()
+            return
+        self._remove_services()
+        self._stop_collectors()
+        self._release()
+
+    def _step(self, what: str, fn: Callable[[], None]) -> bool:
+        """Run one teardown step; a second Ctrl-C skips it but the state stays recorded."""
+        try:
+            fn()
+            return True
+        except KeyboardInterrupt:
+            log.warning("teardown.skipped", step=what,
+                        hint="left behind; `greenflow down` releases it")
+        except Exception as exc:
+            log.error("teardown.failed", step=what, error=str(exc))
+        return False
+
+    def _remove_services(self) -> None:
+        if not self.services:
+            return
+        self._phase(Phase.REMOVE)
+        for name, svc in reversed(list(self.services.items())):
+            if self._step(f"remove service {name}", svc.remove):
+                self.store.clear_state(self.exp_id, "service", name)
+        self.services.clear()
+        self.current_group = None
+
+    def _stop_collectors(self) -> None:
+        for c in self.collectors:
+            self._step(f"stop collector {c.name}", c.stop)
+        self.collectors.clear()
+
+    def _release(self) -> None:
+        if self.platform is None:
+            return
+        self._phase(Phase.RELEASE)
+        if self._step("release platform", self.platform.release):
+            self.store.clear_state(self.exp_id, "platform", "platform")
+        self._phase(Phase.END)
+        self.platform = None
+
+
+def down(store: Store, experiment: str) -> list[str]:
+    """Release what a crashed or ``up`` experiment left, from the recorded state."""
+    from greenflow.plugins import Kind, load
+
+    row = store.get_experiment(experiment)
+    if row is None:
+        names = ", ".join(e.name for e in store.experiments()) or "none"
+        raise GreenFlowError(f"no experiment named {experiment!r} in this store; known: {names}")
+    released = []
+    entries = store.live_state(row.id)
+    # Services before the platform they run on.
+    entries.sort(key=lambda e: {"service": 0, "collector": 1, "platform": 2}.get(e["kind"], 3))
+    for entry in entries:
+        kind = {"service": Kind.SERVICE, "platform": Kind.PLATFORM,
+                "collector": Kind.COLLECTOR}[entry["kind"]]
+        cls = load(kind, entry["plugin"], where=f"recorded {entry['kind']} {entry['name']}")
+        config = converter.structure(entry["config"], cls.Config)
+        if entry["kind"] == "service":
+            cls.remove_recorded(config, entry["state"])
+        elif entry["kind"] == "platform":
+            cls.release_recorded(config, entry["state"])
+        store.clear_state(row.id, entry["kind"], entry["name"])
+        released.append(f"{entry['kind']} {entry['name']} ({entry['plugin']})")
+    for run in store.get_runs(row.id):
+        if run.status == RunStatus.RUNNING:
+            store.set_run_status(run.run_id, RunStatus.ABORTED,
+                                 "the process running it ended without finishing it")
+    return released
+
+
+__all__ = ["Observer", "Outcome", "Runner", "check_capabilities", "down"]
