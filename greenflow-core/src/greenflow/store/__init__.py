@@ -1,0 +1,7 @@
+"""The embedded results store (SQLite) and its exports; see docs/results.md."""
+
+from __future__ import annotations
+
+from greenflow.store.db import DB_NAME, SCHEMA_VERSION, ExperimentRow, RunRow, RunStatus, Store
+
+__all__ = ["DB_NAME", "SCHEMA_VERSION", "ExperimentRow", "RunRow", "RunStatus", "Store"]
