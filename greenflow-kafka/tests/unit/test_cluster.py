@@ -1,0 +1,105 @@
+"""Cluster pieces that need no JVM: argument checks, ids, ports, pid safety, log tails."""
+
+from __future__ import annotations
+
+import re
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from greenflow_kafka.cluster import (
+    LocalKafkaCluster,
+    free_ports,
+    is_greenflow_kafka_cmdline,
+    kill_pids,
+    random_cluster_id,
+    tail,
+)
+from greenflow_kafka.distribution import KafkaDistribution
+from greenflow_kafka.errors import KafkaClusterError
+
+DIST = KafkaDistribution(
+    version="4.3.1",
+    classpath=["/nonexistent/libs/*"],
+    java=Path("/usr/bin/java"),
+    java_version="17",
+    source="maven",
+    home=Path("/nonexistent"),
+    libs_dir=Path("/nonexistent/libs"),
+)
+
+
+def test_topology_keys_cannot_be_overridden(tmp_path: Path) -> None:
+    """Overriding a key the cluster derives from its topology is refused, naming the key."""
+    with pytest.raises(KafkaClusterError, match=r"\['listeners', 'node.id'\]"):
+        LocalKafkaCluster(
+            DIST,
+            tmp_path,
+            tmp_path,
+            overrides={"node.id": "7", "listeners": "x", "num.io.threads": "2"},
+        )
+
+
+def test_at_least_one_broker(tmp_path: Path) -> None:
+    """A cluster of zero brokers is refused before anything starts."""
+    with pytest.raises(KafkaClusterError, match="at least 1 broker"):
+        LocalKafkaCluster(DIST, tmp_path, tmp_path, brokers=0)
+
+
+def test_unstarted_cluster_says_so(tmp_path: Path) -> None:
+    """Asking an unstarted cluster for its endpoint is an error; stopping it is a no-op."""
+    cluster = LocalKafkaCluster(DIST, tmp_path, tmp_path)
+    with pytest.raises(KafkaClusterError, match="call start"):
+        _ = cluster.bootstrap_servers
+    assert cluster.stop() == {}
+    assert cluster.pids() == [] and not cluster.is_alive()
+
+
+def test_cluster_ids_look_like_kafka_uuids() -> None:
+    """Cluster ids are 22 URL-safe base64 characters, never starting with '-'."""
+    ids = {random_cluster_id() for _ in range(200)}
+    assert len(ids) == 200
+    assert all(re.fullmatch(r"[A-Za-z0-9_-]{22}", i) and not i.startswith("-") for i in ids)
+
+
+def test_free_ports_are_distinct_and_bindable() -> None:
+    """Free ports are distinct and can be bound right after."""
+    ports = free_ports("127.0.0.1", 5)
+    assert len(set(ports)) == 5
+    for port in ports:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", port))
+
+
+def test_marker_recognises_only_our_java() -> None:
+    """Only a java command line carrying the greenflow marker counts as ours."""
+    assert is_greenflow_kafka_cmdline(
+        ["/usr/bin/java", "-Dgreenflow.kafka.process=broker-0", "kafka.Kafka"]
+    )
+    assert not is_greenflow_kafka_cmdline(["/usr/bin/java", "kafka.Kafka"])
+    assert not is_greenflow_kafka_cmdline(["/bin/sleep", "-Dgreenflow.kafka.process=broker-0"])
+    assert not is_greenflow_kafka_cmdline([])
+
+
+def test_kill_pids_leaves_foreign_processes_alone() -> None:
+    """A recorded pid now held by another program (pid reuse) is not signalled."""
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "import time; time.sleep(60)", "-Dgreenflow.kafka.process=x"]
+    )
+    try:
+        assert kill_pids([proc.pid, 2**22 + 12345], timeout_s=1) == []
+        assert proc.poll() is None
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_tail_reads_the_last_lines(tmp_path: Path) -> None:
+    """tail() returns the last lines of a log, and nothing for a missing file."""
+    log = tmp_path / "x.log"
+    log.write_text("".join(f"line {i}\n" for i in range(100)))
+    assert tail(log, 3) == ["line 97", "line 98", "line 99"]
+    assert tail(tmp_path / "missing.log") == []
