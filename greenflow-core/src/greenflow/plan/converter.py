@@ -6,6 +6,8 @@ key the Config doesn't have, is an error naming the TOML path, not a silent coer
 
 from __future__ import annotations
 
+import types
+import typing
 from typing import Any
 
 import cattrs
@@ -48,6 +50,44 @@ def _strict_bool(value: Any, _t: type) -> bool:
     return value
 
 
+_PRIMITIVES = (bool, int, float, str)
+
+
+def _is_primitive_union(t: Any) -> bool:
+    args = typing.get_args(t)
+    return typing.get_origin(t) in (typing.Union, types.UnionType) and bool(args) and all(
+        a in _PRIMITIVES for a in args)
+
+
+def _primitive_union(value: Any, t: Any) -> Any:
+    """A value of a union of primitives must be one of them as written (no coercion)."""
+    args = typing.get_args(t)
+    if isinstance(value, bool):
+        if bool in args:
+            return value
+    elif isinstance(value, int) and int in args:
+        return value
+    elif isinstance(value, int | float) and float in args:
+        return float(value)
+    elif isinstance(value, str) and str in args:
+        return value
+    names = " or ".join({bool: "true/false", int: "an integer", float: "a number",
+                         str: "a string"}[a] for a in args)
+    raise ValueError(f"expected {names}, got {_describe(value)}")
+
+
+def _is_literal(t: Any) -> bool:
+    return typing.get_origin(t) is typing.Literal
+
+
+def _literal(value: Any, t: Any) -> Any:
+    allowed = typing.get_args(t)
+    if value in allowed and type(value) in {type(a) for a in allowed}:
+        return value
+    options = ", ".join(_describe(a) for a in allowed)
+    raise ValueError(f"expected one of {options}, got {_describe(value)}")
+
+
 def make_converter() -> cattrs.Converter:
     conv = cattrs.Converter(forbid_extra_keys=True)
     conv.register_structure_hook(int, _strict_int)
@@ -55,6 +95,8 @@ def make_converter() -> cattrs.Converter:
     conv.register_structure_hook(str, _strict_str)
     conv.register_structure_hook(bool, _strict_bool)
     conv.register_structure_hook(Duration, lambda v, _t: parse_duration(v))
+    conv.register_structure_hook_func(_is_primitive_union, _primitive_union)
+    conv.register_structure_hook_func(_is_literal, _literal)
     conv.register_unstructure_hook(Duration, float)
     return conv
 

@@ -137,6 +137,8 @@ def expand(plan: Plan) -> Expansion:
         params = {a.name: v for a, v in zip(axes, values, strict=True)}
         group = _hash(svc_resolved)
         resolved = {
+            # The name too: one results directory may hold several experiments.
+            "experiment": plan.experiment.name,
             "platform": {"type": plan.platform.type},
             "workload": {"type": plan.workload.type, **converter.unstructure(wl_config)},
             "services": {n: converter.unstructure(c) for n, c in svc_configs.items()},

@@ -1,0 +1,118 @@
+"""SIGINT mid-run (real process, real signal): teardown runs, the run is stored aborted,
+finished runs are kept, and running the plan again resumes without repeating them."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+PLAN = """
+[experiment]
+name = "interrupt"
+repetitions = 3
+baseline = 0
+output = "{out}"
+shuffle = false
+
+[platform]
+type = "local"
+
+[workload]
+type = "command"
+# Blocks (a long sleep marked with this test's token) while the file `armed` exists.
+warmup_command = "{warmup}"
+command = "{measure}; echo {{run_id}} >> {dir}/ran.txt; echo did 5 things"
+units_pattern = "did (\\\\d+) things"
+params = {{ token = "{token}" }}
+"""
+
+BLOCK = "if [ -e {dir}/armed ]; then exec sleep 120 {{token}}; fi"
+
+
+def _start(tmp_path: Path, where: str) -> tuple[Path, str]:
+    token = f"9{os.getpid()}{int(time.time() * 1000) % 100000}"
+    block = BLOCK.format(dir=tmp_path)
+    plan = tmp_path / "plan.toml"
+    plan.write_text(PLAN.format(
+        out=tmp_path / "out", dir=tmp_path, token=token,
+        warmup=block if where == "warmup" else "true",
+        measure=block if where == "measure" else "true"))
+    return plan, token
+
+
+def _status(tmp_path: Path) -> tuple[list[str], dict[str, str]]:
+    from greenflow.store import Store
+
+    if not (tmp_path / "out" / "greenflow.sqlite").exists():
+        return [], {}
+    with Store.open(tmp_path / "out") as store:
+        exp = store.get_experiment("interrupt")
+        if exp is None:
+            return [], {}
+        runs = store.get_runs(exp.id)
+        current = {r.run_id: max(r.phases, key=lambda p: r.phases[p]) for r in runs if r.phases}
+        return [r.status.value for r in runs], current
+
+
+def _sleepers(token: str) -> list[psutil.Process]:
+    out = []
+    for p in psutil.process_iter(["cmdline"]):
+        if token in " ".join(p.info["cmdline"] or []) and "sleep" in (p.info["cmdline"] or [""])[0]:
+            out.append(p)
+    return out
+
+
+@pytest.mark.parametrize("where", ["warmup", "measure"])
+def test_sigint_aborts_run_tears_down_and_resumes(tmp_path: Path, where: str) -> None:
+    """Ctrl-C during warm-up or MEASURE: aborted run, no process left, re-run resumes."""
+    plan, token = _start(tmp_path, where)
+    proc = subprocess.Popen([sys.executable, "-m", "greenflow", "run", str(plan)],
+                            cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    try:
+        deadline = time.monotonic() + 120
+        armed = False
+        while time.monotonic() < deadline:
+            statuses, phases = _status(tmp_path)
+            if not armed and "finished" in statuses:
+                (tmp_path / "armed").touch()  # the next run blocks
+                armed = True
+            if armed and _sleepers(token) and where in phases.values():
+                break
+            assert proc.poll() is None, proc.communicate()
+            time.sleep(0.1)
+        else:
+            pytest.fail(f"never reached {where}: {_status(tmp_path)}")
+        proc.send_signal(signal.SIGINT)
+        _out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, err
+    statuses, _ = _status(tmp_path)
+    assert statuses.count("finished") == 1
+    assert statuses.count("aborted") == 1
+    assert statuses.count("pending") == 1
+    assert "Traceback" not in err
+    # Teardown ran: the blocked command's process group is gone.
+    time.sleep(0.2)
+    assert _sleepers(token) == []
+    ran_before = (tmp_path / "ran.txt").read_text().split()
+    assert len(ran_before) == 1
+
+    (tmp_path / "armed").unlink()
+    again = subprocess.run([sys.executable, "-m", "greenflow", "run", str(plan)], cwd=tmp_path,
+                           capture_output=True, text=True, timeout=120, check=False)
+    assert again.returncode == 0, again.stderr
+    statuses, _ = _status(tmp_path)
+    assert statuses == ["finished"] * 3
+    ran = (tmp_path / "ran.txt").read_text().split()
+    assert len(ran) == 3 and ran[0] == ran_before[0]
+    assert len(set(ran)) == 3  # the first finished run was not repeated
