@@ -66,6 +66,10 @@ class Service(ABC):
         """Facts for the provenance record (versions, sizes)."""
         return {}
 
+    def detach(self) -> None:
+        """Called when the deployment is left up (``greenflow up``): drop any guard that
+        would stop it when this process exits. ``attach`` picks it up later."""
+
     @classmethod
     def attach(cls, name: str, config: Any, state: Mapping[str, Any]) -> Service | None:
         """Return a handle on a deployment left up by ``greenflow up``, or None.

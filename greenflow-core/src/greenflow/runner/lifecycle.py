@@ -208,6 +208,8 @@ class Runner:
             try:
                 self._acquire()
                 self._deploy(groups[0][0], groups[0][1][0].service_configs, baseline=False)
+                for svc in self.services.values():
+                    svc.detach()
                 outcome.left_up = True
             except KeyboardInterrupt:
                 outcome.interrupted = True
@@ -478,6 +480,8 @@ class Runner:
     def _teardown(self, outcome: Outcome) -> None:
         if self.reused and not outcome.interrupted and self.services and not self._unhealthy():
             outcome.left_up = True
+            for svc in self.services.values():
+                svc.detach()
             log.info("experiment.left_up", services=sorted(self.services),
                      hint="`greenflow down` ends it")
             self._stop_collectors()
