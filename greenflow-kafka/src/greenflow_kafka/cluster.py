@@ -291,6 +291,14 @@ class LocalKafkaCluster:
         log.info("kafka.cluster.stopped exit_codes=%s", codes)
         return codes
 
+    def detach(self) -> None:
+        """Let the JVMs outlive this object and this Python process (``greenflow up``).
+
+        Only the at-exit safety net is dropped; :meth:`stop` still works, and so does
+        :func:`cleanup_recorded` on :meth:`state` from another process.
+        """
+        self._finalizer.detach()
+
     def __enter__(self) -> LocalKafkaCluster:
         return self
 

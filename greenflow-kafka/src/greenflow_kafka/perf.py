@@ -13,6 +13,9 @@ deadline, stops the tool there and reports what the periodic lines saw, marked i
 Units: the tool prints "MB/sec" but divides by 1024 × 1024 (``Stats.printWindow`` and
 ``printTotal``), so the fields here are named ``mib_per_s``. Record counts are acknowledged
 sends only (failed sends print a stack trace and are not counted).
+
+Latency under no load: :func:`run_end_to_end_latency` runs ``EndToEndLatency``, which sends
+one record at a time and polls it back (produce-to-consume round trip).
 """
 
 from __future__ import annotations
@@ -251,7 +254,8 @@ def producer_perf_command(
 
 
 class ProducerPerf:
-    """A running ``ProducerPerformance`` JVM with its output in a file.
+    """A running Kafka tool JVM (``ProducerPerformance``, also ``EndToEndLatency``) with its
+    output in a file.
 
     Start it with :meth:`start`, then :meth:`wait` for it (with a deadline) or
     :meth:`stop` it. The JVM runs in its own session; nothing survives :meth:`stop`.
@@ -393,15 +397,141 @@ def run_producer_perf(
     return result
 
 
+# -- end-to-end latency probe -------------------------------------------------------------
+
+END_TO_END_LATENCY_MAIN = "org.apache.kafka.tools.EndToEndLatency"
+_E2E_AVG_RE = re.compile(rf"^Avg latency: {_NUM} ms$")
+_E2E_PCT_RE = re.compile(r"^Percentiles: 50th = (\d+), 99th = (\d+), 99\.9th = (\d+)$")
+
+
+@attrs.frozen
+class EndToEndLatencyStats:
+    """Produce-to-consume latency of ``EndToEndLatency``: one record at a time, sent
+    synchronously and polled back, so it measures an unloaded round trip (a probe to run
+    beside a load, not a load). Percentiles are whole milliseconds as the tool prints them.
+    """
+
+    records: int
+    avg_ms: float
+    p50_ms: float
+    p99_ms: float
+    p999_ms: float
+
+
+def parse_end_to_end_latency_output(text: str, records: int) -> EndToEndLatencyStats | None:
+    """The tool's two summary lines, or None if it did not print them (it failed or was cut)."""
+    avg: float | None = None
+    pct: tuple[float, float, float] | None = None
+    for raw in text.splitlines():
+        line = raw.strip()
+        if m := _E2E_AVG_RE.match(line):
+            avg = _num(m.group(1))
+        elif m := _E2E_PCT_RE.match(line):
+            pct = (float(m.group(1)), float(m.group(2)), float(m.group(3)))
+    if avg is None or pct is None:
+        return None
+    return EndToEndLatencyStats(
+        records=records, avg_ms=avg, p50_ms=pct[0], p99_ms=pct[1], p999_ms=pct[2]
+    )
+
+
+def end_to_end_latency_command(
+    distribution: KafkaDistribution,
+    *,
+    bootstrap_servers: str,
+    topic: str,
+    num_records: int,
+    record_size: int,
+    acks: str = "all",
+    heap: str = "256m",
+    name: str = "end-to-end-latency",
+) -> list[str]:
+    """The argv of one ``EndToEndLatency`` run. Create ``topic`` first: the tool would
+    otherwise create it itself with one partition and replication factor 1."""
+    if acks not in ("1", "all"):
+        msg = f"EndToEndLatency takes acks '1' or 'all', got {acks!r}"
+        raise ProducerPerfError(msg)
+    if num_records < 1 or record_size < 1:
+        msg = f"num_records and record_size must be >= 1, got {num_records} and {record_size}"
+        raise ProducerPerfError(msg)
+    if _version_tuple(distribution.version) >= (4, 2):
+        args = [
+            "--bootstrap-server",
+            bootstrap_servers,
+            "--topic",
+            topic,
+            "--num-records",
+            str(num_records),
+            "--producer-acks",
+            acks,
+            "--record-size",
+            str(record_size),
+        ]
+    else:  # positional before 4.2 (deprecated, still accepted, in 4.2+)
+        args = [bootstrap_servers, topic, str(num_records), acks, str(record_size)]
+    return distribution.java_command(
+        END_TO_END_LATENCY_MAIN,
+        args,
+        heap=heap,
+        jvm_options=[f"{PROCESS_MARKER}{name}", *_TOOL_JVM_OPTIONS],
+        log4j2_config=package_data("log4j2-tools.properties"),
+    )
+
+
+def run_end_to_end_latency(
+    distribution: KafkaDistribution,
+    *,
+    bootstrap_servers: str,
+    topic: str,
+    num_records: int,
+    record_size: int,
+    output_path: Path,
+    acks: str = "all",
+    heap: str = "256m",
+    timeout_s: float = 120.0,
+) -> EndToEndLatencyStats:
+    """Run the latency probe to completion; raise ``ProducerPerfError`` with its output's
+    last lines if it fails or misses ``timeout_s``."""
+    cmd = end_to_end_latency_command(
+        distribution,
+        bootstrap_servers=bootstrap_servers,
+        topic=topic,
+        num_records=num_records,
+        record_size=record_size,
+        acks=acks,
+        heap=heap,
+    )
+    with ProducerPerf.start(cmd, output_path) as probe:
+        result = probe.wait(timeout_s)
+    stats = parse_end_to_end_latency_output(output_path.read_text(errors="replace"), num_records)
+    if stats is None or result.exit_code != 0:
+        why = (
+            f"did not finish within {timeout_s:g}s"
+            if result.timed_out
+            else f"exited with {result.exit_code}"
+            if result.exit_code != 0
+            else "printed no summary"
+        )
+        lines = "\n".join(f"  {line}" for line in tail(output_path))
+        msg = f"Kafka end-to-end latency tool on topic {topic!r} {why}; last lines of {output_path}:\n{lines}"
+        raise ProducerPerfError(msg)
+    return stats
+
+
 __all__ = [
+    "END_TO_END_LATENCY_MAIN",
     "PRODUCER_PERFORMANCE_MAIN",
+    "EndToEndLatencyStats",
     "ProducerOutput",
     "ProducerPerf",
     "ProducerResult",
     "ProducerStats",
     "WindowStats",
+    "end_to_end_latency_command",
+    "parse_end_to_end_latency_output",
     "parse_producer_output",
     "producer_perf_command",
     "records_for",
+    "run_end_to_end_latency",
     "run_producer_perf",
 ]

@@ -20,7 +20,7 @@ from greenflow_kafka import admin
 from greenflow_kafka.cluster import LocalKafkaCluster, kill_pids
 from greenflow_kafka.distribution import KafkaDistribution
 from greenflow_kafka.errors import KafkaClusterError
-from greenflow_kafka.perf import run_producer_perf
+from greenflow_kafka.perf import run_end_to_end_latency, run_producer_perf
 
 
 def _gone(pids: Iterable[int]) -> list[int]:
@@ -98,6 +98,20 @@ def test_single_broker_roundtrip(kafka_distribution: KafkaDistribution, tmp_path
         )
 
         assert admin.end_offsets(bootstrap, "ingest") == total.records
+
+        probe = run_end_to_end_latency(
+            kafka_distribution,
+            bootstrap_servers=bootstrap,
+            topic="ingest",
+            num_records=300,
+            record_size=100,
+            output_path=tmp_path / "logs" / "e2e.out",
+        )
+        assert 0 <= probe.p50_ms <= probe.p99_ms <= probe.p999_ms and probe.avg_ms > 0
+        print(
+            f"end-to-end latency over 300 records: avg {probe.avg_ms:.2f} ms, p99 {probe.p99_ms} ms"
+        )
+        assert admin.end_offsets(bootstrap, "ingest") == total.records + 300
         admin.delete_topic(bootstrap, "ingest")
         assert not admin.topic_exists(bootstrap, "ingest")
     finally:

@@ -10,8 +10,12 @@ import pytest
 from greenflow_kafka.distribution import KafkaDistribution
 from greenflow_kafka.errors import ProducerPerfError
 from greenflow_kafka.perf import (
+    END_TO_END_LATENCY_MAIN,
     PRODUCER_PERFORMANCE_MAIN,
+    EndToEndLatencyStats,
     ProducerStats,
+    end_to_end_latency_command,
+    parse_end_to_end_latency_output,
     parse_producer_output,
     producer_perf_command,
     records_for,
@@ -183,3 +187,33 @@ def test_command_rejects_what_the_tool_would_misread(kwargs: dict[str, object], 
     base.update(kwargs)
     with pytest.raises(ProducerPerfError, match=match):
         producer_perf_command(_dist("4.3.1"), **base)  # type: ignore[arg-type]  # parametrized kwargs
+
+
+def test_end_to_end_latency_output_is_parsed() -> None:
+    """The probe's average and percentile lines become stats; without them there is no result."""
+    text = (
+        "WARNING: something\n0\t38.512\nAvg latency: 1.2345 ms\n"
+        "Percentiles: 50th = 1, 99th = 3, 99.9th = 38\n"
+    )
+    assert parse_end_to_end_latency_output(text, 300) == EndToEndLatencyStats(
+        records=300, avg_ms=1.2345, p50_ms=1, p99_ms=3, p999_ms=38
+    )
+    assert parse_end_to_end_latency_output("0\t38.5\n", 300) is None
+
+
+def test_end_to_end_latency_command_by_version() -> None:
+    """Kafka >= 4.2 gets named options, older versions the positional form; acks is 1 or all."""
+    modern = end_to_end_latency_command(
+        _dist("4.3.1"), bootstrap_servers="h:1", topic="t", num_records=5, record_size=10
+    )
+    args = modern[modern.index(END_TO_END_LATENCY_MAIN) + 1 :]
+    assert args[args.index("--producer-acks") + 1] == "all"
+    assert args[args.index("--num-records") + 1] == "5"
+    old = end_to_end_latency_command(
+        _dist("4.0.0"), bootstrap_servers="h:1", topic="t", num_records=5, record_size=10, acks="1"
+    )
+    assert old[old.index(END_TO_END_LATENCY_MAIN) + 1 :] == ["h:1", "t", "5", "1", "10"]
+    with pytest.raises(ProducerPerfError, match="acks '1' or 'all'"):
+        end_to_end_latency_command(
+            _dist("4.3.1"), bootstrap_servers="h", topic="t", num_records=1, record_size=1, acks="0"
+        )
