@@ -1,0 +1,99 @@
+"""Sessions for the whole monorepo: ``nox -s lint typecheck tests_core tests_kafka``.
+
+Run through ``bash scripts/test`` (which also installs what the tests need from the
+system), or directly with ``.venv/bin/nox -s NAME [-- PYTEST ARGS]`` after
+``bash scripts/venv``.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+
+import nox
+
+nox.needs_version = ">=2024.10.9"
+# uv, installed next to nox by scripts/venv, builds a session's environment in about a
+# second from its cache; plain venv + pip is the fallback where uv is missing.
+nox.options.default_venv_backend = "uv|venv"
+# Keep environments between runs so a warm machine only checks what is installed.
+nox.options.reuse_venv = "yes"
+nox.options.sessions = ["lint", "typecheck", "tests"]
+
+ROOT = Path(__file__).parent
+CORE = ROOT / "greenflow-core"
+KAFKA = ROOT / "greenflow-kafka"
+# Installed only once another part of the monorepo has created them: a third-party
+# plugin example and a plugin whose entry point fails to load (for `plugins --check`).
+CORE_TEST_PLUGINS = (
+    ROOT / "examples" / "greenflow-hello",
+    CORE / "tests" / "fixtures" / "broken-plugin",
+)
+TEST_TOOLS = ("pytest-timeout>=2.3",)
+
+
+def _editable(package: Path) -> tuple[str, str]:
+    """``-e ./package[testing]`` with the package's test extra (``testing`` or ``test``)
+    when it declares one.
+
+    Editable, so a reused environment always runs the current source.
+    """
+    with (package / "pyproject.toml").open("rb") as f:
+        extras = tomllib.load(f).get("project", {}).get("optional-dependencies", {})
+    spec = f"./{package.relative_to(ROOT)}"
+    extra = next((e for e in ("testing", "test") if e in extras), None)
+    return "-e", f"{spec}[{extra}]" if extra else spec
+
+
+def _pytest(session: nox.Session, package: Path) -> None:
+    """Run a package's tests from its own directory (so its pytest config applies)."""
+    with session.chdir(package):
+        try:
+            # -ra lists every skip with its reason: a part that could not start must show.
+            session.run("pytest", "-ra", *session.posargs)
+        except nox.command.CommandFailed as exc:
+            if exc.return_code == 5:
+                session.error(
+                    f"pytest collected no tests in {package.name}: a test suite that runs "
+                    "nothing is a failure here, not a pass (check the path, -k or -m)."
+                )
+            raise
+
+
+@nox.session
+def tests_core(session: nox.Session) -> None:
+    """greenflow-core's unit and integration tests."""
+    plugins = [p for p in CORE_TEST_PLUGINS if (p / "pyproject.toml").exists()]
+    session.install(*_editable(CORE), *TEST_TOOLS, *(arg for p in plugins for arg in _editable(p)))
+    _pytest(session, CORE)
+
+
+@nox.session
+def tests_kafka(session: nox.Session) -> None:
+    """greenflow-kafka's tests, against a real Kafka broker (jars resolved with mvn)."""
+    if not (KAFKA / "pyproject.toml").exists():
+        session.skip("greenflow-kafka is not in this checkout")
+    session.install(*_editable(CORE), *_editable(KAFKA), *TEST_TOOLS)
+    _pytest(session, KAFKA)
+
+
+@nox.session(python=False)
+def tests(session: nox.Session) -> None:
+    """Every package's tests (pytest arguments after -- go to each)."""
+    for name in ("tests_core", "tests_kafka"):
+        session.notify(name, posargs=session.posargs)
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """ruff over every package, with the repository's ruff.toml."""
+    session.install("ruff>=0.8")
+    session.run("ruff", "check", *(session.posargs or ["."]))
+
+
+@nox.session
+def typecheck(session: nox.Session) -> None:
+    """mypy --strict on greenflow-core (configured in its pyproject.toml)."""
+    session.install(*_editable(CORE), "mypy>=1.13")
+    with session.chdir(CORE):
+        session.run("mypy", *session.posargs)
