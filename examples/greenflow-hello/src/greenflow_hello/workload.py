@@ -1,0 +1,78 @@
+"""The ``hello`` workload: hash a greeting ``count`` times, paced over ``duration_s``."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from typing import ClassVar
+
+import attrs
+
+from greenflow.api import Phase, RunContext, Workload, WorkloadResult
+
+#: SHA-256 rounds per greeting: enough CPU per unit that energy per unit is measurable.
+ROUNDS_PER_UNIT = 200
+#: Pacing steps per second of MEASURE.
+STEPS_PER_S = 50
+
+
+@attrs.frozen
+class HelloConfig:
+    """``[workload] type = "hello"``.
+
+    Any field may be a list in the plan, which makes it a sweep axis, e.g.
+    ``count = [1000, 10000, 100000]`` runs one point per value.
+    """
+
+    greeting: str = "hello"
+    #: Greetings to hash during MEASURE (the units of work).
+    count: int = attrs.field(default=1000, validator=attrs.validators.ge(0))
+    #: Seconds MEASURE is paced over: the asked rate is count / duration_s.
+    duration_s: float = attrs.field(default=1.0, validator=attrs.validators.gt(0))
+
+
+class HelloWorkload(Workload):
+    """Hashes ``greeting`` ``count`` times in this process, spread evenly over ``duration_s``.
+
+    When the machine cannot keep up, MEASURE lasts longer and the achieved rate says so.
+    """
+
+    Config: ClassVar[type] = HelloConfig
+    config: HelloConfig
+
+    def __init__(self, config: HelloConfig) -> None:
+        super().__init__(config)
+        self.last_digest: bytes | None = None
+
+    def prepare(self, ctx: RunContext) -> None:
+        # Something to undo in clean(), as a topic would be for a broker workload.
+        (ctx.work_dir / "greeting.txt").write_text(self.config.greeting)
+
+    def execute(self, ctx: RunContext) -> WorkloadResult:
+        count, duration = self.config.count, self.config.duration_s
+        payload = self.config.greeting.encode()
+        steps = max(1, int(duration * STEPS_PER_S))
+        digest = payload
+        done = 0
+        start = ctx.phases.enter(Phase.MEASURE)
+        for step in range(1, steps + 1):
+            while done < count * step // steps:
+                for _ in range(ROUNDS_PER_UNIT):
+                    digest = hashlib.sha256(digest + payload).digest()
+                done += 1
+            due = start + duration * step / steps
+            delay = due - time.time()
+            if delay > 0:
+                ctx.sleep(delay)  # wakes up (KeyboardInterrupt) when the run is cancelled
+        end = ctx.phases.enter(Phase.COOLDOWN)
+        self.last_digest = digest
+        return WorkloadResult(
+            units=done,  # counted inside MEASURE, not count asked
+            unit="greeting",
+            payload_bytes=float(done * len(payload)),
+            achieved_rate=done / (end - start) if end > start else None,
+            metrics={"asked_rate_per_s": count / duration},
+        )
+
+    def clean(self, ctx: RunContext) -> None:
+        (ctx.work_dir / "greeting.txt").unlink(missing_ok=True)
