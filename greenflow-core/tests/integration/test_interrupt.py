@@ -26,14 +26,14 @@ type = "local"
 
 [workload]
 type = "command"
-# Blocks (a long sleep marked with this test's token) while the file `armed` exists.
 warmup_command = "{warmup}"
 command = "{measure}; echo {{run_id}} >> {dir}/ran.txt; echo did 5 things"
 units_pattern = "did (\\\\d+) things"
 params = {{ token = "{token}" }}
 """
 
-BLOCK = "if [ -e {dir}/armed ]; then exec sleep 120 {{token}}; fi"
+# Blocks once one run has finished (ran.txt is not empty) while `armed` exists.
+BLOCK = "if [ -e {dir}/armed ] && [ -s {dir}/ran.txt ]; then exec sleep 120 {{token}}; fi"
 
 
 def _start(tmp_path: Path, where: str) -> tuple[Path, str]:
@@ -73,18 +73,15 @@ def _sleepers(token: str) -> list[psutil.Process]:
 def test_sigint_aborts_run_tears_down_and_resumes(tmp_path: Path, where: str) -> None:
     """Ctrl-C during warm-up or MEASURE: aborted run, no process left, re-run resumes."""
     plan, token = _start(tmp_path, where)
+    (tmp_path / "armed").touch()
     proc = subprocess.Popen([sys.executable, "-m", "greenflow", "run", str(plan)],
                             cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True)
     try:
         deadline = time.monotonic() + 120
-        armed = False
         while time.monotonic() < deadline:
-            statuses, phases = _status(tmp_path)
-            if not armed and "finished" in statuses:
-                (tmp_path / "armed").touch()  # the next run blocks
-                armed = True
-            if armed and _sleepers(token) and where in phases.values():
+            _statuses, phases = _status(tmp_path)
+            if _sleepers(token) and where in phases.values():
                 break
             assert proc.poll() is None, proc.communicate()
             time.sleep(0.1)

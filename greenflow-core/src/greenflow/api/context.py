@@ -9,7 +9,7 @@ from __future__ import annotations
 import enum
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -48,20 +48,32 @@ class Phase(str, enum.Enum):
 RUN_PHASES = (Phase.PREPARE, Phase.WARMUP, Phase.MEASURE, Phase.COOLDOWN, Phase.CLEAN)
 
 
+def _sorted_labels(labels: Mapping[str, str]) -> dict[str, str]:
+    return dict(sorted(labels.items()))
+
+
+def _frozenset_of_str(roles: Iterable[str]) -> frozenset[str]:
+    return frozenset(roles)
+
+
+def _tuple_of_hosts(hosts: Iterable[Host]) -> tuple[Host, ...]:
+    return tuple(hosts)
+
+
 @attrs.frozen
 class Host:
     """A machine the platform acquired. ``roles`` say what may be placed on it."""
 
     name: str
     address: str
-    roles: frozenset[str] = attrs.field(converter=frozenset)
+    roles: frozenset[str] = attrs.field(converter=_frozenset_of_str)
 
 
 @attrs.frozen
 class Inventory:
     """The hosts a platform acquired, by role."""
 
-    hosts: tuple[Host, ...] = attrs.field(converter=tuple)
+    hosts: tuple[Host, ...] = attrs.field(converter=_tuple_of_hosts)
 
     def with_role(self, role: str) -> tuple[Host, ...]:
         """Hosts carrying ``role``, in acquisition order."""
@@ -106,7 +118,7 @@ class Sample:
     unit: str
     method: str
     host: str
-    labels: Mapping[str, str] = attrs.field(factory=dict, converter=lambda d: dict(sorted(d.items())))
+    labels: Mapping[str, str] = attrs.field(factory=dict, converter=_sorted_labels)
 
 
 @attrs.frozen
@@ -122,7 +134,7 @@ class Metric:
     value: float
     unit: str
     method: str
-    labels: Mapping[str, str] = attrs.field(factory=dict, converter=lambda d: dict(sorted(d.items())))
+    labels: Mapping[str, str] = attrs.field(factory=dict, converter=_sorted_labels)
 
 
 @attrs.frozen

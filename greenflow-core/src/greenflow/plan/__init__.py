@@ -9,8 +9,8 @@ from greenflow.plan.runs import Expansion, RunSpec, expand
 
 __all__ = [
     "Duration",
-    "ExperimentSection",
     "Expansion",
+    "ExperimentSection",
     "Plan",
     "PluginSection",
     "RunSpec",

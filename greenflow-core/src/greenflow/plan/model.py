@@ -56,7 +56,8 @@ class PluginSection:
     name: str
     where: str
     raw: Mapping[str, Any]
-    cls: type
+    #: The plugin class (a Platform, Service, Workload or Collector subclass).
+    cls: Any
 
 
 @attrs.frozen

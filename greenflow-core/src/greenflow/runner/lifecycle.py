@@ -113,8 +113,9 @@ class Runner:
         self.idle: dict[str, tuple[float, str]] | None = None
         #: Set when services left up by `greenflow up` were attached; they stay up.
         self.reused = False
-        self.work_root = plan.output_dir / "work" / plan.experiment.name
-        self.log_dir = plan.output_dir / "logs" / plan.experiment.name
+        # Absolute: services may run their processes from another working directory.
+        self.work_root = (plan.output_dir / "work" / plan.experiment.name).resolve()
+        self.log_dir = (plan.output_dir / "logs" / plan.experiment.name).resolve()
 
     # ---------------------------------------------------------------- bookkeeping
 
@@ -389,9 +390,11 @@ class Runner:
         if run_dir.exists():
             shutil.rmtree(run_dir, ignore_errors=True)
         run_dir.mkdir(parents=True, exist_ok=True)
-        phases = PhaseRecorder(
-            lambda p, t: (store.record_phase(self.exp_id, run.run_id, p.value, t),
-                          self.observer.phase(p.value)))
+        def on_enter(phase: Phase, at: float) -> None:
+            store.record_phase(self.exp_id, run.run_id, phase.value, at)
+            self.observer.phase(phase.value)
+
+        phases = PhaseRecorder(on_enter)
         ctx = RunContext(
             experiment=self.plan.experiment.name, run_id=run.run_id, params=run.params,
             repetition=run.repetition, inventory=self.inventory, services=dict(self.services),

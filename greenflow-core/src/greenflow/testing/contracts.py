@@ -128,10 +128,8 @@ class StateRecorder:
 
 def local_inventory(roles: Iterable[str] = DEFAULT_ROLES) -> Inventory:
     """An inventory of this host at 127.0.0.1 carrying ``roles``."""
-    # The ignore is for greenflow.api: `converter=tuple`/`frozenset` on Inventory and Host
-    # leave mypy with an unsolved type variable for these parameters.
-    host = Host(socket.gethostname(), "127.0.0.1", frozenset(roles))  # type: ignore[arg-type]
-    return Inventory([host])  # type: ignore[list-item]
+    host = Host(socket.gethostname(), "127.0.0.1", frozenset(roles))
+    return Inventory([host])
 
 
 def make_deploy_context(
