@@ -198,6 +198,9 @@ class LocalKafkaCluster:
         last lines of the relevant log.
         """
         self._require_started()
+        if self._stopped:
+            msg = "the Kafka cluster was stopped; it cannot become ready again"
+            raise KafkaClusterError(msg)
         from greenflow_kafka.admin import AdminSession
 
         expected = sorted(n.node_id for n in self.nodes if n.is_broker)
@@ -463,15 +466,11 @@ class LocalKafkaCluster:
                     log4j2_config=package_data("log4j2-tools.properties"),
                 )
                 out: IO[bytes] = node.log_path.open("ab")
-                out.write(f"$ {' '.join(cmd)}\n".encode())
-                out.flush()
-                proc = subprocess.Popen(
-                    cmd,
-                    stdout=out,
-                    stderr=subprocess.STDOUT,
-                    stdin=subprocess.DEVNULL,
-                    start_new_session=True,
-                )
+                try:
+                    proc = _popen(cmd, out, what=f"the storage format of {node.name}")
+                except BaseException:
+                    out.close()
+                    raise
                 running.append((node, proc, out))
             deadline = time.monotonic() + 120.0
             for node, proc, _out in running:
@@ -506,19 +505,30 @@ class LocalKafkaCluster:
             log4j2_config=package_data("log4j2-broker.properties"),
         )
         with node.log_path.open("ab") as out:
-            out.write(f"$ {' '.join(cmd)}\n".encode())
-            out.flush()
-            # Own session: signals to the runner's terminal do not reach the JVM directly, and
-            # stop() can signal the whole group.
-            self._procs[node.name] = subprocess.Popen(
-                cmd,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,
-                cwd=node.dir,
-            )
+            self._procs[node.name] = _popen(cmd, out, what=f"Kafka {node.name}", cwd=node.dir)
         log.info("kafka.process.started name=%s pid=%d", node.name, self._procs[node.name].pid)
+
+
+def _popen(
+    cmd: Sequence[str], out: IO[bytes], *, what: str, cwd: Path | None = None
+) -> subprocess.Popen[bytes]:
+    """Start ``cmd`` with stdout+stderr appended to ``out`` (after the command line itself)."""
+    out.write(f"$ {' '.join(cmd)}\n".encode())
+    out.flush()
+    try:
+        # Own session: signals to the runner's terminal do not reach the JVM directly, and
+        # stop() can signal the whole group.
+        return subprocess.Popen(
+            list(cmd),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            cwd=cwd,
+        )
+    except OSError as exc:
+        msg = f"could not start {what}: {cmd[0]}: {exc}; is Java still installed there?"
+        raise KafkaClusterError(msg) from exc
 
 
 def random_cluster_id() -> str:

@@ -10,6 +10,14 @@ total summary and then a *steady-state* summary that excludes the warm-up record
 cluster cannot keep up, the run lasts longer than planned: :meth:`ProducerPerf.wait` takes a
 deadline, stops the tool there and reports what the periodic lines saw, marked incomplete.
 
+Rate: the tool's ``ThroughputThrottler`` keeps the *cumulative* count since the tool
+started at ``rate × elapsed``. After a stall (the first send waits for metadata; a loaded
+machine) it sends faster than asked until it has caught up, so a short warm-up can leave
+part of the catch-up inside the measured window (seen here: 2554 msg/s steady state for
+2000 asked, after a 2 s first send under a load average of 14 on 2 cores). Count work at
+the window's boundaries (:func:`greenflow_kafka.admin.end_offsets`) and keep the warm-up
+longer than such stalls.
+
 Units: the tool prints "MB/sec" but divides by 1024 × 1024 (``Stats.printWindow`` and
 ``printTotal``), so the fields here are named ``mib_per_s``. Record counts are acknowledged
 sends only (failed sends print a stack trace and are not counted).
@@ -275,13 +283,17 @@ class ProducerPerf:
         """Spawn ``command`` (from :func:`producer_perf_command`) with stdout+stderr to ``output_path``."""
         output_path.parent.mkdir(parents=True, exist_ok=True)
         with output_path.open("wb") as out:
-            proc = subprocess.Popen(
-                list(command),
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,
-            )
+            try:
+                proc = subprocess.Popen(
+                    list(command),
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL,
+                    start_new_session=True,
+                )
+            except OSError as exc:
+                msg = f"could not start the Kafka tool {command[0]}: {exc}"
+                raise ProducerPerfError(msg) from exc
         return cls(proc, output_path, command)
 
     @property

@@ -35,13 +35,13 @@ def _gone(pids: Iterable[int]) -> list[int]:
     return left
 
 
-def _java_under(path: Path) -> list[int]:
-    """Pids of any process whose command line mentions ``path`` (format tools included)."""
+def _java_under(path: Path) -> list[str]:
+    """Processes whose command line mentions ``path`` (format tools included), as text."""
     found = []
-    for proc in psutil.process_iter(["pid", "cmdline"]):
+    for proc in psutil.process_iter(["pid", "cmdline", "status"]):
         cmd = proc.info["cmdline"] or []
-        if any(str(path) in arg for arg in cmd):
-            found.append(proc.info["pid"])
+        if proc.info["status"] != psutil.STATUS_ZOMBIE and any(str(path) in arg for arg in cmd):
+            found.append(f"{proc.info['pid']}: {' '.join(cmd)[:200]}")
     return found
 
 
@@ -73,7 +73,7 @@ def test_single_broker_roundtrip(kafka_distribution: KafkaDistribution, tmp_path
             bootstrap_servers=bootstrap,
             topic="ingest",
             rate_per_s=2000,
-            warmup_s=1,
+            warmup_s=2,
             duration_s=5,
             record_size=100,
             output_path=tmp_path / "logs" / "producer-perf.out",
@@ -82,12 +82,16 @@ def test_single_broker_roundtrip(kafka_distribution: KafkaDistribution, tmp_path
         assert result.complete and result.output.errors == ()
         total, steady = result.output.total, result.output.steady
         assert total is not None and steady is not None
-        assert (total.records, steady.records) == (12000, 10000)
+        assert (total.records, steady.records) == (14000, 10000)
         print(
             f"asked 2000 msg/s, achieved {steady.records_per_s:.1f} msg/s (p99 {steady.p99_ms} ms)"
         )
-        # The throttler may lag a little on a loaded machine, never run ahead.
-        assert 1700 <= steady.records_per_s <= 2050
+        # Kafka's throttler aims at the cumulative rate since the tool started: after a stall
+        # (a first send waiting 2 s for metadata on a loaded machine) it sends faster than
+        # asked until it has caught up, so the steady-state rate may exceed the asked one;
+        # the whole run's rate cannot.
+        assert total.records_per_s <= 2000 * 1.05, result.output
+        assert steady.records_per_s >= 2000 * 0.75, result.output
         assert (
             0
             <= steady.p50_ms

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import attrs
 import pytest
 
 from greenflow_kafka.cluster import (
@@ -103,3 +104,13 @@ def test_tail_reads_the_last_lines(tmp_path: Path) -> None:
     log.write_text("".join(f"line {i}\n" for i in range(100)))
     assert tail(log, 3) == ["line 97", "line 98", "line 99"]
     assert tail(tmp_path / "missing.log") == []
+
+
+def test_missing_java_at_start_is_a_cluster_error(tmp_path: Path) -> None:
+    """If the recorded java vanished, start() says which step could not run, and stop() is clean."""
+    gone = attrs.evolve(DIST, java=tmp_path / "no-such-jdk" / "bin" / "java")
+    cluster = LocalKafkaCluster(gone, tmp_path / "work", tmp_path / "logs")
+    with pytest.raises(KafkaClusterError, match="could not start the storage format of broker-0"):
+        cluster.start()
+    assert cluster.pids() == []
+    assert cluster.stop() == {}
