@@ -108,8 +108,8 @@ class KafkaService(Service):
 
     def detach(self) -> None:
         if self._cluster is not None:
-            # The cluster's finalizer would stop the JVMs when this process exits.
-            self._cluster._finalizer.detach()
+            # Otherwise the cluster's finalizer stops the JVMs when this process exits.
+            self._cluster.detach()
 
     @classmethod
     def attach(cls, name: str, config: Any, state: Mapping[str, Any]) -> Service | None:
