@@ -66,6 +66,10 @@ def tests_core(session: nox.Session) -> None:
     plugins = [p for p in CORE_TEST_PLUGINS if (p / "pyproject.toml").exists()]
     session.install(*_editable(CORE), *TEST_TOOLS, *(arg for p in plugins for arg in _editable(p)))
     _pytest(session, CORE)
+    # The third-party example runs the contract kit against its own plugins.
+    hello = ROOT / "examples" / "greenflow-hello"
+    if (hello / "tests").is_dir():
+        _pytest(session, hello)
 
 
 @nox.session
