@@ -113,3 +113,45 @@ def test_sigint_aborts_run_tears_down_and_resumes(tmp_path: Path, where: str) ->
     ran = (tmp_path / "ran.txt").read_text().split()
     assert len(ran) == 3 and ran[0] == ran_before[0]
     assert len(set(ran)) == 3  # the first finished run was not repeated
+
+
+def test_down_cleans_up_after_a_crash(tmp_path: Path) -> None:
+    """SIGKILL (no teardown possible) mid-MEASURE: `greenflow down` stops the recorded
+    load-generator processes and marks the run aborted; a re-run then finishes it."""
+    plan, token = _start(tmp_path, "measure")
+    (tmp_path / "armed").touch()
+    proc = subprocess.Popen([sys.executable, "-m", "greenflow", "run", str(plan)],
+                            cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            _statuses, phases = _status(tmp_path)
+            if _sleepers(token) and "measure" in phases.values():
+                time.sleep(1.5)  # the process collector records pids at its next sample
+                break
+            time.sleep(0.1)
+        else:
+            pytest.fail(f"never reached measure: {_status(tmp_path)}")
+        proc.kill()
+        proc.wait(10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert _sleepers(token), "the command should survive its parent's SIGKILL"
+    statuses, _ = _status(tmp_path)
+    assert "running" in statuses
+
+    down = subprocess.run([sys.executable, "-m", "greenflow", "down", str(plan)], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert down.returncode == 0, down.stderr
+    assert "released workload" in down.stdout
+    time.sleep(0.2)
+    assert _sleepers(token) == []
+    statuses, _ = _status(tmp_path)
+    assert "running" not in statuses and statuses.count("aborted") == 1
+
+    (tmp_path / "armed").unlink()
+    again = subprocess.run([sys.executable, "-m", "greenflow", "run", str(plan)], cwd=tmp_path,
+                           capture_output=True, text=True, timeout=120, check=False)
+    assert again.returncode == 0, again.stderr
+    assert _status(tmp_path)[0] == ["finished"] * 3

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any, ClassVar
 
 import attrs
@@ -89,6 +89,10 @@ class KafkaIngestWorkload(Workload):
         self._producers: list[Any] = []
         self._topic: str | None = None
         self._bootstrap: str | None = None
+
+    def targets(self, services: Collection[str]) -> Collection[str]:
+        """Only the target is deployed for a run: `target = ["kafka", "redpanda"]` compares."""
+        return [self.config.target]
 
     def validate(self, services: Mapping[str, Any]) -> str | None:
         c = self.config

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any, ClassVar
 
 from greenflow.api.context import Capability, ProcessGroups, RunContext, WorkloadResult
@@ -50,5 +50,25 @@ class Workload(ABC):
         """**REQUIRED.** Undo ``prepare`` and stop any load generator. Idempotent."""
 
     def processes(self) -> ProcessGroups:
-        """Local pids of the load generator while it runs, for energy attribution."""
+        """Local pids of the load generator while it runs, for energy attribution.
+
+        The runner also records them in the store as they appear, so that
+        ``greenflow down`` can stop them after a crash (see :meth:`clean_recorded`)."""
         return {}
+
+    def targets(self, services: Collection[str]) -> Collection[str]:
+        """Names of the services this run needs (default: all of them).
+
+        Only these are deployed for the run; with a list-valued target (a sweep axis over
+        services) one plan compares systems, each run deploying only what it targets."""
+        return services
+
+    @classmethod
+    def clean_recorded(cls, config: Any, state: Mapping[str, Any]) -> None:
+        """Clean up after a run whose process is gone (``greenflow down``).
+
+        ``state["pids"]`` holds the load generator's processes as recorded by the runner
+        (``[pid, create_time]``); the default stops them with their children."""
+        from greenflow.api.processes import kill_recorded
+
+        kill_recorded(state.get("pids", []))

@@ -113,28 +113,37 @@ def expand(plan: Plan) -> Expansion:
     points = list(product(axes))
     specs: list[tuple[dict[str, Any], int, str, Any, dict[str, Any], dict[str, Any]]] = []
     n_wl = len(wl_axes)
+    seen: set[str] = set()
     for values in points:
         wl_point = {a.path: v for a, v in zip(wl_axes, values[:n_wl], strict=True)}
         wl_raw = apply_point(plan.workload.raw, wl_point)
         wl_config = safe(structure, wl_raw, plan.workload.cls.Config, path=path, section="workload")
+        if wl_config is None:
+            continue
+        workload = plan.workload.cls(wl_config)
+        targets = set(workload.targets([s.name for s in plan.services]))
         svc_configs: dict[str, Any] = {}
         svc_resolved: dict[str, Any] = {}
         for svc in plan.services:
+            if svc.name not in targets:
+                continue  # a run deploys only the services it targets
             sp = {a.path[1:]: v for a, v in zip(axes[n_wl:], values[n_wl:], strict=True)
                   if a.path[0] == svc.name}
             raw = apply_point(svc.raw, sp)
             svc_configs[svc.name] = safe(structure, raw, svc.cls.Config, path=path,
                                          section=f"services: {svc.name}")
             svc_resolved[svc.name] = {"type": svc.type, **raw}
-        if wl_config is None or any(c is None for c in svc_configs.values()):
+        if any(c is None for c in svc_configs.values()):
             continue
-        reason = plan.workload.cls(wl_config).validate(svc_configs)
+        reason = workload.validate(svc_configs)
         if reason:
             problem = f"{path.name} [workload]: {reason}"
             if problem not in problems:
                 problems.append(problem)
             continue
-        params = {a.name: v for a, v in zip(axes, values, strict=True)}
+        # Axes of services this run does not target don't change it: show and count it once.
+        relevant = [i for i, a in enumerate(axes) if i < n_wl or a.path[0] in targets]
+        params = {axes[i].name: values[i] for i in relevant}
         group = _hash(svc_resolved)
         resolved = {
             # The name too: one results directory may hold several experiments.
@@ -142,8 +151,13 @@ def expand(plan: Plan) -> Expansion:
             "platform": {"type": plan.platform.type},
             "workload": {"type": plan.workload.type, **converter.unstructure(wl_config)},
             "services": {n: converter.unstructure(c) for n, c in svc_configs.items()},
-            "versions": versions,
+            "versions": {k: v for k, v in versions.items()
+                         if not k.startswith("service:") or k[8:] in targets},
         }
+        key = _hash(resolved)
+        if key in seen:
+            continue
+        seen.add(key)
         specs.append((params, 0, group, wl_config, svc_configs, resolved))
     if problems:
         raise PlanErrors(path, problems)

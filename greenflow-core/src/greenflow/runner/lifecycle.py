@@ -38,6 +38,7 @@ from greenflow.api import (
     Window,
     Workload,
 )
+from greenflow.api.processes import identify
 from greenflow.errors import CollectorError, GreenFlowError, PlanError
 from greenflow.plan import Expansion, Plan, RunSpec
 from greenflow.plan.converter import converter
@@ -113,6 +114,7 @@ class Runner:
         self.idle: dict[str, tuple[float, str]] | None = None
         #: Set when services left up by `greenflow up` were attached; they stay up.
         self.reused = False
+        self._recorded_pids: set[int] = set()
         # Absolute: services may run their processes from another working directory.
         self.work_root = (plan.output_dir / "work" / plan.experiment.name).resolve()
         self.log_dir = (plan.output_dir / "logs" / plan.experiment.name).resolve()
@@ -153,7 +155,18 @@ class Runner:
         if wl is not None:
             pids = [p for ps in wl.processes().values() for p in ps]
             groups[f"loadgen:{self.plan.workload.type}"] = pids
+            self._record_loadgen(wl, pids)
         return groups
+
+    def _record_loadgen(self, wl: Workload, pids: list[int]) -> None:
+        """Record the load generator's processes as they appear, for `greenflow down`.
+
+        Called from the process collector's thread at each sample (the store is locked)."""
+        if set(pids) == self._recorded_pids:
+            return
+        self._recorded_pids = set(pids)
+        self.store.record_state(self.exp_id, "workload", "workload", self.plan.workload.type,
+                                converter.unstructure(wl.config), {"pids": identify(pids)})
 
     def _select_runs(self) -> tuple[list[RunSpec], list[RunSpec]]:
         """Register every run; return (to do, already finished)."""
@@ -316,6 +329,8 @@ class Runner:
         self._phase(Phase.DEPLOY)
         live = {(s["kind"], s["name"]): s for s in self.store.live_state(self.exp_id)}
         for section in self.plan.services:
+            if section.name not in configs:
+                continue  # not targeted by this group's runs
             config = configs[section.name]
             recorded = live.get(("service", section.name))
             svc: Service | None = None
@@ -444,6 +459,8 @@ class Runner:
                 phases.enter(Phase.END)
             finally:
                 self.workload = None
+                self._recorded_pids = set()
+                self.store.clear_state(self.exp_id, "workload", "workload")
                 self._finish(run, phases, status, error, result, outcome)
         return status
 
@@ -541,13 +558,15 @@ def down(store: Store, experiment: str) -> list[str]:
     released = []
     entries = store.live_state(row.id)
     # Services before the platform they run on.
-    entries.sort(key=lambda e: {"service": 0, "collector": 1, "platform": 2}.get(e["kind"], 3))
+    order = {"workload": 0, "service": 1, "collector": 2, "platform": 3}
+    entries.sort(key=lambda e: order.get(e["kind"], 4))
     for entry in entries:
-        kind = {"service": Kind.SERVICE, "platform": Kind.PLATFORM,
-                "collector": Kind.COLLECTOR}[entry["kind"]]
+        kind = Kind(entry["kind"])
         cls = load(kind, entry["plugin"], where=f"recorded {entry['kind']} {entry['name']}")
         config = converter.structure(entry["config"], cls.Config)
-        if entry["kind"] == "service":
+        if entry["kind"] == "workload":
+            cls.clean_recorded(config, entry["state"])
+        elif entry["kind"] == "service":
             cls.remove_recorded(config, entry["state"])
         elif entry["kind"] == "platform":
             cls.release_recorded(config, entry["state"])
