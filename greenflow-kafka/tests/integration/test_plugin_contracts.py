@@ -34,8 +34,13 @@ class TestKafkaIngestWorkload(WorkloadContract):
     def config(self) -> KafkaIngestConfig:
         # min_achieved_ratio 0: the contract checks the shape of a run, not this host's speed.
         return KafkaIngestConfig(
-            load=1000, message_size=512, duration=Duration(3), warmup=Duration(1),
-            tail=Duration(1), producer_heap="256m", min_achieved_ratio=0.0,
+            load=1000,
+            message_size=512,
+            duration=Duration(3),
+            warmup=Duration(1),
+            tail=Duration(1),
+            producer_heap="256m",
+            min_achieved_ratio=0.0,
         )
 
     @pytest.fixture
@@ -55,7 +60,9 @@ def ingest_services(
     platform_cls = load(Kind.PLATFORM, "local", where="test_plugin_contracts")
     platform = platform_cls(platform_cls.Config())
     inventory = platform.acquire(make_deploy_context(tmp_path / "platform"))
-    svc = KafkaService("kafka", KafkaConfig(version=kafka_distribution.version, brokers=1, heap="384m"))
+    svc = KafkaService(
+        "kafka", KafkaConfig(version=kafka_distribution.version, brokers=1, heap="384m")
+    )
     try:
         svc.deploy(platform, inventory, make_deploy_context(tmp_path / "service"))
         svc.wait_ready(120)
