@@ -1,0 +1,137 @@
+"""What `greenflow validate` and `greenflow run` say about bad kafka-ingest plans and a host
+without Java or Maven: the section and key at fault, a hint, and never a traceback."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from greenflow.cli import main
+
+PLAN = """\
+[experiment]
+name = "validation"
+output = "{output}"
+baseline = "1s"
+
+[platform]
+type = "local"
+
+[[services]]
+type = "kafka"
+brokers = 1
+heap = "256m"
+
+[workload]
+type = "kafka-ingest"
+{workload}
+warmup = "1s"
+duration = "3s"
+"""
+
+# The key's name is missing from attrs-validator messages ("[workload]: expected an integer
+# ≥ 1, got 0"): the validators in greenflow_kafka/workload.py do not put attribute.name in
+# their ValueError, and the plan converter reports such errors against the section only.
+_KEY_NOT_NAMED = pytest.mark.xfail(
+    strict=True,
+    reason="the validator's message names [workload] but not the key (workload.py validators omit attribute.name)",
+)
+
+
+def _plan(tmp_path: Path, workload: str) -> Path:
+    path = tmp_path / "plan.toml"
+    path.write_text(PLAN.format(output=tmp_path / "out", workload=workload))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("workload", "key"),
+    [
+        pytest.param(
+            "load = 1000\nmessage_size = 0",
+            "message_size",
+            marks=_KEY_NOT_NAMED,
+            id="message_size=0",
+        ),
+        pytest.param("load = -5", "load", marks=_KEY_NOT_NAMED, id="load=-5"),
+        pytest.param(
+            "load = 1000\npartitions = 0", "partitions", marks=_KEY_NOT_NAMED, id="partitions=0"
+        ),
+        pytest.param("load = 1000\nreplication = 3", "replication", id="replication=3,brokers=1"),
+        pytest.param('load = 1000\nacks = "some"', "acks", marks=_KEY_NOT_NAMED, id="acks=some"),
+        pytest.param("load = 1000\nlinger = 5", "linger", id="unknown-key"),
+    ],
+)
+def test_validate_rejects_a_bad_workload_naming_the_section_and_key(
+    tmp_path: Path, workload: str, key: str
+) -> None:
+    """`greenflow validate` exits non-zero naming [workload] and the key, without a traceback."""
+    result = CliRunner().invoke(main, ["validate", str(_plan(tmp_path, workload))])
+    text = result.output + (result.stderr if result.stderr_bytes is not None else "")
+    assert result.exit_code != 0, text
+    assert not isinstance(result.exception, Exception) or isinstance(
+        result.exception, SystemExit
+    ), repr(result.exception)
+    assert "Traceback" not in text
+    assert "[workload]" in text, text
+    # "load" is inside "[workload]": look for the key as a word elsewhere in the message.
+    assert re.search(rf"\b{key}\b", text.replace("[workload]", "")), text
+
+
+def test_validate_accepts_the_good_plan(tmp_path: Path) -> None:
+    """The plan the rejections above start from is itself valid (each case changes one key)."""
+    result = CliRunner().invoke(main, ["validate", str(_plan(tmp_path, "load = 1000"))])
+    assert result.exit_code == 0, result.output
+
+
+@pytest.mark.parametrize(
+    ("tools", "hint"),
+    [
+        pytest.param((), "apt-get install openjdk-17-jre-headless", id="no-java"),
+        pytest.param(("java",), "apt-get install maven", id="java-but-no-mvn"),
+    ],
+)
+def test_run_without_java_or_mvn_exits_1_with_the_install_hint(
+    tmp_path: Path, tools: tuple[str, ...], hint: str
+) -> None:
+    """With a cold jar cache, no KAFKA_HOME and java or mvn missing, `greenflow run` exits 1 with
+    the documented hint and no traceback."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for tool in tools:
+        real = next(
+            (Path(d) / tool for d in os.get_exec_path() if (Path(d) / tool).is_file()), None
+        )
+        if real is None:
+            pytest.skip(f"no {tool} on this host to offer the subprocess")
+        (bin_dir / tool).symlink_to(real)
+    cache = tmp_path / "cold-cache"
+    cache.mkdir()
+    env = {k: v for k, v in os.environ.items() if k not in {"JAVA_HOME", "KAFKA_HOME", "PATH"}}
+    env.update(PATH=str(bin_dir), XDG_CACHE_HOME=str(cache), HOME=str(tmp_path))
+    proc = subprocess.run(
+        [sys.executable, "-m", "greenflow", "run", str(_plan(tmp_path, "load = 1000"))],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    out = f"exit {proc.returncode}\n--- stdout\n{proc.stdout}\n--- stderr\n{proc.stderr}"
+    assert proc.returncode == 1, out
+    assert hint in proc.stderr, out
+    if not tools:
+        assert "JAVA_HOME" in proc.stderr, out
+    else:
+        assert "KAFKA_HOME" in proc.stderr, out
+    assert "Traceback" not in proc.stdout + proc.stderr, out
+    assert not list(cache.rglob("*.jar")), (
+        "jars appeared in the cache although Java or Maven is missing"
+    )
