@@ -13,7 +13,13 @@ import pytest
 
 import greenflow.testing
 from greenflow.plugins import Kind
-from greenflow.testing import CollectorContract, PlatformContract, ServiceContract, WorkloadContract
+from greenflow.testing import (
+    CollectorContract,
+    PlatformContract,
+    ProtocolContract,
+    ServiceContract,
+    WorkloadContract,
+)
 
 DOC = Path(__file__).resolve().parents[3] / "docs" / "writing-a-plugin.md"
 
@@ -22,6 +28,7 @@ CONTRACTS = {
     Kind.SERVICE: ServiceContract,
     Kind.WORKLOAD: WorkloadContract,
     Kind.COLLECTOR: CollectorContract,
+    Kind.PROTOCOL: ProtocolContract,
 }
 
 
@@ -49,7 +56,9 @@ def test_every_abstract_method_is_called_by_the_contract(kind: Kind) -> None:
     source = inspect.getsource(CONTRACTS[kind])
     abstract = sorted(kind.abc.__abstractmethods__)
     assert abstract, f"{kind.abc.__name__} has no abstract method?"
-    missing = [m for m in abstract if not re.search(rf"\.{m}\(", source)]
+    # A property is read, not called.
+    missing = [m for m in abstract if not re.search(
+        rf"\.{m}\b" if isinstance(getattr(kind.abc, m), property) else rf"\.{m}\(", source)]
     assert not missing, f"{CONTRACTS[kind].__name__} never calls {kind.abc.__name__}.{', '.join(missing)}"
 
 
@@ -60,7 +69,9 @@ def test_every_public_method_is_documented(kind: Kind) -> None:
     missing = [m for m in _public_methods(kind.abc) if f"`{m}(" not in section]
     assert not missing, f"docs/writing-a-plugin.md '### {kind.abc.__name__}' does not document {missing}"
     for m in kind.abc.__abstractmethods__:
-        entry = next(line for line in section.splitlines() if f"`{m}(" in line)
+        mark = f"`{m}`" if isinstance(getattr(kind.abc, m), property) else f"`{m}("
+        entry = next((line for line in section.splitlines() if mark in line), None)
+        assert entry, f"docs/writing-a-plugin.md '### {kind.abc.__name__}' does not document {m}"
         assert "**required.**" in entry, f"{m} is abstract but its entry does not say **required.**"
 
 

@@ -2,7 +2,8 @@
 
 Four plugin kinds, each an ABC loaded by name from an entry-point group:
 ``greenflow.platforms`` (:class:`Platform`), ``greenflow.services`` (:class:`Service`),
-``greenflow.workloads`` (:class:`Workload`) and ``greenflow.collectors`` (:class:`Collector`).
+``greenflow.workloads`` (:class:`Workload`) and ``greenflow.collectors`` (:class:`Collector`);
+plus ``greenflow.protocols`` (:class:`Protocol`) for adaptive experiments.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from greenflow.api.context import (
     wait_until,
 )
 from greenflow.api.platform import Platform
+from greenflow.api.protocol import Probe, Protocol, Step
 from greenflow.api.service import Service
 from greenflow.api.workload import Workload
 
@@ -42,10 +44,13 @@ __all__ = [
     "Phase",
     "PhaseRecorder",
     "Platform",
+    "Probe",
     "ProcessGroups",
+    "Protocol",
     "RunContext",
     "Sample",
     "Service",
+    "Step",
     "Window",
     "Workload",
     "WorkloadResult",

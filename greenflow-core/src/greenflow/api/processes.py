@@ -6,7 +6,7 @@ recorded process is ``[pid, create_time]``; it is only signalled if both still m
 
 from __future__ import annotations
 
-import time
+import contextlib
 from collections.abc import Iterable, Sequence
 
 import psutil
@@ -37,16 +37,11 @@ def kill_recorded(recorded: Iterable[Sequence[float]], timeout_s: float = 10.0) 
         except (psutil.NoSuchProcess, psutil.AccessDenied):
             continue
     for proc in procs:
-        try:
+        with contextlib.suppress(psutil.NoSuchProcess):
             proc.terminate()
-        except psutil.NoSuchProcess:
-            pass
     _gone, alive = psutil.wait_procs(procs, timeout=timeout_s)
     for proc in alive:
-        try:
+        with contextlib.suppress(psutil.NoSuchProcess):
             proc.kill()
-        except psutil.NoSuchProcess:
-            pass
     psutil.wait_procs(alive, timeout=5)
-    time.sleep(0)  # let the kernel reap
     return [p.pid for p in procs]

@@ -15,6 +15,9 @@ from greenflow.cli._app import App, error_boundary
 
 
 def _print_dry_run(console: Console, expansion: Any, as_json: bool) -> None:
+    if expansion.protocol is not None:
+        _print_adaptive(console, expansion, as_json)
+        return
     runs = expansion.runs
     if as_json:
         out = [{"order": r.order, "run_id": r.run_id, "repetition": r.repetition,
@@ -32,6 +35,22 @@ def _print_dry_run(console: Console, expansion: Any, as_json: bool) -> None:
         table.add_row(str(r.order), str(r.repetition), *(str(r.params[a]) for a in axes),
                       r.run_id)
     console.print(table)
+
+
+def _print_adaptive(console: Console, expansion: Any, as_json: bool) -> None:
+    protocol = expansion.protocol
+    axes = [a.name for a in expansion.axes]
+    bases = [dict(zip(axes, b, strict=True)) for b in expansion.bases]
+    first = [s.value for s in protocol.next_steps([], 1)]
+    if as_json:
+        click.echo(json.dumps({"protocol": type(protocol).__name__, "axis": protocol.axis,
+                               "first_values": first, "bases": bases}, default=str))
+        return
+    console.print(f"adaptive: {type(protocol).__name__} sets {protocol.axis or 'nothing'} run "
+                  f"by run (first: {first}); runs are decided from the results, for each of "
+                  f"{len(bases)} point(s) of the other axes:")
+    for b in bases:
+        console.print("  " + (" ".join(f"{k}={v}" for k, v in b.items()) or "(no other axes)"))
 
 
 def _summary(console: Console, store: Any, exp_id: int, outcome: Any) -> None:

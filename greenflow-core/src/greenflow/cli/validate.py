@@ -22,5 +22,9 @@ def validate(app: App, plan: Path) -> None:
         check_capabilities(p)
         expansion = expand(p)
         axes = ", ".join(f"{a.name} ({len(a.values)})" for a in expansion.axes) or "none"
+        if expansion.protocol is not None:
+            click.echo(f"{plan}: ok — adaptive ({p.protocol.type if p.protocol else ''}) over "
+                       f"{len(expansion.bases)} point(s) of the other axes (sweep axes: {axes})")
+            return
         click.echo(f"{plan}: ok — {len(expansion.runs)} runs "
                    f"({p.experiment.repetitions} repetition(s); sweep axes: {axes})")

@@ -20,6 +20,7 @@ _TOP_LEVEL = {
     "services": "an array of tables ([[services]])",
     "workload": "a table",
     "collectors": "an array of tables ([[collectors]])",
+    "protocol": "a table",
 }
 
 
@@ -116,8 +117,8 @@ def load_plan(path: str | Path) -> Plan:
             problems.append(f"{path.name}: missing section [{key}]")
     if problems:
         raise PlanErrors(path, problems)
-    for key in ("experiment", "platform", "workload"):
-        if not isinstance(data[key], Mapping):
+    for key in ("experiment", "platform", "workload", "protocol"):
+        if key in data and not isinstance(data[key], Mapping):
             problems.append(f"{path.name} [{key}]: expected {_TOP_LEVEL[key]}")
     for key in ("services", "collectors"):
         if key in data and not (
@@ -152,6 +153,8 @@ def load_plan(path: str | Path) -> Plan:
         collect(_plugin_section, path, "collector", f"collectors.{i}", t)
         for i, t in enumerate(data.get("collectors", []))
     ]
+    protocol = (collect(_plugin_section, path, "protocol", "protocol", data["protocol"])
+                if "protocol" in data else None)
     names = [s.name for s in services if s is not None]
     for dup in sorted({n for n in names if names.count(n) > 1}):
         problems.append(f"{path.name} [services]: two services are named {dup!r}; give each a "
@@ -161,6 +164,7 @@ def load_plan(path: str | Path) -> Plan:
     plan = Plan(
         path=path, text=text, experiment=experiment, platform=platform,
         services=tuple(services), workload=workload, collectors=tuple(collectors),
+        protocol=protocol,
     )
     from greenflow.plan.runs import expand
 

@@ -69,6 +69,8 @@ class Plan:
     services: tuple[PluginSection, ...]
     workload: PluginSection
     collectors: tuple[PluginSection, ...]
+    #: ``[protocol]``: runs decided adaptively (max-throughput, proportionality, idle).
+    protocol: PluginSection | None = None
 
     @property
     def output_dir(self) -> Path:

@@ -1,4 +1,4 @@
-"""Plugin discovery and loading: the four entry-point groups, `available` and `load`.
+"""Plugin discovery and loading: the entry-point groups, `available` and `load`.
 
 Plugins are classes registered under an entry-point group, one group per kind::
 
@@ -16,6 +16,7 @@ from greenflow.plugins.kinds import (
     COLLECTORS_GROUP,
     GROUPS,
     PLATFORMS_GROUP,
+    PROTOCOLS_GROUP,
     SERVICES_GROUP,
     WORKLOADS_GROUP,
     Kind,
@@ -26,6 +27,7 @@ __all__ = [
     "COLLECTORS_GROUP",
     "GROUPS",
     "PLATFORMS_GROUP",
+    "PROTOCOLS_GROUP",
     "SERVICES_GROUP",
     "WORKLOADS_GROUP",
     "Kind",

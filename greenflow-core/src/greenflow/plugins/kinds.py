@@ -10,6 +10,7 @@ PLATFORMS_GROUP = "greenflow.platforms"
 SERVICES_GROUP = "greenflow.services"
 WORKLOADS_GROUP = "greenflow.workloads"
 COLLECTORS_GROUP = "greenflow.collectors"
+PROTOCOLS_GROUP = "greenflow.protocols"
 
 
 class Kind(enum.StrEnum):
@@ -19,6 +20,7 @@ class Kind(enum.StrEnum):
     SERVICE = "service"
     WORKLOAD = "workload"
     COLLECTOR = "collector"
+    PROTOCOL = "protocol"
 
     @property
     def group(self) -> str:
@@ -34,13 +36,14 @@ class Kind(enum.StrEnum):
     def abc(self) -> type[Any]:
         """The ABC in :mod:`greenflow.api` that a plugin of this kind must subclass."""
         # Imported here so that `greenflow.plugins.kinds` stays importable on its own.
-        from greenflow.api import Collector, Platform, Service, Workload
+        from greenflow.api import Collector, Platform, Protocol, Service, Workload
 
         abcs: dict[Kind, type[Any]] = {
             Kind.PLATFORM: Platform,
             Kind.SERVICE: Service,
             Kind.WORKLOAD: Workload,
             Kind.COLLECTOR: Collector,
+            Kind.PROTOCOL: Protocol,
         }
         return abcs[self]
 
@@ -59,6 +62,7 @@ _GROUPS: dict[Kind, str] = {
     Kind.SERVICE: SERVICES_GROUP,
     Kind.WORKLOAD: WORKLOADS_GROUP,
     Kind.COLLECTOR: COLLECTORS_GROUP,
+    Kind.PROTOCOL: PROTOCOLS_GROUP,
 }
 
 #: Every group, in the order `greenflow plugins` lists them.

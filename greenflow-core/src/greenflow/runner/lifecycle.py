@@ -31,12 +31,14 @@ from greenflow.api import (
     Phase,
     PhaseRecorder,
     Platform,
+    Probe,
     ProcessGroups,
     RunContext,
     Sample,
     Service,
     Window,
     Workload,
+    WorkloadResult,
 )
 from greenflow.api.processes import identify
 from greenflow.errors import CollectorError, GreenFlowError, PlanError
@@ -71,6 +73,28 @@ class Outcome:
     skipped: list[str] = attrs.field(factory=list)
     interrupted: bool = False
     left_up: bool = False
+
+
+class IdleRun(Workload):
+    """A protocol's idle run: MEASURE with the services up and no load at all."""
+
+    Config = attrs.make_class("IdleRunConfig", {})
+
+    def __init__(self, duration_s: float) -> None:
+        super().__init__(None)
+        self.duration_s = duration_s
+
+    def prepare(self, ctx: RunContext) -> None:
+        """Nothing to prepare: no load."""
+
+    def execute(self, ctx: RunContext) -> WorkloadResult:
+        ctx.phases.enter(Phase.MEASURE)
+        ctx.sleep(self.duration_s)
+        ctx.phases.enter(Phase.COOLDOWN)
+        return WorkloadResult(units=0.0, unit="run")
+
+    def clean(self, ctx: RunContext) -> None:
+        """Nothing to clean."""
 
 
 def check_capabilities(plan: Plan) -> None:
@@ -190,6 +214,8 @@ class Runner:
     # ---------------------------------------------------------------- lifecycle
 
     def run(self) -> Outcome:
+        if self.expansion.protocol is not None:
+            return self._run_adaptive()
         todo, done = self._select_runs()
         outcome = Outcome(self.exp_id, skipped=[r.run_id for r in done])
         self.observer.start(len(todo), len(done))
@@ -213,6 +239,74 @@ class Runner:
                 self._teardown(outcome)
                 self.observer.stop()
         return outcome
+
+    def _run_adaptive(self) -> Outcome:
+        """Runs decided by the plan's protocol, probe by probe, for each base point."""
+        outcome = Outcome(self.exp_id)
+        self.observer.start(0, 0)
+        with interrupts_as_keyboard_interrupt(self.cancel):
+            try:
+                self._acquire()
+                self._start_collectors()
+                self._provenance()
+                self._protocol_loop(outcome)
+            except KeyboardInterrupt:
+                outcome.interrupted = True
+                log.warning("experiment.interrupted", hint="tearing down; finished probes "
+                            "are kept and replayed when the plan runs again")
+            finally:
+                self.cancel.set()
+                self._teardown(outcome)
+                self.observer.stop()
+        return outcome
+
+    def _protocol_loop(self, outcome: Outcome) -> None:
+        protocol = self.expansion.protocol
+        repetitions = self.plan.experiment.repetitions
+        stored = {r.run_id: r for r in self.store.get_runs(self.exp_id)}
+        order = max((r.order for r in stored.values()), default=-1) + 1
+        conclusions = []
+        for base in self.expansion.bases:
+            probes: list[Probe] = []
+            while steps := protocol.next_steps(probes, repetitions):
+                for step in steps:
+                    spec = self.expansion.probe(base, step.value, step.repetition, step.idle)
+                    row = stored.get(spec.run_id)
+                    if row is not None and self.fresh:
+                        self.store.reset_run(spec.run_id)
+                        row = None
+                    if row is not None and row.status == RunStatus.FINISHED:
+                        outcome.skipped.append(spec.run_id)
+                        status = RunStatus.FINISHED
+                    else:
+                        spec = attrs.evolve(spec, order=order)
+                        order += 1
+                        self.store.add_run(self.exp_id, spec.run_id, dict(spec.params),
+                                           spec.repetition, spec.order, spec.group)
+                        if row is not None and row.status != RunStatus.PENDING:
+                            self.store.reset_run(spec.run_id)
+                        self._deploy(spec.group, spec.service_configs)
+                        if self._unhealthy():
+                            self._redeploy(spec.group, spec.service_configs)
+                        status = self._execute(spec, outcome)
+                    fresh_row = self.store.get_run(spec.run_id)
+                    probes.append(Probe(step.value, step.repetition, status.value,
+                                        self.store.result(spec.run_id),
+                                        fresh_row.error if fresh_row else None))
+            axes = [a.name for a in self.expansion.axes]
+            conclusion = {"base": dict(zip(axes, base, strict=True)),
+                          **protocol.conclusion(probes)}
+            conclusions.append(conclusion)
+            log.info("protocol.concluded", protocol=self.plan.protocol.type
+                     if self.plan.protocol else "", **{k: str(v) for k, v in conclusion.items()})
+            self._record_conclusions(conclusions)
+
+    def _record_conclusions(self, conclusions: list[dict[str, Any]]) -> None:
+        row = self.store.get_experiment(self.plan.experiment.name)
+        record = dict(row.provenance) if row is not None else {}
+        record["protocol"] = {"type": self.plan.protocol.type if self.plan.protocol else None,
+                              "conclusions": conclusions}
+        self.store.set_provenance(self.exp_id, record)
 
     def up(self) -> Outcome:
         """Acquire and deploy the first deployment group, and leave it up."""
@@ -419,7 +513,9 @@ class Runner:
         store.set_run_status(run.run_id, RunStatus.RUNNING)
         log.info("run.started", run=run.run_id, order=run.order, repetition=run.repetition,
                  **{k: str(v) for k, v in run.params.items()})
-        workload: Workload = self.plan.workload.cls(run.workload_config)
+        workload: Workload = (
+            IdleRun(self.expansion.protocol.config.duration) if run.idle
+            else self.plan.workload.cls(run.workload_config))
         self.workload = workload
         status, error, result = RunStatus.FINISHED, None, None
         try:

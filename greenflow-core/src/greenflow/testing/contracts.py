@@ -61,10 +61,13 @@ from greenflow.api import (
     Phase,
     PhaseRecorder,
     Platform,
+    Probe,
     ProcessGroups,
+    Protocol,
     RunContext,
     Sample,
     Service,
+    Step,
     Window,
     Workload,
     WorkloadResult,
@@ -1003,3 +1006,56 @@ class CollectorContract(_PluginContract):
         _assert_json(collector.describe(), "describe() before start()")
         self._start(collector, collector_context)
         _assert_json(collector.describe(), "describe() after start()")
+
+
+class ProtocolContract(_PluginContract):
+    """Contract for :class:`greenflow.api.Protocol`.
+
+    Set ``protocol_class``; override ``config``. The protocol is driven against a
+    simulated system that achieves ``min(asked, capacity)`` (class attribute
+    ``capacity``, default 5000) for ``repetitions`` (default 2).
+
+    Checks: ``axis`` is a string or None; ``next_steps`` terminates within ``max_steps``
+    (default 200) probes, is deterministic (the runner replays stored probes on resume),
+    returns :class:`~greenflow.api.Step` values; ``conclusion`` is JSON-serialisable.
+    """
+
+    kind = Kind.PROTOCOL
+    protocol_class: ClassVar[type[Protocol]]
+    capacity: ClassVar[float] = 5000.0
+    repetitions: ClassVar[int] = 2
+    max_steps: ClassVar[int] = 200
+
+    def _drive(self, protocol: Protocol) -> list[Probe]:
+        probes: list[Probe] = []
+        while steps := protocol.next_steps(probes, self.repetitions):
+            for step in steps:
+                assert isinstance(step, Step), f"next_steps returned {step!r}, not a Step"
+                achieved = 0.0 if step.idle or step.value is None else min(
+                    float(step.value), self.capacity)
+                probes.append(Probe(step.value, step.repetition, "finished",
+                                    WorkloadResult(units=achieved, achieved_rate=achieved)))
+            assert len(probes) <= self.max_steps, (
+                f"{type(protocol).__name__} asked for more than {self.max_steps} runs "
+                f"against a system of capacity {self.capacity:g}: does it terminate?")
+        return probes
+
+    def test_axis_is_a_name_or_none(self, config: Any) -> None:
+        """axis names a workload parameter (a string) or is None."""
+        axis = self.make_plugin(config).axis
+        assert axis is None or (isinstance(axis, str) and axis)
+
+    def test_terminates_and_concludes(self, config: Any) -> None:
+        """Driven against a simulated system, it stops and its conclusion is JSON."""
+        protocol = self.make_plugin(config)
+        probes = self._drive(protocol)
+        assert probes, "next_steps([]) returned nothing: a protocol must run something"
+        _assert_json(protocol.conclusion(probes), "conclusion()")
+
+    def test_next_steps_is_deterministic(self, config: Any) -> None:
+        """The same probes give the same steps: resume replays stored probes."""
+        protocol = self.make_plugin(config)
+        probes = self._drive(protocol)
+        for i in range(len(probes) + 1):
+            assert protocol.next_steps(probes[:i], self.repetitions) == \
+                self.make_plugin(config).next_steps(list(probes[:i]), self.repetitions)

@@ -27,6 +27,7 @@ from greenflow.plugins import (
     COLLECTORS_GROUP,
     GROUPS,
     PLATFORMS_GROUP,
+    PROTOCOLS_GROUP,
     SERVICES_GROUP,
     WORKLOADS_GROUP,
     Kind,
@@ -104,7 +105,9 @@ def dist(
 
 def test_kinds_map_to_groups_and_abcs() -> None:
     """Each kind names its entry-point group and ABC; groups are listed in kind order."""
-    assert [k.group for k in Kind] == [PLATFORMS_GROUP, SERVICES_GROUP, WORKLOADS_GROUP, COLLECTORS_GROUP]
+    assert [k.group for k in Kind] == [
+        PLATFORMS_GROUP, SERVICES_GROUP, WORKLOADS_GROUP, COLLECTORS_GROUP, PROTOCOLS_GROUP
+    ]
     assert list(GROUPS) == [k.group for k in Kind]
     assert Kind.PLATFORM.abc is Platform and Kind.WORKLOAD.abc is Workload
     assert Kind.from_group("greenflow.services") is Kind.SERVICE
