@@ -1,6 +1,6 @@
 """Stored results for notebooks and scripts: ``greenflow.results.load(output_dir)``.
 
-Both functions return a pandas DataFrame when pandas can be imported and a list of
+The functions return a pandas DataFrame when pandas can be imported and a list of
 dicts (one per row, same keys as the DataFrame's columns) otherwise: GreenFlow does
 not depend on pandas, and a plain list is what ``json`` or ``csv`` take anyway.
 Columns are described in docs/results.md.
@@ -17,7 +17,7 @@ from greenflow.errors import StoreError
 from greenflow.store import RunRow, Store
 from greenflow.store.export import columns, rows
 
-__all__ = ["load", "load_samples"]
+__all__ = ["load", "load_samples", "summary"]
 
 #: Columns of :func:`load_samples`, in order.
 SAMPLE_COLUMNS = ("timestamp", "metric", "value", "unit", "method", "host", "labels", "run_id")
@@ -58,6 +58,23 @@ def load_samples(output_dir: str | Path, run_id: str) -> Any:
             for s in store.samples(run.exp_id, run.run_id)
         ]
     return _frame(data, list(SAMPLE_COLUMNS))
+
+
+def summary(output_dir: str | Path, experiment: str | None = None) -> Any:
+    """One row per parameter point across repetitions, of ``experiment`` (default: all).
+
+    Columns: ``experiment``, ``param.<key>``, ``n`` (finished runs), ``n_failed``,
+    ``n_aborted``, ``unit``, then for every figure ``<column>.mean``, ``.sd``, ``.ci_low``,
+    ``.ci_high`` (95 % Student t), ``.n`` and ``.method`` (see docs/results.md,
+    *Statistics*; :func:`greenflow.stats.summarize` gives the same as objects).
+    A DataFrame if pandas is installed, else a ``list[dict]``.
+    """
+    from greenflow.stats import summarize, to_rows
+
+    with Store.open(output_dir, create=False) as store:
+        names = [e.name for e in store.experiments()] if experiment is None else [experiment]
+        data = to_rows([p for name in names for p in summarize(store, name)])
+    return _frame(data, list(data[0]) if data else [])
 
 
 def _by_prefix(store: Store, prefix: str) -> RunRow:
