@@ -14,7 +14,7 @@ from greenflow_kafka.distribution import DEFAULT_KAFKA_VERSION
 
 def _at_least_one(_inst: Any, attribute: attrs.Attribute[Any], value: int) -> None:
     if value < 1:
-        raise ValueError(f"expected an integer ≥ 1, got {value}")
+        raise ValueError(f"{attribute.name}: expected an integer ≥ 1, got {value}")
 
 
 @attrs.frozen

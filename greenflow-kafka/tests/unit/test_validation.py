@@ -35,14 +35,6 @@ warmup = "1s"
 duration = "3s"
 """
 
-# The key's name is missing from attrs-validator messages ("[workload]: expected an integer
-# ≥ 1, got 0"): the validators in greenflow_kafka/workload.py do not put attribute.name in
-# their ValueError, and the plan converter reports such errors against the section only.
-_KEY_NOT_NAMED = pytest.mark.xfail(
-    strict=True,
-    reason="the validator's message names [workload] but not the key (workload.py validators omit attribute.name)",
-)
-
 
 def _plan(tmp_path: Path, workload: str) -> Path:
     path = tmp_path / "plan.toml"
@@ -56,15 +48,12 @@ def _plan(tmp_path: Path, workload: str) -> Path:
         pytest.param(
             "load = 1000\nmessage_size = 0",
             "message_size",
-            marks=_KEY_NOT_NAMED,
             id="message_size=0",
         ),
-        pytest.param("load = -5", "load", marks=_KEY_NOT_NAMED, id="load=-5"),
-        pytest.param(
-            "load = 1000\npartitions = 0", "partitions", marks=_KEY_NOT_NAMED, id="partitions=0"
-        ),
+        pytest.param("load = -5", "load", id="load=-5"),
+        pytest.param("load = 1000\npartitions = 0", "partitions", id="partitions=0"),
         pytest.param("load = 1000\nreplication = 3", "replication", id="replication=3,brokers=1"),
-        pytest.param('load = 1000\nacks = "some"', "acks", marks=_KEY_NOT_NAMED, id="acks=some"),
+        pytest.param('load = 1000\nacks = "some"', "acks", id="acks=some"),
         pytest.param("load = 1000\nlinger = 5", "linger", id="unknown-key"),
     ],
 )

@@ -9,16 +9,8 @@ import attrs
 
 from greenflow.api import Probe, Protocol, Step
 from greenflow.plan.durations import Duration
-
-
-def _positive(_inst: Any, attribute: attrs.Attribute[Any], value: float) -> None:
-    if not value > 0:
-        raise ValueError(f"expected a number > 0, got {value}")
-
-
-def _fraction(_inst: Any, attribute: attrs.Attribute[Any], value: float) -> None:
-    if not 0 < value <= 1:
-        raise ValueError(f"expected a fraction in (0, 1], got {value}")
+from greenflow.plan.validators import fraction as _fraction
+from greenflow.plan.validators import positive as _positive
 
 
 def sustained(probe: Probe, threshold: float) -> bool:
@@ -53,8 +45,11 @@ def search_bracket(probes: Sequence[Probe], threshold: float) -> tuple[float | N
     """(highest sustained value, lowest unsustained value above it) among the probes."""
     ok = [float(p.value) for p in probes if sustained(p, threshold)]
     low = max(ok) if ok else None
-    bad = [float(p.value) for p in probes if not sustained(p, threshold)
-           and (low is None or float(p.value) > low)]
+    bad = [
+        float(p.value)
+        for p in probes
+        if not sustained(p, threshold) and (low is None or float(p.value) > low)
+    ]
     return low, (min(bad) if bad else None)
 
 
@@ -97,8 +92,13 @@ class MaxThroughputProtocol(Protocol):
 
     def conclusion(self, probes: Sequence[Probe]) -> Mapping[str, Any]:
         low, high = search_bracket(probes, self.config.threshold)
-        return {"axis": self.axis, "max_sustained": low, "first_unsustained": high,
-                "threshold": self.config.threshold, "probes": len(probes)}
+        return {
+            "axis": self.axis,
+            "max_sustained": low,
+            "first_unsustained": high,
+            "threshold": self.config.threshold,
+            "probes": len(probes),
+        }
 
 
 @attrs.frozen
@@ -109,8 +109,9 @@ class ProportionalityConfig:
     #: The 100 % load; None: found first with a max-throughput search (its settings below).
     maximum: float | None = None
     #: Percentages of the maximum to run, each `repetitions` times.
-    levels: list[float] = attrs.field(factory=lambda: [10.0, 20.0, 30.0, 40.0, 50.0, 60.0,
-                                                        70.0, 80.0, 90.0, 100.0])
+    levels: list[float] = attrs.field(
+        factory=lambda: [10.0, 20.0, 30.0, 40.0, 50.0, 60.0, 70.0, 80.0, 90.0, 100.0]
+    )
     start: float = 1000.0
     threshold: float = 0.95
     precision: float = 0.05
@@ -133,9 +134,16 @@ class ProportionalityProtocol(Protocol):
 
     def _search(self) -> MaxThroughputProtocol:
         c = self.config
-        return MaxThroughputProtocol(MaxThroughputConfig(
-            axis=c.axis, start=c.start, threshold=c.threshold, precision=c.precision,
-            max_runs=c.max_runs, integer=c.integer))
+        return MaxThroughputProtocol(
+            MaxThroughputConfig(
+                axis=c.axis,
+                start=c.start,
+                threshold=c.threshold,
+                precision=c.precision,
+                max_runs=c.max_runs,
+                integer=c.integer,
+            )
+        )
 
     def maximum(self, probes: Sequence[Probe]) -> float | None:
         if self.config.maximum is not None:
@@ -167,9 +175,12 @@ class ProportionalityProtocol(Protocol):
         return out
 
     def conclusion(self, probes: Sequence[Probe]) -> Mapping[str, Any]:
-        return {"axis": self.axis, "maximum": self.maximum(probes),
-                "levels": list(self.config.levels),
-                "runs": sum(p.repetition >= 0 for p in probes)}
+        return {
+            "axis": self.axis,
+            "maximum": self.maximum(probes),
+            "levels": list(self.config.levels),
+            "runs": sum(p.repetition >= 0 for p in probes),
+        }
 
 
 @attrs.frozen

@@ -48,14 +48,24 @@ def structure(
         problems = []
         if isinstance(exc, cattrs.BaseValidationError):
             pairs = structure_errors(exc)
-        else:  # an attrs validator raising inside __init__
+        else:
             pairs = [("", str(exc))]
+        pairs = [_key_from_message(key, message, cls) for key, message in pairs]
         for key, message in pairs:
             if message.startswith("unknown key(s)"):
                 valid = ", ".join(_field_names(cls))
                 message += f"; valid keys: {valid}"
             problems.append(f"{_where(path, section, key)}: {message}{hint}")
         raise PlanErrors(path, problems) from exc
+
+
+def _key_from_message(key: str, message: str, cls: type) -> tuple[str, str]:
+    """An attrs validator raising inside ``__init__`` has no path; ours start their
+    message with ``<key>: `` (greenflow.plan.validators), which gives it back."""
+    head, sep, rest = message.partition(": ")
+    if not key and sep and head in _field_names(cls):
+        return head, rest
+    return key, message
 
 
 def _field_names(cls: type) -> list[str]:

@@ -11,16 +11,8 @@ from typing import Any, Literal
 import attrs
 
 from greenflow.plan.durations import Duration
-
-
-def _positive(_inst: Any, attribute: attrs.Attribute[Any], value: float) -> None:
-    if value <= 0:
-        raise ValueError(f"expected a number > 0, got {value!r}")
-
-
-def _non_negative(_inst: Any, attribute: attrs.Attribute[Any], value: float) -> None:
-    if value < 0:
-        raise ValueError(f"expected a number ≥ 0, got {value!r}")
+from greenflow.plan.validators import non_negative as _non_negative
+from greenflow.plan.validators import positive as _positive
 
 
 @attrs.frozen
