@@ -21,6 +21,7 @@ _TOP_LEVEL = {
     "workload": "a table",
     "collectors": "an array of tables ([[collectors]])",
     "protocol": "a table",
+    "remote_write": "a table",
 }
 
 
@@ -127,7 +128,7 @@ def load_plan(path: str | Path) -> Plan:
             problems.append(f"{path.name}: missing section [{key}]")
     if problems:
         raise PlanErrors(path, problems)
-    for key in ("experiment", "platform", "workload", "protocol"):
+    for key in ("experiment", "platform", "workload", "protocol", "remote_write"):
         if key in data and not isinstance(data[key], Mapping):
             problems.append(f"{path.name} [{key}]: expected {_TOP_LEVEL[key]}")
     for key in ("services", "collectors"):
@@ -165,6 +166,12 @@ def load_plan(path: str | Path) -> Plan:
     ]
     protocol = (collect(_plugin_section, path, "protocol", "protocol", data["protocol"])
                 if "protocol" in data else None)
+    remote_write = None
+    if "remote_write" in data:
+        from greenflow.store.remote_write import RemoteWriteConfig
+
+        remote_write = collect(lambda: structure(data["remote_write"], RemoteWriteConfig,
+                                                 path=path, section="remote_write"))
     names = [s.name for s in services if s is not None]
     for dup in sorted({n for n in names if names.count(n) > 1}):
         problems.append(f"{path.name} [services]: two services are named {dup!r}; give each a "
@@ -174,7 +181,7 @@ def load_plan(path: str | Path) -> Plan:
     plan = Plan(
         path=path, text=text, experiment=experiment, platform=platform,
         services=tuple(services), workload=workload, collectors=tuple(collectors),
-        protocol=protocol,
+        protocol=protocol, remote_write=remote_write,
     )
     from greenflow.plan.runs import expand
 

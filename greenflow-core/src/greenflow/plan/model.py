@@ -63,6 +63,8 @@ class Plan:
     collectors: tuple[PluginSection, ...]
     #: ``[protocol]``: runs decided adaptively (max-throughput, proportionality, idle).
     protocol: PluginSection | None = None
+    #: ``[remote_write]``: samples also go to Prometheus/VictoriaMetrics (a RemoteWriteConfig).
+    remote_write: Any = None
 
     @property
     def output_dir(self) -> Path:

@@ -139,6 +139,9 @@ class Runner:
         #: Set when services left up by `greenflow up` were attached; they stay up.
         self.reused = False
         self._recorded_pids: set[int] = set()
+        # Samples also go to Prometheus/VictoriaMetrics when the plan says so; the local
+        # store always keeps them (the writer never raises into the run).
+        self.remote = plan.remote_write.writer() if plan.remote_write is not None else None
         # Absolute: services may run their processes from another working directory.
         self.work_root = (plan.output_dir / "work" / plan.experiment.name).resolve()
         self.log_dir = (plan.output_dir / "logs" / plan.experiment.name).resolve()
@@ -474,7 +477,7 @@ class Runner:
         end = self._phase(Phase.DEPLOY)  # closes the baseline window
         window = Window(start, end)
         samples = self._collect(window)
-        self.store.add_samples(self.exp_id, None, samples)
+        self._store_samples(None, samples, [(Phase.BASELINE, start)])
         try:
             self.idle = idle_power_from_baseline(samples, window)
         except GreenFlowError as exc:
@@ -482,6 +485,22 @@ class Runner:
             self.idle = None
         log.info("baseline.measured", idle={h: f"{w:.2f} W ({m})" for h, (w, m) in
                                             (self.idle or {}).items()})
+
+    def _store_samples(self, run_id: str | None, samples: list[Sample],
+                       bounds: Sequence[tuple[Phase, float]]) -> None:
+        """Store samples locally and, when configured, remote-write them by phase."""
+        self.store.add_samples(self.exp_id, run_id, samples)
+        if self.remote is None or not samples:
+            return
+        by_phase: dict[str, list[Sample]] = {}
+        for sample in samples:
+            phase = bounds[0][0]
+            for p, t in bounds:
+                if sample.timestamp >= t:
+                    phase = p
+            by_phase.setdefault(phase.value, []).append(sample)
+        for phase_name, chunk in by_phase.items():
+            self.remote.write(self.plan.experiment.name, run_id or "", phase_name, chunk)
 
     def _collect(self, window: Window) -> list[Sample]:
         samples: list[Sample] = []
@@ -569,7 +588,7 @@ class Runner:
         if status != RunStatus.ABORTED and bounds:
             window = Window(bounds[0][1], bounds[-1][1])
             samples = self._collect(window)
-            store.add_samples(self.exp_id, run.run_id, samples)
+            self._store_samples(run.run_id, samples, bounds)
             measure = phases.window(Phase.MEASURE)
             if status == RunStatus.FINISHED and result is not None and measure is not None:
                 metrics: list[Metric] = []
@@ -601,10 +620,17 @@ class Runner:
             log.info("experiment.left_up", services=sorted(self.services),
                      hint="`greenflow down` ends it")
             self._stop_collectors()
+            self._close_remote()
             return
         self._remove_services()
         self._stop_collectors()
         self._release()
+        self._close_remote()
+
+    def _close_remote(self) -> None:
+        if self.remote is not None:
+            self._step("flush remote write", self.remote.close)
+            self.remote = None
 
     def _step(self, what: str, fn: Callable[[], None]) -> bool:
         """Run one teardown step; a second Ctrl-C skips it but the state stays recorded."""
