@@ -1,0 +1,1 @@
+"""Built-in plugins: the local platform, the command workload and the collectors."""

@@ -1,0 +1,1 @@
+"""Energy measurement: RAPL counters, a utilisation model, integration over windows, attribution."""

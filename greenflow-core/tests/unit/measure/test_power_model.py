@@ -1,0 +1,80 @@
+"""The utilisation power model and its integration into an energy counter."""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import pytest
+
+from greenflow.measure.model import ModelEnergyMeter, PowerModel, host_cpu_seconds
+
+
+class Times(NamedTuple):
+    """The fields of psutil.cpu_times() that the model reads."""
+
+    user: float
+    system: float
+    idle: float
+    iowait: float
+
+
+class LinuxTimes(NamedTuple):
+    user: float
+    nice: float
+    system: float
+    idle: float
+    iowait: float
+    guest: float
+    guest_nice: float
+
+
+def test_power_follows_the_formula() -> None:
+    """P(u) = idle + (max - idle) * u^exponent, with u clamped to 0..1."""
+    linear = PowerModel(10, 50)
+    assert [linear.power_watts(u) for u in (0, 0.5, 1, 1.5, -1)] == [10, 30, 50, 50, 10]
+    curved = PowerModel(10, 50, exponent=2)
+    assert curved.power_watts(0.5) == pytest.approx(20)
+
+
+def test_method_names_the_model() -> None:
+    """Linear is model:linear, any other exponent model:power, unless a name is given."""
+    assert PowerModel(1, 2).method == "model:linear"
+    assert PowerModel(1, 2, exponent=1.4).method == "model:power"
+    assert PowerModel(1, 2, name="vm-small").method == "model:vm-small"
+
+
+def test_defaults_scale_with_logical_cpus() -> None:
+    """Unset watts come from 1 W idle and 4 W busy per logical CPU."""
+    model = PowerModel.for_host(cpus=8)
+    assert (model.idle_watts, model.max_watts, model.method) == (8.0, 32.0, "model:linear")
+    assert PowerModel.for_host(idle_watts=20, cpus=8).max_watts == 32.0
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [({"idle_watts": 50, "max_watts": 10}, "below idle_watts"),
+     ({"idle_watts": -1, "max_watts": 10}, "idle_watts"),
+     ({"idle_watts": 1, "max_watts": 10, "exponent": 0}, "exponent"),
+     ({"idle_watts": 1, "max_watts": 10, "name": "a:b"}, "name")],
+)
+def test_rejects_impossible_parameters(kwargs: dict[str, Any], message: str) -> None:
+    """Parameters that cannot describe a machine are refused with the one at fault."""
+    with pytest.raises(ValueError, match=message):
+        PowerModel(**kwargs)
+
+
+def test_busy_time_leaves_out_idle_iowait_and_guest() -> None:
+    """busy = total - idle - iowait; guest time is already inside user and nice."""
+    busy, total = host_cpu_seconds(LinuxTimes(user=10, nice=2, system=3, idle=80, iowait=5,
+                                              guest=4, guest_nice=1))
+    assert (busy, total) == (15, 100)
+
+
+def test_meter_integrates_power_over_each_interval() -> None:
+    """Half-busy for 10 s at 10..50 W is 300 J; an interval with no tick keeps the last u."""
+    times = iter([Times(0, 0, 0, 0), Times(4, 1, 4, 1), Times(4, 1, 4, 1), Times(4, 1, 14, 1)])
+    meter = ModelEnergyMeter(PowerModel(10, 50), cpu_times=lambda: next(times))
+    assert meter.read(100.0) == 0.0
+    assert meter.read(110.0) == pytest.approx(300.0)  # u = 5 / 10
+    assert meter.read(110.005) == pytest.approx(300.0 + 30 * 0.005)  # same u, 5 ms
+    assert meter.read(120.0) == pytest.approx(300.15 + 10 * 9.995, rel=1e-9)  # idle

@@ -1,0 +1,70 @@
+"""Group membership of real processes: descendants, orphans, and groups that go away."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+from collections.abc import Iterator
+
+import pytest
+
+from greenflow.measure.processes import ProcessTracker
+
+
+@pytest.fixture(params=["procfs", "psutil"])
+def tracker(request: pytest.FixtureRequest) -> Iterator[ProcessTracker]:
+    if request.param == "procfs" and not os.path.exists("/proc/self/stat"):
+        pytest.skip("procfs backend needs Linux /proc")
+    t = ProcessTracker(request.param)
+    yield t
+    t.close()
+
+
+@pytest.fixture
+def shell_with_child() -> Iterator[tuple[subprocess.Popen[str], int]]:
+    """A shell that started a background ``sleep`` and waits for a line before exiting."""
+    with subprocess.Popen(["/bin/sh", "-c", "sleep 60 & echo $!; read _line"],
+                          stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True) as sh:
+        assert sh.stdout is not None
+        child = int(sh.stdout.readline())
+        try:
+            yield sh, child
+        finally:
+            for pid in (child, sh.pid):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+
+
+def test_orphan_keeps_its_group(tracker: ProcessTracker,
+                                shell_with_child: tuple[subprocess.Popen[str], int]) -> None:
+    """When the root exits, its re-parented child still counts for the group."""
+    sh, _child = shell_with_child
+    groups = {"service:x": [sh.pid]}
+    before = tracker.read(groups)["service:x"]
+    assert before.rss_bytes > 0
+    assert sh.stdin is not None
+    sh.stdin.write("go\n")
+    sh.stdin.close()
+    sh.wait()
+    after = tracker.read(groups)["service:x"]
+    assert after.rss_bytes > 0  # the sleep, now a child of init
+    assert after.cpu_seconds >= before.cpu_seconds
+
+
+def test_group_whose_root_is_dropped_keeps_its_count_and_loses_members(
+    tracker: ProcessTracker, shell_with_child: tuple[subprocess.Popen[str], int]
+) -> None:
+    """A group no longer listed keeps reporting its CPU time, with no live processes."""
+    sh, _child = shell_with_child
+    before = tracker.read({"service:x": [sh.pid]})["service:x"]
+    after = tracker.read({})["service:x"]
+    assert after.rss_bytes == 0
+    assert after.cpu_seconds == before.cpu_seconds
+
+
+def test_unknown_backend_is_refused() -> None:
+    """A misspelt backend names the valid ones."""
+    with pytest.raises(ValueError, match="auto, procfs, psutil"):
+        ProcessTracker("proc")
