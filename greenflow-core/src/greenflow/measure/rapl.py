@@ -70,6 +70,7 @@ class RaplZone:
 
     @property
     def energy_path(self) -> Path:
+        """The zone's cumulative energy counter, in microjoules."""
         return self.path / "energy_uj"
 
     def wrap_time_s(self, max_power_watts: float = ASSUMED_MAX_POWER_WATTS) -> float:

@@ -12,13 +12,17 @@ from typing import Any
 import pytest
 
 from greenflow.api import CollectorContext, Host, Inventory, Sample, Window
-from greenflow.builtin.collectors import ModelCollector, ProcessCollector
+from greenflow.builtin.collectors import ModelCollector, ProcessCollector, RaplCollector
 from greenflow.errors import CollectorError
 from greenflow.measure.integrate import counter_delta, split_series
+from greenflow.testing import CollectorContract
 
-# Burns one second of its own CPU time, then says how much it used in all.
-BUSY = ("import time\nt = time.process_time()\n"
-        "while time.process_time() - t < 1.0:\n    pass\nprint(time.process_time())")
+# Burns one second of its own CPU time, says how much it used in all, then waits for its
+# stdin to close: the test takes a sample while it is still alive, so nothing depends on
+# how soon the sampler runs after the busy loop ends.
+BUSY = ("import sys, time\nt = time.process_time()\n"
+        "while time.process_time() - t < 1.0:\n    pass\n"
+        "print(time.process_time(), flush=True)\nsys.stdin.read()")
 
 
 def _ctx(groups: dict[str, list[int]] | None = None,
@@ -136,16 +140,21 @@ def _run_busy(tmp_path: Path, backend: str, command: list[str]) -> tuple[list[Sa
     collector.start(CollectorContext("test", Inventory([]), lambda: groups))
     try:
         start = time.time()
-        child = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, cwd=tmp_path)
-        groups["service:busy"] = [child.pid]
-        out, _ = child.communicate(timeout=120)
-        end = time.time()
-        collector.collect(Window(end, end))
+        with subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                              text=True, cwd=tmp_path) as child:
+            groups["service:busy"] = [child.pid]
+            assert child.stdout is not None and child.stdin is not None
+            used = float(child.stdout.readline())
+            end = time.time()
+            collector.collect(Window(end, end))  # a sample of the finished, still living child
+            child.stdin.close()
+        exited = time.time()
+        collector.collect(Window(exited, exited))
         time.sleep(0.1)  # a few more ticks after the group's processes ended
         samples = list(collector.collect(Window(start, time.time())))
     finally:
         collector.stop()
-    return samples, float(out.strip()), Window(start, end)
+    return samples, used, Window(start, end)
 
 
 @pytest.mark.parametrize("backend", ["procfs", "psutil"])
@@ -173,3 +182,41 @@ def test_descendants_count_for_the_group_of_their_root(tmp_path: Path) -> None:
     group = _series(samples, "cpu_seconds", group="service:busy")
     assert counter_delta(group, window) > 0.8 * used
     assert len(split_series(group)) == 1
+
+
+class _Contract(CollectorContract):
+    window_s = 0.3
+
+
+class TestModelCollectorContract(_Contract):
+    collector_class = ModelCollector
+    entry_point_name = "model"
+
+    @pytest.fixture
+    def config(self) -> ModelCollector.Config:
+        return ModelCollector.Config(interval_s=0.05)
+
+
+class TestProcessCollectorContract(_Contract):
+    collector_class = ProcessCollector
+    entry_point_name = "process"
+
+    @pytest.fixture
+    def config(self) -> ProcessCollector.Config:
+        return ProcessCollector.Config(interval_s=0.05)
+
+
+class TestRaplCollectorContract(_Contract):
+    """On a powercap-shaped tree (tests/unit/measure/test_rapl.py advances one in time)."""
+
+    collector_class = RaplCollector
+    entry_point_name = "rapl"
+
+    @pytest.fixture
+    def config(self, tmp_path: Path) -> RaplCollector.Config:
+        for zone, name in (("intel-rapl:0", "package-0"), ("intel-rapl:0/intel-rapl:0:0", "core")):
+            (tmp_path / zone).mkdir()
+            for attribute, value in (("name", name), ("energy_uj", "1000"),
+                                     ("max_energy_range_uj", "262143328850")):
+                (tmp_path / zone / attribute).write_text(value + "\n")
+        return RaplCollector.Config(root=str(tmp_path), interval_s=0.05)
