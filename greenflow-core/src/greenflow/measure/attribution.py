@@ -54,7 +54,7 @@ name                          scope    value
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 from greenflow.api import Metric, Sample, Window
 from greenflow.errors import CollectorError, GreenFlowError
@@ -93,7 +93,7 @@ def _energy_series(series: Mapping[SeriesKey, list[Sample]]) -> _EnergySeries:
     return out
 
 
-def _primary(methods: Sequence[str] | Mapping[str, object]) -> str:
+def _primary(methods: Iterable[str]) -> str:
     """RAPL first, then other measurements, then models; alphabetical within each."""
     return min(methods, key=lambda m: (0 if m == "rapl" else 2 if m.startswith("model:") else 1, m))
 
