@@ -163,11 +163,11 @@ class _LoopbackServer:
         with urllib.request.urlopen(url, timeout=10) as resp:
             return json.load(resp)
 
-    def query(self, promql: str) -> list[dict[str, Any]]:
-        """The result of an instant query (``/api/v1/query``): a list of series."""
-        result: list[dict[str, Any]] = self._get_json("/api/v1/query", {"query": promql})["data"][
-            "result"
-        ]
+    def query(self, promql: str, at: float | None = None) -> list[dict[str, Any]]:
+        """The result of an instant query (``/api/v1/query``), now or ``at`` (Unix seconds):
+        a list of series, each ``{"metric": labels, "value": [t, "v"]}``."""
+        params = {"query": promql} if at is None else {"query": promql, "time": f"{at:.3f}"}
+        result: list[dict[str, Any]] = self._get_json("/api/v1/query", params)["data"]["result"]
         return result
 
     def query_range(
