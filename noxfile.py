@@ -32,17 +32,22 @@ CORE_TEST_PLUGINS = (
 TEST_TOOLS = ("pytest-timeout>=2.3",)
 
 
-def _editable(package: Path) -> tuple[str, str]:
+def _extras(package: Path) -> list[str]:
+    with (package / "pyproject.toml").open("rb") as f:
+        return list(tomllib.load(f).get("project", {}).get("optional-dependencies", {}))
+
+
+def _editable(package: Path, *, all_extras: bool = False) -> tuple[str, str]:
     """``-e ./package[testing]`` with the package's test extra (``testing`` or ``test``)
-    when it declares one.
+    when it declares one, or with every extra it declares.
 
     Editable, so a reused environment always runs the current source.
     """
-    with (package / "pyproject.toml").open("rb") as f:
-        extras = tomllib.load(f).get("project", {}).get("optional-dependencies", {})
+    extras = _extras(package)
+    if not all_extras:
+        extras = [e for e in ("testing", "test") if e in extras][:1]
     spec = f"./{package.relative_to(ROOT)}"
-    extra = next((e for e in ("testing", "test") if e in extras), None)
-    return "-e", f"{spec}[{extra}]" if extra else spec
+    return "-e", f"{spec}[{','.join(extras)}]" if extras else spec
 
 
 def _pytest(session: nox.Session, package: Path) -> None:
@@ -98,6 +103,7 @@ def lint(session: nox.Session) -> None:
 @nox.session
 def typecheck(session: nox.Session) -> None:
     """mypy --strict on greenflow-core (configured in its pyproject.toml)."""
-    session.install(*_editable(CORE), "mypy>=1.13")
+    # Every extra, so that code behind optional dependencies (report, kubernetes) is checked.
+    session.install(*_editable(CORE, all_extras=True), "mypy>=1.13")
     with session.chdir(CORE):
         session.run("mypy", *session.posargs)
