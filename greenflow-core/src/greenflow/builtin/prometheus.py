@@ -1,8 +1,9 @@
 """The ``prometheus`` collector: any PromQL series over a window, as samples.
 
 ```toml
-[collectors.scaphandre]
+[[collectors]]
 type = "prometheus"
+name = "scaphandre"
 url = "http://127.0.0.1:9090"
 method = "scaphandre"
 queries = { host_energy_joules = "scaph_host_energy_microjoules / 1e6" }
@@ -31,6 +32,7 @@ import structlog
 
 from greenflow.api import Collector, CollectorContext, Sample, Window, wait_until
 from greenflow.errors import CollectorError, ReadinessTimeout
+from greenflow.plan.validators import positive
 
 log = structlog.get_logger("greenflow.collectors.prometheus")
 
@@ -80,11 +82,6 @@ def _strip_slash(url: str) -> str:
     return url.rstrip("/")
 
 
-def _positive(_inst: Any, attribute: attrs.Attribute[Any], value: float) -> None:
-    if not value > 0:
-        raise ValueError(f"{attribute.name}: must be > 0, got {value!r}")
-
-
 @attrs.frozen
 class PrometheusConfig:
     """``[collectors.NAME] type = "prometheus"``."""
@@ -94,11 +91,11 @@ class PrometheusConfig:
     #: Metric name (unit last, e.g. ``host_power_watts``) → PromQL.
     queries: dict[str, str] = attrs.field(validator=_check_queries)
     #: Resolution of the range queries, in seconds.
-    step_s: float = attrs.field(default=1.0, validator=_positive)
+    step_s: float = attrs.field(default=1.0, validator=positive)
     #: What the energy and power figures are: ``scaphandre``, ``kepler``, ``model:<name>``...
     method: str = "prometheus"
     #: Per request; also how long :meth:`PrometheusCollector.start` waits for the server.
-    timeout_s: float = attrs.field(default=10.0, validator=_positive)
+    timeout_s: float = attrs.field(default=10.0, validator=positive)
 
     def __attrs_post_init__(self) -> None:
         energy = sorted(n for n in self.queries if _is_energy_or_power(_unit(n)))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from greenflow.builtin.prometheus import (
@@ -11,6 +13,8 @@ from greenflow.builtin.prometheus import (
     _monotonic,
     _unit,
 )
+from greenflow.errors import PlanError
+from greenflow.plan import load_plan
 
 URL = "http://127.0.0.1:9090"
 
@@ -42,8 +46,8 @@ def test_query_names_must_end_with_a_unit(name: str) -> None:
         ({"url": "localhost:9090"}, r"url: expected http\(s\)://host:port"),
         ({"queries": {}}, r"queries: empty"),
         ({"queries": {"up_ratio": " "}}, r"'up_ratio' has an empty PromQL query"),
-        ({"step_s": 0.0}, r"step_s: must be > 0"),
-        ({"timeout_s": -1.0}, r"timeout_s: must be > 0"),
+        ({"step_s": 0.0}, r"step_s: expected a number > 0"),
+        ({"timeout_s": -1.0}, r"timeout_s: expected a number > 0"),
     ],
 )
 def test_bad_values_are_refused_naming_the_field(kwargs: dict[str, object], message: str) -> None:
@@ -102,3 +106,33 @@ def test_describe_hides_the_url_password() -> None:
     described = PrometheusCollector("p", config).describe()
     assert "s3cret" not in repr(described)
     assert described["url"] == "https://reader:***@prom.example:9090"
+
+
+PLAN = """
+[experiment]
+name = "p"
+
+[platform]
+type = "local"
+
+[workload]
+type = "command"
+command = "true"
+
+[[collectors]]
+type = "prometheus"
+url = "http://127.0.0.1:9090"
+queries = {{ host_power_watts = "scaph_host_power_microwatts / 1e6" }}
+{extra}
+"""
+
+
+def test_plan_error_names_the_collector_table_and_key(tmp_path: Path) -> None:
+    """In a plan, a missing method for power queries is an error at [collectors.0] method."""
+    plan = tmp_path / "plan.toml"
+    plan.write_text(PLAN.format(extra=""))
+    with pytest.raises(PlanError, match=r"plan.toml \[collectors.0\] method: queries host_power_watts"):
+        load_plan(plan)
+    plan.write_text(PLAN.format(extra='method = "scaphandre"'))
+    (collector,) = load_plan(plan).collectors
+    assert collector.cls is PrometheusCollector
