@@ -27,11 +27,12 @@ def _register() -> None:
     # Imported here, not at the top, so that `greenflow --help` stays fast.
     from greenflow.cli.down import down
     from greenflow.cli.plugins import plugins
+    from greenflow.cli.report import report
     from greenflow.cli.results import results
     from greenflow.cli.run import run, up
     from greenflow.cli.validate import validate
 
-    for command in (run, up, down, validate, plugins, results):
+    for command in (run, up, down, validate, plugins, results, report):
         main.add_command(command)
 
 

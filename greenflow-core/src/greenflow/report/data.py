@@ -1,0 +1,427 @@
+"""What the report shows, read from the store into plain values; no plotting here.
+
+One :class:`ExperimentData` per experiment: its runs with their per-run figures, the runs
+grouped into points (series × x), and the rules that pick the x axis and the series.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from bisect import bisect_left
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
+
+import attrs
+
+from greenflow.api import Metric, Sample, WorkloadResult
+from greenflow.errors import StoreError
+from greenflow.measure.integrate import power_series, split_series
+from greenflow.measure.rapl import host_energy_domains
+from greenflow.stats import PointSummary, Stat, describe, summarize
+from greenflow.store.db import ExperimentRow, RunRow, RunStatus, Store
+
+#: Axis names (the last dotted part) that name the system under test: runs are grouped
+#: by them first (`target = ["kafka", "redpanda"]` compares systems).
+VARIANT_AXES = ("target", "variant", "system")
+#: Axis names (the last dotted part) that hold the asked load when no workload figure does.
+LOAD_AXES = ("load", "rate")
+#: The per-run scope whose energy is the host's (docs/results.md).
+HOST_SCOPE = "host"
+SHARE_SUFFIX = "+cpu-share"
+IDLE_PART = "idle"
+OTHER_PART = "other"
+
+
+@attrs.frozen
+class Value:
+    """A figure and how it was obtained (``rapl``, ``model:linear``, ``workload``...)."""
+
+    value: float
+    method: str
+
+
+@attrs.frozen
+class RunFigures:
+    """One run and the figures the report draws from it (None: not stored)."""
+
+    run: RunRow
+    result: WorkloadResult | None
+    energy: Value | None  # host energy over MEASURE, J
+    per_unit: Value | None  # host J per unit of work
+    per_unit_name: str | None  # its metric, energy_per_<unit>_joules
+    asked: Value | None  # asked rate, units/s; method says where it came from
+    parts: dict[str, float]  # energy breakdown over MEASURE, J
+    parts_method: str
+    idle_measured: bool
+
+    @property
+    def finished(self) -> bool:
+        return self.run.status is RunStatus.FINISHED
+
+
+@attrs.frozen
+class Point:
+    """The runs of one parameter point: one series at one x."""
+
+    series: str
+    x: Any  # the x axis's value, or None when there is no x axis
+    runs: tuple[RunFigures, ...]
+    #: greenflow.stats' figures of this point (None: no run of it is in the summary).
+    summary: PointSummary | None
+
+    @property
+    def finished(self) -> list[RunFigures]:
+        return [r for r in self.runs if r.finished]
+
+
+@attrs.frozen
+class PowerLine:
+    """Power of one host over a run, from its cumulative energy counters."""
+
+    host: str
+    method: str
+    points: list[tuple[float, float]]  # (Unix s, W)
+
+
+@attrs.frozen
+class ExperimentData:
+    experiment: ExperimentRow
+    runs: list[RunFigures]
+    axes: list[str]
+    x_axis: str | None
+    x_numeric: bool
+    series_axes: list[str]
+    points: list[Point]
+    x_categories: list[str]  # a non-numeric x axis's values, in plan order, as text
+    unit: str | None  # what a unit of work is, when every result agrees
+    per_unit_name: str | None  # energy_per_<unit>_joules
+
+    def counts(self) -> dict[str, int]:
+        """Runs per status, in the order finished, failed, aborted, running, pending."""
+        out = {s.value: 0 for s in RunStatus}
+        for r in self.runs:
+            out[r.run.status.value] += 1
+        order = ("finished", "failed", "aborted", "running", "pending")
+        return {k: out[k] for k in order}
+
+    def methods(self, pick: str) -> list[str]:
+        """The distinct methods of one figure (``energy``, ``per_unit``, ``parts``) over
+        finished runs, in first-seen order."""
+        seen: dict[str, None] = {}
+        for r in self.runs:
+            if not r.finished:
+                continue
+            if pick == "parts":
+                method = r.parts_method if r.parts else None
+            else:
+                v = getattr(r, pick)
+                method = v.method if v is not None else None
+            if method:
+                seen[method] = None
+        return list(seen)
+
+
+# -- statistics -----------------------------------------------------------------------
+
+
+def describe_finite(values: Iterable[float | None], method: str) -> Stat | None:
+    """:func:`greenflow.stats.describe` of the finite ``values``; None when there are none."""
+    data = [float(v) for v in values if v is not None and math.isfinite(v)]
+    return describe(data, method) if data else None
+
+
+# -- per-run figures --------------------------------------------------------------------
+
+
+def _host_figure(metrics: Sequence[Metric], accept: Any) -> Value | None:
+    """A host-scope figure summed over hosts: the stored total if any, else the sum of
+    the per-host values of the first method stored (never a sum across methods)."""
+    found = [
+        m
+        for m in metrics
+        if m.labels.get("scope") == HOST_SCOPE
+        and accept(m.name)
+        and "domain" not in m.labels
+        and "group" not in m.labels
+    ]
+    if not found:
+        return None
+    method = found[0].method
+    same = [m for m in found if m.method == method]
+    total = next((m for m in same if "host" not in m.labels), None)
+    if total is not None:
+        return Value(total.value, method)
+    per_host = {m.labels["host"]: m.value for m in same}
+    return Value(math.fsum(per_host.values()), method)
+
+
+def _is_per_unit(name: str) -> bool:
+    return (
+        name.startswith("energy_per_")
+        and name.endswith("_joules")
+        and name != "energy_per_mib_joules"
+    )
+
+
+def _asked(metrics: Sequence[Metric], params: Mapping[str, Any]) -> Value | None:
+    for m in metrics:
+        if m.name.startswith("asked_") and m.name.endswith("_per_s") and math.isfinite(m.value):
+            return Value(m.value, f"workload ({m.name})")
+    for key, value in params.items():
+        if key.rsplit(".", 1)[-1] in LOAD_AXES and _is_number(value):
+            return Value(float(value), f"plan ({key})")
+    return None
+
+
+def _parts(metrics: Sequence[Metric], method: str) -> tuple[dict[str, float], str, bool]:
+    """Energy over MEASURE split into services, load generators, idle and other (J),
+    summed over hosts; the method of the split; whether idle was measured."""
+    parts: dict[str, float] = {}
+    shared = method + SHARE_SUFFIX
+    idle_measured = False
+    for m in metrics:
+        scope = m.labels.get("scope")
+        if "domain" in m.labels or not math.isfinite(m.value):
+            continue
+        if m.name == "idle_energy_joules" and scope == "idle" and m.method == method:
+            parts[IDLE_PART] = parts.get(IDLE_PART, 0.0) + m.value
+            idle_measured = True
+        elif m.name == "energy_joules" and m.method == shared and scope != HOST_SCOPE:
+            part = m.labels.get("group") or OTHER_PART
+            parts[part] = parts.get(part, 0.0) + m.value
+    if any(p != IDLE_PART for p in parts):
+        return parts, shared, idle_measured
+    # No process collector: nothing to attribute by; show active energy as one part.
+    active = [
+        m
+        for m in metrics
+        if m.name == "active_energy_joules"
+        and m.method == method
+        and m.labels.get("scope") == HOST_SCOPE
+        and "domain" not in m.labels
+    ]
+    if active:
+        label = "active (not attributed)" if idle_measured else "host (idle not measured)"
+        parts[label] = math.fsum({m.labels.get("host", ""): m.value for m in active}.values())
+    return parts, method, idle_measured
+
+
+def run_figures(store: Store, run: RunRow) -> RunFigures:
+    metrics = store.metrics(run.run_id) if run.status is RunStatus.FINISHED else []
+    result = store.result(run.run_id) if run.status is RunStatus.FINISHED else None
+    energy = _host_figure(metrics, lambda n: n == "energy_joules")
+    per_unit = _host_figure(metrics, _is_per_unit)
+    parts, parts_method, idle = _parts(metrics, energy.method) if energy else ({}, "", False)
+    name = next((m.name for m in metrics if _is_per_unit(m.name)), None)
+    asked = _asked(metrics, run.params)
+    return RunFigures(run, result, energy, per_unit, name, asked, parts, parts_method, idle)
+
+
+# -- axes and points -----------------------------------------------------------------
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def sweep_axes(experiment: ExperimentRow, runs: Sequence[RunRow]) -> list[str]:
+    """The plan's sweep axes in plan order (from provenance), then any other run parameter."""
+    recorded = experiment.provenance.get("axes")
+    names = list(recorded) if isinstance(recorded, dict) else []
+    for run in runs:
+        names += [k for k in run.params if k not in names]
+    return names
+
+
+def _axis_values(axis: str, runs: Sequence[RunRow]) -> list[Any]:
+    return [r.params[axis] for r in runs if axis in r.params]
+
+
+def default_x_axis(axes: Sequence[str], runs: Sequence[RunRow]) -> str | None:
+    """The first numeric axis that varies, else the first numeric one, else None."""
+    numeric = [a for a in axes if (vs := _axis_values(a, runs)) and all(map(_is_number, vs))]
+    varying = [a for a in numeric if len(set(_axis_values(a, runs))) > 1]
+    found = varying or numeric
+    return found[0] if found else None
+
+
+def _is_variant(axis: str) -> bool:
+    return axis.rsplit(".", 1)[-1] in VARIANT_AXES
+
+
+def _short(axis: str) -> str:
+    # The command workload's table-valued field: `params.load` reads better as `load`.
+    return axis.removeprefix("params.")
+
+
+def _order(experiment: ExperimentRow, axis: str) -> Callable[[Any], tuple[int, Any]]:
+    """Sort key for an axis's values: their order in the plan, else by text."""
+    recorded = experiment.provenance.get("axes")
+    plan_values = recorded.get(axis) if isinstance(recorded, dict) else None
+    listed = plan_values if isinstance(plan_values, list) else []
+
+    def key(value: Any) -> tuple[int, Any]:
+        if value in listed:
+            return 0, listed.index(value)
+        return (1, value) if _is_number(value) else (2, str(value))
+
+    return key
+
+
+def point_label(axes: Sequence[str], values: Sequence[Any]) -> str:
+    """``kafka, message_size=100``: a variant axis's value alone (it names a system),
+    other axes as name=value."""
+    if not axes:
+        return "all runs"
+    return ", ".join(
+        ("—" if v is None else str(v))
+        if _is_variant(a)
+        else f"{_short(a)}={'—' if v is None else v}"
+        for a, v in zip(axes, values, strict=True)
+    )
+
+
+def _params_key(params: Mapping[str, Any]) -> str:
+    # How greenflow.stats groups runs into points: by all their parameters.
+    return json.dumps(params, sort_keys=True, default=str)
+
+
+def _points(
+    experiment: ExperimentRow,
+    runs: Sequence[RunFigures],
+    x_axis: str | None,
+    series_axes: Sequence[str],
+    summaries: Sequence[PointSummary],
+) -> list[Point]:
+    keys = {a: _order(experiment, a) for a in [*series_axes, *([x_axis] if x_axis else [])]}
+    groups: dict[tuple[Any, ...], list[RunFigures]] = {}
+    for r in runs:
+        values = tuple(r.run.params.get(a) for a in series_axes)
+        x = r.run.params.get(x_axis) if x_axis else None
+        groups.setdefault((*values, x), []).append(r)
+
+    def sort_key(key: tuple[Any, ...]) -> tuple[Any, ...]:
+        axes = [*series_axes, *([x_axis] if x_axis else [])]
+        return tuple(
+            keys[a](v) if v is not None else (3, "")
+            for a, v in zip(axes, key[: len(axes)], strict=True)
+        )
+
+    by_params = {_params_key(s.params): s for s in summaries}
+    out = []
+    for key in sorted(groups, key=sort_key):
+        members = sorted(groups[key], key=lambda r: (r.run.repetition, r.run.order))
+        summary = by_params.get(_params_key(members[0].run.params))
+        out.append(Point(point_label(series_axes, key[:-1]), key[-1], tuple(members), summary))
+    return out
+
+
+def load_experiment(
+    store: Store, experiment: ExperimentRow, x_axis: str | None = None
+) -> ExperimentData:
+    """Read one experiment; ``x_axis`` overrides the default (first numeric sweep axis)."""
+    rows = store.get_runs(experiment.id)
+    axes = sweep_axes(experiment, rows)
+    if x_axis is not None and x_axis not in axes:
+        # Accept the short form of the command workload's axes (`load` for `params.load`).
+        matches = [a for a in axes if _short(a) == x_axis]
+        if len(matches) != 1:
+            known = ", ".join(axes) or "none (the plan has no sweep axis)"
+            msg = f"--x-axis {x_axis!r} is not a sweep axis of experiment {experiment.name!r}; axes: {known}"
+            raise StoreError(msg)
+        x_axis = matches[0]
+    chosen = x_axis if x_axis is not None else default_x_axis(axes, rows)
+    x_numeric = chosen is not None and all(map(_is_number, _axis_values(chosen, rows)))
+    others = [a for a in axes if a != chosen]
+    series_axes = [a for a in others if _is_variant(a)] + [a for a in others if not _is_variant(a)]
+    # Axes with one value in the whole experiment do not tell series apart.
+    series_axes = [a for a in series_axes if len({repr(v) for v in _axis_values(a, rows)}) > 1]
+    runs = [run_figures(store, r) for r in rows]
+    units = {r.result.unit for r in runs if r.result is not None}
+    categories: list[str] = []
+    if chosen is not None and not x_numeric:
+        ordered = sorted(_axis_values(chosen, rows), key=_order(experiment, chosen))
+        categories = list(dict.fromkeys(str(v) for v in ordered))
+    return ExperimentData(
+        experiment=experiment,
+        runs=runs,
+        axes=axes,
+        x_axis=chosen,
+        x_numeric=x_numeric,
+        series_axes=series_axes,
+        points=_points(experiment, runs, chosen, series_axes, summarize(store, experiment.name)),
+        x_categories=categories,
+        unit=units.pop() if len(units) == 1 else None,
+        per_unit_name=next((r.per_unit_name for r in runs if r.per_unit_name), None),
+    )
+
+
+def short_axis(axis: str) -> str:
+    """An axis name as the report shows it."""
+    return _short(axis)
+
+
+# -- power over time -------------------------------------------------------------------
+
+
+def _method_rank(method: str) -> tuple[int, str]:
+    # The preference of greenflow.measure.attribution: RAPL, other measurements, models.
+    return (0 if method == "rapl" else 2 if method.startswith("model:") else 1, method)
+
+
+def power_lines(samples: Sequence[Sample]) -> list[PowerLine]:
+    """Per host, power from the energy counters the host energy is made of (same domains
+    and method preference as the per-run figures): each counter differenced between
+    consecutive samples, the domains summed."""
+    domains: dict[str, dict[str, dict[str, list[Sample]]]] = {}
+    for (host, metric, method, labels), series in split_series(samples).items():
+        if metric == "energy_joules":
+            domain = dict(labels).get("domain", "host")
+        elif metric == "host_energy_joules":
+            domain = "host"
+        else:
+            continue
+        domains.setdefault(host, {}).setdefault(method, {})[domain] = series
+    lines = []
+    for host in sorted(domains):
+        method = min(domains[host], key=_method_rank)
+        by_domain = domains[host][method]
+        chosen = ["host"] if "host" in by_domain else host_energy_domains(by_domain)
+        parts = [power_series(by_domain[d]) for d in chosen if len(by_domain[d]) >= 2]
+        if not parts or not parts[0]:
+            continue
+        base = parts[0]
+        total = [(t, w + sum(_interpolate(p, t) for p in parts[1:])) for t, w in base]
+        lines.append(PowerLine(host, method, total))
+    return lines
+
+
+def _interpolate(points: Sequence[tuple[float, float]], t: float) -> float:
+    """Linear interpolation in (t, value) points sorted by t, held flat past either end."""
+    if not points:
+        return 0.0
+    i = bisect_left(points, t, key=lambda p: p[0])
+    if i == 0:
+        return points[0][1]
+    if i == len(points):
+        return points[-1][1]
+    (t0, v0), (t1, v1) = points[i - 1], points[i]
+    return v0 + (v1 - v0) * (t - t0) / (t1 - t0) if t1 > t0 else v1
+
+
+def select_power_runs(points: Sequence[Point], limit: int) -> list[RunFigures]:
+    """At most ``limit`` runs that may have samples (not pending, not aborted), taken
+    round-robin over the points: every point's first repetition, then the second..."""
+    queues = [
+        [r for r in p.runs if r.run.status in (RunStatus.FINISHED, RunStatus.FAILED)]
+        for p in points
+    ]
+    chosen: list[RunFigures] = []
+    depth = 0
+    while len(chosen) < limit and any(len(q) > depth for q in queues):
+        for q in queues:
+            if len(q) > depth and len(chosen) < limit:
+                chosen.append(q[depth])
+        depth += 1
+    return sorted(chosen, key=lambda r: r.run.order)
