@@ -12,22 +12,27 @@ runner stores (host energy, idle, active, service/loadgen/other shares, J/messag
 result with latency percentiles and the asked rate. One run in 50 is failed, one in 100
 aborted, as in real sweeps.
 
-It then writes the report twice with ``greenflow.report.write_report``: the first time in
-this process includes importing matplotlib (what `greenflow report` pays), the second is
-warm. Target: ≤ 5 s for the first. Per-run power plots are capped by ``--power-plots``
-(default 24, as the CLI): drawing 1,000 of them would take about a minute.
+It then times ``greenflow report`` in a fresh process (what a user waits for: Python,
+click and matplotlib imports included; target ≤ 5 s) and ``write_report`` once more in
+this process, warm. Wall and CPU times are both printed, with the load average: on a
+shared 2-core machine the wall time stretches with other work, the CPU time much less.
+Per-run power plots are capped by ``--power-plots`` (default 24, as the CLI): each costs
+~40 ms of CPU, so all 1,000 would take about 40 s.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
+import resource
 import shutil
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
 
 from greenflow.api import Metric, Sample, WorkloadResult
 from greenflow.store import RunStatus, Store
@@ -203,36 +208,55 @@ def main() -> None:
 
     from greenflow.report import ReportOptions, write_report
 
+    # What a user pays: the CLI in a fresh process (Python, click, matplotlib imports).
+    load_before = os.getloadavg()[0]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t = time.perf_counter()
+    subprocess.run(
+        [sys.executable, "-m", "greenflow", "report", str(store_dir), "-o",
+         str(work / "report.html"), "--power-plots", str(args.power_plots)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    cli_s = time.perf_counter() - t
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cli_cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    # Warm, in this process: the report's own work once everything is imported.
     options = ReportOptions(power_plots=args.power_plots)
-    timings: list[float] = []
-    summary: Any = None
-    for _ in range(2):
-        t = time.perf_counter()
-        summary = write_report(store_dir, work / "report.html", options)
-        timings.append(time.perf_counter() - t)
+    write_report(store_dir, work / "warm.html", options)
+    t, c = time.perf_counter(), time.process_time()
+    summary = write_report(store_dir, work / "warm.html", options)
+    warm_s, warm_cpu = time.perf_counter() - t, time.process_time() - c
     size = (work / "report.html").stat().st_size
     out = {
         "runs": args.runs,
         "samples_per_run": args.samples,
         "power_plots": summary.power_plots,
         "synthesize_s": round(synth_s, 2),
-        "first_s": round(timings[0], 2),
-        "warm_s": round(timings[1], 2),
+        "cli_s": round(cli_s, 2),
+        "cli_cpu_s": round(cli_cpu, 2),
+        "warm_s": round(warm_s, 2),
+        "warm_cpu_s": round(warm_cpu, 2),
+        "load_average": round(load_before, 2),
+        "cpus": os.cpu_count(),
         "target_s": TARGET_S,
         "html_bytes": size,
-        "ok": timings[0] <= TARGET_S,
+        "ok": cli_s <= TARGET_S,
     }
     if args.json:
         print(json.dumps(out))
     else:
         print(f"store: {args.runs} runs × {args.samples} samples, synthesized in {synth_s:.1f} s")
         print(
-            f"report, first (imports matplotlib): {timings[0]:.2f} s "
+            f"greenflow report (fresh process): {cli_s:.2f} s wall, {cli_cpu:.2f} s CPU "
             f"({'within' if out['ok'] else 'OVER'} the {TARGET_S:g} s target)"
         )
         print(
-            f"report, warm: {timings[1]:.2f} s; {summary.power_plots} power plots; "
-            f"{size / 1e6:.1f} MB of HTML"
+            f"write_report, warm: {warm_s:.2f} s wall, {warm_cpu:.2f} s CPU; "
+            f"{summary.power_plots} power plots; {size / 1e6:.1f} MB of HTML"
+        )
+        print(
+            f"load average at the start: {load_before:.1f} on {os.cpu_count()} CPUs "
+            "(wall times stretch when the machine is busy; CPU times much less)"
         )
         if args.keep:
             print(f"report: {work / 'report.html'}")
