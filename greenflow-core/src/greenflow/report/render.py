@@ -202,7 +202,6 @@ class _Section:
     def __init__(
         self, store: Store, data: ExperimentData, options: ReportOptions, anchor: str
     ) -> None:
-        # Here, not at the top: matplotlib is an optional extra and slow to import.
         self.store = store
         self.data = data
         self.options = options
