@@ -30,9 +30,10 @@ def _register() -> None:
     from greenflow.cli.report import report
     from greenflow.cli.results import results
     from greenflow.cli.run import run, up
+    from greenflow.cli.shell import shell
     from greenflow.cli.validate import validate
 
-    for command in (run, up, down, validate, plugins, results, report):
+    for command in (run, up, down, validate, plugins, results, shell, report):
         main.add_command(command)
 
 
