@@ -69,7 +69,9 @@ def _pytest(session: nox.Session, package: Path) -> None:
 def tests_core(session: nox.Session) -> None:
     """greenflow-core's unit and integration tests."""
     plugins = [p for p in CORE_TEST_PLUGINS if (p / "pyproject.toml").exists()]
-    session.install(*_editable(CORE), *TEST_TOOLS, *(arg for p in plugins for arg in _editable(p)))
+    # The report extra too: its tests render real reports (matplotlib) and open them in Chromium.
+    session.install("-e", "./greenflow-core[testing,report]", *TEST_TOOLS,
+                    *(arg for p in plugins for arg in _editable(p)))
     _pytest(session, CORE)
     # The third-party example runs the contract kit against its own plugins.
     hello = ROOT / "examples" / "greenflow-hello"
