@@ -69,9 +69,12 @@ def _sleepers(token: str) -> list[psutil.Process]:
     return out
 
 
-@pytest.mark.parametrize("where", ["warmup", "measure"])
-def test_sigint_aborts_run_tears_down_and_resumes(tmp_path: Path, where: str) -> None:
-    """Ctrl-C during warm-up or MEASURE: aborted run, no process left, re-run resumes."""
+@pytest.mark.parametrize(("where", "sig"), [("warmup", signal.SIGINT), ("measure", signal.SIGINT),
+                                            ("measure", signal.SIGTERM)])
+def test_sigint_aborts_run_tears_down_and_resumes(tmp_path: Path, where: str,
+                                                  sig: signal.Signals) -> None:
+    """Ctrl-C (or SIGTERM) during warm-up or MEASURE: aborted run, no process left, re-run
+    resumes."""
     plan, token = _start(tmp_path, where)
     (tmp_path / "armed").touch()
     proc = subprocess.Popen([sys.executable, "-m", "greenflow", "run", str(plan)],
@@ -87,7 +90,7 @@ def test_sigint_aborts_run_tears_down_and_resumes(tmp_path: Path, where: str) ->
             time.sleep(0.1)
         else:
             pytest.fail(f"never reached {where}: {_status(tmp_path)}")
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(sig)
         _out, err = proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:
