@@ -28,6 +28,7 @@ import pytest
 from greenflow.api import wait_until
 from greenflow.testing.kube import (
     BUILD_HINT,
+    ETCD_VERSION,
     KUBE_VERSION,
     KubeAPIServer,
     KubeBinaries,
@@ -51,7 +52,9 @@ def kube_binaries() -> KubeBinaries:
 
 
 @pytest.fixture(scope="module")
-def kube(kube_binaries: KubeBinaries, tmp_path_factory: pytest.TempPathFactory) -> Iterator[KubeAPIServer]:
+def kube(
+    kube_binaries: KubeBinaries, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[KubeAPIServer]:
     """One API server for the module (it takes seconds to become ready)."""
     with KubeAPIServer(tmp_path_factory.mktemp("kube"), binaries=kube_binaries) as server:
         yield server
@@ -61,7 +64,8 @@ def kube(kube_binaries: KubeBinaries, tmp_path_factory: pytest.TempPathFactory) 
 def k8s(kube: KubeAPIServer) -> Iterator[Any]:
     """The ``kubernetes`` package with an ApiClient configured from the kubeconfig."""
     kubernetes = pytest.importorskip(
-        "kubernetes", reason='the kubernetes client is not installed: pip install "greenflow-core[kubernetes]"'
+        "kubernetes",
+        reason='the kubernetes client is not installed: pip install "greenflow-core[kubernetes]"',
     )
     api = kubernetes.config.new_client_from_config(config_file=str(kube.kubeconfig_path))
     try:
@@ -134,8 +138,9 @@ def test_namespace_apply_validate_list_delete(k8s: Any) -> None:
     apps = kubernetes.client.AppsV1Api(api)
     ns = "greenflow-it"
 
-    core.create_namespace({"apiVersion": "v1", "kind": "Namespace",
-                           "metadata": {"name": ns, "labels": dict(MANAGED)}})
+    core.create_namespace(
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns, "labels": dict(MANAGED)}}
+    )
 
     # Server-side apply, twice with the same body: the second is a no-op.
     body = _configmap("plan", {"interval": "1s", "brokers": "3"})
@@ -143,7 +148,10 @@ def test_namespace_apply_validate_list_delete(k8s: Any) -> None:
         "plan", ns, body, field_manager=FIELD_MANAGER, _content_type="application/apply-patch+yaml"
     )
     second = core.patch_namespaced_config_map(
-        "plan", ns, copy.deepcopy(body), field_manager=FIELD_MANAGER,
+        "plan",
+        ns,
+        copy.deepcopy(body),
+        field_manager=FIELD_MANAGER,
         _content_type="application/apply-patch+yaml",
     )
     assert second.metadata.resource_version == first.metadata.resource_version
@@ -151,7 +159,10 @@ def test_namespace_apply_validate_list_delete(k8s: Any) -> None:
     assert [m.operation for m in second.metadata.managed_fields] == ["Apply"]
     # A changed apply is a write, and the server drops what the manager no longer sets.
     third = core.patch_namespaced_config_map(
-        "plan", ns, _configmap("plan", {"interval": "2s"}), field_manager=FIELD_MANAGER,
+        "plan",
+        ns,
+        _configmap("plan", {"interval": "2s"}),
+        field_manager=FIELD_MANAGER,
         _content_type="application/apply-patch+yaml",
     )
     assert third.metadata.resource_version != first.metadata.resource_version
@@ -159,7 +170,10 @@ def test_namespace_apply_validate_list_delete(k8s: Any) -> None:
 
     # A well-formed Deployment passes validation (nothing runs it: no controllers).
     created = apps.create_namespaced_deployment(ns, _deployment("broker"))
-    assert created.spec.template.spec.containers[0].resources.limits == {"cpu": "100m", "memory": "64Mi"}
+    assert created.spec.template.spec.containers[0].resources.limits == {
+        "cpu": "100m",
+        "memory": "64Mi",
+    }
     assert created.status.replicas is None  # no ReplicaSet controller, no status
 
     # A malformed one (selector does not match the template's labels) is refused.
@@ -171,8 +185,12 @@ def test_namespace_apply_validate_list_delete(k8s: Any) -> None:
     assert "selector" in refused.value.body and "does not match template" in refused.value.body
 
     selector = "app.kubernetes.io/managed-by=greenflow"
-    assert [d.metadata.name for d in apps.list_namespaced_deployment(ns, label_selector=selector).items] == ["broker"]
-    assert [c.metadata.name for c in core.list_namespaced_config_map(ns, label_selector=selector).items] == ["plan"]
+    assert [
+        d.metadata.name for d in apps.list_namespaced_deployment(ns, label_selector=selector).items
+    ] == ["broker"]
+    assert [
+        c.metadata.name for c in core.list_namespaced_config_map(ns, label_selector=selector).items
+    ] == ["plan"]
 
     # Deleting marks the namespace Terminating; without the namespace controller it
     # stays so until the test does the controller's work.
@@ -202,9 +220,11 @@ def test_token_is_admin_and_rbac_denies_others(kube: KubeAPIServer, k8s: Any) ->
     cfg.host = kube.url
     cfg.ssl_ca_cert = str(kube.ca_path)
     cfg.api_key = {"authorization": "Bearer not-the-token"}
-    with kubernetes.client.ApiClient(cfg) as stranger:
-        with pytest.raises(kubernetes.client.exceptions.ApiException) as denied:
-            kubernetes.client.CoreV1Api(stranger).list_namespace()
+    with (
+        kubernetes.client.ApiClient(cfg) as stranger,
+        pytest.raises(kubernetes.client.exceptions.ApiException) as denied,
+    ):
+        kubernetes.client.CoreV1Api(stranger).list_namespace()
     assert denied.value.status == 401
 
 
@@ -219,7 +239,9 @@ def test_stops_everything_and_never_logs_the_token(kube_binaries: KubeBinaries) 
         for log in (server.etcd_log_path, server.apiserver_log_path):
             assert server.token not in log.read_text(errors="replace")
         assert server.token not in repr(server)
-    assert not any(psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE for p in pids)
+    assert not any(
+        psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE for p in pids
+    )
     assert not work_dir.exists()
 
 
@@ -236,15 +258,19 @@ def test_build_script_pins_the_same_version() -> None:
     script = REPO / "scripts" / "kube-apiserver"
     if not script.exists():
         pytest.skip("scripts/kube-apiserver is not in this checkout")
-    assert f"KUBE_VERSION=${{GREENFLOW_KUBE_VERSION:-{KUBE_VERSION}}}" in script.read_text()
+    text = script.read_text()
+    assert f"KUBE_VERSION=${{GREENFLOW_KUBE_VERSION:-{KUBE_VERSION}}}" in text
+    assert f"ETCD_VERSION=${{GREENFLOW_ETCD_VERSION:-{ETCD_VERSION}}}" in text
     env = {k: v for k, v in os.environ.items() if not k.startswith("GREENFLOW_KUBE")}
     printed = subprocess.run(
         [shutil.which("bash") or "/bin/bash", str(script), "--print-dir"],
-        capture_output=True, text=True, check=True, env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+        env=env,
     ).stdout.strip()
-    monkey_env = dict(env)
     code = "from greenflow.testing.kube import kube_bin_dir; print(kube_bin_dir())"
     from_python = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=monkey_env
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env
     ).stdout.strip()
     assert printed == from_python
