@@ -201,6 +201,56 @@ def _version_tuple(version: str) -> tuple[int, ...]:
     return tuple(int(x) for x in re.findall(r"\d+", version)[:3])
 
 
+def producer_perf_args(
+    version: str,
+    *,
+    bootstrap_servers: str,
+    topic: str,
+    num_records: int,
+    record_size: int,
+    throughput: float,
+    acks: str = "all",
+    producer_props: Mapping[str, str] | None = None,
+    warmup_records: int = 0,
+    reporting_interval_ms: int = 1000,
+) -> list[str]:
+    """The arguments of one ``ProducerPerformance`` run of Kafka ``version`` (what follows the
+    main class, or ``kafka-producer-perf-test.sh``).
+
+    ``throughput`` is records/s (``-1`` for unthrottled); ``acks`` and ``producer_props``
+    become producer settings (``producer_props`` wins over ``acks``). Kafka < 4.2 has no
+    warm-up or reporting-interval options (reports every 5 s there).
+    """
+    if num_records < 1 or record_size < 1:
+        msg = f"num_records and record_size must be >= 1, got {num_records} and {record_size}"
+        raise ProducerPerfError(msg)
+    if not 0 <= warmup_records < num_records:
+        msg = f"warmup_records must be in [0, num_records={num_records}), got {warmup_records}"
+        raise ProducerPerfError(msg)
+    props = {"acks": acks, **(producer_props or {})}
+    bad = sorted(k for k, v in props.items() if "=" in k or "=" in str(v) or " " in str(v))
+    if bad:
+        # The tool splits each KEY=VALUE on "=" and rejects more than two pieces.
+        msg = f"producer properties {bad} contain '=' or spaces, which ProducerPerformance cannot take on its command line"
+        raise ProducerPerfError(msg)
+    modern = _version_tuple(version) >= (4, 2)
+    args = ["--topic", topic, "--num-records", str(num_records), "--record-size", str(record_size)]
+    args += ["--throughput", f"{throughput:g}" if throughput > 0 else "-1"]
+    if modern:
+        args += ["--bootstrap-server", bootstrap_servers]
+        args += ["--command-property", *(f"{k}={v}" for k, v in props.items())]
+        args += ["--reporting-interval", str(reporting_interval_ms)]
+        if warmup_records:
+            args += ["--warmup-records", str(warmup_records)]
+    else:
+        if warmup_records:
+            msg = f"--warmup-records needs Kafka >= 4.2; this distribution is {version}"
+            raise ProducerPerfError(msg)
+        props = {"bootstrap.servers": bootstrap_servers, **props}
+        args += ["--producer-props", *(f"{k}={v}" for k, v in props.items())]
+    return args
+
+
 def producer_perf_command(
     distribution: KafkaDistribution,
     *,
@@ -216,42 +266,22 @@ def producer_perf_command(
     heap: str = "512m",
     name: str = "producer-perf",
 ) -> list[str]:
-    """The argv of one ``ProducerPerformance`` run.
+    """The argv of one ``ProducerPerformance`` run (arguments from :func:`producer_perf_args`).
 
-    ``throughput`` is records/s (``-1`` for unthrottled); ``acks`` and ``producer_props``
-    become producer settings (``producer_props`` wins over ``acks``). ``name`` tags the JVM
-    for :func:`greenflow_kafka.cluster.kill_pids`. Kafka < 4.2 has no warm-up or
-    reporting-interval options (reports every 5 s there).
+    ``name`` tags the JVM for :func:`greenflow_kafka.cluster.kill_pids`.
     """
-    if num_records < 1 or record_size < 1:
-        msg = f"num_records and record_size must be >= 1, got {num_records} and {record_size}"
-        raise ProducerPerfError(msg)
-    if not 0 <= warmup_records < num_records:
-        msg = f"warmup_records must be in [0, num_records={num_records}), got {warmup_records}"
-        raise ProducerPerfError(msg)
-    props = {"acks": acks, **(producer_props or {})}
-    bad = sorted(k for k, v in props.items() if "=" in k or "=" in str(v) or " " in str(v))
-    if bad:
-        # The tool splits each KEY=VALUE on "=" and rejects more than two pieces.
-        msg = f"producer properties {bad} contain '=' or spaces, which ProducerPerformance cannot take on its command line"
-        raise ProducerPerfError(msg)
-    modern = _version_tuple(distribution.version) >= (4, 2)
-    args = ["--topic", topic, "--num-records", str(num_records), "--record-size", str(record_size)]
-    args += ["--throughput", f"{throughput:g}" if throughput > 0 else "-1"]
-    if modern:
-        args += ["--bootstrap-server", bootstrap_servers]
-        args += ["--command-property", *(f"{k}={v}" for k, v in props.items())]
-        args += ["--reporting-interval", str(reporting_interval_ms)]
-        if warmup_records:
-            args += ["--warmup-records", str(warmup_records)]
-    else:
-        if warmup_records:
-            msg = (
-                f"--warmup-records needs Kafka >= 4.2; this distribution is {distribution.version}"
-            )
-            raise ProducerPerfError(msg)
-        props = {"bootstrap.servers": bootstrap_servers, **props}
-        args += ["--producer-props", *(f"{k}={v}" for k, v in props.items())]
+    args = producer_perf_args(
+        distribution.version,
+        bootstrap_servers=bootstrap_servers,
+        topic=topic,
+        num_records=num_records,
+        record_size=record_size,
+        throughput=throughput,
+        acks=acks,
+        producer_props=producer_props,
+        warmup_records=warmup_records,
+        reporting_interval_ms=reporting_interval_ms,
+    )
     return distribution.java_command(
         PRODUCER_PERFORMANCE_MAIN,
         args,
@@ -542,6 +572,7 @@ __all__ = [
     "end_to_end_latency_command",
     "parse_end_to_end_latency_output",
     "parse_producer_output",
+    "producer_perf_args",
     "producer_perf_command",
     "records_for",
     "run_end_to_end_latency",
