@@ -135,6 +135,77 @@ def _monotonic(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
     return out
 
 
+class PrometheusSource:
+    """One Prometheus HTTP API as a collector reads it (shared by the PromQL collectors).
+
+    The client is made on first use; failures come out as ``CollectorError`` naming the
+    collector, what was asked and the URL (its password hidden).
+    """
+
+    def __init__(self, collector: str, url: str, timeout_s: float) -> None:
+        self.collector = collector
+        self.url = url
+        self.safe_url = _safe_url(url)
+        self.timeout_s = timeout_s
+        self._client: Any = None
+
+    def client(self) -> Any:
+        """The ``prometheus_api_client.PrometheusConnect``."""
+        if self._client is None:
+            # Imported here: requests and dateparser cost ~0.2 s, and `greenflow --help` or
+            # `greenflow plugins` should not pay for a collector they don't run.
+            from prometheus_api_client import PrometheusConnect
+            from urllib3.util.retry import Retry
+
+            # The client's default retries back off for ~6 s on a refused connection;
+            # wait_until_answering() polls with its own deadline, so only retry briefly.
+            retry = Retry(total=2, backoff_factor=0.1, status_forcelist=(429, 502, 503, 504))
+            self._client = PrometheusConnect(url=self.url, retry=retry, timeout=self.timeout_s)
+        return self._client
+
+    def fail(self, what: str, exc: BaseException) -> CollectorError:
+        text = str(exc).strip() or type(exc).__name__
+        if len(text) > 500:
+            text = text[:500] + "…"
+        return CollectorError(f"collector {self.collector!r}: {what} at {self.safe_url} failed: {text}")
+
+    def call(self, what: str, method: str, *args: Any, **kwargs: Any) -> Any:
+        """``client().<method>(...)``, its failures as :meth:`fail` errors about ``what``."""
+        from prometheus_api_client.exceptions import PrometheusApiClientException
+
+        try:
+            return getattr(self.client(), method)(*args, **kwargs)
+        except (OSError, ValueError, PrometheusApiClientException) as exc:
+            # requests' errors are OSErrors, a body that is not JSON a ValueError.
+            raise self.fail(what, exc) from exc
+
+    def wait_until_answering(self) -> None:
+        """Poll a trivial query until the server answers, up to ``timeout_s``."""
+        client = self.client()
+
+        def answers() -> tuple[bool, str]:
+            client.custom_query("1")
+            return True, "answered"
+
+        try:
+            wait_until(
+                answers,
+                what=f"Prometheus at {self.safe_url} to answer queries",
+                timeout_s=self.timeout_s,
+                interval_s=min(0.5, self.timeout_s / 4),
+            )
+        except ReadinessTimeout as exc:
+            msg = (f"collector {self.collector!r}: Prometheus at {self.safe_url} does not "
+                   f"answer: {exc}. Check that it runs and that url is right.")
+            raise CollectorError(msg) from exc
+
+    def close(self) -> None:
+        """Close the HTTP session. Idempotent."""
+        client, self._client = self._client, None
+        if client is not None and hasattr(client, "close"):  # close() is new in 0.6
+            client.close()
+
+
 class PrometheusCollector(Collector):
     """Queries Prometheus over each window; see the module docstring for the plan section.
 
@@ -149,59 +220,15 @@ class PrometheusCollector(Collector):
 
     def __init__(self, name: str, config: PrometheusConfig) -> None:
         super().__init__(name, config)
-        self._client: Any = None
-
-    def _connect(self) -> Any:
-        if self._client is None:
-            # Imported here: requests and dateparser cost ~0.2 s, and `greenflow --help` or
-            # `greenflow plugins` should not pay for a collector they don't run.
-            from prometheus_api_client import PrometheusConnect
-            from urllib3.util.retry import Retry
-
-            # The client's default retries back off for ~6 s on a refused connection;
-            # start() polls with its own deadline, so only retry briefly here.
-            retry = Retry(total=2, backoff_factor=0.1, status_forcelist=(429, 502, 503, 504))
-            self._client = PrometheusConnect(
-                url=self.config.url, retry=retry, timeout=self.config.timeout_s
-            )
-        return self._client
-
-    def _fail(self, what: str, exc: BaseException) -> CollectorError:
-        text = str(exc).strip() or type(exc).__name__
-        if len(text) > 500:
-            text = text[:500] + "…"
-        return CollectorError(
-            f"collector {self.name!r}: {what} at {_safe_url(self.config.url)} failed: {text}"
-        )
+        self._source = PrometheusSource(name, config.url, config.timeout_s)
 
     def start(self, ctx: CollectorContext) -> None:
         """Wait (up to ``timeout_s``) for the server to answer, then check every query parses."""
-        from prometheus_api_client.exceptions import PrometheusApiClientException
-
-        client = self._connect()
-
-        def answers() -> tuple[bool, str]:
-            client.custom_query("1")
-            return True, "answered"
-
-        try:
-            wait_until(
-                answers,
-                what=f"Prometheus at {_safe_url(self.config.url)} to answer queries",
-                timeout_s=self.config.timeout_s,
-                interval_s=min(0.5, self.config.timeout_s / 4),
-            )
-        except ReadinessTimeout as exc:
-            msg = (f"collector {self.name!r}: Prometheus at {_safe_url(self.config.url)} does "
-                   f"not answer: {exc}. Check that it runs and that url is right.")
-            raise CollectorError(msg) from exc
+        self._source.wait_until_answering()
         for name, promql in self.config.queries.items():
-            try:
-                client.custom_query(promql)
-            except (OSError, ValueError, PrometheusApiClientException) as exc:
-                raise self._fail(f"query {name} = {promql!r}", exc) from exc
+            self._source.call(f"query {name} = {promql!r}", "custom_query", promql)
         log.info("collector.prometheus.ready", collector=self.name,
-                 url=_safe_url(self.config.url), queries=len(self.config.queries))
+                 url=self._source.safe_url, queries=len(self.config.queries))
 
     def collect(self, window: Window) -> Sequence[Sample]:
         """Every query's points over ``window``, plus the last before and the first after it.
@@ -225,24 +252,23 @@ class PrometheusCollector(Collector):
         return samples
 
     def _query(self, name: str, promql: str, start: int, end: int, window: Window) -> list[Sample]:
-        from prometheus_api_client.exceptions import PrometheusApiClientException
-
-        client = self._connect()
+        what = f"query {name} = {promql!r}"
         step = self.config.step_s
         chunk_s = max(1, math.floor(_MAX_POINTS * step))
         series: dict[frozenset[tuple[str, str]], dict[float, float]] = {}
         for lo in range(start, end + 1, chunk_s):
-            hi = min(end, lo + chunk_s)
+            result = self._source.call(
+                what,
+                "custom_query_range",
+                promql,
+                start_time=datetime.fromtimestamp(lo, UTC),
+                end_time=datetime.fromtimestamp(min(end, lo + chunk_s), UTC),
+                step=f"{step:g}",
+            )
             try:
-                result = client.custom_query_range(
-                    promql,
-                    start_time=datetime.fromtimestamp(lo, UTC),
-                    end_time=datetime.fromtimestamp(hi, UTC),
-                    step=f"{step:g}",
-                )
                 parsed = _parse(result)
-            except (OSError, ValueError, PrometheusApiClientException) as exc:
-                raise self._fail(f"query {name} = {promql!r}", exc) from exc
+            except ValueError as exc:
+                raise self._source.fail(what, exc) from exc
             for key, points in parsed:
                 series.setdefault(key, {}).update(points)
         unit = _unit(name)
@@ -264,13 +290,11 @@ class PrometheusCollector(Collector):
 
     def stop(self) -> None:
         """Close the HTTP session. Idempotent."""
-        client, self._client = self._client, None
-        if client is not None and hasattr(client, "close"):  # close() is new in 0.6
-            client.close()
+        self._source.close()
 
     def describe(self) -> Mapping[str, Any]:
         return {
-            "url": _safe_url(self.config.url),
+            "url": self._source.safe_url,
             "queries": dict(self.config.queries),
             "step_s": self.config.step_s,
             "method": self.config.method,
