@@ -1,0 +1,501 @@
+"""The ``scaphandre`` collector: energy per node and per pod from Scaphandre, read through Prometheus.
+
+```toml
+[[collectors]]
+type = "scaphandre"
+url = "http://127.0.0.1:9090"        # the Prometheus that scrapes Scaphandre
+node_label = "node"                   # falls back to `instance` (port dropped)
+pod_label = "kubernetes_pod_name"     # set by `scaphandre prometheus --containers`
+namespace_label = "kubernetes_pod_namespace"
+selector = 'job="scaphandre"'         # optional extra label matchers
+step_s = 15                           # Scaphandre's scrape interval (or more)
+```
+
+**What is read.** Scaphandre's Prometheus exporter names its metrics ``scaph_*``:
+``scaph_host_energy_microjoules`` (a counter: the host's RAPL ``energy_uj`` — PSYS when the
+machine has it, else the sum of every socket's package and DRAM counters, label
+``value_source``) and ``scaph_process_power_consumption_microwatts`` (a gauge per process,
+labels ``pid``, ``exe``, ``cmdline``; with ``--containers`` also ``container_scheduler``,
+``container_id``, ``kubernetes_pod_name``, ``kubernetes_pod_namespace``,
+``kubernetes_node_name``). The exporter puts no host name on its series: the node comes
+from the scrape — ``node`` when the scrape config copies ``__meta_kubernetes_pod_node_name``
+there (the prometheus-community chart does), else ``instance`` (``podIP:port`` under
+Kubernetes service discovery). Both are read as **raw samples** (an instant query of a
+range selector, ``metric[…]``), never resampled by ``query_range``, from 3 × ``step_s``
+before the window to 3 × ``step_s`` after it. ``collect()`` waits (at most 2 × ``step_s``
+past the window's end) until every node has a sample after the window.
+
+**Per node** (``energy_joules``, ``domain="host"``, method ``scaphandre``, ``host`` = the
+node): the counter in joules, made cumulative. Between two consecutive samples the energy
+is the counter's difference; when the counter **drops** (a RAPL wrap, a node reboot, any
+counter that restarted from zero — a restarted Scaphandre reads ``energy_uj`` again and
+so does not reset it), the energy of that one interval is its duration × the mean
+power of the intervals right before and after it (those without a drop; one of them when
+only one exists), and the series continues from the last value plus that. The rule
+needs no knowledge of the counter's range, which Scaphandre does not export and which
+differs per domain: a summed package + DRAM counter drops by one domain's range when that
+domain wraps, and Prometheus' ``increase()`` rule (take the new value as the increment)
+would count the other domains' whole running totals there, up to hundreds of kilojoules. Its error is the change of power within one scrape
+interval, for that interval only; when neither neighbour exists (two samples in all) the
+new value is the increment, as ``increase()`` does. Several wraps within one interval
+cannot be seen. Power is never averaged beyond those neighbours, and never over the
+window: the window's energy is the counter at its end minus at its start (see
+:mod:`greenflow.measure.integrate`), which :mod:`greenflow.measure.attribution` uses as
+this node's host energy. The series holds the last sample before the window, those
+inside and the first after it.
+
+**Per pod** (``pod_energy_joules``, labels ``pod``, ``namespace``, ``node``, method
+``scaphandre``): Scaphandre exports per-process *power*, not energy, so this is an
+**integral of sampled power**: for each process of the pod (series with a non-empty
+``pod_label``), the trapezoid rule over its samples inside the window, the power at each
+window end interpolated between the samples around it (when the process has samples on
+both sides; otherwise its integral starts at its first or ends at its last sample), then
+summed over the pod's processes. It is cumulative from 0 at the window's start to the
+pod's energy at its end, so that the energy over any sub-window (MEASURE within a run) is
+its difference. Scaphandre's process power is itself the host's power × the process's
+share of CPU time: an attribution, like ``<method>+cpu-share``, not a meter.
+
+**Duplicates and restarts.** Series of one node (for processes: one node and process)
+that differ only by labels the scrape adds (``job``, ``instance``, the exporter pod's
+``pod``...) are either successive — a restarted exporter pod comes back with a new name
+and address: they are joined into one series, the counter rules above applying at the
+join — or simultaneous — two scrape jobs reading the same exporter: duplicates. These are
+never added: in the order of their ``job`` label (ties broken by the other labels), a
+series is kept unless its time span overlaps one already kept, and a
+``scaphandre.duplicate_series`` warning names the kept and the dropped targets.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import re
+import time
+from bisect import bisect_right
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, ClassVar
+
+import attrs
+import structlog
+
+from greenflow.api import Collector, CollectorContext, Sample, Window, wait_until
+from greenflow.builtin.prometheus import _check_url, _safe_url, _strip_slash
+from greenflow.errors import CollectorError, ReadinessTimeout
+from greenflow.plan.validators import positive
+
+log = structlog.get_logger("greenflow.collectors.scaphandre")
+
+#: Scaphandre's host energy counter (µJ).
+HOST_ENERGY = "scaph_host_energy_microjoules"
+#: Scaphandre's per-process power gauge (µW).
+PROCESS_POWER = "scaph_process_power_consumption_microwatts"
+METHOD = "scaphandre"
+#: Samples are looked for this many ``step_s`` before and after the window.
+PAD_STEPS = 3
+#: One range selector covers at most this much time (bounds the size of one answer).
+_CHUNK_S = 3600.0
+#: Labels Scaphandre itself puts on series; every other label comes from the scrape.
+_HOST_OWN = frozenset({"value_source"})
+_PROCESS_OWN = frozenset({"pid", "exe", "cmdline", "vmname"})
+_PROCESS_OWN_PREFIXES = ("container_", "kubernetes_")
+_LABEL = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
+_INSTANCE = re.compile(r"\[(?P<h>[^\]]+)\](?::\d+)?|(?P<h2>[^:]+)(?::\d+)?")
+
+Labels = dict[str, str]
+Points = list[tuple[float, float]]
+_Target = tuple[tuple[str, str], ...]
+
+
+def _check_label(_inst: Any, attribute: attrs.Attribute[Any], value: str) -> None:
+    if not _LABEL.match(value):
+        msg = f'{attribute.name}: expected a Prometheus label name ([a-zA-Z_][a-zA-Z0-9_]*), got "{value}"'
+        raise ValueError(msg)
+
+
+def _check_selector(_inst: Any, attribute: attrs.Attribute[Any], value: str) -> None:
+    if "{" in value or "}" in value:
+        msg = (f"{attribute.name}: give label matchers without braces, e.g. "
+               f"'job=\"scaphandre\", namespace=\"monitoring\"'; got {value!r}")
+        raise ValueError(msg)
+
+
+@attrs.frozen
+class ScaphandreConfig:
+    """``[[collectors]] type = "scaphandre"``."""
+
+    #: Base URL of the Prometheus HTTP API that scrapes Scaphandre.
+    url: str = attrs.field(validator=_check_url, converter=_strip_slash)
+    #: Label naming the node; series without it use ``instance`` (port dropped).
+    node_label: str = attrs.field(default="node", validator=_check_label)
+    #: Label naming the pod on process series (Scaphandre ``--containers``).
+    pod_label: str = attrs.field(default="kubernetes_pod_name", validator=_check_label)
+    #: Label naming the pod's namespace on process series.
+    namespace_label: str = attrs.field(default="kubernetes_pod_namespace", validator=_check_label)
+    #: Extra PromQL label matchers for both metrics, without braces (``job="scaphandre"``).
+    selector: str = attrs.field(default="", validator=_check_selector)
+    #: Scaphandre's scrape interval or more, in seconds: how far past the window's ends
+    #: samples are looked for (3×) and how long collect() waits for one after it (2×).
+    step_s: float = attrs.field(default=15.0, validator=positive)
+    #: Per request; also how long :meth:`ScaphandreCollector.start` waits for the server.
+    timeout_s: float = attrs.field(default=10.0, validator=positive)
+
+
+# -- labels ------------------------------------------------------------------------------
+
+
+def _node(labels: Mapping[str, str], node_label: str) -> str | None:
+    """The node of a series: ``node_label``, else ``instance`` without its port."""
+    node = labels.get(node_label)
+    if node:
+        return node
+    instance = labels.get("instance")
+    if not instance:
+        return None
+    m = _INSTANCE.fullmatch(instance)
+    return (m["h"] or m["h2"]) if m else instance
+
+
+def _is_process_own(name: str) -> bool:
+    return name in _PROCESS_OWN or name.startswith(_PROCESS_OWN_PREFIXES)
+
+
+def _fmt(target: _Target) -> str:
+    return "{" + ",".join(f'{k}="{v}"' for k, v in target) + "}"
+
+
+# -- counters and power ------------------------------------------------------------------
+
+
+def unwrap_counter(points: Sequence[tuple[float, float]]) -> Points:
+    """A counter's ``(t, value)`` points (time order) made non-decreasing.
+
+    Rises count as they are. A drop (wrap, reboot, restart) between two samples is
+    replaced by that interval's duration × the mean rate of the neighbouring intervals
+    that have no drop; with no such neighbour, by the new value (``increase()``'s rule).
+    The first value is kept as is, so that series read at different times agree until
+    their first drop.
+    """
+    if not points:
+        return []
+    ts = [t for t, _ in points]
+    vs = [v for _, v in points]
+    rises = [b - a for a, b in itertools.pairwise(vs)]
+    spans = [b - a for a, b in itertools.pairwise(ts)]
+
+    def rate(i: int) -> float | None:
+        if 0 <= i < len(rises) and rises[i] >= 0 and spans[i] > 0:
+            return rises[i] / spans[i]
+        return None
+
+    out = [(ts[0], vs[0])]
+    total = vs[0]
+    for i, rise in enumerate(rises):
+        if rise < 0:
+            around = [r for r in (rate(i - 1), rate(i + 1)) if r is not None]
+            rise = sum(around) / len(around) * spans[i] if around else max(vs[i + 1], 0.0)
+        total += rise
+        out.append((ts[i + 1], total))
+    return out
+
+
+def _trim(points: Points, window: Window) -> Points:
+    """Points inside ``window`` plus the last before it and the first after it."""
+    before = [p for p in points if p[0] < window.start][-1:]
+    after = [p for p in points if p[0] > window.end][:1]
+    return before + [p for p in points if window.contains(p[0])] + after
+
+
+def _lerp(a: tuple[float, float], b: tuple[float, float], t: float) -> float:
+    (t0, v0), (t1, v1) = a, b
+    return v0 if t1 == t0 else v0 + (v1 - v0) * (t - t0) / (t1 - t0)
+
+
+def integrate_power(points: Sequence[tuple[float, float]], window: Window) -> Points:
+    """Cumulative energy ``(t, joules)`` of power points ``(t, watts)`` within ``window``.
+
+    The trapezoid rule over the points inside the window; at each end, when points lie on
+    both sides of it, the power there is interpolated between them and the integral runs
+    to the end exactly; otherwise it starts at the first (ends at the last) point inside.
+    Nothing outside the window is integrated. Returns ``[]`` when fewer than two points
+    remain.
+    """
+    inside = [p for p in points if window.contains(p[0])]
+    before = [p for p in points if p[0] < window.start][-1:]
+    after = [p for p in points if p[0] > window.end][:1]
+    clipped: Points = []
+    if before and (inside or after) and not (inside and inside[0][0] == window.start):
+        clipped.append((window.start, _lerp(before[0], (inside or after)[0], window.start)))
+    clipped += inside
+    if after and (inside or before) and not (inside and inside[-1][0] == window.end):
+        clipped.append((window.end, _lerp((inside or before)[-1], after[0], window.end)))
+    if len(clipped) < 2:
+        return []
+    out = [(clipped[0][0], 0.0)]
+    for (t0, p0), (t1, p1) in itertools.pairwise(clipped):
+        out.append((t1, out[-1][1] + (p0 + p1) / 2 * (t1 - t0)))
+    return out
+
+
+def _cumulative_at(points: Points, times: list[float], t: float) -> float:
+    """A cumulative series (``times`` are its timestamps) at ``t``: 0 before it starts, its
+    total after it ends, linear in between."""
+    if t < times[0]:
+        return 0.0
+    i = bisect_right(times, t)
+    if i >= len(points):
+        return points[-1][1]
+    return _lerp(points[i - 1], points[i], t)
+
+
+# -- the collector -----------------------------------------------------------------------
+
+
+class ScaphandreCollector(Collector):
+    """Energy per node and per pod from Scaphandre through Prometheus; see the module docstring."""
+
+    Config: ClassVar[type] = ScaphandreConfig
+    config: ScaphandreConfig
+
+    def __init__(self, name: str, config: ScaphandreConfig) -> None:
+        super().__init__(name, config)
+        self._client: Any = None
+
+    # -- plumbing --
+
+    def _connect(self) -> Any:
+        if self._client is None:
+            # Imported here, as in the prometheus collector: requests costs ~0.2 s.
+            from prometheus_api_client import PrometheusConnect
+            from urllib3.util.retry import Retry
+
+            retry = Retry(total=2, backoff_factor=0.1, status_forcelist=(429, 502, 503, 504))
+            self._client = PrometheusConnect(
+                url=self.config.url, retry=retry, timeout=self.config.timeout_s
+            )
+        return self._client
+
+    @property
+    def _safe_url(self) -> str:
+        return _safe_url(self.config.url)
+
+    def _fail(self, what: str, exc: BaseException) -> CollectorError:
+        text = str(exc).strip() or type(exc).__name__
+        if len(text) > 500:
+            text = text[:500] + "…"
+        return CollectorError(f"collector {self.name!r}: {what} at {self._safe_url} failed: {text}")
+
+    def _selector(self, metric: str) -> str:
+        matchers = [self.config.selector.strip()] if self.config.selector.strip() else []
+        if metric == PROCESS_POWER:
+            matchers.insert(0, f'{self.config.pod_label}!=""')
+        return f"{metric}{{{', '.join(matchers)}}}"
+
+    def _read(self, metric: str, lo: float, hi: float) -> list[tuple[Labels, Points]]:
+        """Raw samples of ``metric`` in [lo, hi], per series (labels less ``__name__``),
+        finite values only (stale markers are never returned by a range selector)."""
+        from prometheus_api_client.exceptions import PrometheusApiClientException
+
+        client = self._connect()
+        selector = self._selector(metric)
+        series: dict[frozenset[tuple[str, str]], dict[float, float]] = {}
+        start = lo
+        while start < hi:
+            end = min(hi, start + _CHUNK_S)
+            # +1 ms: a range selector is left-open from Prometheus 3 on.
+            promql = f"{selector}[{math.ceil((end - start) * 1000) + 1}ms]"
+            try:
+                result = client.custom_query(promql, params={"time": f"{end:.3f}"})
+                parsed = _parse(result)
+            except (OSError, ValueError, PrometheusApiClientException) as exc:
+                raise self._fail(f"query {promql!r}", exc) from exc
+            for key, points in parsed:
+                series.setdefault(key, {}).update(points)
+            start = end
+        return [(dict(key), sorted(by_time.items())) for key, by_time in series.items()]
+
+    # -- lifecycle --
+
+    def start(self, ctx: CollectorContext) -> None:
+        """Wait (up to ``timeout_s``) for Prometheus to answer, then check both selectors parse."""
+        from prometheus_api_client.exceptions import PrometheusApiClientException
+
+        client = self._connect()
+
+        def answers() -> tuple[bool, str]:
+            client.custom_query("1")
+            return True, "answered"
+
+        try:
+            wait_until(answers, what=f"Prometheus at {self._safe_url} to answer queries",
+                       timeout_s=self.config.timeout_s,
+                       interval_s=min(0.5, self.config.timeout_s / 4))
+        except ReadinessTimeout as exc:
+            msg = (f"collector {self.name!r}: Prometheus at {self._safe_url} does not answer: "
+                   f"{exc}. Check that it runs and that url is right.")
+            raise CollectorError(msg) from exc
+        found = {}
+        for metric in (HOST_ENERGY, PROCESS_POWER):
+            promql = f"count({self._selector(metric)})"
+            try:
+                found[metric] = bool(client.custom_query(promql))
+            except (OSError, ValueError, PrometheusApiClientException) as exc:
+                raise self._fail(f"query {promql!r}", exc) from exc
+        if not found[HOST_ENERGY]:
+            log.warning("scaphandre.no_series_yet", collector=self.name, url=self._safe_url,
+                        query=self._selector(HOST_ENERGY),
+                        hint="is Scaphandre running and scraped by this Prometheus?")
+        log.info("collector.scaphandre.ready", collector=self.name, url=self._safe_url,
+                 nodes_seen=found[HOST_ENERGY], pods_seen=found[PROCESS_POWER])
+
+    def collect(self, window: Window) -> Sequence[Sample]:
+        """Per-node ``energy_joules`` and per-pod ``pod_energy_joules`` over ``window``.
+
+        Raises :class:`CollectorError` when Prometheus fails or holds no
+        ``scaph_host_energy_microjoules`` series around the window.
+        """
+        step = self.config.step_s
+        lo = window.start - PAD_STEPS * step
+        hi = window.end + PAD_STEPS * step
+        deadline = window.end + 2 * step
+        while True:
+            hosts = self._read(HOST_ENERGY, lo, hi)
+            done = bool(hosts) and all(pts and pts[-1][0] >= window.end for _, pts in hosts)
+            now = time.time()
+            if done or now >= deadline:
+                break
+            time.sleep(min(1.0, step / 4, deadline - now))
+        if not hosts:
+            msg = (f"collector {self.name!r}: no {self._selector(HOST_ENERGY)} samples at "
+                   f"{self._safe_url} from {lo:.3f} to {hi:.3f}; is Scaphandre scraped "
+                   "by this Prometheus (and does selector match its series)?")
+            raise CollectorError(msg)
+        samples = self._host_samples(hosts, window)
+        samples += self._pod_samples(self._read(PROCESS_POWER, lo, hi), window)
+        return samples
+
+    def _host_samples(self, hosts: list[tuple[Labels, Points]], window: Window) -> list[Sample]:
+        kept = self._dedupe(HOST_ENERGY, hosts, lambda name: name in _HOST_OWN, by_node_only=True)
+        samples: list[Sample] = []
+        for node, labels, points in kept:
+            cumulative = _trim(unwrap_counter(points), window)
+            extra = {"value_source": labels["value_source"]} if labels.get("value_source") else {}
+            samples.extend(
+                Sample(timestamp=t, metric="energy_joules", value=v / 1e6, unit="joules",
+                       method=METHOD, host=node, labels={"domain": "host", **extra})
+                for t, v in cumulative
+            )
+        return samples
+
+    def _pod_samples(self, processes: list[tuple[Labels, Points]], window: Window) -> list[Sample]:
+        kept = self._dedupe(PROCESS_POWER, processes, _is_process_own, by_node_only=False)
+        pods: dict[tuple[str, str, str], list[Points]] = {}
+        for node, labels, points in kept:
+            energy = integrate_power([(t, v / 1e6) for t, v in points], window)
+            if energy:
+                key = (node, labels.get(self.config.namespace_label, ""), labels[self.config.pod_label])
+                pods.setdefault(key, []).append(energy)
+        samples: list[Sample] = []
+        for (node, namespace, pod), series in sorted(pods.items()):
+            times = sorted({window.start, window.end, *(t for s in series for t, _ in s)})
+            stamps = [[t for t, _ in s] for s in series]
+            labels = {"pod": pod, "node": node, **({"namespace": namespace} if namespace else {})}
+            samples.extend(
+                Sample(timestamp=t, metric="pod_energy_joules",
+                       value=sum(_cumulative_at(s, ts, t) for s, ts in zip(series, stamps, strict=True)),
+                       unit="joules",
+                       method=METHOD, host=node, labels=labels)
+                for t in times
+            )
+        return samples
+
+    def _dedupe(self, metric: str, series: Iterable[tuple[Labels, Points]],
+                is_own: Callable[[str], bool], *, by_node_only: bool) -> list[tuple[str, Labels, Points]]:
+        """One series per node (host energy) or per node and process (process power).
+
+        Series of one node (and process) that differ only by labels the scrape added
+        (``job``, ``instance``, the exporter's ``pod``...) either follow one another — a
+        restarted exporter pod has a new name and address — and are joined, or overlap in
+        time — two targets scrape the same exporter — and are duplicates. Taken in the
+        order of their ``job`` label (then their other labels), a series is kept unless it
+        overlaps one already kept; a warning names the kept and dropped targets, once per
+        node.
+        """
+        groups: dict[tuple[str, _Target], list[tuple[tuple[str, _Target, _Target], Labels, Points]]] = {}
+        unnamed = 0
+        for labels, points in series:
+            node = _node(labels, self.config.node_label)
+            if node is None or not points:
+                unnamed += node is None
+                continue
+            own = tuple(sorted((k, v) for k, v in labels.items() if is_own(k)))
+            target = tuple(sorted((k, v) for k, v in labels.items() if not is_own(k)))
+            identity: _Target = () if by_node_only else own
+            order = (labels.get("job", ""), target, own)
+            groups.setdefault((node, identity), []).append((order, labels, points))
+        if unnamed:
+            log.warning("scaphandre.no_node", collector=self.name, metric=metric, series=unnamed,
+                        reason=f"neither {self.config.node_label!r} nor 'instance' label; ignored")
+        kept: list[tuple[str, Labels, Points]] = []
+        duplicates: dict[str, tuple[set[_Target], set[_Target]]] = {}
+        for (node, _identity), members in sorted(groups.items()):
+            members.sort(key=lambda m: m[0])
+            chosen: list[tuple[tuple[str, _Target, _Target], Labels, Points]] = []
+            for member in members:
+                first, last = member[2][0][0], member[2][-1][0]
+                if any(first <= c[2][-1][0] and c[2][0][0] <= last for c in chosen):
+                    entry = duplicates.setdefault(node, (set(), set()))
+                    entry[1].add(member[0][1])
+                    entry[0].update(c[0][1] for c in chosen
+                                    if first <= c[2][-1][0] and c[2][0][0] <= last)
+                else:
+                    chosen.append(member)
+            points = sorted(p for c in chosen for p in c[2])
+            kept.append((node, chosen[0][1], points))
+        for node, (kept_targets, dropped) in sorted(duplicates.items()):
+            log.warning(
+                "scaphandre.duplicate_series", collector=self.name, metric=metric, node=node,
+                kept=[_fmt(t) for t in sorted(kept_targets)],
+                dropped=[_fmt(t) for t in sorted(dropped - kept_targets)],
+                reason="several scrape targets export the same node's series at the same "
+                       "time; kept the first by job label, never summed",
+            )
+        return kept
+
+    def stop(self) -> None:
+        """Close the HTTP session. Idempotent."""
+        client, self._client = self._client, None
+        if client is not None and hasattr(client, "close"):
+            client.close()
+
+    def describe(self) -> Mapping[str, Any]:
+        return {
+            "url": self._safe_url,
+            "host_energy": self._selector(HOST_ENERGY),
+            "process_power": self._selector(PROCESS_POWER),
+            "node_label": self.config.node_label,
+            "pod_label": self.config.pod_label,
+            "namespace_label": self.config.namespace_label,
+            "step_s": self.config.step_s,
+            "method": METHOD,
+            "counter_drops": "bridged by the mean power of the neighbouring intervals",
+            "pod_energy": "trapezoid integral of sampled process power within the window",
+        }
+
+
+def _parse(result: Any) -> list[tuple[frozenset[tuple[str, str]], list[tuple[float, float]]]]:
+    """A matrix (a list of ``{"metric": labels, "values": [[t, "v"]...]}``) as (labels less
+    ``__name__``, finite points) pairs. Raises ValueError when the answer has another shape."""
+    if not isinstance(result, list):
+        raise ValueError(f"expected a list of series, got {type(result).__name__}")
+    out = []
+    for s in result:
+        try:
+            labels = frozenset(
+                (str(k), str(v)) for k, v in s.get("metric", {}).items() if k != "__name__"
+            )
+            points = [(float(t), float(v)) for t, v in s["values"]]
+        except (AttributeError, KeyError, TypeError, ValueError) as exc:
+            msg = f"a series is not of the form {{metric, values}}: {exc!r}"
+            raise ValueError(msg) from exc
+        out.append((labels, [(t, v) for t, v in points if math.isfinite(v)]))
+    return out
