@@ -58,7 +58,13 @@ from collections.abc import Iterable, Mapping, Sequence
 
 from greenflow.api import Metric, Sample, Window
 from greenflow.errors import CollectorError, GreenFlowError
-from greenflow.measure.integrate import SeriesKey, counter_at, counter_delta, split_series
+from greenflow.measure.integrate import (
+    NotCoveredError,
+    SeriesKey,
+    counter_at,
+    counter_delta,
+    split_series,
+)
 from greenflow.measure.rapl import host_energy_domains
 
 #: The ``group`` of the host's own busy CPU time in ``cpu_seconds`` samples.
@@ -212,4 +218,22 @@ def compute_run_metrics(
                     "other", **unmeasured),
             _metric(host, "cpu_seconds", busy - attributed_cpu, "seconds", cpu_method, "other"),
         ]
+    out += _pod_energy(samples, measure)
+    return out
+
+
+def _pod_energy(samples: Sequence[Sample], measure: Window) -> list[Metric]:
+    """Per-pod energy over MEASURE from cumulative ``pod_energy_joules`` series (the
+    scaphandre collector's integral of per-process power), scope ``pod``."""
+    out = []
+    for (host, metric, method, labels), series in split_series(samples).items():
+        if metric != "pod_energy_joules":
+            continue
+        try:
+            joules = counter_delta(series, measure)
+        except NotCoveredError:
+            continue  # the pod did not exist for the whole window: no honest figure
+        pod = dict(labels)
+        out.append(_metric(host, "energy_joules", joules, "joules", method, "pod",
+                           pod=pod.get("pod", ""), namespace=pod.get("namespace", "")))
     return out
