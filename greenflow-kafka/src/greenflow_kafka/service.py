@@ -1,9 +1,10 @@
-"""The ``kafka`` service: a real Apache Kafka cluster in KRaft mode on the local platform."""
+"""The ``kafka`` service: a real Apache Kafka cluster in KRaft mode, as local processes or, on
+the ``kubernetes`` platform, as a StatefulSet of the official image (:mod:`greenflow_kafka.kube`)."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import attrs
 
@@ -11,10 +12,26 @@ from greenflow.api import Capability, DeployContext, Inventory, Platform, Proces
 from greenflow.errors import ServiceError
 from greenflow_kafka.distribution import DEFAULT_KAFKA_VERSION
 
+if TYPE_CHECKING:
+    from greenflow_kafka.kube import BrokerStatefulSet, KafkaKubeSpec
+
 
 def _at_least_one(_inst: Any, attribute: attrs.Attribute[Any], value: int) -> None:
     if value < 1:
         raise ValueError(f"{attribute.name}: expected an integer ≥ 1, got {value}")
+
+
+def _quantity(kind: str) -> Any:
+    def check(_inst: Any, attribute: attrs.Attribute[Any], value: str) -> None:
+        from greenflow_kafka import kube
+
+        parse = {"cpu": kube.cpu_cores, "memory": kube.memory_bytes}[kind]
+        try:
+            parse(value)
+        except ValueError as exc:
+            raise ValueError(f"{attribute.name}: {exc}") from None
+
+    return check
 
 
 @attrs.frozen
@@ -26,13 +43,28 @@ class KafkaConfig:
     #: Brokers; 1 runs one combined controller+broker, N>1 adds dedicated controllers.
     brokers: int = attrs.field(default=1, validator=_at_least_one)
     #: Dedicated controllers when brokers > 1 (1 saves a JVM on small machines; 3 for a quorum).
-    controllers: int = attrs.field(default=1, validator=_at_least_one)
-    #: JVM heap of each broker (-Xms = -Xmx).
-    heap: str = "512m"
+    #: Unset: 1 locally. On Kubernetes the controllers are the first brokers (combined
+    #: nodes): this many, at most `brokers`; unset, 3 with 3+ brokers, else 1.
+    controllers: int | None = attrs.field(default=None, validator=attrs.validators.optional(
+        _at_least_one))
+    #: JVM heap of each broker (-Xms = -Xmx). Unset: 512m locally, half of `memory` on
+    #: Kubernetes.
+    heap: str | None = None
     #: Extra server.properties for every node.
     overrides: dict[str, str] = attrs.field(factory=dict)
-    #: Keep the data directories after the service is removed.
+    #: Keep the data directories after the service is removed (local only).
     keep_data: bool = False
+    # -- Kubernetes only (docs/kafka.md "On Kubernetes"); ignored by local processes. --
+    #: cpu of each broker pod, requests = limits (a Kubernetes quantity: "2", "500m").
+    cpu: str = attrs.field(default="1", validator=_quantity("cpu"))
+    #: Memory of each broker pod, requests = limits ("2Gi"); the heap is half of it by default.
+    memory: str = attrs.field(default="2Gi", validator=_quantity("memory"))
+    #: "emptyDir" (the node's disk, gone with the pod) or a storage class name (a claim each).
+    storage: str = "emptyDir"
+    #: Size of each broker's volume (the emptyDir's limit, or the claim's request).
+    storage_size: str = attrs.field(default="10Gi", validator=_quantity("memory"))
+    #: Container image; default apache/kafka:<version>.
+    image: str | None = None
 
 
 class KafkaService(Service):
@@ -40,15 +72,50 @@ class KafkaService(Service):
     cluster metadata, and names each JVM for energy attribution."""
 
     Config: ClassVar[type] = KafkaConfig
-    requires: ClassVar[frozenset[Capability]] = frozenset({Capability.LOCAL_PROCESSES})
+    requires: ClassVar[frozenset[Capability]] = frozenset(
+        {Capability.LOCAL_PROCESSES, Capability.KUBERNETES})
     config: KafkaConfig
+
+    @classmethod
+    def required_roles(cls, config: Any) -> frozenset[str]:
+        return frozenset({"broker"})
 
     def __init__(self, name: str, config: KafkaConfig) -> None:
         super().__init__(name, config)
         self._cluster: Any = None
         self._attached: Mapping[str, Any] | None = None
+        #: The StatefulSet and its spec when deployed on Kubernetes.
+        self._kube: BrokerStatefulSet | None = None
+        self._kube_spec: KafkaKubeSpec | None = None
+
+    # -- Kubernetes (greenflow_kafka.kube); each method below starts with its branch --------
+
+    @property
+    def kube_session(self) -> Any:
+        """The platform's KubeSession when deployed on Kubernetes, else None (kafka-ingest
+        then runs its clients as Jobs)."""
+        return self._kube.session if self._kube is not None else None
+
+    @property
+    def tools_image(self) -> str:
+        """Image of the Kafka tools the load generator runs next to this service."""
+        return self.config.image or f"apache/kafka:{self.config.version}"
+
+    @property
+    def tools_version(self) -> str:
+        return self.config.version
+
+    def _deploy_kube(self, platform: Platform, inventory: Inventory, ctx: DeployContext) -> None:
+        from greenflow_kafka.kube import deploy_kafka
+
+        self._kube, self._kube_spec = deploy_kafka(self.name, self.config, platform, inventory, ctx)
+
+    # -- the service --------------------------------------------------------------------------
 
     def deploy(self, platform: Platform, inventory: Inventory, ctx: DeployContext) -> None:
+        if Capability.KUBERNETES in type(platform).capabilities:
+            self._deploy_kube(platform, inventory, ctx)
+            return
         from greenflow_kafka.cluster import LocalKafkaCluster
         from greenflow_kafka.distribution import resolve_distribution
 
@@ -58,8 +125,9 @@ class KafkaService(Service):
         dist = resolve_distribution(self.config.version)
         self._cluster = LocalKafkaCluster(
             dist, work_dir=ctx.work_dir, log_dir=ctx.log_dir / self.name,
-            brokers=self.config.brokers, controllers=self.config.controllers,
-            heap=self.config.heap, overrides=self.config.overrides, host=brokers[0].address,
+            brokers=self.config.brokers, controllers=self.config.controllers or 1,
+            heap=self.config.heap or "512m", overrides=self.config.overrides,
+            host=brokers[0].address,
         )
         try:
             self._cluster.start()
@@ -68,18 +136,26 @@ class KafkaService(Service):
                 ctx.record_state(self._cluster.state())
 
     def wait_ready(self, timeout_s: float) -> None:
+        if self._kube is not None:
+            self._kube.wait_ready(timeout_s, f"{self.config.brokers} Kafka broker(s) of "
+                                  f"service {self.name!r} to be ready")
+            return
         if self._attached is not None:
             return
         self._require()
         self._cluster.wait_ready(timeout_s)
 
     def endpoints(self) -> Mapping[str, str]:
+        if self._kube is not None:
+            return {"bootstrap": self._kube.bootstrap}
         if self._attached is not None:
             return {"bootstrap": str(self._attached["bootstrap_servers"])}
         self._require()
         return {"bootstrap": self._cluster.bootstrap_servers}
 
     def processes(self) -> ProcessGroups:
+        if self._kube is not None:
+            return {}  # pods on cluster nodes: energy comes per pod from Scaphandre
         if self._attached is not None:
             return {n: [int(p)] for n, p in self._attached["pids"].items()}
         if self._cluster is None:
@@ -87,12 +163,18 @@ class KafkaService(Service):
         return {name: [pid] for name, pid in self._cluster.processes().items()}
 
     def health(self) -> str | None:
+        if self._kube is not None:
+            return self._kube.health()
         if self._attached is not None:
             dead = _dead(self._attached)
             return f"Kafka processes gone: {', '.join(dead)}" if dead else None
         return self._cluster.health() if self._cluster is not None else None
 
     def remove(self) -> None:
+        if self._kube is not None:
+            self._kube.remove()
+            self._kube = None
+            return
         if self._attached is not None:
             from greenflow_kafka.cluster import cleanup_recorded
 
@@ -102,6 +184,10 @@ class KafkaService(Service):
             self._cluster.stop(keep_data=self.config.keep_data)
 
     def describe(self) -> Mapping[str, Any]:
+        if self._kube is not None:
+            from greenflow_kafka.kube import describe
+
+            return describe(self._kube, self._kube_spec)
         if self._cluster is not None:
             return dict(self._cluster.describe())
         return {"version": self.config.version, "brokers": self.config.brokers}
@@ -113,6 +199,13 @@ class KafkaService(Service):
 
     @classmethod
     def attach(cls, name: str, config: Any, state: Mapping[str, Any]) -> Service | None:
+        if state.get("kubernetes"):
+            from greenflow_kafka.kube import attach_recorded
+
+            svc = cls(name, config)
+            svc._kube = attach_recorded(state)
+            svc._kube_spec = None
+            return svc if svc._kube is not None else None
         if not state.get("pids") or _dead(state):
             return None
         svc = cls(name, config)
@@ -122,7 +215,11 @@ class KafkaService(Service):
     @classmethod
     def remove_recorded(cls, config: Any, state: Mapping[str, Any]) -> None:
         from greenflow_kafka.cluster import cleanup_recorded
+        from greenflow_kafka.kube import remove_recorded
 
+        if state.get("kubernetes"):
+            remove_recorded(state)
+            return
         if state:
             cleanup_recorded(state)
 

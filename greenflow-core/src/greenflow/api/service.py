@@ -21,10 +21,19 @@ class Service(ABC):
 
     Config: ClassVar[type]
     requires: ClassVar[frozenset[Capability]] = frozenset()
+    #: A measurement service (Prometheus, Scaphandre) is deployed for every run, whatever
+    #: services the workload targets; a system under test only for the runs targeting it.
+    measurement: ClassVar[bool] = False
 
     def __init__(self, name: str, config: Any) -> None:
         self.name = name
         self.config = config
+
+    @classmethod
+    def required_roles(cls, config: Any) -> frozenset[str]:
+        """Roles this service needs hosts for (e.g. ``{"broker"}``); checked against the
+        platform at validation and after acquire, so a missing role fails early."""
+        return frozenset()
 
     @abstractmethod
     def deploy(self, platform: Platform, inventory: Inventory, ctx: DeployContext) -> None:

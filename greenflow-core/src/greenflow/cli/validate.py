@@ -3,10 +3,27 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 
 from greenflow.cli._app import App, error_boundary
+
+
+def _check_roles(p: Any, expansion: Any) -> None:
+    """Roles the services need against what the platform has: read-only (a Kubernetes
+    platform lists its nodes); a platform that cannot be reached only gets a warning."""
+    from greenflow.errors import GreenFlowError, PlanError
+    from greenflow.runner import required_roles
+
+    platform = p.platform.cls(expansion.platform_config)
+    try:
+        reason = platform.check_roles(required_roles(p, expansion))
+    except (GreenFlowError, OSError) as exc:
+        click.echo(f"warning: could not check the platform's roles: {exc}", err=True)
+        return
+    if reason:
+        raise PlanError(f"{p.path.name} [platform]: {reason}")
 
 
 @click.command()
@@ -21,6 +38,7 @@ def validate(app: App, plan: Path) -> None:
         p = load_plan(plan)
         check_capabilities(p)
         expansion = expand(p)
+        _check_roles(p, expansion)
         axes = ", ".join(f"{a.name} ({len(a.values)})" for a in expansion.axes) or "none"
         if expansion.protocol is not None:
             click.echo(f"{plan}: ok — adaptive ({p.protocol.type if p.protocol else ''}) over "

@@ -99,7 +99,8 @@ class _Builder:
         if wl_config is None:
             return None
         workload = plan.workload.cls(wl_config)
-        targets = set(workload.targets([s.name for s in plan.services]))
+        targets = set(workload.targets([s.name for s in plan.services])) | {
+            s.name for s in plan.services if s.cls.measurement}
         svc_configs: dict[str, Any] = {}
         svc_resolved: dict[str, Any] = {}
         for svc in plan.services:

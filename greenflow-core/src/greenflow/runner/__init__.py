@@ -2,6 +2,13 @@
 
 from __future__ import annotations
 
-from greenflow.runner.lifecycle import Observer, Outcome, Runner, check_capabilities, down
+from greenflow.runner.lifecycle import (
+    Observer,
+    Outcome,
+    Runner,
+    check_capabilities,
+    down,
+    required_roles,
+)
 
-__all__ = ["Observer", "Outcome", "Runner", "check_capabilities", "down"]
+__all__ = ["Observer", "Outcome", "Runner", "check_capabilities", "down", "required_roles"]

@@ -97,6 +97,21 @@ class IdleRun(Workload):
         """Nothing to clean."""
 
 
+def required_roles(plan: Plan, expansion: Expansion) -> frozenset[str]:
+    """Every role some service of some run needs."""
+    roles: set[str] = set()
+    configs = [r.service_configs for r in expansion.runs]
+    if expansion.protocol is not None and expansion.bases:
+        first = expansion.protocol.next_steps([], plan.experiment.repetitions)[0]
+        configs.append(expansion.probe(expansion.bases[0], first.value, first.repetition,
+                                       first.idle).service_configs)
+    for service_configs in configs:
+        for section in plan.services:
+            if section.name in service_configs:
+                roles |= section.cls.required_roles(service_configs[section.name])
+    return frozenset(roles)
+
+
 def check_capabilities(plan: Plan) -> None:
     """A service or workload that needs something the platform cannot run is a plan error."""
     caps: frozenset[Capability] = plan.platform.cls.capabilities
@@ -340,6 +355,9 @@ class Runner:
         self.inventory = self.platform.acquire(ctx)
         log.info("platform.acquired", platform=plan.platform.type,
                  hosts=len(self.inventory.hosts))
+        reason = self.platform.check_roles(required_roles(plan, self.expansion))
+        if reason:
+            raise PlanError(f"{plan.path.name} [platform]: {reason}")
 
     def _start_collectors(self) -> None:
         assert self.inventory is not None
@@ -701,4 +719,4 @@ def down(store: Store, experiment: str) -> list[str]:
     return released
 
 
-__all__ = ["Observer", "Outcome", "Runner", "check_capabilities", "down"]
+__all__ = ["Observer", "Outcome", "Runner", "check_capabilities", "down", "required_roles"]

@@ -48,7 +48,7 @@ CASES = [
     ("bad-on-error", GOOD.replace('name = "t"', 'name = "t"\non_error = "maybe"'),
      ["[experiment] on_error", "maybe"]),
     ("unknown-platform", GOOD.replace('type = "local"', 'type = "g5k"'),
-     ['[platform]: type "g5k" is not installed', "Installed platforms: local",
+     ['[platform]: type "g5k" is not installed', "Installed platforms:", "local (greenflow-core",
       "pip install greenflow-g5k"]),
     ("unknown-workload", GOOD.replace('type = "command"', 'type = "teleport"'),
      ['[workload]: type "teleport" is not installed', "Installed workloads"]),

@@ -213,6 +213,11 @@ class PrometheusService(_KubeService):
     annotated pods (Scaphandre, brokers); optional remote write."""
 
     Config: ClassVar[type] = PrometheusConfig
+    measurement: ClassVar[bool] = True
+
+    @classmethod
+    def required_roles(cls, config: Any) -> frozenset[str]:
+        return frozenset({config.role})
     config: PrometheusConfig
     _app: ClassVar[str] = "prometheus"
 
@@ -509,6 +514,11 @@ class ScaphandreService(_KubeService):
     per-process power is labelled with the pod; its pods are annotated for scraping."""
 
     Config: ClassVar[type] = ScaphandreConfig
+    measurement: ClassVar[bool] = True
+
+    @classmethod
+    def required_roles(cls, config: Any) -> frozenset[str]:
+        return frozenset(config.roles)
     config: ScaphandreConfig
     _app: ClassVar[str] = "scaphandre"
 
