@@ -136,7 +136,9 @@ class KafkaIngestConfig:
 
 class KafkaIngestWorkload(Workload):
     Config: ClassVar[type] = KafkaIngestConfig
-    requires: ClassVar[frozenset[Capability]] = frozenset({Capability.LOCAL_PROCESSES})
+    requires: ClassVar[frozenset[Capability]] = frozenset(
+        {Capability.LOCAL_PROCESSES, Capability.KUBERNETES}
+    )
     config: KafkaIngestConfig
 
     def __init__(self, config: KafkaIngestConfig) -> None:
@@ -147,6 +149,8 @@ class KafkaIngestWorkload(Workload):
         self._topic: str | None = None
         self._probe_topic: str | None = None
         self._bootstrap: str | None = None
+        #: The run's Jobs when the target runs on Kubernetes (kube_ingest.KubeIngestRun).
+        self._kube: Any = None
 
     @property
     def _group(self) -> str:
@@ -176,6 +180,8 @@ class KafkaIngestWorkload(Workload):
         return None
 
     def prepare(self, ctx: RunContext) -> None:
+        if self._prepare_kube(ctx):
+            return
         from greenflow_kafka.admin import create_topic
 
         svc = ctx.services[self.config.target]
@@ -199,6 +205,9 @@ class KafkaIngestWorkload(Workload):
             )
 
     def execute(self, ctx: RunContext) -> WorkloadResult:
+        if self._kube is not None:
+            result: WorkloadResult = self._kube.execute(ctx)
+            return result
         from greenflow_kafka.admin import end_offsets, partition_end_offsets
         from greenflow_kafka.distribution import resolve_distribution
         from greenflow_kafka.perf import ProducerPerf, producer_perf_command, records_for
@@ -321,6 +330,9 @@ class KafkaIngestWorkload(Workload):
         )
 
     def clean(self, ctx: RunContext) -> None:
+        if self._kube is not None:
+            self._kube.clean(ctx)
+            return
         from greenflow_kafka.admin import delete_topic
 
         if self._probe is not None:
@@ -338,6 +350,23 @@ class KafkaIngestWorkload(Workload):
                 if topic:
                     delete_topic(self._bootstrap, topic)
         self._topic = self._probe_topic = None
+
+    # ------------------------------------------------------------------ Kubernetes
+
+    def _prepare_kube(self, ctx: RunContext) -> bool:
+        """When the target was deployed on Kubernetes, run this workload's clients there as
+        Jobs (greenflow_kafka.kube_ingest) and return True."""
+        from greenflow_kafka.kube_ingest import KubeIngestRun, kube_of
+
+        svc = ctx.services[self.config.target]
+        session = kube_of(svc)
+        if session is None:
+            return False
+        self._kube = KubeIngestRun(self.config, svc, session)
+        self._kube.prepare(ctx)
+        return True
+
+    # ------------------------------------------------------------------ local
 
     def processes(self) -> ProcessGroups:
         groups: dict[str, list[int]] = {

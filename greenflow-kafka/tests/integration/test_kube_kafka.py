@@ -1,0 +1,363 @@
+"""The ``kafka`` service and ``kafka-ingest`` on Kubernetes, against a real kube-apiserver + etcd.
+
+The binaries come from ``bash scripts/kube-apiserver`` (cached; docs/kubernetes-testing.md);
+without them these tests skip with that command. Only the API server runs: no kubelet,
+scheduler or controllers, so no pod starts by itself. What these tests prove is what the
+API server does with what GreenFlow sends — validation of the StatefulSet, Service and Job
+manifests, idempotent server-side apply, placement rules, label-based teardown — and how
+GreenFlow reacts to the statuses a controller would report. Where a controller would act the
+test plays it and says so (:func:`greenflow_kafka.testing.set_statefulset_ready`,
+:class:`greenflow_kafka.testing.JobController`).
+
+Three Node objects carry role labels: ``broker-a`` and ``broker-b`` (broker), ``worker-a``
+(worker). The namespace is made by the test, so releasing the platform deletes every object
+of the experiment but not the namespace (whose deletion needs the namespace controller).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from greenflow.errors import ReadinessTimeout, ServiceError, WorkloadError
+from greenflow.plan.durations import Duration
+from greenflow.testing import make_deploy_context, make_run_context
+from greenflow.testing.kube import KubeAPIServer, KubeBinariesMissing, find_kube_binaries
+from greenflow_kafka.kube_ingest import JOB_LABEL
+from greenflow_kafka.service import KafkaConfig, KafkaService
+from greenflow_kafka.testing import (
+    ClaimProtectionController,
+    JobController,
+    KubeCluster,
+    by_component,
+    cluster_nodes,
+    kube_cluster,
+    leftovers,
+    oom_killed,
+    set_statefulset_ready,
+    succeeded,
+)
+from greenflow_kafka.workload import KafkaIngestConfig, KafkaIngestWorkload
+
+pytest.importorskip(
+    "kubernetes", reason='the kubernetes client is not installed: pip install "kubernetes>=30,<38"')
+
+NAMESPACE = "gf-kafka-it"
+BROKER_SELECTOR = {"node.kubernetes.io/broker": "true"}
+
+
+@pytest.fixture(scope="module")
+def kube(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KubeAPIServer]:
+    """One API server (with the three nodes) for the module: it takes seconds to start."""
+    try:
+        binaries = find_kube_binaries()
+    except KubeBinariesMissing as exc:
+        pytest.skip(str(exc))
+    with KubeAPIServer(tmp_path_factory.mktemp("kube"), binaries=binaries) as server, \
+            cluster_nodes(server.kubeconfig_path):
+        yield server
+
+
+@pytest.fixture
+def cluster(kube: KubeAPIServer, tmp_path: Path) -> Iterator[KubeCluster]:
+    """A ``kubernetes`` platform acquired for one experiment; released after the test, which
+    then checks that nothing with the experiment's labels is left."""
+    with kube_cluster(kube.kubeconfig_path, tmp_path / "platform", namespace=NAMESPACE) as c:
+        yield c
+    assert leftovers(kube.kubeconfig_path, NAMESPACE, c.experiment) == []
+
+
+def _deploy(cluster: KubeCluster, tmp_path: Path, **config: Any) -> KafkaService:
+    svc = KafkaService("kafka", KafkaConfig(**config))
+    svc.deploy(cluster.platform, cluster.inventory, make_deploy_context(tmp_path / "svc"))
+    return svc
+
+
+def _sts(cluster: KubeCluster, name: str = "kafka") -> dict[str, Any]:
+    obj = cluster.session.get("StatefulSet", name)
+    assert obj is not None
+    return obj
+
+
+def test_manifests_are_accepted_and_apply_is_idempotent(
+    cluster: KubeCluster, tmp_path: Path
+) -> None:
+    """The StatefulSet (with a volume claim template) and its headless Service pass the API
+    server's validation, and applying them again changes nothing."""
+    svc = _deploy(cluster, tmp_path, brokers=2, controllers=2, cpu="2", memory="4Gi",
+                  storage="fast-ssd", storage_size="20Gi",
+                  overrides={"num.network.threads": "4"})
+    try:
+        before = _sts(cluster)
+        service = cluster.session.get("Service", "kafka-headless")
+        assert service is not None and service["spec"]["clusterIP"] == "None"
+        assert service["spec"]["publishNotReadyAddresses"] is True
+        claim = before["spec"]["volumeClaimTemplates"][0]
+        assert claim["spec"]["storageClassName"] == "fast-ssd"
+        assert claim["spec"]["resources"]["requests"]["storage"] == "20Gi"
+        assert svc._kube is not None
+        svc._kube.apply()
+        after = _sts(cluster)
+        assert after["metadata"]["resourceVersion"] == before["metadata"]["resourceVersion"]
+        assert after["metadata"]["generation"] == before["metadata"]["generation"]
+        assert svc.endpoints()["bootstrap"] == (
+            f"kafka-0.kafka-headless.{NAMESPACE}.svc:9092,"
+            f"kafka-1.kafka-headless.{NAMESPACE}.svc:9092")
+    finally:
+        svc.remove()
+
+
+def test_one_broker_per_broker_node_with_guaranteed_resources(
+    cluster: KubeCluster, tmp_path: Path
+) -> None:
+    """Broker pods go to broker nodes, at most one per node, with requests equal to limits
+    and a heap of half the memory."""
+    svc = _deploy(cluster, tmp_path, brokers=2, cpu="1500m", memory="3Gi")
+    try:
+        pod = _sts(cluster)["spec"]["template"]
+        spec = pod["spec"]
+        assert spec["nodeSelector"] == BROKER_SELECTOR
+        assert spec["tolerations"] == [{"key": "node.kubernetes.io/broker", "operator": "Exists"}]
+        (term,) = spec["affinity"]["podAntiAffinity"][
+            "requiredDuringSchedulingIgnoredDuringExecution"]
+        assert term["topologyKey"] == "kubernetes.io/hostname"
+        assert term["labelSelector"]["matchLabels"].items() <= pod["metadata"]["labels"].items()
+        (container,) = spec["containers"]
+        assert container["resources"]["requests"] == container["resources"]["limits"] == {
+            "cpu": "1500m", "memory": "3Gi"}
+        env = {e["name"]: e.get("value") for e in container["env"]}
+        assert env["KAFKA_HEAP_OPTS"] == "-Xms1536m -Xmx1536m"
+        assert spec["volumes"] == [{"name": "data", "emptyDir": {"sizeLimit": "10Gi"}}]
+        assert spec["enableServiceLinks"] is False
+        assert pod["metadata"]["labels"]["greenflow.io/experiment"] == cluster.experiment
+    finally:
+        svc.remove()
+
+
+def test_more_brokers_than_broker_nodes_is_refused_before_anything_is_applied(
+    cluster: KubeCluster, tmp_path: Path
+) -> None:
+    """Three brokers on two broker nodes fail at deploy, naming the nodes, with nothing
+    applied."""
+    svc = KafkaService("kafka", KafkaConfig(brokers=3))
+    with pytest.raises(ServiceError, match=r"3 broker\(s\).*2 such node\(s\) \(broker-a, broker-b\)"):
+        svc.deploy(cluster.platform, cluster.inventory, make_deploy_context(tmp_path))
+    assert cluster.session.get("StatefulSet", "kafka") is None
+
+
+def test_wait_ready_follows_the_statefulset_status(cluster: KubeCluster, tmp_path: Path) -> None:
+    """wait_ready times out with the blocking condition while no replica is ready, and
+    returns once the StatefulSet reports every broker ready (the test plays its controller)."""
+    svc = _deploy(cluster, tmp_path, brokers=2)
+    try:
+        with pytest.raises(ReadinessTimeout) as err:
+            svc.wait_ready(1.0)
+        assert "readyReplicas 0/2" in str(err.value)
+        assert "no pod matches" in str(err.value)
+        assert svc.health() is not None
+        set_statefulset_ready(cluster.api, NAMESPACE, "kafka", 2)
+        svc.wait_ready(10.0)
+        assert svc.health() is None
+        assert svc.describe()["heap_mib"] == 1024
+    finally:
+        svc.remove()
+
+
+def test_remove_deletes_pods_and_claims_made_from_the_templates(
+    cluster: KubeCluster, tmp_path: Path
+) -> None:
+    """Removing the service deletes its pods and volume claims too (the test creates them from
+    the templates as the StatefulSet controller would, and plays the pvc-protection
+    controller), and nothing of it is left."""
+    import kubernetes
+
+    svc = _deploy(cluster, tmp_path, brokers=1, storage="standard")
+    sts = _sts(cluster)
+    core = kubernetes.client.CoreV1Api(cluster.api)
+    claim = sts["spec"]["volumeClaimTemplates"][0]
+    core.create_namespaced_persistent_volume_claim(NAMESPACE, {
+        "metadata": {"name": "data-kafka-0", "labels": claim["metadata"]["labels"]},
+        "spec": claim["spec"]})
+    pod_spec = {**sts["spec"]["template"]["spec"], "volumes": [
+        {"name": "data", "persistentVolumeClaim": {"claimName": "data-kafka-0"}}]}
+    core.create_namespaced_pod(NAMESPACE, {
+        "metadata": {"name": "kafka-0", "labels": sts["spec"]["template"]["metadata"]["labels"]},
+        "spec": pod_spec})
+    with ClaimProtectionController(cluster.api, NAMESPACE) as claims:
+        svc.remove()
+    assert claims.released == ["data-kafka-0"]
+    assert core.list_namespaced_pod(NAMESPACE).items == []
+    assert core.list_namespaced_persistent_volume_claim(NAMESPACE).items == []
+    assert cluster.session.get("StatefulSet", "kafka") is None
+    svc.remove()  # idempotent
+
+
+def _ingest(**overrides: Any) -> KafkaIngestWorkload:
+    config = {"load": 2000, "producers": 2, "partitions": 3, "message_size": 512,
+              "warmup": Duration(1), "duration": Duration(2), "producer_heap": "256m",
+              **overrides}
+    return KafkaIngestWorkload(KafkaIngestConfig(**config))
+
+
+def test_oom_killed_producer_is_reported_and_clean_leaves_nothing(
+    cluster: KubeCluster, tmp_path: Path
+) -> None:
+    """The topic and producer Jobs are accepted; a producer pod reported OOMKilled (the test
+    plays the Job controller and the kubelet) fails the run with the reason, and clean
+    deletes every Job and pod of the run, after deleting the topic by a Job."""
+    svc = _deploy(cluster, tmp_path, brokers=2)
+    set_statefulset_ready(cluster.api, NAMESPACE, "kafka", 2)
+    workload = _ingest()
+    ctx = make_run_context(tmp_path / "run", services={"kafka": svc}, run_id="0123456789abcdef",
+                           experiment=cluster.experiment)
+    outcome = by_component(topic_create=succeeded, topic_delete=succeeded, producer=oom_killed)
+    try:
+        with JobController(cluster.api, NAMESPACE, outcome) as jobs:
+            workload.prepare(ctx)
+            with pytest.raises(WorkloadError) as err:
+                workload.execute(ctx)
+            workload.clean(ctx)
+            workload.clean(ctx)  # idempotent
+        message = str(err.value)
+        assert "OOMKilled" in message and "exit code 137" in message
+        assert "gf-0123456789abcdef-producers" in message
+        producers = jobs.jobs["gf-0123456789abcdef-producers"]
+        spec = producers["spec"]
+        assert spec["parallelism"] == spec["completions"] == 2
+        assert spec["completionMode"] == "Indexed" and spec["backoffLimit"] == 0
+        pod = spec["template"]["spec"]
+        assert pod["nodeSelector"] == {"node.kubernetes.io/worker": "true"}
+        assert pod["tolerations"] == [{"key": "node.kubernetes.io/worker", "operator": "Exists"}]
+        command = pod["containers"][0]["command"]
+        assert command[0] == "/opt/kafka/bin/kafka-producer-perf-test.sh"
+        assert command[command.index("--throughput") + 1] == "1000"
+        assert command[command.index("--bootstrap-server") + 1] == svc.endpoints()["bootstrap"]
+        assert pod["containers"][0]["image"] == "apache/kafka:4.3.1"
+        resources = pod["containers"][0]["resources"]
+        assert resources["requests"]["memory"] == resources["limits"]["memory"] == "512Mi"
+        assert {"gf-0123456789abcdef-topic-create",
+                "gf-0123456789abcdef-topic-delete"} <= set(jobs.jobs)
+        assert cluster.session.list_objects("Job") == []
+        assert cluster.session.list_objects("Pod", {JOB_LABEL: "gf-0123456789abcdef-producers"}) == []
+    finally:
+        svc.remove()
+
+
+def test_consumers_are_refused_on_kubernetes(cluster: KubeCluster, tmp_path: Path) -> None:
+    """A run with consumers fails in prepare with what to change, creating nothing."""
+    svc = _deploy(cluster, tmp_path, brokers=1)
+    set_statefulset_ready(cluster.api, NAMESPACE, "kafka", 1)
+    workload = _ingest(consumers=1, producers=1)
+    ctx = make_run_context(tmp_path / "run", services={"kafka": svc}, run_id="fedcba9876543210")
+    try:
+        with pytest.raises(WorkloadError, match=r"consumers = 1.*not run on Kubernetes yet"):
+            workload.prepare(ctx)
+        workload.clean(ctx)
+        assert cluster.session.list_objects("Job") == []
+    finally:
+        svc.remove()
+
+
+class ScriptedLogs:
+    """The platform's session with pod logs from a dict: plays the kubelet's log endpoint,
+    which the API server proxies to and which does not run here."""
+
+    def __init__(self, session: Any) -> None:
+        self._session = session
+        self.logs: dict[str, str] = {}
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._session, name)
+
+    def pod_logs(self, name: str, **_kw: Any) -> str:
+        return self.logs.get(name, "")
+
+
+_WINDOW = "{n} records sent, 1000.0 records/sec (0.49 MB/sec), 2.0 ms avg latency, 9.0 ms max latency."
+_SUMMARY = ("{n}{steady} records sent, 1000.0 records/sec (0.49 MB/sec), {avg} ms avg latency, "
+            "20.0 ms max latency, 2 ms 50th, 5 ms 95th, {p99} ms 99th, 15 ms 99.9th.")
+
+
+def test_a_run_counts_messages_between_the_boundary_reads(
+    cluster: KubeCluster, tmp_path: Path
+) -> None:
+    """A whole run on the real API server: the Jobs run (the test plays the Job controller,
+    the kubelet and its logs: producers report, offsets Jobs print end offsets with their
+    clock), MEASURE is bounded by the start and end reads, messages are the difference of
+    their offsets, and the producers' summaries give latency."""
+    import threading
+    import time
+
+    import kubernetes
+
+    from greenflow.api import Phase, PhaseRecorder
+
+    svc = _deploy(cluster, tmp_path, brokers=2)
+    set_statefulset_ready(cluster.api, NAMESPACE, "kafka", 2)
+    assert svc._kube is not None
+    scripted = ScriptedLogs(svc._kube.session)
+    svc._kube.session = scripted
+    topic = "greenflow-00000000000000bb"
+    ends = {"offsets-warmup": 400, "offsets-start": 1500, "offsets-end": 5500}
+    core = kubernetes.client.CoreV1Api(cluster.api)
+
+    def outcome(job: Any, pod: Any, index: int) -> dict[str, Any] | None:
+        component = job["metadata"]["labels"]["app.kubernetes.io/component"]
+        name = pod["metadata"]["name"]
+        if component == "producer":
+            scripted.logs[name] = _WINDOW.format(n=1000)
+            return {"phase": "Running", "containerStatuses": [{
+                "name": "tool", "image": "x", "imageID": "", "ready": True, "restartCount": 0,
+                "state": {"running": {}}}]}
+        if component.startswith("offsets-"):
+            now = time.time()
+            per_partition = ends[component] // 2
+            scripted.logs[name] = (f"greenflow-read-start {now - 0.8:.6f}\n{topic}:0:{per_partition}\n"
+                                   f"{topic}:1:{per_partition}\ngreenflow-read-end {now:.6f}\n")
+        return succeeded(pod)
+
+    def finish_producers() -> None:
+        """Play the producers exiting by record count, after the end of MEASURE."""
+        time.sleep(0.5)
+        for pod in core.list_namespaced_pod(
+                NAMESPACE, label_selector="app.kubernetes.io/component=producer").items:
+            i = int(pod.metadata.labels["batch.kubernetes.io/job-completion-index"])
+            scripted.logs[pod.metadata.name] = "\n".join([
+                _WINDOW.format(n=1000),
+                _SUMMARY.format(n=9000, steady="", avg="2.5", p99=8),
+                _SUMMARY.format(n=8000, steady=" steady state", avg=f"{2 + i}.0", p99=8 + i)])
+            body = cluster.api.sanitize_for_serialization(pod)
+            core.patch_namespaced_pod_status(pod.metadata.name, NAMESPACE,
+                                             {"status": succeeded(body)})
+
+    finisher = threading.Thread(target=finish_producers, daemon=True)
+    phases = PhaseRecorder(on_enter=lambda p, _t: finisher.start() if p is Phase.COOLDOWN else None)
+    workload = _ingest(partitions=2, warmup=Duration(1), duration=Duration(2))
+    ctx = make_run_context(tmp_path / "run", services={"kafka": svc}, run_id="00000000000000bb",
+                           phases=phases)
+    try:
+        with JobController(cluster.api, NAMESPACE, outcome) as jobs:
+            workload.prepare(ctx)
+            try:
+                result = workload.execute(ctx)
+            finally:
+                workload.clean(ctx)
+        finisher.join(timeout=10)
+        assert [p for p, _ in phases] == [Phase.WARMUP, Phase.MEASURE, Phase.COOLDOWN]
+        window = phases.window(Phase.MEASURE)
+        assert window is not None and 1.5 <= window.duration_s <= 3.0
+        assert result.units == 4000 and result.unit == "message"
+        assert result.achieved_rate == pytest.approx(4000 / window.duration_s)
+        assert result.payload_bytes == 4000 * 512
+        assert result.latency_ms["avg"] == pytest.approx(2.5)  # (2.0 + 3.0) / 2, equal records
+        assert result.latency_ms["p99"] == 9  # the worst producer's
+        assert result.metrics["producer_records_total"] == 16000
+        assert "offsets_read_interval_s" in result.metrics
+        assert {"gf-00000000000000bb-offsets-warmup", "gf-00000000000000bb-offsets-start",
+                "gf-00000000000000bb-offsets-end"} <= set(jobs.jobs)
+        assert cluster.session.list_objects("Job") == []
+    finally:
+        svc.remove()
