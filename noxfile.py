@@ -1,4 +1,4 @@
-"""Sessions for the whole monorepo: ``nox -s lint typecheck tests_core tests_kafka``.
+"""Sessions for the whole monorepo: ``nox -s lint typecheck tests_core tests_kafka tests_redpanda``.
 
 Run through ``bash scripts/test`` (which also installs what the tests need from the
 system), or directly with ``.venv/bin/nox -s NAME [-- PYTEST ARGS]`` after
@@ -23,6 +23,7 @@ nox.options.sessions = ["lint", "typecheck", "tests"]
 ROOT = Path(__file__).parent
 CORE = ROOT / "greenflow-core"
 KAFKA = ROOT / "greenflow-kafka"
+REDPANDA = ROOT / "greenflow-redpanda"
 # Installed only once another part of the monorepo has created them: a third-party
 # plugin example and a plugin whose entry point fails to load (for `plugins --check`).
 CORE_TEST_PLUGINS = (
@@ -96,10 +97,20 @@ def tests_kafka(session: nox.Session) -> None:
     _pytest(session, KAFKA)
 
 
+@nox.session
+def tests_redpanda(session: nox.Session) -> None:
+    """greenflow-redpanda's tests: manifests against a real kube-apiserver (built by
+    scripts/kube-apiserver; they skip with that command without it) and the local platform."""
+    if not (REDPANDA / "pyproject.toml").exists():
+        session.skip("greenflow-redpanda is not in this checkout")
+    session.install(*_editable(CORE), *_editable(KAFKA), *_editable(REDPANDA), *TEST_TOOLS)
+    _pytest(session, REDPANDA)
+
+
 @nox.session(python=False)
 def tests(session: nox.Session) -> None:
     """Every package's tests (pytest arguments after -- go to each)."""
-    for name in ("tests_core", "tests_kafka"):
+    for name in ("tests_core", "tests_kafka", "tests_redpanda"):
         session.notify(name, posargs=session.posargs)
 
 

@@ -1,0 +1,205 @@
+"""The ``redpanda`` service: Redpanda brokers on the ``kubernetes`` platform.
+
+Its Kafka API address is ``endpoints()["bootstrap"]``, the key the ``kafka`` service uses, so
+``kafka-ingest`` loads either one: ``target = ["kafka", "redpanda"]`` compares them in one plan.
+On the local platform it needs a ``redpanda`` binary on PATH, and running it as a local
+process is not implemented yet: the service says so instead of starting anything.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import attrs
+
+from greenflow.api import Capability, DeployContext, Inventory, Platform, ProcessGroups, Service
+from greenflow.errors import ServiceError
+from greenflow.plan.validators import at_least
+from greenflow_kafka.distribution import DEFAULT_KAFKA_VERSION
+
+if TYPE_CHECKING:
+    from greenflow_kafka.kube import BrokerStatefulSet
+    from greenflow_redpanda.kube import RedpandaKubeSpec
+
+#: The image tag used when the plan names none.
+DEFAULT_REDPANDA_VERSION = "v26.1.14"
+INSTALL_HINT = "https://docs.redpanda.com/current/get-started/quick-start/"
+
+
+def _memory(_inst: Any, attribute: attrs.Attribute[Any], value: str) -> None:
+    from greenflow_kafka.kube import memory_bytes
+
+    try:
+        memory_bytes(value)
+    except ValueError as exc:
+        raise ValueError(f"{attribute.name}: {exc}") from None
+
+
+@attrs.frozen
+class RedpandaConfig:
+    """``[[services]] type = "redpanda"`` (docs/redpanda.md)."""
+
+    #: Image tag of redpandadata/redpanda (e.g. "v26.1.14").
+    version: str = DEFAULT_REDPANDA_VERSION
+    #: Brokers, one per node with the role "broker".
+    brokers: int = attrs.field(default=1, validator=at_least(1))
+    #: Cores of each broker: Seastar's --smp, and the pod's cpu request = limit.
+    cores: int = attrs.field(default=1, validator=at_least(1))
+    #: Memory of each broker pod, requests = limits; Seastar gets 80 % of it (--memory).
+    memory: str = attrs.field(default="2Gi", validator=_memory)
+    #: Cluster property write_caching_default: acknowledge acks=all writes once a majority
+    #: has them in memory, before fsync.
+    write_caching: bool = False
+    #: Seastar --overprovisioned: no busy-polling or thread pinning (shared nodes, or cpu
+    #: limits without the static CPU manager policy).
+    overprovisioned: bool = True
+    #: "emptyDir" (the node's disk, gone with the pod) or a storage class name (a claim each).
+    storage: str = "emptyDir"
+    #: Size of each broker's volume.
+    storage_size: str = attrs.field(default="10Gi", validator=_memory)
+    #: Extra cluster properties for .bootstrap.yaml (read once, when the cluster forms).
+    overrides: dict[str, str] = attrs.field(factory=dict)
+    #: Container image; default redpandadata/redpanda:<version>.
+    image: str | None = None
+    #: Apache Kafka version of the tools image (apache/kafka:<v>) kafka-ingest runs its
+    #: producers and admin Jobs from against this service.
+    tools_version: str = DEFAULT_KAFKA_VERSION
+
+
+class RedpandaService(Service):
+    """Applies the StatefulSet, waits until every broker pod is ready, and removes everything it
+    applied (pods and volume claims included)."""
+
+    Config: ClassVar[type] = RedpandaConfig
+    requires: ClassVar[frozenset[Capability]] = frozenset(
+        {Capability.LOCAL_PROCESSES, Capability.KUBERNETES})
+    config: RedpandaConfig
+
+    @classmethod
+    def required_roles(cls, config: Any) -> frozenset[str]:
+        return frozenset({"broker"})
+
+    def __init__(self, name: str, config: RedpandaConfig) -> None:
+        super().__init__(name, config)
+        self._kube: BrokerStatefulSet | None = None
+        self._spec: RedpandaKubeSpec | None = None
+
+    @property
+    def kube_session(self) -> Any:
+        """The platform's KubeSession once deployed (kafka-ingest runs its Jobs through it)."""
+        return self._kube.session if self._kube is not None else None
+
+    @property
+    def tools_image(self) -> str:
+        return f"apache/kafka:{self.config.tools_version}"
+
+    @property
+    def tools_version(self) -> str:
+        return self.config.tools_version
+
+    def deploy(self, platform: Platform, inventory: Inventory, ctx: DeployContext) -> None:
+        if Capability.KUBERNETES not in type(platform).capabilities:
+            raise ServiceError(local_unavailable(self.name))
+        from greenflow.builtin.kubernetes import session_of
+        from greenflow_kafka.kube import (
+            BROKER_ROLE,
+            BrokerStatefulSet,
+            check_broker_nodes,
+            deploy_statefulset,
+            dns_label,
+        )
+        from greenflow_redpanda.kube import RedpandaKubeSpec, manifests
+
+        c = self.config
+        kube = session_of(platform, who=f"service {self.name!r} (redpanda)")
+        check_broker_nodes(inventory, c.brokers, self.name)
+        try:
+            spec = RedpandaKubeSpec(
+                name=dns_label(self.name), namespace=kube.namespace, version=c.version,
+                brokers=c.brokers, cores=c.cores, memory=c.memory,
+                write_caching=c.write_caching, overprovisioned=c.overprovisioned,
+                storage=c.storage, storage_size=c.storage_size, image=c.image,
+                overrides=dict(c.overrides),
+                labels={**kube.labels, **kube.service_labels(self.name)},
+                node_selector=kube.node_selector(BROKER_ROLE),
+                tolerations=kube.tolerations([BROKER_ROLE]),
+            )
+        except ValueError as exc:
+            msg = f"service {self.name!r} cannot run on Kubernetes as configured: {exc}"
+            raise ServiceError(msg) from None
+        self._spec = spec
+        self._kube = deploy_statefulset(BrokerStatefulSet(
+            kube, self.name, spec.name, spec.brokers, manifests(spec), spec.bootstrap,
+            kube.service_labels(self.name)), ctx)
+
+    def wait_ready(self, timeout_s: float) -> None:
+        self._require().wait_ready(
+            timeout_s, f"{self.config.brokers} Redpanda broker(s) of service {self.name!r} "
+            "to be ready")
+
+    def endpoints(self) -> Mapping[str, str]:
+        return {"bootstrap": self._require().bootstrap}
+
+    def processes(self) -> ProcessGroups:
+        return {}  # pods on cluster nodes: energy comes per pod from Scaphandre
+
+    def health(self) -> str | None:
+        return self._kube.health() if self._kube is not None else None
+
+    def remove(self) -> None:
+        if self._kube is not None:
+            self._kube.remove()
+            self._kube = None
+
+    def describe(self) -> Mapping[str, Any]:
+        c = self.config
+        facts: dict[str, Any] = {"version": c.version, "brokers": c.brokers, "cores": c.cores,
+                                 "memory": c.memory, "write_caching": c.write_caching,
+                                 "overprovisioned": c.overprovisioned, "storage": c.storage,
+                                 "storage_size": c.storage_size, "tools_image": self.tools_image}
+        if self._kube is not None:
+            facts.update(platform="kubernetes", namespace=self._kube.session.namespace,
+                         statefulset=self._kube.name, bootstrap=self._kube.bootstrap)
+        if self._spec is not None:
+            facts.update(image=self._spec.image_ref,
+                         seastar_memory_mib=self._spec.seastar_memory_mib)
+        return facts
+
+    @classmethod
+    def attach(cls, name: str, config: Any, state: Mapping[str, Any]) -> Service | None:
+        from greenflow_kafka.kube import attach_recorded
+
+        deployment = attach_recorded(state)
+        if deployment is None:
+            return None
+        svc = cls(name, config)
+        svc._kube = deployment
+        return svc
+
+    @classmethod
+    def remove_recorded(cls, config: Any, state: Mapping[str, Any]) -> None:
+        from greenflow_kafka.kube import remove_recorded
+
+        remove_recorded(state)
+
+    def _require(self) -> BrokerStatefulSet:
+        if self._kube is None:
+            raise ServiceError(f"service {self.name!r} was not deployed")
+        return self._kube
+
+
+def local_unavailable(name: str) -> str:
+    """Why service ``name`` cannot run on a platform without Kubernetes."""
+    binary = shutil.which("redpanda")
+    if binary is None:
+        return (f"service {name!r} (redpanda) needs a `redpanda` binary on PATH to run on this "
+                f"platform, and there is none; install Redpanda ({INSTALL_HINT}) or run the plan "
+                "on a [platform] type = \"kubernetes\"")
+    return (f"service {name!r} (redpanda): running Redpanda as a local process is not "
+            f"implemented yet ({binary} was found); run the plan on a [platform] type = "
+            "\"kubernetes\" (see docs/redpanda.md)")
+
+
+__all__ = ["DEFAULT_REDPANDA_VERSION", "RedpandaConfig", "RedpandaService", "local_unavailable"]
