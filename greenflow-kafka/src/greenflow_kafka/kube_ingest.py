@@ -367,6 +367,12 @@ class KubeIngestRun:
             msg = (f"consumers = {consumers}: consumers and the end-to-end latency probe do not "
                    "run on Kubernetes yet; set consumers = 0 for this platform")
             raise WorkloadError(msg)
+        if not ctx.inventory.with_role(WORKER_ROLE):
+            nodes = ", ".join(f"{h.name} ({', '.join(sorted(h.roles)) or 'no role'})"
+                              for h in ctx.inventory.hosts) or "none"
+            msg = (f"kafka-ingest runs its producers on nodes with the role {WORKER_ROLE!r} and "
+                   f"no node has it (nodes: {nodes}); label one (see the platform's role_labels)")
+            raise WorkloadError(msg)
         self._prefix = dns_label(f"gf-{ctx.run_id}", max_len=30)
         self._topic = f"greenflow-{ctx.run_id}"
         c = self.config

@@ -211,7 +211,7 @@ def test_oom_killed_producer_is_reported_and_clean_leaves_nothing(
     svc = _deploy(cluster, tmp_path, brokers=2)
     set_statefulset_ready(cluster.api, NAMESPACE, "kafka", 2)
     workload = _ingest()
-    ctx = make_run_context(tmp_path / "run", services={"kafka": svc}, run_id="0123456789abcdef",
+    ctx = make_run_context(tmp_path / "run", inventory=cluster.inventory, services={"kafka": svc}, run_id="0123456789abcdef",
                            experiment=cluster.experiment)
     outcome = by_component(topic_create=succeeded, topic_delete=succeeded, producer=oom_killed)
     try:
@@ -251,7 +251,7 @@ def test_consumers_are_refused_on_kubernetes(cluster: KubeCluster, tmp_path: Pat
     svc = _deploy(cluster, tmp_path, brokers=1)
     set_statefulset_ready(cluster.api, NAMESPACE, "kafka", 1)
     workload = _ingest(consumers=1, producers=1)
-    ctx = make_run_context(tmp_path / "run", services={"kafka": svc}, run_id="fedcba9876543210")
+    ctx = make_run_context(tmp_path / "run", inventory=cluster.inventory, services={"kafka": svc}, run_id="fedcba9876543210")
     try:
         with pytest.raises(WorkloadError, match=r"consumers = 1.*not run on Kubernetes yet"):
             workload.prepare(ctx)
@@ -336,7 +336,7 @@ def test_a_run_counts_messages_between_the_boundary_reads(
     finisher = threading.Thread(target=finish_producers, daemon=True)
     phases = PhaseRecorder(on_enter=lambda p, _t: finisher.start() if p is Phase.COOLDOWN else None)
     workload = _ingest(partitions=2, warmup=Duration(1), duration=Duration(2))
-    ctx = make_run_context(tmp_path / "run", services={"kafka": svc}, run_id="00000000000000bb",
+    ctx = make_run_context(tmp_path / "run", inventory=cluster.inventory, services={"kafka": svc}, run_id="00000000000000bb",
                            phases=phases)
     try:
         with JobController(cluster.api, NAMESPACE, outcome) as jobs:
@@ -358,6 +358,28 @@ def test_a_run_counts_messages_between_the_boundary_reads(
         assert "offsets_read_interval_s" in result.metrics
         assert {"gf-00000000000000bb-offsets-warmup", "gf-00000000000000bb-offsets-start",
                 "gf-00000000000000bb-offsets-end"} <= set(jobs.jobs)
+        assert cluster.session.list_objects("Job") == []
+    finally:
+        svc.remove()
+
+
+def test_a_cluster_without_worker_nodes_is_refused_before_any_job(
+    cluster: KubeCluster, tmp_path: Path
+) -> None:
+    """Without a node carrying the worker role, prepare fails naming the nodes, and no Job
+    is created."""
+    from greenflow.api import Inventory
+
+    svc = _deploy(cluster, tmp_path, brokers=1)
+    set_statefulset_ready(cluster.api, NAMESPACE, "kafka", 1)
+    brokers_only = Inventory([h for h in cluster.inventory.hosts if "worker" not in h.roles])
+    ctx = make_run_context(tmp_path / "run", inventory=brokers_only, services={"kafka": svc},
+                           run_id="00000000000000cc")
+    workload = _ingest(producers=1)
+    try:
+        with pytest.raises(WorkloadError, match=r"role 'worker' and no node has it \(nodes: broker-a"):
+            workload.prepare(ctx)
+        workload.clean(ctx)
         assert cluster.session.list_objects("Job") == []
     finally:
         svc.remove()

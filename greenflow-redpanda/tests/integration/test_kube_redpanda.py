@@ -138,7 +138,7 @@ def test_kafka_ingest_targets_redpanda_unchanged(
     workload = KafkaIngestWorkload(KafkaIngestConfig(
         load=500, producers=1, target="redpanda", warmup=Duration(1), duration=Duration(2)))
     assert workload.validate({"redpanda": svc.config}) is None
-    ctx = make_run_context(tmp_path / "run", services={"redpanda": svc}, run_id="00000000000000aa")
+    ctx = make_run_context(tmp_path / "run", inventory=cluster.inventory, services={"redpanda": svc}, run_id="00000000000000aa")
 
     def unschedulable(_pod: Any) -> dict[str, Any]:
         return {"phase": "Pending", "conditions": [{
