@@ -132,6 +132,11 @@ class KafkaIngestConfig:
     consumer_heap: str = "256m"
     #: Producers run this long past the end of MEASURE, so the load covers the whole window.
     tail: Duration = Duration(2)
+    #: After warm-up, wait up to this long for every producer to be back on its rate before
+    #: MEASURE starts. Kafka's producer tool keeps its average since it started, so after a
+    #: slow start (JVM warm-up, metadata) it sends faster than asked until it has caught up;
+    #: measuring during that burst would label the run with a load it didn't have.
+    settle: Duration = Duration(2)
 
 
 class KafkaIngestWorkload(Workload):
@@ -144,6 +149,7 @@ class KafkaIngestWorkload(Workload):
     def __init__(self, config: KafkaIngestConfig) -> None:
         super().__init__(config)
         self._producers: list[Any] = []
+        self._settled = False
         self._consumers: list[Any] = []
         self._probe: Any = None
         self._topic: str | None = None
@@ -218,7 +224,8 @@ class KafkaIngestWorkload(Workload):
         svc = ctx.services[c.target]
         dist = resolve_distribution(getattr(svc.config, "version", None))
         per_producer = c.load / c.producers
-        seconds = c.warmup + c.duration + c.tail
+        # Records for the settle budget too, so settling never makes the load end early.
+        seconds = c.warmup + c.settle + c.duration + c.tail
         ctx.phases.enter(Phase.WARMUP)
         if c.consumers:
             # Consumers first, and ready before the first record: producers are sized from
@@ -252,6 +259,7 @@ class KafkaIngestWorkload(Workload):
             what="the first records on the topic",
         )
         self._sleep_checking(ctx, c.warmup)
+        self._settled = self._settle(ctx, per_producer)
         committed_before = self._committed() if c.consumers else {}
         before = end_offsets(bootstrap, topic)
         start = ctx.phases.enter(Phase.MEASURE)
@@ -290,6 +298,8 @@ class KafkaIngestWorkload(Workload):
         metrics: dict[str, float] = {
             "asked_messages_per_s": c.load,
             "achieved_ratio": ratio,
+            # 1 when every producer was back on its rate when MEASURE began (see `settle`).
+            "producers_settled": 1.0 if self._settled else 0.0,
             "producer_reported_messages_per_s": sum(s.records_per_s for s in stats if s),
             "producer_records_total": float(sum(s.records for s in stats if s)),
         }
@@ -541,6 +551,24 @@ class KafkaIngestWorkload(Workload):
         reason = ctx.services[self.config.target].health()
         if reason:
             raise WorkloadError(f"service {self.config.target!r} failed during the run: {reason}")
+
+    def _settle(self, ctx: RunContext, per_producer: float) -> bool:
+        """Wait (up to ``settle``) until each producer's last reported second is within
+        15 % above its rate, i.e. not catching up; False when the budget ran out."""
+        end = time.monotonic() + self.config.settle
+        while True:
+            rates = []
+            for prod in self._producers:
+                windows = prod.output().windows
+                rates.append(windows[-1].records_per_s if windows else None)
+            if all(r is not None and r <= 1.15 * per_producer for r in rates):
+                return True
+            if time.monotonic() >= end:
+                log.warning("kafka_ingest.not_settled", rates=rates, asked=per_producer,
+                            hint="a longer warmup lets the producers catch up first")
+                return False
+            ctx.sleep(0.2)
+            self._check(ctx)
 
     def _sleep_checking(self, ctx: RunContext, seconds: float) -> None:
         end = time.monotonic() + seconds
