@@ -131,12 +131,14 @@ class KafkaIngestConfig:
     #: JVM heap of each consumer and of the latency probe.
     consumer_heap: str = "256m"
     #: Producers run this long past the end of MEASURE, so the load covers the whole window.
-    tail: Duration = Duration(2)
+    tail: Duration = Duration(0.5)
     #: After warm-up, wait up to this long for every producer to be back on its rate before
     #: MEASURE starts. Kafka's producer tool keeps its average since it started, so after a
     #: slow start (JVM warm-up, metadata) it sends faster than asked until it has caught up;
     #: measuring during that burst would label the run with a load it didn't have.
-    settle: Duration = Duration(2)
+    #: Settling time not used runs after MEASURE as extra margin, so `tail` can stay short:
+    #: after MEASURE the producers send at most settle + tail more seconds of records.
+    settle: Duration = Duration(1.5)
 
 
 class KafkaIngestWorkload(Workload):
