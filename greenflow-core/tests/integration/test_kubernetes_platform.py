@@ -317,7 +317,7 @@ def test_validate_a_kubernetes_plan_without_connecting(tmp_path: Path) -> None:
         "import sys\n"
         "from click.testing import CliRunner\n"
         "from greenflow.cli import main\n"
-        f"result = CliRunner().invoke(main, ['validate', {str(plan)!r}])\n"
+        f"result = CliRunner().invoke(main, ['validate', '--offline', {str(plan)!r}])\n"
         "print(result.output)\n"
         "assert result.exit_code == 0, result.output\n"
         "assert 'kubernetes' not in sys.modules, 'validate imported the kubernetes client'\n"
@@ -381,6 +381,29 @@ def test_check_roles_lists_the_nodes_and_their_labels(cluster: KubeAPIServer) ->
     assert "kubectl label node NODE example.com/gpu=true" in reason
     unknown = platform.check_roles(frozenset({"storage"}))
     assert unknown is not None and "role_labels" in unknown
+
+
+def test_validate_refuses_a_role_no_node_carries(cluster: KubeAPIServer, tmp_path: Path) -> None:
+    """`greenflow validate` reads the nodes (read-only) and refuses a plan whose services
+    need a role no node carries, listing the nodes."""
+    from click.testing import CliRunner
+
+    from greenflow.cli import main
+
+    plan = tmp_path / "plan.toml"
+    plan.write_text(
+        '[experiment]\nname = "k8s-roles"\n\n'
+        f'[platform]\ntype = "kubernetes"\nkubeconfig = "{cluster.kubeconfig_path}"\n'
+        'role_labels = { gpu = "example.com/gpu=true" }\n\n'
+        '[[services]]\ntype = "scaphandre"\nroles = ["gpu"]\n\n'
+        '[workload]\ntype = "command"\ncommand = "true"\n'
+    )
+    result = CliRunner().invoke(main, ["validate", str(plan)])
+    assert result.exit_code == 1, result.output
+    assert "[platform]" in result.output and "gpu" in result.output
+    for name in NODES:
+        assert name in result.output
+    assert "Traceback" not in result.output
 
 
 @pytest.mark.slow
