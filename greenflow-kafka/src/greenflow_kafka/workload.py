@@ -138,7 +138,7 @@ class KafkaIngestConfig:
     #: measuring during that burst would label the run with a load it didn't have.
     #: Settling time not used runs after MEASURE as extra margin, so `tail` can stay short:
     #: after MEASURE the producers send at most settle + tail more seconds of records.
-    settle: Duration = Duration(1.5)
+    settle: Duration = Duration(1)
 
 
 class KafkaIngestWorkload(Workload):
