@@ -266,7 +266,7 @@ class PrometheusCollector(Collector):
                 step=f"{step:g}",
             )
             try:
-                parsed = _parse(result)
+                parsed = parse_matrix(result)
             except ValueError as exc:
                 raise self._source.fail(what, exc) from exc
             for key, points in parsed:
@@ -308,7 +308,7 @@ def _trim(points: list[tuple[float, float]], window: Window) -> list[tuple[float
     return before + [p for p in points if window.contains(p[0])] + after
 
 
-def _parse(result: Any) -> list[tuple[frozenset[tuple[str, str]], list[tuple[float, float]]]]:
+def parse_matrix(result: Any) -> list[tuple[frozenset[tuple[str, str]], list[tuple[float, float]]]]:
     """A query_range result (a list of ``{"metric": labels, "values": [[t, "v"]...]}``)
     as (labels less ``__name__``, finite points) pairs; NaN and ±Inf points are dropped.
     Raises ValueError when the answer has another shape."""

@@ -79,7 +79,7 @@ import attrs
 import structlog
 
 from greenflow.api import Collector, CollectorContext, Sample, Window, wait_until
-from greenflow.builtin.prometheus import _check_url, _safe_url, _strip_slash
+from greenflow.builtin.prometheus import _check_url, _safe_url, _strip_slash, parse_matrix
 from greenflow.errors import CollectorError, ReadinessTimeout
 from greenflow.plan.validators import positive
 
@@ -305,7 +305,7 @@ class ScaphandreCollector(Collector):
             promql = f"{selector}[{math.ceil((end - start) * 1000) + 1}ms]"
             try:
                 result = client.custom_query(promql, params={"time": f"{end:.3f}"})
-                parsed = _parse(result)
+                parsed = parse_matrix(result)
             except (OSError, ValueError, PrometheusApiClientException) as exc:
                 raise self._fail(f"query {promql!r}", exc) from exc
             for key, points in parsed:
@@ -481,21 +481,3 @@ class ScaphandreCollector(Collector):
             "pod_energy": "trapezoid integral of sampled process power within the window",
         }
 
-
-def _parse(result: Any) -> list[tuple[frozenset[tuple[str, str]], list[tuple[float, float]]]]:
-    """A matrix (a list of ``{"metric": labels, "values": [[t, "v"]...]}``) as (labels less
-    ``__name__``, finite points) pairs. Raises ValueError when the answer has another shape."""
-    if not isinstance(result, list):
-        raise ValueError(f"expected a list of series, got {type(result).__name__}")
-    out = []
-    for s in result:
-        try:
-            labels = frozenset(
-                (str(k), str(v)) for k, v in s.get("metric", {}).items() if k != "__name__"
-            )
-            points = [(float(t), float(v)) for t, v in s["values"]]
-        except (AttributeError, KeyError, TypeError, ValueError) as exc:
-            msg = f"a series is not of the form {{metric, values}}: {exc!r}"
-            raise ValueError(msg) from exc
-        out.append((labels, [(t, v) for t, v in points if math.isfinite(v)]))
-    return out
