@@ -47,11 +47,17 @@ from greenflow_kafka.errors import ProducerPerfError
 PRODUCER_PERFORMANCE_MAIN = "org.apache.kafka.tools.ProducerPerformance"
 
 # Java formats numbers with the default locale ("1234,5" under de_DE); the parser wants dots.
+# Kafka's own KAFKA_JVM_PERFORMANCE_OPTS (kafka-run-class.sh), so our producers run as
+# fast as kafka-producer-perf-test does (benchmarks/kafka_generator_ceiling.py compares).
 _TOOL_JVM_OPTIONS = (
     "-Duser.language=en",
     "-Duser.country=US",
+    "-server",
     "-XX:+UseG1GC",
     "-XX:MaxGCPauseMillis=20",
+    "-XX:InitiatingHeapOccupancyPercent=35",
+    "-XX:+ExplicitGCInvokesConcurrent",
+    "-XX:MaxInlineLevel=15",
 )
 
 _NUM = r"(NaN|-?Infinity|-?\d+(?:\.\d+)?)"

@@ -127,7 +127,7 @@ class KafkaIngestConfig:
     #: A run whose achieved rate is below this fraction of `load` fails.
     min_achieved_ratio: float = attrs.field(default=0.9, validator=_ratio)
     #: JVM heap of each producer.
-    producer_heap: str = "256m"
+    producer_heap: str = "512m"
     #: JVM heap of each consumer and of the latency probe.
     consumer_heap: str = "256m"
     #: Producers run this long past the end of MEASURE, so the load covers the whole window.
