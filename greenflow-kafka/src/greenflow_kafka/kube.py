@@ -431,33 +431,54 @@ def statefulset(spec: KafkaKubeSpec) -> dict[str, Any]:
             "failureThreshold": 3,
         },
     }
+    return broker_statefulset(spec, labels, container, volumes, claims, fs_group=KAFKA_UID)
+
+
+def broker_statefulset(
+    spec: Any,
+    labels: Mapping[str, str],
+    container: Mapping[str, Any],
+    volumes: Sequence[Mapping[str, Any]],
+    claims: Sequence[Mapping[str, Any]],
+    *,
+    fs_group: int,
+    annotations: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    """A StatefulSet of broker pods, one per broker-role node, all started at once.
+
+    Shared by Kafka and Redpanda. ``spec`` has ``name``, ``namespace``, ``service_name``,
+    ``brokers``, ``selector``, ``node_selector`` and ``tolerations``.
+    """
+    metadata: dict[str, Any] = {"labels": dict(labels)}
+    if annotations:
+        metadata["annotations"] = dict(annotations)
     sts: dict[str, Any] = {
         "apiVersion": "apps/v1",
         "kind": "StatefulSet",
-        "metadata": {"name": spec.name, "namespace": spec.namespace, "labels": labels},
+        "metadata": {"name": spec.name, "namespace": spec.namespace, "labels": dict(labels)},
         "spec": {
             "serviceName": spec.service_name,
             "replicas": spec.brokers,
-            # All pods at once: the quorum needs its voters up together to elect a leader.
+            # All pods at once: a quorum needs its voters up together to elect a leader.
             "podManagementPolicy": "Parallel",
             "selector": {"matchLabels": dict(spec.selector)},
             "template": {
-                "metadata": {"labels": labels},
+                "metadata": metadata,
                 "spec": {
                     "enableServiceLinks": False,
                     "nodeSelector": dict(spec.node_selector),
                     "tolerations": [dict(t) for t in spec.tolerations],
                     "affinity": anti_affinity(spec.selector),
-                    "securityContext": {"fsGroup": KAFKA_UID},
+                    "securityContext": {"fsGroup": fs_group},
                     "terminationGracePeriodSeconds": 30,
-                    "containers": [container],
-                    "volumes": volumes,
+                    "containers": [dict(container)],
+                    "volumes": [dict(v) for v in volumes],
                 },
             },
         },
     }
     if claims:
-        sts["spec"]["volumeClaimTemplates"] = claims
+        sts["spec"]["volumeClaimTemplates"] = [dict(c) for c in claims]
         sts["spec"]["persistentVolumeClaimRetentionPolicy"] = {
             "whenDeleted": "Delete", "whenScaled": "Delete"}
     return sts
@@ -662,6 +683,7 @@ __all__ = [
     "KubeSessionLike",
     "anti_affinity",
     "attach_recorded",
+    "broker_statefulset",
     "check_broker_nodes",
     "check_overrides",
     "cluster_id",

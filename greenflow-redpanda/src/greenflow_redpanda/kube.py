@@ -39,7 +39,7 @@ import attrs
 from greenflow_kafka.kube import (
     EMPTY_DIR,
     MIB,
-    anti_affinity,
+    broker_statefulset,
     data_volume,
     guaranteed_resources,
     memory_bytes,
@@ -223,35 +223,8 @@ def statefulset(spec: RedpandaKubeSpec) -> dict[str, Any]:
             "failureThreshold": 3,
         },
     }
-    sts: dict[str, Any] = {
-        "apiVersion": "apps/v1",
-        "kind": "StatefulSet",
-        "metadata": {"name": spec.name, "namespace": spec.namespace, "labels": labels},
-        "spec": {
-            "serviceName": spec.service_name,
-            "replicas": spec.brokers,
-            "podManagementPolicy": "Parallel",
-            "selector": {"matchLabels": dict(spec.selector)},
-            "template": {
-                "metadata": {"labels": labels, "annotations": dict(SCRAPE_ANNOTATIONS)},
-                "spec": {
-                    "enableServiceLinks": False,
-                    "nodeSelector": dict(spec.node_selector),
-                    "tolerations": [dict(t) for t in spec.tolerations],
-                    "affinity": anti_affinity(spec.selector),
-                    "securityContext": {"fsGroup": REDPANDA_GID},
-                    "terminationGracePeriodSeconds": 30,
-                    "containers": [container],
-                    "volumes": volumes,
-                },
-            },
-        },
-    }
-    if claims:
-        sts["spec"]["volumeClaimTemplates"] = claims
-        sts["spec"]["persistentVolumeClaimRetentionPolicy"] = {
-            "whenDeleted": "Delete", "whenScaled": "Delete"}
-    return sts
+    return broker_statefulset(spec, labels, container, volumes, claims, fs_group=REDPANDA_GID,
+                              annotations=SCRAPE_ANNOTATIONS)
 
 
 def manifests(spec: RedpandaKubeSpec) -> list[dict[str, Any]]:
