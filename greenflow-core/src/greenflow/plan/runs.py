@@ -151,7 +151,7 @@ class Expansion:
     #: With a protocol: the protocol instance and the points of the other axes.
     protocol: Any = None
     bases: tuple[tuple[Any, ...], ...] = ()
-    builder: Any = attrs.field(default=None, repr=False, eq=False)
+    builder: _Builder | None = attrs.field(default=None, repr=False, eq=False)
 
     def groups(self) -> list[tuple[str, list[RunSpec]]]:
         """Runs by deployment group, groups in order of their first run."""
@@ -163,12 +163,13 @@ class Expansion:
     def probe(self, base: tuple[Any, ...], value: Any, repetition: int,
               idle: bool = False) -> RunSpec:
         """The run of a protocol step at ``base`` (values of the other axes)."""
+        assert self.builder is not None, "probe() needs an expansion made with a protocol"
         axis = self.protocol.axis
         extra = {axis: value} if axis is not None and not idle else None
         spec = self.builder.spec(base, repetition, extra, idle=idle)
         if spec is None:
             raise PlanErrors(self.builder.plan.path, self.builder.problems)
-        return spec  # type: ignore[no-any-return]
+        return spec
 
 
 def expand(plan: Plan) -> Expansion:
