@@ -502,12 +502,9 @@ class KubeIngestRun:
 
     def _logs(self, pod: Mapping[str, Any]) -> str:
         try:
-            text = self.session.pod_logs(pod["metadata"]["name"])
+            return self.session.pod_logs(pod["metadata"]["name"])
         except Exception as exc:  # a node gone, or no kubelet to serve them
             return f"(logs unavailable: {type(exc).__name__}: {exc})"
-        # The API answers 204 No Content for a pod that has no node, which the client turns
-        # into None and KubeSession.pod_logs into "None".
-        return "" if text in (None, "None") else text
 
     def _raise_pod_failure(self, job: str, pod: Mapping[str, Any]) -> None:
         meta, spec = pod.get("metadata") or {}, pod.get("spec") or {}

@@ -774,7 +774,13 @@ class KubeSession:
         """A pod's log (of ``container``; the last ``tail_lines`` lines; of the previous,
         crashed instance with ``previous``)."""
         core = _api.module("kubernetes.client").CoreV1Api(self._client)
-        kwargs: dict[str, Any] = {"_request_timeout": _api.REQUEST_TIMEOUT}
+        # _preload_content=False: the raw bytes, because the client's own decoding turns an
+        # empty body (204, a pod that never ran) into None or the text "None", and JSON-looking
+        # log lines into dicts.
+        kwargs: dict[str, Any] = {
+            "_request_timeout": _api.REQUEST_TIMEOUT,
+            "_preload_content": False,
+        }
         if container:
             kwargs["container"] = container
         if tail_lines is not None:
@@ -782,12 +788,15 @@ class KubeSession:
         if previous:
             kwargs["previous"] = True
         try:
-            text = core.read_namespaced_pod_log(name, self.namespace, **kwargs)
+            response = core.read_namespaced_pod_log(name, self.namespace, **kwargs)
+            body = response.data
         except Exception as exc:
             if _api.is_api_error(exc) or _api.is_network_error(exc):
                 raise self._fail("read the log of", f"Pod {self.namespace}/{name}", exc) from None
             raise
-        return "" if text is None else str(text)  # 204 for a pod that never ran
+        if not body:
+            return ""
+        return body.decode("utf-8", errors="replace") if isinstance(body, bytes) else str(body)
 
 
 def _still_there(obj: Mapping[str, Any]) -> str:
