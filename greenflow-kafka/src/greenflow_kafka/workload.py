@@ -224,7 +224,11 @@ class KafkaIngestWorkload(Workload):
         assert self._bootstrap and self._topic
         bootstrap, topic = self._bootstrap, self._topic
         svc = ctx.services[c.target]
-        dist = resolve_distribution(getattr(svc.config, "version", None))
+        # The Kafka tools that load the target: its own version for a kafka service, the
+        # `tools_version` a service of another system names (redpanda), else the default.
+        dist = resolve_distribution(
+            getattr(svc, "tools_version", None) or getattr(svc.config, "version", None)
+        )
         per_producer = c.load / c.producers
         # Records for the settle budget too, so settling never makes the load end early.
         seconds = c.warmup + c.settle + c.duration + c.tail
