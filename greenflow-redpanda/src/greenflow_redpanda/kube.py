@@ -108,7 +108,7 @@ class RedpandaKubeSpec:
 
     @property
     def seastar_memory_mib(self) -> int:
-        return int(memory_bytes(self.memory) * SEASTAR_MEMORY_FRACTION) // MIB
+        return seastar_memory_mib(self.memory)
 
     @property
     def domain(self) -> str:
@@ -127,10 +127,16 @@ class RedpandaKubeSpec:
         return {"app.kubernetes.io/name": APP_NAME, "app.kubernetes.io/instance": instance}
 
 
+def seastar_memory_mib(memory: str) -> int:
+    """Seastar's ``--memory`` (MiB) for a broker given ``memory`` (a Kubernetes quantity)."""
+    return int(memory_bytes(memory) * SEASTAR_MEMORY_FRACTION) // MIB
+
+
 def bootstrap_properties(spec: RedpandaKubeSpec) -> dict[str, Any]:
     """The cluster properties of ``.bootstrap.yaml``."""
-    return {"write_caching_default": "true" if spec.write_caching else "false",
-            **dict(spec.overrides)}
+    from greenflow_redpanda.local import cluster_properties
+
+    return cluster_properties(spec.write_caching, spec.overrides)
 
 
 def start_flags(spec: RedpandaKubeSpec) -> list[str]:
@@ -241,6 +247,7 @@ __all__ = [
     "config_map",
     "headless_service",
     "manifests",
+    "seastar_memory_mib",
     "start_flags",
     "start_script",
     "statefulset",

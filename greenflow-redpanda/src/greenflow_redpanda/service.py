@@ -1,9 +1,11 @@
-"""The ``redpanda`` service: Redpanda brokers on the ``kubernetes`` platform.
+"""The ``redpanda`` service: Redpanda brokers as a StatefulSet on the ``kubernetes`` platform
+(:mod:`greenflow_redpanda.kube`) or as local processes (:mod:`greenflow_redpanda.local`).
 
 Its Kafka API address is ``endpoints()["bootstrap"]``, the key the ``kafka`` service uses, so
 ``kafka-ingest`` loads either one: ``target = ["kafka", "redpanda"]`` compares them in one plan.
-On the local platform it needs a ``redpanda`` binary on PATH, and running it as a local
-process is not implemented yet: the service says so instead of starting anything.
+On a platform without Kubernetes it runs the ``redpanda`` binary found on PATH, one process
+per broker, each named (``broker-<i>``) for per-process energy attribution; without the binary
+deploy fails at once saying what to install.
 """
 
 from __future__ import annotations
@@ -22,10 +24,13 @@ from greenflow_kafka.distribution import DEFAULT_KAFKA_VERSION
 if TYPE_CHECKING:
     from greenflow_kafka.kube import BrokerStatefulSet
     from greenflow_redpanda.kube import RedpandaKubeSpec
+    from greenflow_redpanda.local import LocalRedpandaCluster
 
 #: The image tag used when the plan names none.
 DEFAULT_REDPANDA_VERSION = "v26.1.14"
-INSTALL_HINT = "https://docs.redpanda.com/current/get-started/quick-start/"
+#: Where Redpanda's Linux packages (Debian/Ubuntu, Fedora/RHEL) are explained.
+INSTALL_HINT = ("https://docs.redpanda.com/current/deploy/redpanda/manual/production/"
+                "production-deployment/")
 
 
 def _memory(_inst: Any, attribute: attrs.Attribute[Any], value: str) -> None:
@@ -66,11 +71,19 @@ class RedpandaConfig:
     #: Apache Kafka version of the tools image (apache/kafka:<v>) kafka-ingest runs its
     #: producers and admin Jobs from against this service.
     tools_version: str = DEFAULT_KAFKA_VERSION
+    # -- local processes only (docs/redpanda.md "On the local platform"). --
+    #: Node property developer_mode: skips Redpanda's startup checks (1 GiB per core, the
+    #: crash-loop limit). Local only: under rpk (Kubernetes) it would also bypass fsync.
+    developer_mode: bool = False
+    #: Keep the brokers' data directories after the service is removed (local only).
+    keep_data: bool = False
 
 
 class RedpandaService(Service):
-    """Applies the StatefulSet, waits until every broker pod is ready, and removes everything it
-    applied (pods and volume claims included)."""
+    """On Kubernetes: applies the StatefulSet, waits until every broker pod is ready, and
+    removes everything it applied (pods and volume claims included). Elsewhere: starts one
+    ``redpanda`` process per broker under the run's work directory, waits for each Admin API
+    and for every broker in the Kafka metadata, and stops them all (TERM, then KILL)."""
 
     Config: ClassVar[type] = RedpandaConfig
     requires: ClassVar[frozenset[Capability]] = frozenset(
@@ -85,6 +98,10 @@ class RedpandaService(Service):
         super().__init__(name, config)
         self._kube: BrokerStatefulSet | None = None
         self._spec: RedpandaKubeSpec | None = None
+        self._local: LocalRedpandaCluster | None = None
+        #: State of local brokers left up by `greenflow up`, when attached to them.
+        self._attached: Mapping[str, Any] | None = None
+        self._version: str | None = None
 
     @property
     def kube_session(self) -> Any:
@@ -101,7 +118,8 @@ class RedpandaService(Service):
 
     def deploy(self, platform: Platform, inventory: Inventory, ctx: DeployContext) -> None:
         if Capability.KUBERNETES not in type(platform).capabilities:
-            raise ServiceError(local_unavailable(self.name))
+            self._deploy_local(inventory, ctx)
+            return
         from greenflow.builtin.kubernetes import session_of
         from greenflow_kafka.kube import (
             BROKER_ROLE,
@@ -113,6 +131,11 @@ class RedpandaService(Service):
         from greenflow_redpanda.kube import RedpandaKubeSpec, manifests
 
         c = self.config
+        if c.developer_mode:
+            msg = (f"service {self.name!r}: developer_mode is for local processes; on "
+                   "Kubernetes rpk turns it into --mode dev-container, which bypasses fsync "
+                   "and changes what is measured. Remove it from the plan")
+            raise ServiceError(msg)
         kube = session_of(platform, who=f"service {self.name!r} (redpanda)")
         check_broker_nodes(inventory, c.brokers, self.name)
         try:
@@ -134,31 +157,99 @@ class RedpandaService(Service):
             kube, self.name, spec.name, spec.brokers, manifests(spec), spec.bootstrap,
             kube.service_labels(self.name)), ctx)
 
+    def _deploy_local(self, inventory: Inventory, ctx: DeployContext) -> None:
+        from greenflow_redpanda.kube import seastar_memory_mib
+        from greenflow_redpanda.local import LocalRedpandaCluster, LocalRedpandaSpec, binary_version
+
+        binary = shutil.which("redpanda")
+        if binary is None:
+            raise ServiceError(local_unavailable(self.name))
+        brokers = inventory.with_role("broker")
+        if not brokers:
+            raise ServiceError(f"service {self.name!r}: no host carries the role 'broker'")
+        c = self.config
+        try:
+            spec = LocalRedpandaSpec(
+                binary=binary, host=brokers[0].address, brokers=c.brokers, cores=c.cores,
+                memory_mib=seastar_memory_mib(c.memory), overprovisioned=c.overprovisioned,
+                developer_mode=c.developer_mode, write_caching=c.write_caching,
+                overrides=dict(c.overrides))
+        except ValueError as exc:
+            msg = f"service {self.name!r} cannot run Redpanda locally as configured: {exc}"
+            raise ServiceError(msg) from None
+        self._version = binary_version(binary)
+        self._local = LocalRedpandaCluster(spec, ctx.work_dir / self.name,
+                                           ctx.log_dir / self.name)
+        try:
+            self._local.start()
+        finally:
+            if self._local.nodes:
+                ctx.record_state(self._local.state())
+
     def wait_ready(self, timeout_s: float) -> None:
+        if self._attached is not None:
+            return
+        if self._local is not None:
+            self._local.wait_ready(timeout_s)
+            return
         self._require().wait_ready(
             timeout_s, f"{self.config.brokers} Redpanda broker(s) of service {self.name!r} "
             "to be ready")
 
     def endpoints(self) -> Mapping[str, str]:
+        if self._attached is not None:
+            return {"bootstrap": str(self._attached["bootstrap_servers"])}
+        if self._local is not None:
+            return {"bootstrap": self._local.bootstrap_servers}
         return {"bootstrap": self._require().bootstrap}
 
     def processes(self) -> ProcessGroups:
+        if self._attached is not None:
+            return {n: [int(entry[0])] for n, entry in self._attached["processes"].items()}
+        if self._local is not None:
+            return {name: [pid] for name, pid in self._local.processes().items()}
         return {}  # pods on cluster nodes: energy comes per pod from Scaphandre
 
     def health(self) -> str | None:
+        if self._attached is not None:
+            from greenflow_redpanda.local import recorded_alive
+
+            gone = sorted(set(self._attached["processes"]) - set(recorded_alive(self._attached)))
+            return f"Redpanda processes gone: {', '.join(gone)}" if gone else None
+        if self._local is not None:
+            return self._local.health()
         return self._kube.health() if self._kube is not None else None
 
     def remove(self) -> None:
+        if self._attached is not None:
+            from greenflow_redpanda.local import cleanup_recorded
+
+            cleanup_recorded(self._attached)
+            self._attached = None
+        if self._local is not None:
+            self._local.stop(keep_data=self.config.keep_data)
         if self._kube is not None:
             self._kube.remove()
             self._kube = None
+
+    def detach(self) -> None:
+        if self._local is not None:
+            # Otherwise the cluster's finalizer stops the brokers when this process exits.
+            self._local.detach()
 
     def describe(self) -> Mapping[str, Any]:
         c = self.config
         facts: dict[str, Any] = {"version": c.version, "brokers": c.brokers, "cores": c.cores,
                                  "memory": c.memory, "write_caching": c.write_caching,
-                                 "overprovisioned": c.overprovisioned, "storage": c.storage,
-                                 "storage_size": c.storage_size, "tools_image": self.tools_image}
+                                 "overprovisioned": c.overprovisioned}
+        if self._local is not None:
+            spec = self._local.spec
+            # `version` is what the binary reports: the image tag means nothing here.
+            facts.update(platform="local", binary=spec.binary, version=self._version,
+                         seastar_memory_mib=spec.memory_mib, developer_mode=spec.developer_mode,
+                         bootstrap=self._local.bootstrap_servers)
+            return facts
+        facts.update(storage=c.storage, storage_size=c.storage_size, tools_image=self.tools_image)
         if self._kube is not None:
             facts.update(platform="kubernetes", namespace=self._kube.session.namespace,
                          statefulset=self._kube.name, bootstrap=self._kube.bootstrap)
@@ -169,6 +260,15 @@ class RedpandaService(Service):
 
     @classmethod
     def attach(cls, name: str, config: Any, state: Mapping[str, Any]) -> Service | None:
+        if state.get("local"):
+            from greenflow_redpanda.local import recorded_alive
+
+            recorded = dict(state.get("processes") or {})
+            if not recorded or set(recorded_alive(state)) != set(recorded):
+                return None
+            svc = cls(name, config)
+            svc._attached = dict(state)
+            return svc
         from greenflow_kafka.kube import attach_recorded
 
         deployment = attach_recorded(state)
@@ -180,6 +280,11 @@ class RedpandaService(Service):
 
     @classmethod
     def remove_recorded(cls, config: Any, state: Mapping[str, Any]) -> None:
+        if state.get("local"):
+            from greenflow_redpanda.local import cleanup_recorded
+
+            cleanup_recorded(state)
+            return
         from greenflow_kafka.kube import remove_recorded
 
         remove_recorded(state)
@@ -191,15 +296,11 @@ class RedpandaService(Service):
 
 
 def local_unavailable(name: str) -> str:
-    """Why service ``name`` cannot run on a platform without Kubernetes."""
-    binary = shutil.which("redpanda")
-    if binary is None:
-        return (f"service {name!r} (redpanda) needs a `redpanda` binary on PATH to run on this "
-                f"platform, and there is none; install Redpanda ({INSTALL_HINT}) or run the plan "
-                "on a [platform] type = \"kubernetes\"")
-    return (f"service {name!r} (redpanda): running Redpanda as a local process is not "
-            f"implemented yet ({binary} was found); run the plan on a [platform] type = "
-            "\"kubernetes\" (see docs/redpanda.md)")
+    """Why service ``name`` cannot run on a platform without Kubernetes: no binary on PATH."""
+    return (f"service {name!r} (redpanda) needs a `redpanda` binary on PATH to run on this "
+            f"platform, and there is none; install the `redpanda` package (linux.pkg.redpanda.com, "
+            f"see {INSTALL_HINT}) and put the directory holding `redpanda` on PATH, or run the "
+            "plan on a [platform] type = \"kubernetes\"")
 
 
 __all__ = ["DEFAULT_REDPANDA_VERSION", "RedpandaConfig", "RedpandaService", "local_unavailable"]

@@ -1,4 +1,4 @@
-"""Redpanda's Kubernetes manifests as pure functions, and the service off Kubernetes."""
+"""Redpanda's Kubernetes manifests as pure functions."""
 
 from __future__ import annotations
 
@@ -10,10 +10,6 @@ from pathlib import Path
 
 import pytest
 
-from greenflow.api import Host, Inventory
-from greenflow.builtin.local import LocalConfig, LocalPlatform
-from greenflow.errors import ServiceError
-from greenflow.testing import make_deploy_context
 from greenflow_redpanda.kube import (
     RedpandaKubeSpec,
     bootstrap_properties,
@@ -103,38 +99,6 @@ def test_start_script_runs_rpk_with_the_pod_name(tmp_path: Path) -> None:
     assert first == "rpk redpanda config set redpanda.empty_seed_starts_cluster false"
     assert second.startswith("rpk redpanda start --smp=2 ")
     assert "--advertise-rpc-addr=redpanda-1.redpanda-headless.ns.svc:33145" in second
-
-
-def test_local_platform_without_binary_says_what_to_do(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """On the local platform with no redpanda binary on PATH, deploy fails with the install
-    hint and the Kubernetes alternative, starting nothing."""
-    monkeypatch.setenv("PATH", str(tmp_path))
-    platform = LocalPlatform(LocalConfig())
-    svc = RedpandaService("redpanda", RedpandaConfig())
-    inventory = Inventory([Host("here", "127.0.0.1", ["broker"])])
-    with pytest.raises(ServiceError) as err:
-        svc.deploy(platform, inventory, make_deploy_context(tmp_path / "ctx"))
-    message = str(err.value)
-    assert "needs a `redpanda` binary on PATH" in message
-    assert 'type = "kubernetes"' in message
-    assert svc.processes() == {} and svc.health() is None
-    svc.remove()  # nothing to remove, never raises
-
-
-def test_local_platform_with_a_binary_says_local_runs_are_not_implemented(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """With a redpanda binary on PATH the message names it and says local runs are deferred."""
-    binary = tmp_path / "redpanda"
-    binary.write_text("#!/bin/sh\nexit 0\n")
-    binary.chmod(0o755)
-    monkeypatch.setenv("PATH", str(tmp_path))
-    svc = RedpandaService("redpanda", RedpandaConfig())
-    with pytest.raises(ServiceError, match="not implemented yet") as err:
-        svc.deploy(LocalPlatform(LocalConfig()), Inventory([]), make_deploy_context(tmp_path))
-    assert str(binary) in str(err.value)
 
 
 def test_config_validates_its_keys() -> None:
