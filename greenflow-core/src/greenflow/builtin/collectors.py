@@ -47,7 +47,7 @@ import structlog
 from greenflow.api import Collector, CollectorContext, ProcessGroups, Sample, Window
 from greenflow.errors import CollectorError
 from greenflow.measure.attribution import HOST_GROUP
-from greenflow.measure.model import ModelEnergyMeter, PowerModel, host_cpu_seconds
+from greenflow.measure.model import HostCpuReader, ModelEnergyMeter, PowerModel
 from greenflow.measure.processes import BACKENDS, ProcessTracker
 from greenflow.measure.rapl import ASSUMED_MAX_POWER_WATTS, DEFAULT_ROOT, RaplReader
 
@@ -381,6 +381,7 @@ class ProcessCollector(_SamplingCollector):
         self._groups: Callable[[], ProcessGroups] = dict
         self._cache: dict[str, tuple[_Series, _Series, _Series, _Series]] = {}
         self._method = ""
+        self._host_cpu: HostCpuReader | None = None
         self._host_series = _Series("cpu_seconds", "seconds", "psutil", (("group", HOST_GROUP),))
 
     def _open(self, ctx: CollectorContext) -> None:
@@ -391,10 +392,16 @@ class ProcessCollector(_SamplingCollector):
         self._tracker = ProcessTracker(self.config.backend)
         self._method = self._tracker.backend
         self._groups = ctx.process_groups
+        # The host's CPU time comes from /proc/stat where the tracker reads /proc.
+        self._host_cpu = HostCpuReader("/proc" if self._method == "procfs" else None)
+        self._host_series = _Series("cpu_seconds", "seconds", self._host_cpu.method,
+                                    (("group", HOST_GROUP),))
 
     def _close(self) -> None:
         if self._tracker is not None:
             self._tracker.close()
+        if self._host_cpu is not None:
+            self._host_cpu.close()
 
     def _series_of(self, group: str) -> tuple[_Series, _Series, _Series, _Series]:
         """cpu_seconds, rss_bytes, io_read_bytes, io_write_bytes of ``group``."""
@@ -414,7 +421,8 @@ class ProcessCollector(_SamplingCollector):
         groups = self._groups()
         if HOST_GROUP in groups:  # refused at start; a group added later is left out
             groups = {g: p for g, p in groups.items() if g != HOST_GROUP}
-        busy, _total = host_cpu_seconds()
+        assert self._host_cpu is not None
+        busy, _total = self._host_cpu.read()
         series: list[_Series] = [self._host_series]
         values: list[float] = [busy]
         for group, usage in self._tracker.read(groups).items():

@@ -62,6 +62,50 @@ def host_cpu_seconds(times: Any = None) -> tuple[float, float]:
     return busy, total
 
 
+class HostCpuReader:
+    """:func:`host_cpu_seconds` for a sampler that reads it often.
+
+    On Linux it keeps ``/proc/stat`` open and re-reads its first line with ``pread``
+    (~7 µs), where ``psutil.cpu_times()`` opens the file each time (~20 µs, and ~80 µs
+    when the sampler wakes with cold caches at 10 Hz). Elsewhere it calls psutil. Not
+    thread-safe: one reader per sampling thread.
+    """
+
+    def __init__(self, proc: str | None = "/proc") -> None:
+        """``proc``: where procfs is; None to always ask psutil."""
+        self._tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+        self._fd: int | None = None
+        if proc is None:
+            return
+        try:
+            self._fd = os.open(f"{proc}/stat", os.O_RDONLY | os.O_CLOEXEC)
+        except (OSError, AttributeError):
+            self._fd = None
+
+    @property
+    def method(self) -> str:
+        """Where the figures come from: ``procfs`` or ``psutil``."""
+        return "psutil" if self._fd is None else "procfs"
+
+    def read(self) -> tuple[float, float]:
+        """``(busy, total)`` CPU seconds of the host since boot (see host_cpu_seconds)."""
+        if self._fd is None:
+            return host_cpu_seconds()
+        # "cpu  user nice system idle iowait irq softirq steal guest guest_nice", in ticks.
+        fields = os.pread(self._fd, 512, 0).split(b"\n", 1)[0].split()[1:]
+        ticks = [int(f) for f in fields]
+        guest = sum(ticks[8:10])  # already counted in user and nice
+        total = sum(ticks) - guest
+        busy = total - ticks[3] - (ticks[4] if len(ticks) > 4 else 0)
+        return busy / self._tick, total / self._tick
+
+    def close(self) -> None:
+        """Release the descriptor; later reads go through psutil."""
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+
 def _non_negative(_inst: Any, attribute: attrs.Attribute[Any], value: float) -> None:
     if not value >= 0:
         raise ValueError(f"{attribute.name}: must be ≥ 0 W, got {value!r}")

@@ -38,6 +38,7 @@ import os
 import resource
 import sys
 import time
+from collections.abc import Mapping
 from typing import Any, NamedTuple
 
 import attrs
@@ -254,6 +255,11 @@ class ProcessTracker:
         self._dead_read: dict[str, int] = {}
         self._dead_write: dict[str, int] = {}
         self._reported_cpu: dict[str, float] = {}
+        #: Live tracked processes of each group, and each group's last usage: a read
+        #: recomputes only the groups in which something moved (at 10 Hz most are idle).
+        self._members: dict[str, dict[int, _Proc]] = {}
+        self._usage_of: dict[str, GroupUsage] = {}
+        self._dirty: set[str] = set()
         self._last_pid: int | None = None
         self._absent: set[int] = set()
 
@@ -271,7 +277,9 @@ class ProcessTracker:
         source, procs = self._source, self._procs
         roots: dict[int, str] = {}
         for group, pids in groups.items():
-            self._groups.setdefault(group)
+            if group not in self._groups:
+                self._groups[group] = None
+                self._dirty.add(group)
             for pid in pids:
                 roots.setdefault(pid, group)  # a pid listed twice stays with its first group
         # Listing /proc is the dearest step on a quiet host, and only a new process can
@@ -279,29 +287,44 @@ class ProcessTracker:
         # Every new process takes a new pid, so an unchanged last pid means no new process.
         last_pid = source.last_pid()
         new: list[_Proc] = []
-        changed = roots != self._roots
         if (last_pid is None or last_pid != self._last_pid
                 or roots.keys() - procs.keys() - self._unreadable - self._absent):
-            changed |= self._scan(new)
+            self._scan(new)
             self._absent = roots.keys() - procs.keys()  # listed, but not running (yet)
         self._last_pid = last_pid
-        if changed:
+        if roots != self._roots:
             self._roots = roots
-            self._assign()
+            self._assign(procs)
+        elif new:
+            # With the same roots a known process keeps its group (an orphan keeps it by
+            # rule, a reused parent pid is recognised by its start time): only the new ones
+            # need placing. On a host that starts processes all the time this is most scans.
+            # An exit changes no one's group either: a child keeps its group as an orphan.
+            self._assign({proc.pid: proc for proc in new})
 
         now = time.monotonic()
+        dirty = self._dirty
+        stat = source.stat
         for proc in list(self._tracked.values()):
             ran = True
-            if not proc.fresh:
-                st = source.stat(proc.pid, keep=True)
+            g = proc.group
+            assert g is not None  # tracked means grouped
+            if proc.fresh:
+                dirty.add(g)
+            else:
+                st = stat(proc.pid, True)
                 if st is None or st.start != proc.start:  # exited, or its pid was reused
                     self._drop(procs.pop(proc.pid))
                     continue
                 ran = st.cpu_seconds > proc.cpu
-                proc.cpu = max(proc.cpu, st.cpu_seconds)
-                proc.rss = st.rss_bytes
+                if ran or st.rss_bytes != proc.rss:
+                    dirty.add(g)
+                    if ran:
+                        proc.cpu = st.cpu_seconds
+                    proc.rss = st.rss_bytes
             if proc.base_cpu is None:
                 proc.base_cpu = proc.cpu
+                dirty.add(g)
             # I/O is accounted to a process as it runs, so one whose CPU time has not moved
             # has nothing new; CPU time moves in 10 ms ticks though, hence a read each second.
             if proc.io_ok is not False and (ran or proc.read is None
@@ -312,7 +335,7 @@ class ProcessTracker:
             proc.fresh = False
         return self._usage()
 
-    def _scan(self, new: list[_Proc]) -> bool:
+    def _scan(self, new: list[_Proc]) -> None:
         """List every process: forget the ones gone, add the new ones (to ``new`` too)."""
         source, procs = self._source, self._procs
         live = source.pids()
@@ -327,7 +350,6 @@ class ProcessTracker:
                 continue
             procs[pid] = proc = _Proc(pid, st)
             new.append(proc)
-        return bool(gone or new)
 
     def _read_io(self, proc: _Proc) -> None:
         try:
@@ -338,40 +360,42 @@ class ProcessTracker:
         if io is None:
             return
         proc.io_ok = True
-        proc.read = max(proc.read or 0, io[0])
-        proc.write = max(proc.write or 0, io[1])
+        read, write = max(proc.read or 0, io[0]), max(proc.write or 0, io[1])
+        assert proc.group is not None
+        if read != proc.read or write != proc.write:
+            proc.read, proc.write = read, write
+            self._dirty.add(proc.group)
         if proc.base_read is None:
             proc.base_read, proc.base_write = (0, 0) if proc.fresh else io
-        assert proc.group is not None
+            self._dirty.add(proc.group)
         self._io_groups.add(proc.group)
 
     def _usage(self) -> dict[str, GroupUsage]:
-        cpu = dict(self._dead_cpu)
-        rss: dict[str, int] = {}
-        read, write = dict(self._dead_read), dict(self._dead_write)
-        for proc in self._tracked.values():
-            g = proc.group
-            assert g is not None
-            cpu[g] = cpu.get(g, 0.0) + proc.cpu - (proc.base_cpu or 0.0)
-            rss[g] = rss.get(g, 0) + proc.rss
-            if proc.read is not None and proc.write is not None:
-                read[g] = read.get(g, 0) + proc.read - (proc.base_read or 0)
-                write[g] = write.get(g, 0) + proc.write - (proc.base_write or 0)
-        out = {}
-        for g in self._groups:
+        usage_of = self._usage_of
+        for g in self._dirty:
+            cpu = self._dead_cpu.get(g, 0.0)
+            rss = 0
+            read, write = self._dead_read.get(g, 0), self._dead_write.get(g, 0)
+            for proc in self._members.get(g, {}).values():
+                cpu += proc.cpu - (proc.base_cpu or 0.0)
+                rss += proc.rss
+                if proc.read is not None and proc.write is not None:
+                    read += proc.read - (proc.base_read or 0)
+                    write += proc.write - (proc.base_write or 0)
             # Moving a process's share from live to dead reorders a float sum; never let
             # that rounding show as a counter going backwards.
-            c = self._reported_cpu[g] = max(self._reported_cpu.get(g, 0.0), cpu.get(g, 0.0))
+            c = self._reported_cpu[g] = max(self._reported_cpu.get(g, 0.0), cpu)
             io = g in self._io_groups
-            out[g] = GroupUsage(c, rss.get(g, 0), read.get(g, 0) if io else None,
-                                write.get(g, 0) if io else None)
-        return out
+            usage_of[g] = GroupUsage(c, rss, read if io else None, write if io else None)
+        self._dirty.clear()
+        return {g: usage_of[g] for g in self._groups}
 
-    def _assign(self) -> None:
-        """Put every known process in the group of its nearest root ancestor."""
+    def _assign(self, which: Mapping[int, _Proc]) -> None:
+        """Put each process of ``which`` in the group of its nearest root ancestor; a known
+        process outside ``which`` met on the way up is taken as already placed."""
         roots, procs = self._roots, self._procs
         memo: dict[int, str | None] = {}
-        for pid, proc in procs.items():
+        for pid, proc in which.items():
             chain: list[int] = []
             p: int = pid
             group: str | None
@@ -381,6 +405,9 @@ class ProcessTracker:
                     break
                 if p in roots:
                     group = roots[p]
+                    break
+                if p not in which:
+                    group = procs[p].group
                     break
                 cur = procs[p]
                 chain.append(p)
@@ -407,6 +434,8 @@ class ProcessTracker:
         if group is None:
             return
         self._tracked[proc.pid] = proc
+        self._members.setdefault(group, {})[proc.pid] = proc
+        self._dirty.add(group)
         if proc.fresh:  # born since the last read: all its time is new
             proc.base_cpu, proc.base_read, proc.base_write = 0.0, None, None
         elif old is not None:  # from group to group: continue from the last reading
@@ -424,6 +453,8 @@ class ProcessTracker:
             self._dead_write[group] = (self._dead_write.get(group, 0)
                                        + proc.write - (proc.base_write or 0))
         del self._tracked[proc.pid]
+        del self._members[group][proc.pid]
+        self._dirty.add(group)
 
     def _drop(self, proc: _Proc) -> None:
         if proc.group is not None:

@@ -170,7 +170,7 @@ def test_busy_child_is_attributed_to_its_group(tmp_path: Path, backend: str) -> 
     assert values == sorted(values)  # never backwards, also after the process ended
     assert group[-1].timestamp > window.end  # the group keeps reporting
     host = _series(samples, "cpu_seconds", group="host")
-    assert host and {s.method for s in host} == {"psutil"}
+    assert host and {s.method for s in host} == {backend}  # /proc/stat read like /proc/<pid>
     assert _series(samples, "rss_bytes", group="service:busy")
 
 

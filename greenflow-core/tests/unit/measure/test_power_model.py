@@ -78,3 +78,20 @@ def test_meter_integrates_power_over_each_interval() -> None:
     assert meter.read(110.0) == pytest.approx(300.0)  # u = 5 / 10
     assert meter.read(110.005) == pytest.approx(300.0 + 30 * 0.005)  # same u, 5 ms
     assert meter.read(120.0) == pytest.approx(300.15 + 10 * 9.995, rel=1e-9)  # idle
+
+
+def test_host_cpu_reader_agrees_with_psutil() -> None:
+    """The kept-open /proc/stat reader gives what psutil.cpu_times() gives, read between two
+    psutil reads (so it lies between them), and falls back to psutil once closed."""
+    from greenflow.measure.model import HostCpuReader, host_cpu_seconds
+
+    reader = HostCpuReader()
+    before = host_cpu_seconds()
+    ours = reader.read()
+    after = host_cpu_seconds()
+    for low, mid, high in zip(before, ours, after, strict=True):
+        assert low - 1e-6 <= mid <= high + 1e-6
+    assert ours[0] <= ours[1]
+    reader.close()
+    assert reader.method == "psutil"
+    assert reader.read()[1] >= after[1]

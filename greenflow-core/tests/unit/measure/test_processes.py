@@ -68,3 +68,40 @@ def test_unknown_backend_is_refused() -> None:
     """A misspelt backend names the valid ones."""
     with pytest.raises(ValueError, match="auto, procfs, psutil"):
         ProcessTracker("proc")
+
+
+def _recomputed(tracker: ProcessTracker) -> dict[str, tuple[float, int]]:
+    """Each group's (cpu_seconds, rss_bytes) summed afresh from the tracker's processes."""
+    cpu = dict(tracker._dead_cpu)
+    rss: dict[str, int] = {}
+    for proc in tracker._tracked.values():
+        assert proc.group is not None
+        cpu[proc.group] = cpu.get(proc.group, 0.0) + proc.cpu - (proc.base_cpu or 0.0)
+        rss[proc.group] = rss.get(proc.group, 0) + proc.rss
+    return {g: (cpu.get(g, 0.0), rss.get(g, 0)) for g in tracker._groups}
+
+
+def test_usage_recomputed_only_where_something_moved_stays_exact(tracker: ProcessTracker) -> None:
+    """A read recomputes only the groups whose processes moved; what it reports must equal a
+    full recomputation while children start, burn CPU, exit, and groups come and go."""
+    script = ("for i in 1 2 3 4 5 6; do (i=0; while [ $i -lt 30000 ]; do i=$((i+1)); done) & "
+              "sleep 0.05; done; wait")
+    with subprocess.Popen(["/bin/sh", "-c", script]) as busy, \
+            subprocess.Popen(["sleep", "30"]) as idle:
+        try:
+            groups = {"service:busy": [busy.pid], "service:idle": [idle.pid]}
+            seen = 0
+            while busy.poll() is None or seen < 3:
+                usage = tracker.read(groups)
+                expected = _recomputed(tracker)
+                for group, (cpu, rss) in expected.items():
+                    assert usage[group].cpu_seconds == pytest.approx(cpu, abs=1e-9), group
+                    assert usage[group].rss_bytes == rss, group
+                seen += busy.poll() is not None
+                if seen == 2:
+                    groups = {"service:busy": [busy.pid]}  # service:idle stops being listed
+            final = tracker.read(groups)
+            assert final["service:busy"].cpu_seconds > 0  # the children's work was counted
+            assert final["service:idle"].rss_bytes == 0  # no longer a member
+        finally:
+            idle.kill()
