@@ -1,5 +1,6 @@
-"""Redpanda for GreenFlow: the ``redpanda`` service (:mod:`greenflow_redpanda.service`) and its
-Kubernetes manifests (:mod:`greenflow_redpanda.kube`)."""
+"""Redpanda for GreenFlow: the ``redpanda`` service (:mod:`greenflow_redpanda.service`), its
+Kubernetes manifests (:mod:`greenflow_redpanda.kube`) and its local processes
+(:mod:`greenflow_redpanda.local`)."""
 
 from __future__ import annotations
 
