@@ -13,6 +13,7 @@ and the energy attribution of a real ``greenflow run``; not Redpanda's own behav
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -180,6 +181,33 @@ def test_down_stops_brokers_left_up_from_their_recorded_state(
     assert RedpandaService.attach("redpanda", RedpandaConfig(), state) is None
 
 
+def test_a_broker_that_ignores_sigterm_is_killed_at_the_deadline(
+    tmp_path: Path, fake_redpanda: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A broker that does not exit on SIGTERM is SIGKILLed when the stop deadline passes,
+    and nothing of it is left."""
+    import shutil
+
+    from greenflow_redpanda.local import LocalRedpandaCluster, LocalRedpandaSpec
+
+    monkeypatch.setenv("GREENFLOW_FAKE_REDPANDA_IGNORE_TERM", "1")
+    binary = shutil.which("redpanda")
+    assert binary == str(fake_redpanda / "redpanda")
+    cluster = LocalRedpandaCluster(LocalRedpandaSpec(binary=binary), tmp_path / "work",
+                                   tmp_path / "logs")
+    cluster.start()
+    try:
+        cluster.wait_ready(120)
+        started = time.monotonic()
+        codes = cluster.stop(timeout_s=3)
+        took = time.monotonic() - started
+    finally:
+        cluster.stop()
+    assert codes == {"broker-0": -9}
+    assert 3 <= took < 20
+    assert not wait_gone(tmp_path)
+
+
 PLAN = """\
 [experiment]
 name = "local-redpanda"
@@ -202,7 +230,7 @@ target = "redpanda"
 load = 500
 message_size = 512
 warmup = "1s"
-duration = "3s"
+duration = "{duration}"
 tail = "1s"
 producer_heap = "256m"
 """
@@ -227,7 +255,7 @@ def test_greenflow_run_against_local_redpanda_stores_joules_per_message(
     from greenflow.store import Store
 
     plan = tmp_path / "plan.toml"
-    plan.write_text(PLAN.format(output=tmp_path / "out"))
+    plan.write_text(PLAN.format(output=tmp_path / "out", duration="3s"))
     proc = _greenflow(tmp_path, "run", str(plan))
     assert proc.returncode == 0, _output(proc)
     with Store.open(tmp_path / "out", create=False) as store:
@@ -251,10 +279,74 @@ def test_greenflow_run_without_a_redpanda_binary_says_what_to_install(tmp_path: 
     path = os.pathsep.join(d for d in os.environ.get("PATH", "").split(os.pathsep)
                            if d and not (Path(d) / "redpanda").exists())
     plan = tmp_path / "plan.toml"
-    plan.write_text(PLAN.format(output=tmp_path / "out"))
+    plan.write_text(PLAN.format(output=tmp_path / "out", duration="3s"))
     proc = _greenflow(tmp_path, "run", str(plan), env={**os.environ, "PATH": path})
     text = proc.stdout + proc.stderr
     assert proc.returncode != 0, _output(proc)
     assert "needs a `redpanda` binary on PATH" in text, _output(proc)
     assert "Traceback" not in text
     assert not processes_under(tmp_path)
+
+
+def test_ctrl_c_during_measure_leaves_no_redpanda_process(
+    tmp_path: Path, fake_redpanda: Path
+) -> None:
+    """SIGINT during MEASURE makes `greenflow run` exit 130 with the run aborted and every
+    broker process (and the JVM behind it) gone."""
+    from greenflow.store import Store
+
+    plan = tmp_path / "plan.toml"
+    plan.write_text(PLAN.format(output=tmp_path / "out", duration="30s"))
+    proc = subprocess.Popen([sys.executable, "-m", "greenflow", "run", str(plan)], cwd=tmp_path,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 150
+        measuring = False
+        while not measuring and time.monotonic() < deadline and proc.poll() is None:
+            if (tmp_path / "out" / "greenflow.sqlite").exists():
+                with Store.open(tmp_path / "out", create=False) as store:
+                    runs = [r for e in store.experiments() for r in store.get_runs(e.id)]
+                measuring = any(r.phases and max(r.phases, key=lambda p: r.phases[p])
+                                == "measure" for r in runs)
+            time.sleep(0.2)
+        assert measuring, f"no run reached MEASURE (greenflow exit {proc.poll()})"
+        assert processes_under(tmp_path / "out"), "no broker process while measuring"
+        proc.send_signal(signal.SIGINT)
+        stdout, stderr = proc.communicate(timeout=90)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 130, f"exit {proc.returncode}\n{stdout}\n{stderr}"
+    with Store.open(tmp_path / "out", create=False) as store:
+        (run,) = [r for e in store.experiments() for r in store.get_runs(e.id)]
+    assert run.status.value == "aborted", (run.status, run.error)
+    assert not wait_gone(tmp_path, grace_s=5)
+
+
+def test_up_run_down_reuses_the_brokers_and_stops_them(
+    tmp_path: Path, fake_redpanda: Path
+) -> None:
+    """`greenflow up` leaves the broker running, `greenflow run` loads that same broker (its
+    pid unchanged), and `greenflow down` stops it and everything behind it."""
+    from greenflow.store import Store
+
+    plan = tmp_path / "plan.toml"
+    plan.write_text(PLAN.format(output=tmp_path / "out", duration="2s"))
+    try:
+        up = _greenflow(tmp_path, "up", str(plan))
+        assert up.returncode == 0, _output(up)
+        brokers_up = sorted(p for p in processes_under(tmp_path / "out") if "redpanda-cfg" in p)
+        assert len(brokers_up) == 1, brokers_up
+        run = _greenflow(tmp_path, "run", str(plan))
+        assert run.returncode == 0, _output(run)
+        with Store.open(tmp_path / "out", create=False) as store:
+            (exp,) = store.experiments()
+            (row,) = store.get_runs(exp.id)
+        assert row.status.value == "finished", (row.status, row.error)
+        assert sorted(p for p in processes_under(tmp_path / "out")
+                      if "redpanda-cfg" in p) == brokers_up
+    finally:
+        down = _greenflow(tmp_path, "down", str(plan))
+    assert down.returncode == 0, _output(down)
+    assert not wait_gone(tmp_path)
