@@ -124,6 +124,55 @@ def parse_consumer_output(text: str) -> ConsumerOutput:
     return ConsumerOutput(progress=tuple(progress), timed_out=timed_out)
 
 
+def consumer_perf_args(
+    version: str,
+    *,
+    bootstrap_servers: str,
+    topic: str,
+    group: str,
+    timeout_ms: int,
+    num_records: int = UNBOUNDED_RECORDS,
+    reporting_interval_ms: int = 1000,
+    from_latest: bool = True,
+    consumer_props: Mapping[str, str] | None = None,
+    props_file: Path | None = None,
+    name: str = "consumer-perf",
+) -> list[str]:
+    """The arguments of one ``ConsumerPerformance`` member of ``group`` for Kafka ``version``
+    (what follows the main class, or ``kafka-consumer-perf-test.sh``); see
+    :func:`consumer_perf_command`."""
+    if num_records < 1 or timeout_ms < 1 or reporting_interval_ms < 1:
+        msg = (
+            f"num_records, timeout_ms and reporting_interval_ms must be >= 1, got "
+            f"{num_records}, {timeout_ms} and {reporting_interval_ms}"
+        )
+        raise ProducerPerfError(msg)
+    props = {"client.id": name, **(consumer_props or {})}
+    bad = sorted(k for k, v in props.items() if "=" in k or "=" in str(v) or " " in str(v))
+    if bad:
+        msg = f"consumer properties {bad} contain '=' or spaces, which ConsumerPerformance cannot take"
+        raise ProducerPerfError(msg)
+    args = ["--bootstrap-server", bootstrap_servers, "--topic", topic, "--group", group]
+    args += ["--timeout", str(timeout_ms), "--reporting-interval", str(reporting_interval_ms)]
+    args += ["--show-detailed-stats", "--date-format", _DATE_FORMAT]
+    if from_latest:
+        args.append("--from-latest")
+    if _version_tuple(version) >= (4, 2):
+        args += ["--num-records", str(num_records)]
+        # joptsimple takes one value per flag (ProducerPerformance's argparse4j takes many):
+        # a second KEY=VALUE after one --command-property would be silently ignored.
+        for k, v in props.items():
+            args += ["--command-property", f"{k}={v}"]
+    else:
+        if props_file is None:
+            msg = f"Kafka {version} takes consumer settings from a file only; pass props_file"
+            raise ProducerPerfError(msg)
+        props_file.parent.mkdir(parents=True, exist_ok=True)
+        props_file.write_text("".join(f"{k}={v}\n" for k, v in props.items()))
+        args += ["--messages", str(num_records), "--consumer.config", str(props_file)]
+    return args
+
+
 def consumer_perf_command(
     distribution: KafkaDistribution,
     *,
@@ -149,35 +198,19 @@ def consumer_perf_command(
     ``--num-records``, so there they are written to ``props_file`` (required then) and the
     count goes to ``--messages``.
     """
-    if num_records < 1 or timeout_ms < 1 or reporting_interval_ms < 1:
-        msg = (
-            f"num_records, timeout_ms and reporting_interval_ms must be >= 1, got "
-            f"{num_records}, {timeout_ms} and {reporting_interval_ms}"
-        )
-        raise ProducerPerfError(msg)
-    props = {"client.id": name, **(consumer_props or {})}
-    bad = sorted(k for k, v in props.items() if "=" in k or "=" in str(v) or " " in str(v))
-    if bad:
-        msg = f"consumer properties {bad} contain '=' or spaces, which ConsumerPerformance cannot take"
-        raise ProducerPerfError(msg)
-    args = ["--bootstrap-server", bootstrap_servers, "--topic", topic, "--group", group]
-    args += ["--timeout", str(timeout_ms), "--reporting-interval", str(reporting_interval_ms)]
-    args += ["--show-detailed-stats", "--date-format", _DATE_FORMAT]
-    if from_latest:
-        args.append("--from-latest")
-    if _version_tuple(distribution.version) >= (4, 2):
-        args += ["--num-records", str(num_records)]
-        # joptsimple takes one value per flag (ProducerPerformance's argparse4j takes many):
-        # a second KEY=VALUE after one --command-property would be silently ignored.
-        for k, v in props.items():
-            args += ["--command-property", f"{k}={v}"]
-    else:
-        if props_file is None:
-            msg = f"Kafka {distribution.version} takes consumer settings from a file only; pass props_file"
-            raise ProducerPerfError(msg)
-        props_file.parent.mkdir(parents=True, exist_ok=True)
-        props_file.write_text("".join(f"{k}={v}\n" for k, v in props.items()))
-        args += ["--messages", str(num_records), "--consumer.config", str(props_file)]
+    args = consumer_perf_args(
+        distribution.version,
+        bootstrap_servers=bootstrap_servers,
+        topic=topic,
+        group=group,
+        timeout_ms=timeout_ms,
+        num_records=num_records,
+        reporting_interval_ms=reporting_interval_ms,
+        from_latest=from_latest,
+        consumer_props=consumer_props,
+        props_file=props_file,
+        name=name,
+    )
     return distribution.java_command(
         CONSUMER_PERFORMANCE_MAIN,
         args,
@@ -286,7 +319,8 @@ class ProbeRound:
     exit_code: int | None
     stats: EndToEndLatencyStats | None
     first_ms: float | None
-    output_path: Path
+    #: Where its output was written (None when it ran elsewhere, e.g. in a pod).
+    output_path: Path | None = None
 
     @property
     def avg_ms(self) -> float | None:
@@ -554,8 +588,13 @@ def _read(path: Path) -> str:
 
 
 def _first_latency_ms(path: Path) -> float | None:
-    # The tool prints "<i>\t<latency ms>" for every 1000th record, the first one included.
-    for line in _read(path).splitlines():
+    return first_latency_ms(_read(path))
+
+
+def first_latency_ms(text: str) -> float | None:
+    """The first record's latency (ms) in ``EndToEndLatency`` output, or None if not printed
+    yet: the tool prints "<i>\\t<latency ms>" for every 1000th record, the first included."""
+    for line in text.splitlines():
         if m := _E2E_FIRST_RE.match(line.strip()):
             return float(m.group(1))
     return None
@@ -570,7 +609,9 @@ __all__ = [
     "LatencyProbe",
     "ProbeRound",
     "committed_offsets",
+    "consumer_perf_args",
     "consumer_perf_command",
     "describe_group",
+    "first_latency_ms",
     "parse_consumer_output",
 ]
