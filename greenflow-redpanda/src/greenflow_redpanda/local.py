@@ -46,7 +46,7 @@ import urllib.request
 import weakref
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, NoReturn
 
 import attrs
 
@@ -412,7 +412,8 @@ class LocalRedpandaCluster:
                f"{seen}\n{tail_block(node.log_path)}")
         raise ServiceError(msg)
 
-    def _timeout(self, timeout_s: float, node: RedpandaNode, what: str, seen: str) -> None:
+    def _timeout(self, timeout_s: float, node: RedpandaNode, what: str, seen: str
+                 ) -> NoReturn:
         msg = (f"timed out after {timeout_s:g}s waiting for {what}; last seen: {seen}; logs in "
                f"{self.log_dir}\n{tail_block(node.log_path)}")
         raise ReadinessTimeout(msg)

@@ -350,3 +350,29 @@ def test_up_run_down_reuses_the_brokers_and_stops_them(
         down = _greenflow(tmp_path, "down", str(plan))
     assert down.returncode == 0, _output(down)
     assert not wait_gone(tmp_path)
+
+
+def test_a_broker_that_never_answers_times_out_with_what_was_seen(tmp_path: Path) -> None:
+    """A redpanda that runs but never serves its Admin API makes wait_ready raise
+    ReadinessTimeout at the deadline, naming the endpoint, the last answer and the log's end;
+    stop() then ends it. (The binary here is a shell script that prints and sleeps.)"""
+    from greenflow.errors import ReadinessTimeout
+    from greenflow_redpanda.local import LocalRedpandaCluster, LocalRedpandaSpec
+
+    binary = tmp_path / "redpanda"
+    binary.write_text("#!/bin/sh\necho 'INFO starting the controller'\nexec sleep 600\n")
+    binary.chmod(0o755)
+    cluster = LocalRedpandaCluster(LocalRedpandaSpec(binary=str(binary)), tmp_path / "work",
+                                   tmp_path / "logs")
+    cluster.start()
+    try:
+        with pytest.raises(ReadinessTimeout) as err:
+            cluster.wait_ready(1.5)
+    finally:
+        codes = cluster.stop(timeout_s=5)
+    message = str(err.value)
+    assert "timed out after 1.5s waiting for /v1/status/ready of broker-0" in message
+    assert "Connection refused" in message
+    assert "INFO starting the controller" in message
+    assert codes == {"broker-0": -15}
+    assert not wait_gone(tmp_path)
