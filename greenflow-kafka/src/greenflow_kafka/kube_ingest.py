@@ -1,4 +1,5 @@
-"""``kafka-ingest`` on Kubernetes: producers, topic administration and offset reads as Jobs.
+"""``kafka-ingest`` on Kubernetes: producers, consumers, the latency probe, topic administration
+and offset reads as Jobs.
 
 The broker's bootstrap address (``<sts>-0.<svc>.<ns>.svc:9092,...``) resolves inside the
 cluster only, so nothing here talks to Kafka from the machine running greenflow: every
@@ -41,7 +42,7 @@ beyond 5 % of the window is logged as ``kafka_ingest.kube_boundary_mismatch``. T
 alternative, the producers' own record counts, would need the producers' report lines
 aligned to the window, and they carry no timestamps.
 
-Failures are noticed while the run goes: a producer pod that terminated with a non-zero exit
+Failures are noticed while the run goes: a producer, consumer or probe pod that terminated with a non-zero exit
 code or ``OOMKilled``, a Job with a ``Failed`` condition, a pod stuck Pending (unschedulable,
 image pull errors) or a target service that turns unhealthy raises ``WorkloadError`` naming
 the pod, its node, the reason and the last lines of its log. ``backoffLimit`` is 0: a retried
@@ -51,8 +52,54 @@ Producers are sized to run ``tail`` plus :data:`KUBE_SLACK_S` past the planned e
 (pods start at different times, boundary reads take seconds); a producer that finished before
 COOLDOWN fails the run, as the load would not have covered the window.
 
-Consumers and the end-to-end latency probe are not run on Kubernetes yet (a run with
-``consumers > 0`` fails in prepare with that message).
+Consumers (``consumers = N > 0``), as on the local platform but as Jobs:
+
+- **prepare** also creates the probe's topic ``<topic>-e2e`` (1 partition) by a Job.
+- **WARMUP, before any producer**: one Indexed Job of N pods runs
+  ``kafka-consumer-perf-test.sh`` with the local path's arguments
+  (:func:`greenflow_kafka.consumer.consumer_perf_args`: group ``greenflow-<run_id>`` = the
+  topic, ``--from-latest``, auto-commit every 100 ms, a ``--timeout`` longer than anything
+  the run can wait for), each pod its ``client.id`` ``consumer-<index>`` (the kubelet expands
+  ``$(GREENFLOW_INSTANCE)``, the completion index). A *group-check* Job then describes the
+  group over and over (``kafka-consumer-groups.sh --describe --state`` and ``--describe``),
+  and greenflow reads its log until the group is stable with N members, every partition
+  owned and committed — the local readiness rule — and deletes it. Meanwhile a calibration
+  Job runs ``EndToEndLatency`` (30 records) on ``<topic>-e2e``. Only then do the producers
+  start, so the group is formed before the first record.
+- **Boundary reads** with consumers first describe the group (committed offsets, and each
+  partition's log-end offset read beside its commit), between their own clock marks, then
+  read the end offsets as before. Messages consumed in MEASURE are the difference of the
+  committed offsets of the two boundary reads: a count between two reads on one node,
+  each at most one commit interval (100 ms) stale, like the local count. The group read
+  runs a JVM start before the end-offsets read of the same Job, so the consumed window is
+  shifted a little earlier than the produced one; its length on the node clock is stored as
+  ``committed_read_interval_s``. ``consumer_lag_messages`` is log-end minus committed from
+  the end read's group description (one instant), not across the two tools.
+- **COOLDOWN**: each consumer's last progress line is read from its pod log
+  (:func:`greenflow_kafka.consumer.parse_consumer_output`, ``consumer_records_total``), then
+  the consumer Job and pods are deleted (SIGTERM, as locally).
+- **Probe**: the measured round is sized like the local one (70 % of ``duration + tail`` at
+  the calibrated round trip) and created with the start read, on the reads' node; it sleeps
+  the start read's observed lag minus the calibration Job's own start-up (creation to first
+  record), so its JVM starts before MEASURE and its records begin about when MEASURE does.
+  There is no gate holding a started JVM (the local probe's pipe) because nothing can
+  signal into a pod without exec; this is the one placement that differs. Its figures come
+  from the pod log through the local parsers
+  (:func:`greenflow_kafka.perf.parse_end_to_end_latency_output`,
+  :class:`greenflow_kafka.consumer.ProbeRound`); ``e2e_probe_coverage_ratio`` is the share
+  of the window between the two boundary reads, on the reads' node clock, that the round
+  was sending in (its sending time placed before its end at its own mean latency), and
+  ``e2e_probe_overrun_s`` is on greenflow's clock, from the producers seen finished to the
+  probe seen finished. A round not finished ``max(2 s, 25 % of its span)`` after the load
+  is left out with ``kafka_ingest.e2e_incomplete`` logged, as locally.
+
+Metrics have the local run's names (``consumed_messages``, ``consumed_messages_per_s``,
+``consumed_ratio``, ``consumer_lag_messages``, ``consumer_records_total``,
+``e2e_latency_{avg,p50,p99,p999}_ms``, ``e2e_probe_*``), plus ``committed_read_interval_s``.
+A consumer pod that ends (OOMKilled, an error, or exit 0 at its timeout) before greenflow
+stops it, or a probe pod that fails, fails the run like a producer pod. Consumers need the
+Kafka tools 4.2 or newer (older ones take consumer settings from a file only); prepare
+refuses older tools images before creating anything.
 """
 
 from __future__ import annotations
@@ -61,7 +108,7 @@ import math
 import re
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import attrs
 import structlog
@@ -69,6 +116,10 @@ import structlog
 from greenflow.api import Phase, RunContext, WorkloadResult
 from greenflow.errors import WorkloadError
 from greenflow_kafka.kube import KubeSessionLike, dns_label
+
+if TYPE_CHECKING:
+    from greenflow_kafka.consumer import ProbeRound
+    from greenflow_kafka.distribution import KafkaDistribution
 
 log = structlog.get_logger("greenflow.kafka_ingest")
 
@@ -94,7 +145,27 @@ _CHECK_EVERY_S = 1.0
 _JAVA_LOCALE = "-Duser.language=en -Duser.country=US"
 
 _OFFSET_LINE = re.compile(r"^(?P<topic>[^\s:]+):(?P<partition>\d+):(?P<offset>-?\d+)$")
-_READ_MARK = re.compile(r"^greenflow-read-(?P<which>start|end) (?P<t>\d+(?:[.,]\d+)?)$")
+_READ_MARK = re.compile(
+    r"^greenflow-read-(?P<which>start|end|group-start|group-end) (?P<t>\d+(?:[.,]\d+)?)$")
+_PROBE_MARK = re.compile(r"^greenflow-probe-(?P<which>start|end) (?P<t>\d+(?:[.,]\d+)?)$")
+_CHECK_MARK = re.compile(r"^greenflow-check-(?P<which>start|end) (?P<i>\d+)$")
+# kafka-consumer-groups.sh --describe (offsets): GROUP TOPIC PARTITION CURRENT-OFFSET
+# LOG-END-OFFSET LAG CONSUMER-ID HOST CLIENT-ID, "-" where there is no value.
+_GROUP_OFFSETS_ROW = re.compile(
+    r"^(?P<group>\S+)\s+(?P<topic>\S+)\s+(?P<partition>\d+)\s+(?P<current>\d+|-)\s+"
+    r"(?P<end>\d+|-)\s+(?P<lag>-?\d+|-)\s+(?P<consumer>\S+)\s+\S+\s+\S+$")
+# kafka-consumer-groups.sh --describe --state: GROUP COORDINATOR (ID) ASSIGNMENT-STRATEGY
+# STATE #MEMBERS; the strategy column is blank while the group rebalances.
+_GROUP_STATE_ROW = re.compile(
+    r"^(?P<group>\S+)\s+\S+\s+\(-?\d+\)\s+(?:\S+\s+)?(?P<state>[A-Za-z]+)\s+(?P<members>\d+)$")
+#: The probe's calibration round and how much of its span the measured round fills: the
+#: defaults of :class:`greenflow_kafka.consumer.LatencyProbe`, which the local path uses.
+PROBE_CALIBRATION_RECORDS = 30
+PROBE_FILL = 0.7
+#: Pause between two looks at the consumer group while it forms.
+GROUP_CHECK_INTERVAL_S = 0.5
+#: The instance's completion index, for commands (see ToolJob.instance_env).
+INSTANCE_ENV = "GREENFLOW_INSTANCE"
 
 
 # -- manifests ---------------------------------------------------------------------------------
@@ -132,6 +203,9 @@ class ToolJob:
     #: Run on this node (the boundary reads run where the first producer runs: the image is
     #: there already, and both reads share one clock).
     node_name: str | None = None
+    #: Give the container ``GREENFLOW_INSTANCE`` = its completion index, so that the command
+    #: can name each instance (``$(GREENFLOW_INSTANCE)``, expanded by the kubelet).
+    instance_env: bool = False
 
 
 def tool_job(job: ToolJob) -> dict[str, Any]:
@@ -142,7 +216,7 @@ def tool_job(job: ToolJob) -> dict[str, Any]:
     Several instances spread over nodes when they can (``ScheduleAnyway``)."""
     labels = {**job.labels, "app.kubernetes.io/name": APP_NAME,
               "app.kubernetes.io/component": job.component, JOB_LABEL: job.name}
-    container = {
+    container: dict[str, Any] = {
         "name": "tool",
         "image": job.image,
         "command": list(job.command),
@@ -155,6 +229,9 @@ def tool_job(job: ToolJob) -> dict[str, Any]:
             "limits": {"memory": job.memory},
         },
     }
+    if job.instance_env:
+        container["env"].append({"name": INSTANCE_ENV, "valueFrom": {"fieldRef": {
+            "fieldPath": "metadata.annotations['batch.kubernetes.io/job-completion-index']"}}})
     pod_spec: dict[str, Any] = {
         "restartPolicy": "Never",
         # The image would turn injected KAFKA_* service variables into nothing harmful here
@@ -204,16 +281,91 @@ def topic_command(bootstrap: str, topic: str, *, partitions: int | None = None,
             "--partitions", str(partitions or 1), "--replication-factor", str(replication or 1)]
 
 
-def offsets_command(bootstrap: str, topic: str) -> list[str]:
-    """End offsets of ``topic``, bracketed by the pod's clock (bash 5's ``EPOCHREALTIME``)."""
-    script = (
+def offsets_command(bootstrap: str, topic: str, group: str | None = None) -> list[str]:
+    """End offsets of ``topic``, bracketed by the pod's clock (bash 5's ``EPOCHREALTIME``).
+
+    With ``group``, the group's committed offsets (``kafka-consumer-groups.sh --describe``,
+    which also prints each partition's log-end offset beside its commit) are read first, in
+    their own brackets: the end offsets stay the last thing the Job does before it exits.
+    Its exit code is not the Job's (the tool exits 0 even for a missing group); what it
+    printed is checked instead.
+    """
+    script = ""
+    if group is not None:
+        script += (
+            'echo "greenflow-read-group-start $EPOCHREALTIME"\n'
+            f'{KAFKA_BIN}/kafka-consumer-groups.sh --bootstrap-server "$0" --describe '
+            '--group "$2" 2>&1\n'
+            'echo "greenflow-read-group-end $EPOCHREALTIME"\n'
+        )
+    script += (
         'echo "greenflow-read-start $EPOCHREALTIME"\n'
         f'{KAFKA_BIN}/kafka-get-offsets.sh --bootstrap-server "$0" --topic "$1" --time -1\n'
         'rc=$?\n'
         'echo "greenflow-read-end $EPOCHREALTIME"\n'
         'exit $rc\n'
     )
-    return ["/bin/bash", "-c", script, bootstrap, topic]
+    return ["/bin/bash", "-c", script, bootstrap, topic, *([group] if group is not None else [])]
+
+
+def consumer_command(args: Sequence[str]) -> list[str]:
+    return [f"{KAFKA_BIN}/kafka-consumer-perf-test.sh", *args]
+
+
+def group_check_command(bootstrap: str, group: str,
+                        interval_s: float = GROUP_CHECK_INTERVAL_S) -> list[str]:
+    """Describe ``group`` (its state and member count, then its partitions' owners and
+    commits) over and over, each look between numbered marks, until the Job is deleted."""
+    describe = f'{KAFKA_BIN}/kafka-consumer-groups.sh --bootstrap-server "$0" --describe --group "$1"'
+    script = (
+        "i=0\n"
+        "while :; do\n"
+        "  i=$((i + 1))\n"
+        '  echo "greenflow-check-start $i"\n'
+        f"  {describe} --state 2>&1\n"
+        f"  {describe} 2>&1\n"
+        '  echo "greenflow-check-end $i"\n'
+        f"  sleep {interval_s:g}\n"
+        "done\n"
+    )
+    return ["/bin/bash", "-c", script, bootstrap, group]
+
+
+def probe_command(args: Sequence[str], *, delay_s: float = 0.0) -> list[str]:
+    """``EndToEndLatency`` with ``args``, after ``delay_s``, bracketed by the pod's clock."""
+    from greenflow_kafka.perf import END_TO_END_LATENCY_MAIN
+
+    script = (f"sleep {delay_s:.3f}\n" if delay_s > 0 else "") + (
+        'echo "greenflow-probe-start $EPOCHREALTIME"\n'
+        f'{KAFKA_BIN}/kafka-run-class.sh {END_TO_END_LATENCY_MAIN} "$@"\n'
+        "rc=$?\n"
+        'echo "greenflow-probe-end $EPOCHREALTIME"\n'
+        "exit $rc\n"
+    )
+    return ["/bin/bash", "-c", script, "e2e-probe", *args]
+
+
+class _ArgsOnly:
+    """Stands in for a :class:`~greenflow_kafka.distribution.KafkaDistribution` of
+    ``version``: its ``java_command`` returns the tool's arguments alone, so that the local
+    path's own command builders give the arguments of a tool the image runs by its script."""
+
+    def __init__(self, version: str) -> None:
+        self.version = version
+
+    def java_command(self, main_class: str, args: Sequence[str] = (), **_kw: Any) -> list[str]:
+        return list(args)
+
+
+def probe_args(version: str, *, bootstrap: str, topic: str, records: int, record_size: int,
+               acks: str) -> list[str]:
+    """The arguments of ``EndToEndLatency`` exactly as the local probe passes them
+    (:func:`greenflow_kafka.perf.end_to_end_latency_command`)."""
+    from greenflow_kafka.perf import end_to_end_latency_command
+
+    return end_to_end_latency_command(
+        cast("KafkaDistribution", _ArgsOnly(version)), bootstrap_servers=bootstrap, topic=topic,
+        num_records=records, record_size=record_size, acks=acks)
 
 
 # -- reading status and output -----------------------------------------------------------------
@@ -331,6 +483,109 @@ def parse_offsets_output(text: str, topic: str) -> OffsetsReading | None:
     return OffsetsReading(offsets, marks.get("start"), marks.get("end"))
 
 
+@attrs.frozen
+class GroupReading:
+    """What ``kafka-consumer-groups.sh --describe`` printed about ``group`` on one topic.
+
+    ``committed`` has the partitions with a committed offset; ``log_end`` the log-end offset
+    the tool read beside each commit (the same instant, as far as the lag is concerned);
+    ``assigned`` the partitions a member owns. ``state`` (lower case, e.g. ``"stable"``) and
+    ``members`` come from ``--state`` and are None without it. ``started`` and ``ended`` are
+    the reading pod's clock around the read, when it printed them.
+    """
+
+    committed: Mapping[int, int]
+    log_end: Mapping[int, int]
+    assigned: frozenset[int]
+    state: str | None = None
+    members: int | None = None
+    rebalancing: bool = False
+    started: float | None = None
+    ended: float | None = None
+
+    @property
+    def total(self) -> int:
+        return sum(self.committed.values())
+
+    def describe(self, want: int) -> str:
+        return (f"state {self.state or '?'}, {self.members if self.members is not None else '?'}"
+                f"/{want} members, partitions assigned {sorted(self.assigned)}, committed "
+                f"{sorted(self.committed)}{' (rebalancing)' if self.rebalancing else ''}")
+
+
+def parse_group_output(text: str, group: str, topic: str) -> GroupReading:
+    """Parse ``kafka-consumer-groups.sh --describe [--state]`` output about ``group`` and
+    ``topic`` (other lines, a missing group's error included, are ignored)."""
+    committed: dict[int, int] = {}
+    log_end: dict[int, int] = {}
+    assigned: set[int] = set()
+    state: str | None = None
+    members: int | None = None
+    rebalancing = False
+    marks: dict[str, float] = {}
+    for raw in text.splitlines():
+        line = raw.strip()
+        if m := _READ_MARK.match(line):
+            marks[m.group("which")] = float(m.group("t").replace(",", "."))
+        elif (m := _GROUP_OFFSETS_ROW.match(line)) and m.group("group") == group:
+            if m.group("topic") != topic:
+                continue
+            partition = int(m.group("partition"))
+            if m.group("current") != "-":
+                committed[partition] = int(m.group("current"))
+            if m.group("end") != "-":
+                log_end[partition] = int(m.group("end"))
+            if m.group("consumer") != "-":
+                assigned.add(partition)
+        elif (m := _GROUP_STATE_ROW.match(line)) and m.group("group") == group:
+            state, members = m.group("state").lower(), int(m.group("members"))
+        elif "is rebalancing" in line:
+            rebalancing = True
+    return GroupReading(committed, log_end, frozenset(assigned), state, members, rebalancing,
+                        marks.get("group-start"), marks.get("group-end"))
+
+
+def last_group_check(text: str) -> str | None:
+    """The output of the last complete look of :func:`group_check_command`, or None."""
+    blocks: dict[str, list[str]] = {}
+    current: str | None = None
+    last: str | None = None
+    for raw in text.splitlines():
+        line = raw.strip()
+        if m := _CHECK_MARK.match(line):
+            if m.group("which") == "start":
+                current = m.group("i")
+                blocks[current] = []
+            elif current == m.group("i"):
+                last, current = current, None
+        elif current is not None:
+            blocks[current].append(raw)
+    return "\n".join(blocks[last]) if last is not None else None
+
+
+def parse_probe_output(text: str, records: int) -> ProbeRound:
+    """A :class:`~greenflow_kafka.consumer.ProbeRound` from what a probe pod printed
+    (:func:`probe_command`), parsed by the local probe's own parsers. Times are the pod's
+    clock: launched when the script started the tool, ended when it exited; the records
+    after the first are placed back to back before the end at the round's own mean latency
+    (the local probe does the same when it did not see the round start)."""
+    from greenflow_kafka.consumer import ProbeRound, first_latency_ms
+    from greenflow_kafka.perf import parse_end_to_end_latency_output
+
+    marks: dict[str, float] = {}
+    for raw in text.splitlines():
+        if m := _PROBE_MARK.match(raw.strip()):
+            marks[m.group("which")] = float(m.group("t").replace(",", "."))
+    stats = parse_end_to_end_latency_output(text, records)
+    ended = marks.get("end")
+    sending_from = (ended - records * stats.avg_ms / 1000
+                    if stats is not None and ended is not None else None)
+    return ProbeRound(records=records, launched_at=marks.get("start", 0.0),
+                      sending_from=sending_from, ended_at=ended or 0.0,
+                      exit_code=0 if stats is not None else None, stats=stats,
+                      first_ms=first_latency_ms(text))
+
+
 def _tail_lines(text: str, lines: int = 15) -> str:
     kept = [ln for ln in text.splitlines() if ln.strip()][-lines:]
     return "\n".join(f"  {ln}" for ln in kept) or "  (no output)"
@@ -357,16 +612,30 @@ class KubeIngestRun:
         self.bootstrap: str = service.endpoints()["bootstrap"]
         self._jobs: list[str] = []
         self._topic: str | None = None
+        self._probe_topic: str | None = None
         self._prefix = ""
+        #: Jobs whose failure fails the run whatever is being waited for (consumers, probe).
+        self._watched: list[str] = []
+        #: Jobs whose pods must not finish before greenflow stops them (consumers).
+        self._running: list[str] = []
+        self._consumers: str | None = None
+        self._probe: str | None = None
+        self._probe_records = 0
+        #: From the probe's calibration round: its round trip per record, and how long a probe
+        #: Job takes from its creation to its first record (to start the measured round on time).
+        self._probe_per_record_s = 0.01
+        self._probe_startup_s = 0.0
+        #: When each watched Job was first seen complete (greenflow's monotonic clock): the
+        #: calibration round ends while greenflow waits for the group.
+        self._seen_complete: dict[str, float] = {}
+
+    @property
+    def consumers(self) -> int:
+        return int(getattr(self.config, "consumers", 0) or 0)
 
     # ---------------------------------------------------------------- lifecycle
 
     def prepare(self, ctx: RunContext) -> None:
-        consumers = int(getattr(self.config, "consumers", 0) or 0)
-        if consumers:
-            msg = (f"consumers = {consumers}: consumers and the end-to-end latency probe do not "
-                   "run on Kubernetes yet; set consumers = 0 for this platform")
-            raise WorkloadError(msg)
         if not ctx.inventory.with_role(WORKER_ROLE):
             nodes = ", ".join(f"{h.name} ({', '.join(sorted(h.roles)) or 'no role'})"
                               for h in ctx.inventory.hosts) or "none"
@@ -374,13 +643,24 @@ class KubeIngestRun:
                    f"no node has it (nodes: {nodes}); label one (see the platform's role_labels)")
             raise WorkloadError(msg)
         self._prefix = dns_label(f"gf-{ctx.run_id}", max_len=30)
-        self._topic = f"greenflow-{ctx.run_id}"
+        topic = f"greenflow-{ctx.run_id}"
+        if self.consumers:
+            self._consumer_args(topic)  # refuses tools it cannot run, before any Job
+        self._topic = topic
         c = self.config
         self._run_tool(
             ctx, "topic-create",
             topic_command(self.bootstrap, self._topic, partitions=c.partitions,
                           replication=c.replication),
             what=f"creating topic {self._topic!r}")
+        if self.consumers:
+            # The probe's own topic, so that the main topic's counts stay exact (as locally).
+            self._probe_topic = f"{topic}-e2e"
+            self._run_tool(
+                ctx, "topic-create-e2e",
+                topic_command(self.bootstrap, self._probe_topic, partitions=1,
+                              replication=c.replication),
+                what=f"creating topic {self._probe_topic!r}")
 
     def execute(self, ctx: RunContext) -> WorkloadResult:
         from greenflow_kafka.perf import parse_producer_output, producer_perf_args, records_for
@@ -396,6 +676,13 @@ class KubeIngestRun:
             warmup_records=records_for(per_producer, c.warmup) if c.warmup > 0 else 0,
         )
         ctx.phases.enter(Phase.WARMUP)
+        if self.consumers:
+            # As locally: the group is formed before the first record is produced, and the
+            # probe's calibration round overlaps its forming.
+            self._start_consumers(ctx)
+            calibration = self._start_probe_calibration(ctx)
+            self._wait_group_ready(ctx)
+            self._finish_probe_calibration(ctx, calibration)
         heap = heap_mib(c.producer_heap)
         producers = self._job_name("producers")
         self._create(ToolJob(
@@ -411,13 +698,17 @@ class KubeIngestRun:
         # A first read during the warm-up measures how long a read Job takes on that node
         # (and proves the tool works before anything is measured); the boundary reads are
         # then started early by that much, so that each is seen complete about on time.
-        lag = self._read_offsets(ctx, "offsets-warmup", producers, node)[1]
+        lag = self._read_offsets(ctx, "offsets-warmup", producers, node)[2]
         self._sleep_checking(ctx, producers, sending + c.warmup - lag - time.monotonic())
-        first, lag = self._read_offsets(ctx, "offsets-start", producers, node)
+        if self.consumers:
+            self._start_probe(ctx, node, lag)
+        first, group_first, lag = self._read_offsets(ctx, "offsets-start", producers, node)
         start = ctx.phases.enter(Phase.MEASURE)
         self._sleep_checking(ctx, producers, c.duration - lag)
-        second, _ = self._read_offsets(ctx, "offsets-end", producers, node)
+        second, group_second, _ = self._read_offsets(ctx, "offsets-end", producers, node)
         end = ctx.phases.enter(Phase.COOLDOWN)
+        # Consumers have done their part: stopped now, while the producers finish their tail.
+        consumer_records = self._stop_consumers()
         early = [p for p in self._pods(producers) if pod_finished(p)]
         if failed := [p for p in early if pod_failure(p)]:
             self._raise_pod_failure(producers, failed[0])
@@ -433,6 +724,7 @@ class KubeIngestRun:
         pods = self._wait_job(ctx, producers, c.producers,
                               timeout_s=max(60.0, 3 * (c.tail + KUBE_SLACK_S) + 30),
                               what="the producers to finish their record count")
+        load_end = time.monotonic()
         stats = []
         for pod in sorted(pods, key=pod_index):
             text = self._logs(pod)
@@ -458,6 +750,10 @@ class KubeIngestRun:
             "producer_records_total": float(sum(s.records for s in stats)),
         }
         metrics.update(self._boundary_metrics(ctx, first, second, end - start))
+        if group_first is not None and group_second is not None:
+            metrics.update(self._consumer_metrics(ctx, group_first, group_second, second,
+                                                  messages, end - start, consumer_records))
+            metrics.update(self._probe_metrics(ctx, first, second, load_end))
         return WorkloadResult(
             units=float(messages), unit="message",
             payload_bytes=float(messages * c.message_size), achieved_rate=achieved,
@@ -465,17 +761,249 @@ class KubeIngestRun:
         )
 
     def clean(self, ctx: RunContext) -> None:
-        """Delete the run's Jobs and pods, then the topic (by a Job) while the target is
-        healthy. Idempotent."""
+        """Delete the run's Jobs and pods (consumers and probe included), then the topics
+        (by Jobs) while the target is healthy. Idempotent."""
+        self._watched.clear()
+        self._running.clear()
+        self._consumers = self._probe = None
         self._delete_jobs()
-        topic, self._topic = self._topic, None
-        if topic is None or self.service.health() is not None:
+        topics = [t for t in (self._topic, self._probe_topic) if t is not None]
+        self._topic = self._probe_topic = None
+        if not topics or self.service.health() is not None:
             return
         try:
-            self._run_tool(ctx, "topic-delete", topic_command(self.bootstrap, topic, delete=True),
-                           what=f"deleting topic {topic!r}", timeout_s=120.0)
+            for topic, what_short in zip(topics, ("topic-delete", "topic-delete-e2e"), strict=False):
+                # The group's offsets go with the topic; the group itself is left to the
+                # broker, as locally.
+                self._run_tool(ctx, what_short, topic_command(self.bootstrap, topic, delete=True),
+                               what=f"deleting topic {topic!r}", timeout_s=120.0)
         finally:
             self._delete_jobs()
+
+    # ---------------------------------------------------------------- consumers
+
+    def _consumer_args(self, topic: str) -> list[str]:
+        from greenflow_kafka.consumer import consumer_perf_args
+        from greenflow_kafka.errors import ProducerPerfError
+        from greenflow_kafka.workload import _COMMIT_INTERVAL_MS
+
+        c = self.config
+        # --timeout counts from the tool's start for a consumer that owns no partition, and
+        # it must never exit by itself: it is stopped (its pod deleted) when MEASURE ends.
+        # Every wait before then may take up to START_TIMEOUT_S on Kubernetes.
+        timeout_s = 5 * START_TIMEOUT_S + c.warmup + c.duration + c.tail + KUBE_SLACK_S
+        try:
+            return consumer_perf_args(
+                self.version, bootstrap_servers=self.bootstrap, topic=topic, group=topic,
+                timeout_ms=round(1000 * timeout_s), from_latest=True,
+                consumer_props={"auto.commit.interval.ms": str(_COMMIT_INTERVAL_MS)},
+                # Each instance its client.id, consumer-<index>, as locally.
+                name=f"consumer-$({INSTANCE_ENV})")
+        except ProducerPerfError as exc:
+            msg = (f"consumers on Kubernetes need the Kafka tools' command-line settings "
+                   f"(Kafka 4.2 or newer; the tools image is {self.image}): {exc}")
+            raise WorkloadError(msg) from None
+
+    def _start_consumers(self, ctx: RunContext) -> None:
+        assert self._topic is not None
+        c = self.config
+        args = self._consumer_args(self._topic)
+        timeout_s = int(args[args.index("--timeout") + 1]) / 1000
+        heap = heap_mib(c.consumer_heap)
+        name = self._job_name("consumers")
+        self._create(ToolJob(
+            name=name, namespace=self.session.namespace, image=self.image,
+            command=consumer_command(args), labels=self._labels(ctx),
+            node_selector=self.session.node_selector(WORKER_ROLE),
+            tolerations=self.session.tolerations([WORKER_ROLE]), component="consumer",
+            heap_mib=heap, memory=tool_memory(heap), cpu_request="500m",
+            parallelism=self.consumers, instance_env=True,
+            active_deadline_s=math.ceil(timeout_s + 120)))
+        self._consumers = name
+        self._watched.append(name)
+        self._running.append(name)
+
+    def _wait_group_ready(self, ctx: RunContext) -> None:
+        """Wait until the group is stable with every consumer a member, every partition
+        owned and committed (as locally), looking at it with a Job that describes it over
+        and over; delete that Job."""
+        assert self._topic is not None
+        topic = group = self._topic
+        want, partitions = self.consumers, set(range(self.config.partitions))
+        name = self._job_name("group-check")
+        self._create(ToolJob(
+            name=name, namespace=self.session.namespace, image=self.image,
+            command=group_check_command(self.bootstrap, group), labels=self._labels(ctx),
+            node_selector=self.session.node_selector(WORKER_ROLE),
+            tolerations=self.session.tolerations([WORKER_ROLE]), component="group-check",
+            active_deadline_s=math.ceil(START_TIMEOUT_S + 60)))
+        seen = "nothing yet"
+
+        def ready(pods: list[dict[str, Any]]) -> bool:
+            nonlocal seen
+            for pod in pods:
+                block = last_group_check(self._logs(pod))
+                if block is None:
+                    continue
+                g = parse_group_output(block, group, topic)
+                seen = g.describe(want)
+                if (g.state == "stable" and g.members == want and g.assigned >= partitions
+                        and set(g.committed) >= partitions):
+                    return True
+            return False
+
+        try:
+            self._wait(ctx, name, ready, timeout_s=START_TIMEOUT_S,
+                       what=f"consumer group {group!r} to be stable with {want} members")
+        except WorkloadError as exc:
+            msg = f"{exc}; the group last seen: {seen}"
+            raise WorkloadError(msg) from None
+        finally:
+            self._delete_job(name)
+
+    def _stop_consumers(self) -> int:
+        """Read what each consumer last reported, then stop them all (their Job and pods
+        deleted: SIGTERM, as locally); return the records they reported reading."""
+        from greenflow_kafka.consumer import parse_consumer_output
+
+        name, self._consumers = self._consumers, None
+        if name is None:
+            return 0
+        self._watched.remove(name)
+        self._running.remove(name)
+        total = sum(parse_consumer_output(self._logs(p)).records for p in self._pods(name))
+        self._delete_job(name)
+        return total
+
+    def _consumer_metrics(self, ctx: RunContext, before: GroupReading, after: GroupReading,
+                          ends: OffsetsReading, messages: int, window_s: float,
+                          consumer_records: int) -> dict[str, float]:
+        """The local run's consumer metrics, from the group reads at the MEASURE boundaries."""
+        from greenflow_kafka.workload import _BEHIND_RATIO
+
+        consumed = sum(after.committed.get(p, 0) - before.committed.get(p, 0)
+                       for p in after.committed)
+        # The lag against the log-end offsets the group read printed beside the commits (the
+        # same instant), else the end read's.
+        lag = sum(max(0, after.log_end.get(p, off) - after.committed.get(p, 0))
+                  for p, off in ends.offsets.items())
+        metrics = {
+            "consumed_messages": float(consumed),
+            "consumed_messages_per_s": consumed / window_s,
+            "consumer_lag_messages": float(lag),
+            "consumer_records_total": float(consumer_records),
+        }
+        if messages:
+            metrics["consumed_ratio"] = consumed / messages
+        if before.ended is not None and after.ended is not None:
+            metrics["committed_read_interval_s"] = after.ended - before.ended
+        if messages and consumed < _BEHIND_RATIO * messages:
+            log.warning("kafka_ingest.consumers_behind", run=ctx.run_id, consumed=consumed,
+                        produced=messages, lag=lag)
+        return metrics
+
+    # ---------------------------------------------------------------- latency probe
+
+    def _probe_job(self, ctx: RunContext, what_short: str, records: int, *,
+                   delay_s: float = 0.0, node: str | None = None) -> str:
+        assert self._probe_topic is not None
+        c = self.config
+        args = probe_args(self.version, bootstrap=self.bootstrap, topic=self._probe_topic,
+                          records=records, record_size=c.message_size,
+                          acks="all" if str(c.acks) in ("all", "-1") else "1")
+        heap = heap_mib(c.consumer_heap)
+        name = self._job_name(what_short)
+        self._create(ToolJob(
+            name=name, namespace=self.session.namespace, image=self.image,
+            command=probe_command(args, delay_s=delay_s), labels=self._labels(ctx),
+            node_selector=self.session.node_selector(WORKER_ROLE),
+            tolerations=self.session.tolerations([WORKER_ROLE]), component=what_short,
+            heap_mib=heap, memory=tool_memory(heap), node_name=node,
+            active_deadline_s=math.ceil(START_TIMEOUT_S + delay_s + 2 * (c.duration + c.tail)
+                                        + 120)))
+        self._watched.append(name)
+        return name
+
+    def _start_probe_calibration(self, ctx: RunContext) -> tuple[str, float]:
+        created = time.monotonic()
+        return self._probe_job(ctx, "e2e-calibration", PROBE_CALIBRATION_RECORDS), created
+
+    def _finish_probe_calibration(self, ctx: RunContext, calibration: tuple[str, float]) -> None:
+        """The calibration round's round trip sizes the measured round, and how long it took
+        to start places it (see :meth:`_start_probe`)."""
+        name, created = calibration
+        (pod,) = self._wait_job(ctx, name, 1, timeout_s=START_TIMEOUT_S,
+                                what="the end-to-end latency probe's calibration round")
+        lag = self._seen_complete.get(name, time.monotonic()) - created
+        text = self._logs(pod)
+        cal = parse_probe_output(text, PROBE_CALIBRATION_RECORDS)
+        if cal.stats is None:
+            msg = (f"the end-to-end latency probe (calibration round, "
+                   f"{PROBE_CALIBRATION_RECORDS} records on {self._probe_topic!r}) printed no "
+                   f"summary; last lines of its log:\n{_tail_lines(text)}")
+            raise WorkloadError(msg)
+        self._probe_per_record_s = cal.per_record_s or 0.01
+        self._probe_startup_s = max(0.0, lag - PROBE_CALIBRATION_RECORDS * cal.stats.avg_ms / 1000)
+        self._watched.remove(name)
+        self._delete_job(name)
+
+    def _start_probe(self, ctx: RunContext, node: str | None, read_lag: float) -> None:
+        """Create the measured round with the start read, on the reads' node: it sleeps for
+        the start read's lag minus its own start-up (both observed in the warm-up), so that
+        its JVM starts before MEASURE and its records begin about when MEASURE does. Sized,
+        as locally, to fill 70 % of ``duration + tail`` at the calibrated round trip."""
+        c = self.config
+        self._probe_records = max(
+            10, math.floor(PROBE_FILL * (c.duration + c.tail) / self._probe_per_record_s))
+        self._probe = self._probe_job(ctx, "e2e-probe", self._probe_records,
+                                      delay_s=max(0.0, read_lag - self._probe_startup_s),
+                                      node=node)
+
+    def _probe_metrics(self, ctx: RunContext, first: OffsetsReading, second: OffsetsReading,
+                       load_end: float) -> dict[str, float]:
+        """The local run's probe metrics. Coverage is of the window between the two boundary
+        reads on the reads' node clock (the probe runs there too); the overrun is on
+        greenflow's clock, from the producers seen finished to the probe seen finished."""
+        from greenflow_kafka.workload import _PROBE_GRACE
+
+        name = self._probe
+        if name is None:
+            return {}
+        c = self.config
+        deadline = load_end + max(2.0, _PROBE_GRACE * (c.duration + c.tail))
+        while True:
+            done = [p for p in self._check(name) if pod_succeeded(p)]
+            if done:
+                break
+            if time.monotonic() >= deadline:
+                log.warning("kafka_ingest.e2e_incomplete", run=ctx.run_id,
+                            reason="the probe's measured round was still running after the load")
+                return {}
+            ctx.sleep(_POLL_S)
+        finished = time.monotonic()
+        self._watched.remove(name)
+        self._probe = None
+        text = self._logs(done[0])
+        measured = parse_probe_output(text, self._probe_records)
+        s = measured.stats
+        if s is None:
+            msg = (f"the end-to-end latency probe (measured round, {self._probe_records} records "
+                   f"on {self._probe_topic!r}) printed no summary; last lines of its log:\n"
+                   f"{_tail_lines(text)}")
+            raise WorkloadError(msg)
+        coverage = (measured.coverage(first.ended, second.ended)
+                    if first.ended is not None and second.ended is not None else 0.0)
+        return {
+            "e2e_latency_avg_ms": measured.avg_ms if measured.avg_ms is not None else s.avg_ms,
+            "e2e_latency_p50_ms": s.p50_ms,
+            "e2e_latency_p99_ms": s.p99_ms,
+            "e2e_latency_p999_ms": s.p999_ms,
+            "e2e_probe_records": float(measured.records),
+            "e2e_probe_coverage_ratio": coverage,
+            "e2e_probe_overrun_s": max(0.0, finished - load_end),
+            **({"e2e_probe_first_record_ms": measured.first_ms}
+               if measured.first_ms is not None else {}),
+        }
 
     # ---------------------------------------------------------------- helpers
 
@@ -492,13 +1020,17 @@ class KubeIngestRun:
     def _pods(self, job: str) -> list[dict[str, Any]]:
         return list(self.session.list_objects("Pod", {JOB_LABEL: job}))
 
+    def _delete_job(self, name: str) -> None:
+        self.session.delete("Job", name)
+        # With no garbage collector (or a slow one) the pods would outlive their Job.
+        for pod in self._pods(name):
+            self.session.delete("Pod", pod["metadata"]["name"])
+        if name in self._jobs:
+            self._jobs.remove(name)
+
     def _delete_jobs(self) -> None:
         while self._jobs:
-            name = self._jobs.pop()
-            self.session.delete("Job", name)
-            # With no garbage collector (or a slow one) the pods would outlive their Job.
-            for pod in self._pods(name):
-                self.session.delete("Pod", pod["metadata"]["name"])
+            self._delete_job(self._jobs[-1])
 
     def _logs(self, pod: Mapping[str, Any]) -> str:
         try:
@@ -506,28 +1038,35 @@ class KubeIngestRun:
         except Exception as exc:  # a node gone, or no kubelet to serve them
             return f"(logs unavailable: {type(exc).__name__}: {exc})"
 
-    def _raise_pod_failure(self, job: str, pod: Mapping[str, Any]) -> None:
+    def _raise_pod_failure(self, job: str, pod: Mapping[str, Any], why: str | None = None) -> None:
         meta, spec = pod.get("metadata") or {}, pod.get("spec") or {}
-        why = pod_failure(pod) or job_failure(self.session.get("Job", job)) or "failed"
+        why = why or pod_failure(pod) or job_failure(self.session.get("Job", job)) or "failed"
         msg = (f"Job {job}: pod {meta.get('name')} (instance {pod_index(pod)}) on node "
                f"{spec.get('nodeName') or '?'}: {why}; last lines of its log:\n"
                f"{_tail_lines(self._logs(pod))}")
         raise WorkloadError(msg)
 
     def _check(self, job: str, also: Sequence[str] = ()) -> list[dict[str, Any]]:
-        """Raise on a failed pod or Job (``job`` and ``also``) or an unhealthy target;
-        return ``job``'s pods."""
+        """Raise on a failed pod or Job (``job``, ``also`` and the watched consumers and
+        probe), a consumer that exited by itself, or an unhealthy target; return ``job``'s
+        pods."""
         result: list[dict[str, Any]] = []
-        for name in (job, *also):
+        for name in dict.fromkeys((job, *also, *self._watched)):
             pods = self._pods(name)
             for pod in pods:
                 if pod_failure(pod):
                     self._raise_pod_failure(name, pod)
+                if name in self._running and pod_finished(pod):
+                    self._raise_pod_failure(
+                        name, pod, "exited by itself during the run (consumers run until "
+                        "greenflow stops them at the end of MEASURE)")
             if why := job_failure(self.session.get("Job", name)):
                 msg = f"Job {name} failed: {why}"
                 raise WorkloadError(msg)
             if name == job:
                 result = pods
+            if pods and name not in self._seen_complete and all(pod_succeeded(p) for p in pods):
+                self._seen_complete[name] = time.monotonic()
         reason = self.service.health()
         if reason:
             msg = f"service {self.config.target!r} failed during the run: {reason}"
@@ -570,13 +1109,15 @@ class KubeIngestRun:
             tolerations=self.session.tolerations([WORKER_ROLE]), component=what_short, node_name=node, active_deadline_s=math.ceil(timeout_s) + 60))
         return self._wait_job(ctx, name, 1, timeout_s=timeout_s, what=what, also=also)[0]
 
-    def _read_offsets(self, ctx: RunContext, what_short: str, producers: str,
-                      node: str | None) -> tuple[OffsetsReading, float]:
-        """Read the topic's end offsets with a Job on ``node``; return the reading and how long
-        it took from creating the Job to seeing it complete."""
+    def _read_offsets(self, ctx: RunContext, what_short: str, producers: str, node: str | None
+                      ) -> tuple[OffsetsReading, GroupReading | None, float]:
+        """Read the topic's end offsets (and, with consumers, first the group's committed
+        offsets) with a Job on ``node``; return the readings and how long it took from
+        creating the Job to seeing it complete."""
         assert self._topic is not None
+        group = self._topic if self.consumers else None
         created = time.monotonic()
-        pod = self._run_tool(ctx, what_short, offsets_command(self.bootstrap, self._topic),
+        pod = self._run_tool(ctx, what_short, offsets_command(self.bootstrap, self._topic, group),
                              what=f"the end offsets of {self._topic!r} ({what_short})",
                              timeout_s=START_TIMEOUT_S, node=node, also=[producers])
         lag = time.monotonic() - created
@@ -586,7 +1127,14 @@ class KubeIngestRun:
             msg = (f"the offsets Job {self._job_name(what_short)} printed no offset of topic "
                    f"{self._topic!r}; last lines of its log:\n{_tail_lines(text)}")
             raise WorkloadError(msg)
-        return reading, lag
+        committed: GroupReading | None = None
+        if group is not None:
+            committed = parse_group_output(text, group, self._topic)
+            if not committed.committed:
+                msg = (f"the offsets Job {self._job_name(what_short)} printed no committed "
+                       f"offset of group {group!r}; last lines of its log:\n{_tail_lines(text)}")
+                raise WorkloadError(msg)
+        return reading, committed, lag
 
     def _wait_producers_sending(self, ctx: RunContext, job: str) -> str | None:
         """Wait until every producer pod has printed a report (it has records acknowledged);
@@ -633,17 +1181,27 @@ class KubeIngestRun:
 
 __all__ = [
     "KUBE_SLACK_S",
+    "PROBE_CALIBRATION_RECORDS",
+    "PROBE_FILL",
+    "GroupReading",
     "KubeIngestRun",
     "OffsetsReading",
     "ToolJob",
+    "consumer_command",
+    "group_check_command",
     "job_complete",
     "job_failure",
     "kube_of",
+    "last_group_check",
     "offsets_command",
+    "parse_group_output",
     "parse_offsets_output",
+    "parse_probe_output",
     "pod_blocked",
     "pod_failure",
     "pod_index",
+    "probe_args",
+    "probe_command",
     "producer_command",
     "tool_job",
     "topic_command",

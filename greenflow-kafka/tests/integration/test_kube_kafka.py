@@ -246,21 +246,6 @@ def test_oom_killed_producer_is_reported_and_clean_leaves_nothing(
         svc.remove()
 
 
-def test_consumers_are_refused_on_kubernetes(cluster: KubeCluster, tmp_path: Path) -> None:
-    """A run with consumers fails in prepare with what to change, creating nothing."""
-    svc = _deploy(cluster, tmp_path, brokers=1)
-    set_statefulset_ready(cluster.api, NAMESPACE, "kafka", 1)
-    workload = _ingest(consumers=1, producers=1)
-    ctx = make_run_context(tmp_path / "run", inventory=cluster.inventory, services={"kafka": svc}, run_id="fedcba9876543210")
-    try:
-        with pytest.raises(WorkloadError, match=r"consumers = 1.*not run on Kubernetes yet"):
-            workload.prepare(ctx)
-        workload.clean(ctx)
-        assert cluster.session.list_objects("Job") == []
-    finally:
-        svc.remove()
-
-
 class ScriptedLogs:
     """The platform's session with pod logs from a dict: plays the kubelet's log endpoint,
     which the API server proxies to and which does not run here."""
