@@ -16,6 +16,10 @@ with ``kafka.tools.StorageTool format -t <cluster-id> -c <props>``, without the
 ``--standalone`` / ``--initial-controllers`` dance a dynamic quorum needs, and a cluster
 that is created, measured and thrown away never reconfigures its quorum.
 
+With a :class:`~greenflow_kafka.distribution.JmxExporter` (``metrics=``), every JVM also
+runs the Prometheus JMX exporter's java agent, serving ``/metrics`` on its own free port of
+``host`` (:attr:`LocalKafkaCluster.metrics_targets`; docs/broker-metrics.md).
+
 Every JVM runs in its own session (process group) with stdout and stderr in
 ``log_dir/<name>.log``, and carries ``-Dgreenflow.kafka.process=<name>`` so that
 :func:`kill_pids` can tell our processes from a reused pid after a crash.
@@ -40,7 +44,7 @@ from typing import IO, Any
 
 import attrs
 
-from greenflow_kafka.distribution import KafkaDistribution, package_data
+from greenflow_kafka.distribution import JmxExporter, KafkaDistribution, package_data
 from greenflow_kafka.errors import KafkaClusterError, KafkaNotReadyError
 
 log = logging.getLogger(__name__)
@@ -91,6 +95,8 @@ class KafkaNode:
     heap: str
     dir: Path
     log_path: Path
+    #: Port of the JMX exporter's ``/metrics`` when the cluster runs it.
+    metrics_port: int | None = None
 
     @property
     def data_dir(self) -> Path:
@@ -126,6 +132,7 @@ class LocalKafkaCluster:
         controller_heap: str | None = None,
         jvm_options: Sequence[str] = BROKER_JVM_OPTIONS,
         cluster_id: str | None = None,
+        metrics: JmxExporter | None = None,
     ) -> None:
         if brokers < 1:
             msg = f"a Kafka cluster needs at least 1 broker, got brokers={brokers}"
@@ -151,6 +158,7 @@ class LocalKafkaCluster:
         self.host = host
         self.jvm_options = tuple(jvm_options)
         self.cluster_id = cluster_id or random_cluster_id()
+        self.metrics = metrics
         self.nodes: tuple[KafkaNode, ...] = ()
         self._procs: dict[str, subprocess.Popen[bytes]] = {}
         self._started = False
@@ -315,6 +323,21 @@ class LocalKafkaCluster:
         self._require_started()
         return ",".join(f"{self.host}:{n.broker_port}" for n in self.nodes if n.is_broker)
 
+    @property
+    def metrics_targets(self) -> dict[str, str]:
+        """Process name → ``host:port`` of its ``/metrics`` (empty without ``metrics``)."""
+        self._require_started()
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return {n.name: f"{host}:{n.metrics_port}" for n in self.nodes if n.metrics_port}
+
+    def prometheus_targets(self, labels: Mapping[str, str] | None = None) -> list[dict[str, Any]]:
+        """The JMX exporters as a Prometheus ``file_sd_configs`` file's content: one group per
+        JVM, labelled ``process`` (``broker-0``, ``controller-0``) plus ``labels``."""
+        return [
+            {"targets": [target], "labels": {**dict(labels or {}), "process": name}}
+            for name, target in self.metrics_targets.items()
+        ]
+
     def processes(self) -> dict[str, int]:
         """Process name (``broker-0``, ``controller-0``) → pid, for energy attribution."""
         return {name: proc.pid for name, proc in self._procs.items()}
@@ -355,6 +378,7 @@ class LocalKafkaCluster:
             "data_dirs": [str(n.data_dir) for n in self.nodes],
             "bootstrap_servers": self.bootstrap_servers if self.nodes else "",
             "log_dir": str(self.log_dir),
+            "metrics_targets": self.metrics_targets if self.nodes else {},
         }
 
     def describe(self) -> dict[str, Any]:
@@ -367,6 +391,11 @@ class LocalKafkaCluster:
             "heap": self.heap,
             "controller_heap": self.controller_heap,
             "overrides": dict(self.overrides),
+            "metrics": (
+                {**self.metrics.describe(), "targets": self.metrics_targets}
+                if self.metrics is not None and self.nodes
+                else None
+            ),
         }
 
     # -- internals -------------------------------------------------------------------------
@@ -381,9 +410,10 @@ class LocalKafkaCluster:
 
     def _plan(self) -> tuple[KafkaNode, ...]:
         combined = self.controllers == 0
-        ports = iter(
-            free_ports(self.host, self.brokers * (2 if combined else 1) + self.controllers)
-        )
+        jvms = self.brokers + self.controllers
+        count = self.brokers * (2 if combined else 1) + self.controllers
+        # One more port per JVM for its exporter, all chosen together so none repeats.
+        ports = iter(free_ports(self.host, count + (jvms if self.metrics else 0)))
         nodes: list[KafkaNode] = []
         for i in range(self.controllers):
             name = f"controller-{i}"
@@ -397,6 +427,7 @@ class LocalKafkaCluster:
                     heap=self.controller_heap,
                     dir=self.work_dir / name,
                     log_path=self.log_dir / f"{name}.log",
+                    metrics_port=next(ports) if self.metrics else None,
                 )
             )
         for i in range(self.brokers):
@@ -411,6 +442,7 @@ class LocalKafkaCluster:
                     heap=self.heap,
                     dir=self.work_dir / name,
                     log_path=self.log_dir / f"{name}.log",
+                    metrics_port=next(ports) if self.metrics else None,
                 )
             )
         return tuple(nodes)
@@ -501,12 +533,19 @@ class LocalKafkaCluster:
                 f"{PROCESS_MARKER}{node.name}",
                 f"-Dkafka.logs.dir={self.log_dir}",
                 *self.jvm_options,
+                *self._agent_options(node),
             ],
             log4j2_config=package_data("log4j2-broker.properties"),
         )
         with node.log_path.open("ab") as out:
             self._procs[node.name] = _popen(cmd, out, what=f"Kafka {node.name}", cwd=node.dir)
         log.info("kafka.process.started name=%s pid=%d", node.name, self._procs[node.name].pid)
+
+
+    def _agent_options(self, node: KafkaNode) -> list[str]:
+        if self.metrics is None or node.metrics_port is None:
+            return []
+        return [self.metrics.agent_option(node.metrics_port, host=self.host)]
 
 
 def _popen(

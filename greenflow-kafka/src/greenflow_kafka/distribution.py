@@ -10,6 +10,12 @@ Two routes, tried in this order:
    written only after a complete resolution makes a half-finished download start over, and
    an ``fcntl`` lock keeps two processes from resolving the same version at once.
 
+The Prometheus JMX exporter's java agent (broker metrics, docs/broker-metrics.md) is
+obtained the same way: :func:`resolve_jmx_exporter` resolves the pinned
+:data:`JMX_EXPORTER_VERSION` with ``mvn`` and ``greenflow_kafka/data/jmx-exporter-pom.xml``
+into ``$XDG_CACHE_HOME/greenflow/jmx-exporter/<version>``, under a lock, and accepts the
+jar only with the pinned SHA-256 (which also makes a half-finished download harmless).
+
 Only Kafka 4.x is supported: the cluster formats KRaft storage and configures log4j2, both
 of which differ in 3.x.
 """
@@ -17,6 +23,7 @@ of which differ in 3.x.
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import json
 import os
 import re
@@ -43,6 +50,18 @@ _JAVA_HINT = "apt-get install openjdk-17-jre-headless"
 _MVN_HINT = "apt-get install maven"
 _MARKER = "resolved.json"
 _VERSION_RE = re.compile(r"^(\d+)\.(\d+)\.(\d+)(?:[.-][0-9A-Za-z]+)*$")
+#: The Prometheus JMX exporter's java agent, pinned: 0.20.0's jar (577 KB) fits in a
+#: Kubernetes ConfigMap (1 MiB), which is how it reaches broker pods (docs/broker-metrics.md);
+#: 1.0.1's is 2.8 MB.
+JMX_EXPORTER_VERSION = "0.20.0"
+#: SHA-256 of ``jmx_prometheus_javaagent-0.20.0.jar`` as Maven Central serves it.
+JMX_EXPORTER_SHA256 = "8b67ed40485d475648c36d11d21464b484406f85faf912b3363f71a6a7861320"
+JMX_EXPORTER_JAR = f"jmx_prometheus_javaagent-{JMX_EXPORTER_VERSION}.jar"
+#: The agent's rules for Kafka brokers and controllers (package data).
+JMX_EXPORTER_CONFIG = "jmx-exporter-kafka.yaml"
+#: A path to the agent jar to use instead of resolving it (offline hosts); it must be the
+#: pinned version (its SHA-256 is checked).
+JMX_EXPORTER_JAR_ENV = "GREENFLOW_JMX_EXPORTER_JAR"
 _KAFKA_JAR_RE = re.compile(r"^kafka_2\.1[0-9]-(?P<version>[0-9][^/]*?)\.jar$")
 
 
@@ -108,6 +127,35 @@ class KafkaDistribution:
             "home": str(self.home),
             "java": str(self.java),
             "java_version": self.java_version,
+        }
+
+
+@attrs.frozen
+class JmxExporter:
+    """The Prometheus JMX exporter's java agent and the rules it runs with."""
+
+    version: str
+    jar: Path
+    config: Path
+    sha256: str
+
+    def agent_option(self, port: int, host: str | None = None) -> str:
+        """The JVM option that serves ``/metrics`` on ``host:port`` (every address without
+        ``host``), read by the agent as ``-javaagent:<jar>=[host:]port:<config>``."""
+        if host is None:
+            bind = str(port)
+        else:
+            bind = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        return f"-javaagent:{self.jar}={bind}:{self.config}"
+
+    def describe(self) -> dict[str, Any]:
+        """Facts for the provenance record."""
+        return {
+            "exporter": "jmx_prometheus_javaagent",
+            "version": self.version,
+            "jar": str(self.jar),
+            "sha256": self.sha256,
+            "config": str(self.config),
         }
 
 
@@ -249,6 +297,109 @@ def resolve_distribution(
         msg = f"resolved Kafka {version} into {root} but its marker is missing or stale"
         raise KafkaSetupError(msg)
     return cached
+
+
+def resolve_jmx_exporter(
+    *,
+    cache_dir: Path | None = None,
+    env: Mapping[str, str] | None = None,
+    mvn_timeout_s: float = 600.0,
+    lock_timeout_s: float = 900.0,
+) -> JmxExporter:
+    """The pinned JMX exporter agent: ``$GREENFLOW_JMX_EXPORTER_JAR`` if set, else from the
+    cache, else resolved from Maven Central with ``mvn`` (once; later calls only hash the
+    cached jar). ``cache_dir`` is the parent of the version directories (default
+    ``$XDG_CACHE_HOME/greenflow/jmx-exporter``). Raises ``KafkaSetupError`` with the fix."""
+    env = os.environ if env is None else env
+    config = package_data(JMX_EXPORTER_CONFIG)
+    given = env.get(JMX_EXPORTER_JAR_ENV)
+    if given:
+        jar = Path(given)
+        if not _has_sha256(jar, JMX_EXPORTER_SHA256):
+            msg = (
+                f"{JMX_EXPORTER_JAR_ENV}={given} is not {JMX_EXPORTER_JAR} (missing, or its "
+                f"SHA-256 is not {JMX_EXPORTER_SHA256}); point it at that jar from Maven "
+                "Central, or unset it to resolve the jar with Maven"
+            )
+            raise KafkaSetupError(msg)
+        return JmxExporter(JMX_EXPORTER_VERSION, jar, config, JMX_EXPORTER_SHA256)
+    base = cache_dir or default_cache_dir(env).parent / "jmx-exporter"
+    root = base / JMX_EXPORTER_VERSION
+    jar = root / JMX_EXPORTER_JAR
+    if not _has_sha256(jar, JMX_EXPORTER_SHA256):
+        root.mkdir(parents=True, exist_ok=True)
+        what = f"the JMX exporter {JMX_EXPORTER_VERSION} into {root}"
+        with _locked(root / ".lock", timeout_s=lock_timeout_s, what=what):
+            # Another process may have finished while we waited for the lock.
+            if not _has_sha256(jar, JMX_EXPORTER_SHA256):
+                _resolve_jmx_exporter_with_maven(root, env, timeout_s=mvn_timeout_s)
+    return JmxExporter(JMX_EXPORTER_VERSION, jar, config, JMX_EXPORTER_SHA256)
+
+
+def _has_sha256(path: Path, expected: str) -> bool:
+    try:
+        with path.open("rb") as fh:
+            return hashlib.file_digest(fh, "sha256").hexdigest() == expected
+    except OSError:
+        return False
+
+
+def _resolve_jmx_exporter_with_maven(
+    root: Path, env: Mapping[str, str], *, timeout_s: float
+) -> None:
+    hint = (
+        "set metrics = false on the kafka service, or set "
+        f"{JMX_EXPORTER_JAR_ENV} to a downloaded {JMX_EXPORTER_JAR}"
+    )
+    try:
+        mvn = find_mvn(env)
+    except KafkaSetupError as exc:
+        msg = f"the kafka service's broker metrics need the JMX exporter agent: {exc} Or {hint}."
+        raise KafkaSetupError(msg) from None
+    java = find_java(env)
+    pom = root / "pom.xml"
+    shutil.copyfile(package_data("jmx-exporter-pom.xml"), pom)
+    partial = root / "partial"
+    shutil.rmtree(partial, ignore_errors=True)
+    mvn_env = dict(env)
+    mvn_env.setdefault("JAVA_HOME", str(java.path.resolve().parent.parent))
+    cmd = [str(mvn), "-q", "-B", "-f", str(pom), "dependency:copy-dependencies",
+           "-DexcludeTransitive=true", f"-DoutputDirectory={partial}"]
+    output, code = _run_logged(cmd, root / "mvn.log", mvn_env, cwd=root, timeout_s=timeout_s)
+    got = partial / JMX_EXPORTER_JAR
+    if code != 0 or not _has_sha256(got, JMX_EXPORTER_SHA256):
+        if code is None:
+            why = f"timed out after {timeout_s:g}s"
+        elif code != 0:
+            why = f"exited with {code}"
+        else:
+            why = f"gave a jar whose SHA-256 is not the pinned {JMX_EXPORTER_SHA256}"
+        tail = "\n".join(output.rstrip().splitlines()[-20:])
+        msg = (
+            f"resolving {JMX_EXPORTER_JAR} from Maven Central failed: `{' '.join(cmd)}` "
+            f"{why}. Last lines of its output (all of it in {root / 'mvn.log'}):\n{tail}\n"
+            f"Check network access to Maven Central, or {hint}."
+        )
+        raise KafkaSetupError(msg)
+    got.replace(root / JMX_EXPORTER_JAR)
+    shutil.rmtree(partial, ignore_errors=True)
+
+
+def _run_logged(
+    cmd: Sequence[str], log: Path, env: Mapping[str, str], *, cwd: Path, timeout_s: float
+) -> tuple[str, int | None]:
+    """Run ``cmd``, write its output to ``log``; (output, exit code or None on timeout)."""
+    try:
+        proc = subprocess.run(list(cmd), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                              stdin=subprocess.DEVNULL, text=True, env=dict(env),
+                              timeout=timeout_s, cwd=cwd)
+        output, code = proc.stdout, proc.returncode
+    except subprocess.TimeoutExpired as exc:
+        raw = exc.stdout or b""
+        output = raw.decode(errors="replace") if isinstance(raw, bytes) else raw
+        code = None
+    log.write_text(output)
+    return output, code
 
 
 def _check_version(version: str, *, where: str) -> None:
@@ -410,12 +561,17 @@ def _resolve_with_maven(
 
 __all__ = [
     "DEFAULT_KAFKA_VERSION",
+    "JMX_EXPORTER_JAR_ENV",
+    "JMX_EXPORTER_SHA256",
+    "JMX_EXPORTER_VERSION",
     "MIN_JAVA_MAJOR",
     "JavaRuntime",
+    "JmxExporter",
     "KafkaDistribution",
     "default_cache_dir",
     "find_java",
     "find_mvn",
     "package_data",
     "resolve_distribution",
+    "resolve_jmx_exporter",
 ]

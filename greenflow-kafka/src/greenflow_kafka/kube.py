@@ -33,6 +33,18 @@ throttled below nor allowed above what the plan says, and is the last to be evic
 heap is 50 % of the memory limit unless ``heap`` is set; the rest is for the page cache,
 direct buffers and metaspace, which Kafka leans on.
 
+Metrics (``metrics = true``). The image has no metrics endpoint, so the Prometheus JMX
+exporter's java agent (:data:`~greenflow_kafka.distribution.JMX_EXPORTER_VERSION`, 577 KB)
+and its rules travel in a ConfigMap (``binaryData``; the object limit is 1 MiB) mounted
+read-only at :data:`METRICS_MOUNT`; ``KAFKA_OPTS`` (read by ``kafka-run-class.sh``; the
+image's property rendering excludes it, and would drop its value holding ``=`` anyway) loads it, serving ``/metrics`` on
+:data:`METRICS_PORT`; the pod template carries the ``prometheus.io/*`` annotations the
+``prometheus`` service discovers, and a hash of the ConfigMap's content so that a changed
+agent or rule set rolls the pods. Neither internet access from the cluster nor another
+image is needed. The storage format step of the image runs under ``KAFKA_OPTS`` too: its
+short-lived JVM serves the same port before the broker starts, which is harmless; a Kafka
+tool run by hand inside a broker pod must clear ``KAFKA_OPTS`` (the port is taken).
+
 Storage. ``"emptyDir"`` (the node's disk, size-limited to ``storage_size``, gone with the
 pod) or a storage class name, which becomes a ``volumeClaimTemplate`` of ``storage_size``
 per broker; the claims are deleted when the service is removed.
@@ -52,6 +64,7 @@ import attrs
 from greenflow.api import DeployContext, Inventory, Platform
 from greenflow.errors import ServiceError
 from greenflow_kafka.cluster import RESERVED_KEYS
+from greenflow_kafka.distribution import JmxExporter
 
 KAFKA_PORT = 9092
 CONTROLLER_PORT = 9093
@@ -68,6 +81,12 @@ APP_NAME = "kafka"
 #: Role of the nodes brokers are placed on (``KubeSession.node_selector``).
 BROKER_ROLE = "broker"
 EMPTY_DIR = "emptyDir"
+#: Port of the JMX exporter's ``/metrics`` in each broker pod (the exporter's customary one).
+METRICS_PORT = 9404
+#: Where the exporter's ConfigMap is mounted in the broker container.
+METRICS_MOUNT = "/opt/greenflow/jmx-exporter"
+#: Pod-template annotation holding the SHA-256 of the exporter ConfigMap's content.
+METRICS_HASH_ANNOTATION = "greenflow.io/jmx-exporter-sha256"
 HEAP_FRACTION = 0.5
 
 
@@ -250,6 +269,8 @@ class KafkaKubeSpec:
     labels: Mapping[str, str] = attrs.field(factory=dict)
     node_selector: Mapping[str, str] = attrs.field(factory=dict)
     tolerations: Sequence[Mapping[str, str]] = ()
+    #: The JMX exporter agent to run in every broker pod (``metrics = true``), or None.
+    metrics: JmxExporter | None = None
 
     def __attrs_post_init__(self) -> None:
         if not 1 <= self.voters <= self.brokers:
@@ -283,6 +304,17 @@ class KafkaKubeSpec:
     @property
     def bootstrap(self) -> str:
         return ",".join(f"{self.pod_host(i)}:{KAFKA_PORT}" for i in range(self.brokers))
+
+    @property
+    def metrics_configmap(self) -> str:
+        return f"{self.name}-jmx-exporter"
+
+    @property
+    def metrics_targets(self) -> list[str]:
+        """``host:port`` of every broker's ``/metrics`` (in-cluster DNS), empty without metrics."""
+        if self.metrics is None:
+            return []
+        return [f"{self.pod_host(i)}:{METRICS_PORT}" for i in range(self.brokers)]
 
     @property
     def selector(self) -> dict[str, str]:
@@ -408,10 +440,59 @@ def data_volume(
     return [], [claim]
 
 
+_METRICS_JAR_KEY = "jmx_prometheus_javaagent.jar"
+_METRICS_CONFIG_KEY = "kafka.yaml"
+
+
+def metrics_configmap(spec: KafkaKubeSpec) -> dict[str, Any]:
+    """The ConfigMap carrying the JMX exporter's jar (``binaryData``) and rules (``data``)."""
+    if spec.metrics is None:
+        msg = "metrics_configmap needs a spec with metrics"
+        raise ValueError(msg)
+    jar = spec.metrics.jar.read_bytes()
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": spec.metrics_configmap, "namespace": spec.namespace,
+                     "labels": pod_labels(spec, "jmx-exporter")},
+        "binaryData": {_METRICS_JAR_KEY: base64.b64encode(jar).decode("ascii")},
+        "data": {_METRICS_CONFIG_KEY: spec.metrics.config.read_text()},
+    }
+
+
+def _metrics_hash(configmap: Mapping[str, Any]) -> str:
+    digest = hashlib.sha256()
+    for section in ("binaryData", "data"):
+        for key, value in sorted(configmap[section].items()):
+            digest.update(f"{section}/{key}\0{value}\0".encode())
+    return digest.hexdigest()
+
+
+def _with_metrics(
+    spec: KafkaKubeSpec, container: dict[str, Any], volumes: list[dict[str, Any]]
+) -> dict[str, str]:
+    """Add the JMX exporter to the broker container and its volume to ``volumes``; return the
+    pod annotations (the ``prometheus`` service's scrape annotations and the content hash)."""
+    from greenflow.builtin.kubernetes.services import scrape_annotations
+
+    agent = (f"-javaagent:{METRICS_MOUNT}/{_METRICS_JAR_KEY}="
+             f"{METRICS_PORT}:{METRICS_MOUNT}/{_METRICS_CONFIG_KEY}")
+    container["env"] = [*container["env"], {"name": "KAFKA_OPTS", "value": agent}]
+    container["ports"] = [*container["ports"],
+                          {"name": "metrics", "containerPort": METRICS_PORT}]
+    container["volumeMounts"] = [*container["volumeMounts"],
+                                 {"name": "jmx-exporter", "mountPath": METRICS_MOUNT,
+                                  "readOnly": True}]
+    volumes.append({"name": "jmx-exporter",
+                    "configMap": {"name": spec.metrics_configmap}})
+    return {**scrape_annotations(METRICS_PORT),
+            METRICS_HASH_ANNOTATION: _metrics_hash(metrics_configmap(spec))}
+
+
 def statefulset(spec: KafkaKubeSpec) -> dict[str, Any]:
     labels = pod_labels(spec)
     volumes, claims = data_volume(spec.storage, spec.storage_size, labels)
-    container = {
+    container: dict[str, Any] = {
         "name": "kafka",
         "image": spec.image_ref,
         "command": ["/bin/bash", "-c", _PRELUDE],
@@ -431,7 +512,9 @@ def statefulset(spec: KafkaKubeSpec) -> dict[str, Any]:
             "failureThreshold": 3,
         },
     }
-    return broker_statefulset(spec, labels, container, volumes, claims, fs_group=KAFKA_UID)
+    annotations = _with_metrics(spec, container, volumes) if spec.metrics is not None else None
+    return broker_statefulset(spec, labels, container, volumes, claims, fs_group=KAFKA_UID,
+                              annotations=annotations)
 
 
 def broker_statefulset(
@@ -485,8 +568,12 @@ def broker_statefulset(
 
 
 def manifests(spec: KafkaKubeSpec) -> list[dict[str, Any]]:
-    """Every object of the deployment, in apply order."""
-    return [headless_service(spec), statefulset(spec)]
+    """Every object of the deployment, in apply order (the exporter's ConfigMap before the
+    pods that mount it)."""
+    objects = [headless_service(spec)]
+    if spec.metrics is not None:
+        objects.append(metrics_configmap(spec))
+    return [*objects, statefulset(spec)]
 
 
 # -- readiness, health, removal (shared with other brokers on Kubernetes) ----------------------
@@ -605,6 +692,13 @@ def deploy_kafka(
 
     kube = session_of(platform, who=f"service {service!r} (kafka)")
     check_broker_nodes(inventory, config.brokers, service)
+    metrics = None
+    if getattr(config, "metrics", False):
+        from greenflow_kafka.distribution import resolve_jmx_exporter
+
+        # Resolved here, on the machine running greenflow: the jar reaches the pods in a
+        # ConfigMap, so the cluster needs no internet access.
+        metrics = resolve_jmx_exporter()
     try:
         spec = KafkaKubeSpec(
             name=dns_label(service), namespace=kube.namespace, version=config.version,
@@ -615,6 +709,7 @@ def deploy_kafka(
             labels={**kube.labels, **kube.service_labels(service)},
             node_selector=kube.node_selector(BROKER_ROLE),
             tolerations=kube.tolerations([BROKER_ROLE]),
+            metrics=metrics,
         )
     except ValueError as exc:
         msg = f"service {service!r} cannot run on Kubernetes as configured: {exc}"
@@ -645,7 +740,11 @@ def describe(deployment: BrokerStatefulSet, spec: KafkaKubeSpec | None) -> dict[
         facts.update(version=spec.version, image=spec.image_ref, voters=spec.voters,
                      cpu=spec.cpu, memory=spec.memory, heap_mib=spec.heap_mib,
                      storage=spec.storage, storage_size=spec.storage_size,
-                     overrides=dict(spec.overrides), node_selector=dict(spec.node_selector))
+                     overrides=dict(spec.overrides), node_selector=dict(spec.node_selector),
+                     metrics=None if spec.metrics is None else {
+                         **spec.metrics.describe(), "port": METRICS_PORT,
+                         "configmap": spec.metrics_configmap,
+                         "targets": spec.metrics_targets})
     return facts
 
 
@@ -678,6 +777,8 @@ __all__ = [
     "BROKER_ROLE",
     "EMPTY_DIR",
     "KAFKA_PORT",
+    "METRICS_HASH_ANNOTATION",
+    "METRICS_PORT",
     "BrokerStatefulSet",
     "KafkaKubeSpec",
     "KubeSessionLike",
@@ -700,6 +801,7 @@ __all__ = [
     "kafka_deployment",
     "manifests",
     "memory_bytes",
+    "metrics_configmap",
     "parse_quantity",
     "property_from_env",
     "reconnect",

@@ -3,7 +3,10 @@ the ``kubernetes`` platform, as a StatefulSet of the official image (:mod:`green
 
 from __future__ import annotations
 
+import json
+import os
 from collections.abc import Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import attrs
@@ -14,6 +17,16 @@ from greenflow_kafka.distribution import DEFAULT_KAFKA_VERSION
 
 if TYPE_CHECKING:
     from greenflow_kafka.kube import BrokerStatefulSet, KafkaKubeSpec
+
+#: Written into the service's work directory when ``metrics = true`` (local platform).
+PROMETHEUS_TARGETS_FILE = "prometheus-targets.json"
+
+
+def _write_json(path: Path, content: object) -> None:
+    # Atomic: Prometheus re-reads file_sd files when they change and must not see half.
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(content, indent=1))
+    os.replace(tmp, path)
 
 
 def _at_least_one(_inst: Any, attribute: attrs.Attribute[Any], value: int) -> None:
@@ -54,6 +67,10 @@ class KafkaConfig:
     overrides: dict[str, str] = attrs.field(factory=dict)
     #: Keep the data directories after the service is removed (local only).
     keep_data: bool = False
+    #: Broker metrics through the Prometheus JMX exporter's java agent (docs/broker-metrics.md):
+    #: locally on a free port per JVM, on Kubernetes on port 9404 of each pod, annotated for the
+    #: `prometheus` service. Off by default: a broker runs as shipped unless asked.
+    metrics: bool = False
     # -- Kubernetes only (docs/kafka.md "On Kubernetes"); ignored by local processes. --
     #: cpu of each broker pod, requests = limits (a Kubernetes quantity: "2", "500m").
     cpu: str = attrs.field(default="1", validator=_quantity("cpu"))
@@ -87,6 +104,8 @@ class KafkaService(Service):
         #: The StatefulSet and its spec when deployed on Kubernetes.
         self._kube: BrokerStatefulSet | None = None
         self._kube_spec: KafkaKubeSpec | None = None
+        #: The file_sd targets file of the local JMX exporters, when they run.
+        self._targets_file: Path | None = None
 
     # -- Kubernetes (greenflow_kafka.kube); each method below starts with its branch --------
 
@@ -123,17 +142,27 @@ class KafkaService(Service):
         if not brokers:
             raise ServiceError(f"service {self.name!r}: no host carries the role 'broker'")
         dist = resolve_distribution(self.config.version)
+        metrics = None
+        if self.config.metrics:
+            from greenflow_kafka.distribution import resolve_jmx_exporter
+
+            metrics = resolve_jmx_exporter()
         self._cluster = LocalKafkaCluster(
             dist, work_dir=ctx.work_dir, log_dir=ctx.log_dir / self.name,
             brokers=self.config.brokers, controllers=self.config.controllers or 1,
             heap=self.config.heap or "512m", overrides=self.config.overrides,
-            host=brokers[0].address,
+            host=brokers[0].address, metrics=metrics,
         )
         try:
             self._cluster.start()
         finally:
             if self._cluster.nodes:
                 ctx.record_state(self._cluster.state())
+        if metrics is not None:
+            # For a Prometheus the user runs: `file_sd_configs: [{files: [<this path>]}]`.
+            self._targets_file = ctx.work_dir / PROMETHEUS_TARGETS_FILE
+            _write_json(self._targets_file,
+                        self._cluster.prometheus_targets({"service": self.name}))
 
     def wait_ready(self, timeout_s: float) -> None:
         if self._kube is not None:
@@ -146,12 +175,21 @@ class KafkaService(Service):
         self._cluster.wait_ready(timeout_s)
 
     def endpoints(self) -> Mapping[str, str]:
+        """``bootstrap``; with ``metrics = true`` also ``metrics``, the JMX exporters as
+        comma-separated ``host:port`` (path ``/metrics``), Prometheus' target form."""
         if self._kube is not None:
-            return {"bootstrap": self._kube.bootstrap}
-        if self._attached is not None:
-            return {"bootstrap": str(self._attached["bootstrap_servers"])}
-        self._require()
-        return {"bootstrap": self._cluster.bootstrap_servers}
+            out = {"bootstrap": self._kube.bootstrap}
+            targets = [] if self._kube_spec is None else self._kube_spec.metrics_targets
+        elif self._attached is not None:
+            out = {"bootstrap": str(self._attached["bootstrap_servers"])}
+            targets = list(dict(self._attached.get("metrics_targets") or {}).values())
+        else:
+            self._require()
+            out = {"bootstrap": self._cluster.bootstrap_servers}
+            targets = list(self._cluster.metrics_targets.values())
+        if targets:
+            out["metrics"] = ",".join(targets)
+        return out
 
     def processes(self) -> ProcessGroups:
         if self._kube is not None:
@@ -189,7 +227,11 @@ class KafkaService(Service):
 
             return describe(self._kube, self._kube_spec)
         if self._cluster is not None:
-            return dict(self._cluster.describe())
+            facts = dict(self._cluster.describe())
+            if facts.get("metrics") and self._targets_file is not None:
+                facts["metrics"] = {**facts["metrics"],
+                                    "prometheus_file_sd": str(self._targets_file)}
+            return facts
         return {"version": self.config.version, "brokers": self.config.brokers}
 
     def detach(self) -> None:
