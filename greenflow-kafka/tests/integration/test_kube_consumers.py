@@ -576,3 +576,144 @@ def test_a_group_that_never_forms_times_out_saying_what_was_seen(
         assert cluster.session.list_objects("Job") == []
     finally:
         svc.remove()
+
+
+# -- the Jobs' commands, run for real against a broker ------------------------------------------
+
+
+def _image_bin(dist: Any, where: Path) -> Path:
+    """Stand-ins for the image's ``/opt/kafka/bin`` scripts: each runs the same main class
+    from the resolved distribution (the image's scripts do that with its own copy)."""
+    from greenflow_kafka.distribution import package_data
+
+    mains = {
+        "kafka-topics.sh": "org.apache.kafka.tools.TopicCommand",
+        "kafka-get-offsets.sh": "org.apache.kafka.tools.GetOffsetShell",
+        "kafka-consumer-groups.sh": "org.apache.kafka.tools.consumer.group.ConsumerGroupCommand",
+        "kafka-consumer-perf-test.sh": "org.apache.kafka.tools.ConsumerPerformance",
+        "kafka-producer-perf-test.sh": "org.apache.kafka.tools.ProducerPerformance",
+    }
+    where.mkdir(parents=True, exist_ok=True)
+    log4j = package_data("log4j2-tools.properties")
+    for script, main in {**mains, "kafka-run-class.sh": ""}.items():
+        java = dist.java_command(main, [], heap="192m", log4j2_config=log4j,
+                                 jvm_options=["-Duser.language=en", "-Duser.country=US"])
+        if not main:  # kafka-run-class.sh takes the main class as its first argument
+            java = java[:-1]
+        quoted = " ".join(f"'{a}'" for a in java if a)
+        path = where / script
+        path.write_text(f"#!/bin/bash\nexec {quoted} \"$@\"\n")
+        path.chmod(0o755)
+    return where
+
+
+def _local(command: list[str], bin_dir: Path) -> list[str]:
+    return [a.replace(kube_ingest.KAFKA_BIN, str(bin_dir)) for a in command]
+
+
+def test_the_job_commands_run_against_a_real_broker(
+    kafka_distribution: Any, tmp_path: Path
+) -> None:
+    """The commands of the consumer, group-check, boundary-read and probe Jobs, run as the
+    pods would run them (bash, the tools' scripts) against a real Kafka broker, print what the
+    parsers read: the group forms with every member, committed and end offsets are read
+    between clock marks, and the probe reports its latency. Simulated: the image's bin
+    scripts (stand-ins running the same main classes from the resolved distribution) and the
+    kubelet's expansion of $(GREENFLOW_INSTANCE). No API server is involved."""
+    import subprocess
+
+    from greenflow.plugins import Kind, load
+    from greenflow_kafka.consumer import parse_consumer_output
+    from greenflow_kafka.kube_ingest import (
+        consumer_command,
+        group_check_command,
+        offsets_command,
+        parse_offsets_output,
+        probe_command,
+        producer_command,
+        topic_command,
+    )
+    from greenflow_kafka.perf import ProducerPerf, producer_perf_args
+
+    bin_dir = _image_bin(kafka_distribution, tmp_path / "bin")
+    platform_cls = load(Kind.PLATFORM, "local", where="test_kube_consumers")
+    platform = platform_cls(platform_cls.Config())
+    inventory = platform.acquire(make_deploy_context(tmp_path / "platform"))
+    svc = KafkaService("kafka", KafkaConfig(version=kafka_distribution.version, heap="384m"))
+    started: list[ProducerPerf] = []
+
+    def run(command: list[str], name: str, timeout_s: float = 90.0) -> str:
+        done = subprocess.run(_local(command, bin_dir), capture_output=True, text=True,
+                              timeout=timeout_s, check=False)
+        assert done.returncode == 0, f"{name}: {done.stdout}{done.stderr}"
+        return done.stdout + done.stderr
+
+    try:
+        svc.deploy(platform, inventory, make_deploy_context(tmp_path / "svc"))
+        svc.wait_ready(120)
+        bootstrap = svc.endpoints()["bootstrap"]
+
+        class _Target:
+            tools_image = f"apache/kafka:{kafka_distribution.version}"
+            tools_version = kafka_distribution.version
+
+            def endpoints(self) -> dict[str, str]:
+                return {"bootstrap": bootstrap}
+
+        kube_run = KubeIngestRun(KafkaIngestConfig(load=500, consumers=3, partitions=2),
+                                 _Target(), session=None)  # type: ignore[arg-type]  # no Job is made
+        run(topic_command(bootstrap, TOPIC, partitions=2, replication=1), "topic-create")
+        run(topic_command(bootstrap, f"{TOPIC}-e2e", partitions=1, replication=1), "topic-e2e")
+        args = kube_run._consumer_args(TOPIC)
+        for i in range(3):  # the kubelet expands $(GREENFLOW_INSTANCE) to the pod's index
+            command = consumer_command([a.replace(f"$({INSTANCE_ENV})", str(i)) for a in args])
+            started.append(ProducerPerf.start(_local(command, bin_dir), tmp_path / f"c{i}.log"))
+
+        check = ProducerPerf.start(_local(group_check_command(bootstrap, GROUP), bin_dir),
+                                   tmp_path / "group-check.log")
+        started.append(check)
+        deadline, seen = time.monotonic() + 90, None
+        while time.monotonic() < deadline:
+            block = last_group_check((tmp_path / "group-check.log").read_text())
+            seen = parse_group_output(block, GROUP, TOPIC) if block is not None else None
+            if seen is not None and seen.state == "stable" and seen.members == 3 \
+                    and seen.assigned == {0, 1} and set(seen.committed) == {0, 1}:
+                break
+            time.sleep(0.5)
+        else:
+            pytest.fail(f"the group check never saw the group ready; last: {seen}\n"
+                        f"{(tmp_path / 'group-check.log').read_text()[-3000:]}")
+        check.stop()
+
+        run(producer_command(producer_perf_args(
+            kafka_distribution.version, bootstrap_servers=bootstrap, topic=TOPIC,
+            num_records=3000, record_size=100, throughput=1500)), "producer", timeout_s=120)
+        time.sleep(1.0)  # the consumers read and commit (every 100 ms)
+        text = run(offsets_command(bootstrap, TOPIC, GROUP), "offsets")
+        reading = parse_offsets_output(text, TOPIC)
+        group = parse_group_output(text, GROUP, TOPIC)
+        assert reading is not None and reading.total == 3000, text
+        assert reading.started is not None and reading.ended is not None, text
+        assert group.started is not None and group.ended is not None, text
+        assert group.ended <= reading.started  # the group first, the end offsets last
+        assert group.total == 3000 and dict(group.log_end) == dict(reading.offsets), text
+
+        text = run(probe_command(probe_args(
+            kafka_distribution.version, bootstrap=bootstrap, topic=f"{TOPIC}-e2e", records=50,
+            record_size=100, acks="all"), delay_s=0.2), "probe")
+        rnd = parse_probe_output(text, 50)
+        assert rnd.stats is not None and rnd.first_ms is not None, text
+        assert rnd.sending_from is not None and rnd.launched_at < rnd.sending_from < rnd.ended_at
+
+        for cons in started[:3]:
+            cons.stop()
+        records = [parse_consumer_output(c.output_path.read_text()).records for c in started[:3]]
+        # What each printed last (a progress line comes only with records, once a second,
+        # so the last records of a burst may go unreported, as locally): one of the three
+        # owns no partition and prints nothing.
+        assert 0 < sum(records) <= 3000 and records.count(0) <= 1, records
+    finally:
+        for proc in started:
+            proc.stop()
+        svc.remove()
+        platform.release()
