@@ -42,11 +42,11 @@ beyond 5 % of the window is logged as ``kafka_ingest.kube_boundary_mismatch``. T
 alternative, the producers' own record counts, would need the producers' report lines
 aligned to the window, and they carry no timestamps.
 
-Failures are noticed while the run goes: a producer, consumer or probe pod that terminated with a non-zero exit
-code or ``OOMKilled``, a Job with a ``Failed`` condition, a pod stuck Pending (unschedulable,
-image pull errors) or a target service that turns unhealthy raises ``WorkloadError`` naming
-the pod, its node, the reason and the last lines of its log. ``backoffLimit`` is 0: a retried
-producer would send its records twice.
+Failures are noticed while the run goes: a producer, consumer or probe pod that terminated
+with a non-zero exit code or ``OOMKilled``, a Job with a ``Failed`` condition, a pod stuck
+Pending (unschedulable, image pull errors) or a target service that turns unhealthy raises
+``WorkloadError`` naming the pod, its node, the reason and the last lines of its log.
+``backoffLimit`` is 0: a retried producer would send its records twice.
 
 Producers are sized to run ``tail`` plus :data:`KUBE_SLACK_S` past the planned end of MEASURE
 (pods start at different times, boundary reads take seconds); a producer that finished before
