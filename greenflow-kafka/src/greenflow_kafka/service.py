@@ -104,6 +104,8 @@ class KafkaService(Service):
         #: The StatefulSet and its spec when deployed on Kubernetes.
         self._kube: BrokerStatefulSet | None = None
         self._kube_spec: KafkaKubeSpec | None = None
+        #: The brokers' metrics endpoints on Kubernetes (empty without metrics).
+        self._kube_metrics: list[str] = []
         #: The file_sd targets file of the local JMX exporters, when they run.
         self._targets_file: Path | None = None
 
@@ -128,6 +130,10 @@ class KafkaService(Service):
         from greenflow_kafka.kube import deploy_kafka
 
         self._kube, self._kube_spec = deploy_kafka(self.name, self.config, platform, inventory, ctx)
+        self._kube_metrics = self._kube_spec.metrics_targets
+        if self._kube_metrics:
+            # So that a later run attaching to it (`greenflow up`) still has the endpoint.
+            ctx.record_state({**self._kube.state(), "metrics_targets": self._kube_metrics})
 
     # -- the service --------------------------------------------------------------------------
 
@@ -179,7 +185,7 @@ class KafkaService(Service):
         comma-separated ``host:port`` (path ``/metrics``), Prometheus' target form."""
         if self._kube is not None:
             out = {"bootstrap": self._kube.bootstrap}
-            targets = [] if self._kube_spec is None else self._kube_spec.metrics_targets
+            targets = self._kube_metrics
         elif self._attached is not None:
             out = {"bootstrap": str(self._attached["bootstrap_servers"])}
             targets = list(dict(self._attached.get("metrics_targets") or {}).values())
@@ -247,6 +253,7 @@ class KafkaService(Service):
             svc = cls(name, config)
             svc._kube = attach_recorded(state)
             svc._kube_spec = None
+            svc._kube_metrics = [str(t) for t in state.get("metrics_targets") or []]
             return svc if svc._kube is not None else None
         if not state.get("pids") or _dead(state):
             return None

@@ -177,6 +177,29 @@ def test_prometheus_scrapes_the_broker_and_promql_gives_its_messages_in_rate(
     assert 0.7 * rate <= got <= 1.3 * rate
 
 
+def test_every_jvm_of_a_multi_broker_cluster_serves_its_own_metrics(
+    kafka_distribution: KafkaDistribution, exporter: JmxExporter, tmp_path: Path
+) -> None:
+    """With 2 brokers and a dedicated controller, each of the 3 JVMs serves /metrics on its
+    own port: the controller reports itself active, each broker its BrokerTopicMetrics."""
+    from greenflow_kafka.cluster import LocalKafkaCluster
+
+    with LocalKafkaCluster(kafka_distribution, tmp_path / "work", tmp_path / "logs",
+                           brokers=2, heap="256m", metrics=exporter) as cluster:
+        cluster.start()
+        cluster.wait_ready(120)
+        targets = cluster.metrics_targets
+        assert sorted(targets) == ["broker-0", "broker-1", "controller-0"]
+        ports = {t.rpartition(":")[2] for t in targets.values()}
+        assert len(ports) == 3
+        assert not ports & {t.rpartition(":")[2] for t in cluster.bootstrap_servers.split(",")}
+        assert cluster.state()["metrics_targets"] == targets
+        controller = _scrape(targets["controller-0"])
+        assert controller["kafka_controller_kafkacontroller_activecontrollercount"] == 1
+        for broker in ("broker-0", "broker-1"):
+            assert MESSAGES_IN in _scrape(targets[broker])
+
+
 # -- Kubernetes: the real API server ----------------------------------------------------------
 
 NAMESPACE = "gf-kafka-metrics-it"
@@ -218,8 +241,11 @@ def test_kube_configmap_carries_the_real_agent_jar_and_the_pods_load_it(
     deletes all of it."""
     import kubernetes
 
+    from greenflow_kafka.testing import set_statefulset_ready
+
     svc = KafkaService("kafka", KafkaConfig(brokers=2, metrics=True))
-    svc.deploy(cluster.platform, cluster.inventory, make_deploy_context(tmp_path / "svc"))
+    ctx = make_deploy_context(tmp_path / "svc")
+    svc.deploy(cluster.platform, cluster.inventory, ctx)
     try:
         core = kubernetes.client.CoreV1Api(cluster.api)
         cm = core.read_namespaced_config_map("kafka-jmx-exporter", NAMESPACE)
@@ -249,6 +275,12 @@ def test_kube_configmap_carries_the_real_agent_jar_and_the_pods_load_it(
             f"kafka-0.kafka-headless.{NAMESPACE}.svc:9404,"
             f"kafka-1.kafka-headless.{NAMESPACE}.svc:9404")
         assert svc.describe()["metrics"]["version"] == JMX_EXPORTER_VERSION
+        # A later run attaching to the deployment (`greenflow up`) still has the endpoint.
+        set_statefulset_ready(cluster.api, NAMESPACE, "kafka", 2)
+        state = ctx.record_state.state  # type: ignore[attr-defined]  # the StateRecorder
+        attached = KafkaService.attach("kafka", svc.config, state)
+        assert attached is not None
+        assert attached.endpoints()["metrics"] == svc.endpoints()["metrics"]
 
         core.create_namespaced_pod(NAMESPACE, {
             "metadata": {"name": "kafka-0", "labels": template["metadata"]["labels"],
