@@ -541,7 +541,6 @@ class LocalKafkaCluster:
             self._procs[node.name] = _popen(cmd, out, what=f"Kafka {node.name}", cwd=node.dir)
         log.info("kafka.process.started name=%s pid=%d", node.name, self._procs[node.name].pid)
 
-
     def _agent_options(self, node: KafkaNode) -> list[str]:
         if self.metrics is None or node.metrics_port is None:
             return []
