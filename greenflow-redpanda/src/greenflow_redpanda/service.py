@@ -48,11 +48,13 @@ class RedpandaConfig:
 
     #: Image tag of redpandadata/redpanda (e.g. "v26.1.14").
     version: str = DEFAULT_REDPANDA_VERSION
-    #: Brokers, one per node with the role "broker".
+    #: Brokers: on Kubernetes one per node with the role "broker"; locally, processes on the
+    #: first host with that role.
     brokers: int = attrs.field(default=1, validator=at_least(1))
     #: Cores of each broker: Seastar's --smp, and the pod's cpu request = limit.
     cores: int = attrs.field(default=1, validator=at_least(1))
-    #: Memory of each broker pod, requests = limits; Seastar gets 80 % of it (--memory).
+    #: Memory of each broker pod, requests = limits; Seastar gets 80 % of it (--memory), also
+    #: for a local process.
     memory: str = attrs.field(default="2Gi", validator=_memory)
     #: Cluster property write_caching_default: acknowledge acks=all writes once a majority
     #: has them in memory, before fsync.
