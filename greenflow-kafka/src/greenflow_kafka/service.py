@@ -22,8 +22,9 @@ if TYPE_CHECKING:
 PROMETHEUS_TARGETS_FILE = "prometheus-targets.json"
 
 
-def _write_json(path: Path, content: object) -> None:
-    # Atomic: Prometheus re-reads file_sd files when they change and must not see half.
+def write_targets_file(path: Path, content: object) -> None:
+    """Write a Prometheus ``file_sd_configs`` file (JSON) atomically: Prometheus re-reads
+    such files when they change and must never see half of one."""
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(content, indent=1))
     os.replace(tmp, path)
@@ -167,7 +168,7 @@ class KafkaService(Service):
         if metrics is not None:
             # For a Prometheus the user runs: `file_sd_configs: [{files: [<this path>]}]`.
             self._targets_file = ctx.work_dir / PROMETHEUS_TARGETS_FILE
-            _write_json(self._targets_file,
+            write_targets_file(self._targets_file,
                         self._cluster.prometheus_targets({"service": self.name}))
 
     def wait_ready(self, timeout_s: float) -> None:

@@ -57,6 +57,8 @@ log = logging.getLogger(__name__)
 
 #: The Admin API's readiness endpoint: 200 ``{"status": "ready"}`` once the broker serves.
 READY_PATH = "/v1/status/ready"
+#: Redpanda's own Prometheus endpoint, on the Admin API port (as the pods on Kubernetes).
+PUBLIC_METRICS_PATH = "/public_metrics"
 #: Name of the one Kafka listener each broker has.
 LISTENER = "internal"
 #: Redpanda refuses to start (outside developer_mode) with less memory per core (shard).
@@ -359,6 +361,18 @@ class LocalRedpandaCluster:
     @property
     def bootstrap_servers(self) -> str:
         return ",".join(f"{self.spec.host}:{n.kafka_port}" for n in self.nodes)
+
+    def prometheus_targets(self, labels: Mapping[str, str] | None = None) -> list[dict[str, Any]]:
+        """Every broker's own metrics (``/public_metrics`` on its Admin API port, served by
+        Redpanda itself) as a Prometheus ``file_sd_configs`` file's content: one group per
+        broker, labelled ``process`` plus ``labels``."""
+        host = f"[{self.spec.host}]" if ":" in self.spec.host else self.spec.host
+        return [
+            {"targets": [f"{host}:{n.admin_port}"],
+             "labels": {**dict(labels or {}), "process": n.name,
+                        "__metrics_path__": PUBLIC_METRICS_PATH}}
+            for n in self.nodes
+        ]
 
     def processes(self) -> dict[str, int]:
         """Process name (``broker-0``...) → pid, for energy attribution."""

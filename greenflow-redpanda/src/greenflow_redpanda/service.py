@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import attrs
@@ -20,6 +21,8 @@ from greenflow.api import Capability, DeployContext, Inventory, Platform, Proces
 from greenflow.errors import ServiceError
 from greenflow.plan.validators import at_least
 from greenflow_kafka.distribution import DEFAULT_KAFKA_VERSION
+from greenflow_kafka.service import PROMETHEUS_TARGETS_FILE, write_targets_file
+from greenflow_redpanda.local import PUBLIC_METRICS_PATH
 
 if TYPE_CHECKING:
     from greenflow_kafka.kube import BrokerStatefulSet
@@ -104,6 +107,8 @@ class RedpandaService(Service):
         #: State of local brokers left up by `greenflow up`, when attached to them.
         self._attached: Mapping[str, Any] | None = None
         self._version: str | None = None
+        #: The local brokers' Prometheus file_sd targets file.
+        self._targets_file: Path | None = None
 
     @property
     def kube_session(self) -> Any:
@@ -187,6 +192,11 @@ class RedpandaService(Service):
         finally:
             if self._local.nodes:
                 ctx.record_state(self._local.state())
+        # For a Prometheus the user runs (`file_sd_configs: [{files: [<this path>]}]`), as the
+        # kafka service writes one for its JMX exporters: Redpanda serves its metrics itself.
+        self._targets_file = ctx.work_dir / self.name / PROMETHEUS_TARGETS_FILE
+        write_targets_file(self._targets_file,
+                           self._local.prometheus_targets({"service": self.name}))
 
     def wait_ready(self, timeout_s: float) -> None:
         if self._attached is not None:
@@ -250,6 +260,9 @@ class RedpandaService(Service):
             facts.update(platform="local", binary=spec.binary, version=self._version,
                          seastar_memory_mib=spec.memory_mib, developer_mode=spec.developer_mode,
                          bootstrap=self._local.bootstrap_servers)
+            if self._targets_file is not None:
+                facts["metrics"] = {"path": PUBLIC_METRICS_PATH,
+                                    "prometheus_file_sd": str(self._targets_file)}
             return facts
         facts.update(storage=c.storage, storage_size=c.storage_size, tools_image=self.tools_image)
         if self._kube is not None:

@@ -12,6 +12,7 @@ and the energy attribution of a real ``greenflow run``; not Redpanda's own behav
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -100,6 +101,14 @@ def test_two_brokers_start_get_ready_and_stop_leaving_nothing(
     facts = svc.describe()
     assert facts["platform"] == "local" and "fake" in facts["version"]
     assert svc.health() is None
+    # Each broker's own /public_metrics, for a Prometheus the user points at this file.
+    targets = json.loads(Path(facts["metrics"]["prometheus_file_sd"]).read_text())
+    admin_ports = [yaml.safe_load((work / f"broker-{i}" / "redpanda.yaml").read_text())
+                   ["redpanda"]["admin"][0]["port"] for i in (0, 1)]
+    assert [t["targets"] for t in targets] == [[f"127.0.0.1:{p}"] for p in admin_ports]
+    assert [t["labels"] for t in targets] == [
+        {"service": "redpanda", "process": f"broker-{i}", "__metrics_path__": "/public_metrics"}
+        for i in (0, 1)]
 
     svc.remove()
     assert not wait_gone(tmp_path)
