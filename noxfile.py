@@ -7,7 +7,11 @@ system), or directly with ``.venv/bin/nox -s NAME [-- PYTEST ARGS]`` after
 
 from __future__ import annotations
 
+import os
+import re
+import tempfile
 import tomllib
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import nox
@@ -31,6 +35,13 @@ CORE_TEST_PLUGINS = (
     CORE / "tests" / "fixtures" / "broken-plugin",
 )
 TEST_TOOLS = ("pytest-timeout>=2.3",)
+#: Under CI=true every part the tests need is installed by scripts/setup-system, so a skip
+#: means a part did not start and CI would pass without testing it: it fails the session.
+#: Except these, whose skip is what a complete environment gives (reason, as a regex).
+CI_EXPECTED_SKIPS = (
+    # The "pandas missing" error path of `results --parquet`: pandas is installed for tests.
+    r"pandas and pyarrow are installed",
+)
 
 
 def _extras(package: Path) -> list[str]:
@@ -58,10 +69,13 @@ def _pytest(session: nox.Session, package: Path) -> None:
     is not a pass. Only when pytest arguments were given (``-- -k name``), which go to
     every suite, may one suite select nothing; that is reported and the session goes on.
     """
+    ci = os.environ.get("CI") == "true"
+    report = Path(tempfile.mkdtemp(prefix="greenflow-junit-")) / f"{package.name}.xml"
     with session.chdir(package):
         try:
             # -ra lists every skip with its reason: a part that could not start must show.
-            session.run("pytest", "-ra", *session.posargs)
+            session.run("pytest", "-ra", *(["--junitxml", str(report)] if ci else []),
+                        *session.posargs)
         except nox.command.CommandFailed as exc:
             if exc.return_code != 5:
                 raise
@@ -71,6 +85,23 @@ def _pytest(session: nox.Session, package: Path) -> None:
                     "nothing is a failure here, not a pass."
                 )
             session.warn(f"{package.name}: {' '.join(session.posargs)} selected no test there")
+    if ci and report.exists():
+        unexpected = _unexpected_skips(report)
+        if unexpected:
+            lines = "\n".join(f"  {name}: {reason}" for name, reason in unexpected)
+            session.error(f"{package.name}: {len(unexpected)} test(s) skipped under CI, where "
+                          f"scripts/setup-system installs every part they need:\n{lines}")
+
+
+def _unexpected_skips(junit_xml: Path) -> list[tuple[str, str]]:
+    """(test, reason) of every skip in a JUnit report not matched by CI_EXPECTED_SKIPS."""
+    found = []
+    for case in ET.parse(junit_xml).iter("testcase"):
+        for skipped in case.iter("skipped"):
+            reason = skipped.get("message") or skipped.text or ""
+            if not any(re.search(p, reason) for p in CI_EXPECTED_SKIPS):
+                found.append((f"{case.get('classname')}.{case.get('name')}", reason))
+    return found
 
 
 @nox.session
