@@ -123,6 +123,14 @@ class RedpandaService(Service):
     def tools_version(self) -> str:
         return self.config.tools_version
 
+    @classmethod
+    def check_platform(cls, config: Any, platform: Platform) -> str | None:
+        # `greenflow validate` says it before a run starts; deploy checks it again.
+        if Capability.KUBERNETES not in type(platform).capabilities and not shutil.which(
+                "redpanda"):
+            return local_unavailable("redpanda")
+        return None
+
     def deploy(self, platform: Platform, inventory: Inventory, ctx: DeployContext) -> None:
         if Capability.KUBERNETES not in type(platform).capabilities:
             self._deploy_local(inventory, ctx)

@@ -267,6 +267,26 @@ def test_greenflow_run_without_a_redpanda_binary_says_what_to_install(tmp_path: 
     assert not processes_under(tmp_path)
 
 
+def test_validate_says_what_to_install_before_any_run(tmp_path: Path, fake_redpanda: Path
+                                                       ) -> None:
+    """`greenflow validate` of a local plan names the missing binary, the [[services]] table
+    and the install hint (exit 1, no traceback); with the binary on PATH the plan is ok."""
+    without = os.pathsep.join(d for d in os.environ.get("PATH", "").split(os.pathsep)
+                              if d and not (Path(d) / "redpanda").exists())
+    plan = tmp_path / "plan.toml"
+    plan.write_text(PLAN.format(output=tmp_path / "out", duration="3s"))
+    refused = _greenflow(tmp_path, "validate", str(plan), env={**os.environ, "PATH": without})
+    text = refused.stdout + refused.stderr
+    assert refused.returncode == 1, _output(refused)
+    assert "plan.toml [services.0]: service 'redpanda'" in text, text
+    assert "needs a `redpanda` binary on PATH" in text, text
+    assert "linux.pkg.redpanda.com" in text and "Traceback" not in text
+    accepted = _greenflow(tmp_path, "validate", str(plan), env={
+        **os.environ, "PATH": os.pathsep.join([str(fake_redpanda), without])})
+    assert accepted.returncode == 0, _output(accepted)
+    assert "ok" in accepted.stdout
+
+
 def test_ctrl_c_during_measure_leaves_no_redpanda_process(
     tmp_path: Path, fake_redpanda: Path
 ) -> None:

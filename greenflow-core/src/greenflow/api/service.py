@@ -35,6 +35,13 @@ class Service(ABC):
         platform at validation and after acquire, so a missing role fails early."""
         return frozenset()
 
+    @classmethod
+    def check_platform(cls, config: Any, platform: Platform) -> str | None:
+        """Why this service cannot run on ``platform`` as configured (e.g. a binary missing
+        on a local host), or None. Read-only and quick: ``greenflow validate`` calls it for
+        every service of the plan before anything is acquired."""
+        return None
+
     @abstractmethod
     def deploy(self, platform: Platform, inventory: Inventory, ctx: DeployContext) -> None:
         """**REQUIRED.** Start the service; return without waiting for readiness.

@@ -10,11 +10,12 @@ import click
 from greenflow.cli._app import App, error_boundary
 
 
-def _check_roles(p: Any, expansion: Any) -> None:
-    """Roles the services need against what the platform has: read-only (a Kubernetes
-    platform lists its nodes); a platform that cannot be reached only gets a warning."""
+def _check_platform(p: Any, expansion: Any) -> None:
+    """Roles the services need against what the platform has, then each service's own
+    check of the platform: read-only (a Kubernetes platform lists its nodes); a platform
+    that cannot be reached only gets a warning."""
     from greenflow.errors import GreenFlowError, PlanError
-    from greenflow.runner import required_roles
+    from greenflow.runner import required_roles, service_configs
 
     platform = p.platform.cls(expansion.platform_config)
     try:
@@ -24,18 +25,23 @@ def _check_roles(p: Any, expansion: Any) -> None:
         return
     if reason:
         raise PlanError(f"{p.path.name} [platform]: {reason}")
+    for section, config in service_configs(p, expansion):
+        reason = section.cls.check_platform(config, platform)
+        if reason:
+            raise PlanError(f"{section.where}: {reason}")
 
 
 @click.command()
 @click.argument("plan", type=click.Path(path_type=Path))
 @click.option("--offline", is_flag=True,
-              help="Don't read the platform (e.g. a cluster's node list) to check roles.")
+              help="Don't read the platform (e.g. a cluster's node list) to check roles and services.")
 @click.pass_obj
 def validate(app: App, plan: Path, offline: bool) -> None:
     """Check a plan without changing anything.
 
     Besides the plan itself, the roles its services need are checked against the
-    platform, read-only (a Kubernetes platform lists its nodes); --offline skips that."""
+    platform, and each service checks what it needs there (a local binary), read-only (a
+    Kubernetes platform lists its nodes); --offline skips that."""
     from greenflow.plan import expand, load_plan
     from greenflow.runner import check_capabilities
 
@@ -44,7 +50,7 @@ def validate(app: App, plan: Path, offline: bool) -> None:
         check_capabilities(p)
         expansion = expand(p)
         if not offline:
-            _check_roles(p, expansion)
+            _check_platform(p, expansion)
         axes = ", ".join(f"{a.name} ({len(a.values)})" for a in expansion.axes) or "none"
         if expansion.protocol is not None:
             click.echo(f"{plan}: ok — adaptive ({p.protocol.type if p.protocol else ''}) over "

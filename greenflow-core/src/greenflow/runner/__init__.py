@@ -9,6 +9,8 @@ from greenflow.runner.lifecycle import (
     check_capabilities,
     down,
     required_roles,
+    service_configs,
 )
 
-__all__ = ["Observer", "Outcome", "Runner", "check_capabilities", "down", "required_roles"]
+__all__ = ["Observer", "Outcome", "Runner", "check_capabilities", "down", "required_roles",
+           "service_configs"]

@@ -44,6 +44,7 @@ from greenflow.api.processes import identify
 from greenflow.errors import CollectorError, GreenFlowError, PlanError
 from greenflow.plan import Expansion, Plan, RunSpec
 from greenflow.plan.converter import converter
+from greenflow.plan.model import PluginSection
 from greenflow.runner.provenance import host_facts, software
 from greenflow.runner.signals import interrupts_as_keyboard_interrupt
 from greenflow.runner.units import per_unit_metrics, workload_metrics
@@ -97,18 +98,23 @@ class IdleRun(Workload):
         """Nothing to clean."""
 
 
+def service_configs(plan: Plan, expansion: Expansion) -> list[tuple[PluginSection, Any]]:
+    """Every (service section, config) some run uses: a sweep may change a service's
+    config, and an adaptive plan's runs are represented by its first probe."""
+    per_run = [r.service_configs for r in expansion.runs]
+    if expansion.protocol is not None and expansion.bases:
+        first = expansion.protocol.next_steps([], plan.experiment.repetitions)[0]
+        per_run.append(expansion.probe(expansion.bases[0], first.value, first.repetition,
+                                       first.idle).service_configs)
+    return [(section, configs[section.name]) for configs in per_run
+            for section in plan.services if section.name in configs]
+
+
 def required_roles(plan: Plan, expansion: Expansion) -> frozenset[str]:
     """Every role some service of some run needs."""
     roles: set[str] = set()
-    configs = [r.service_configs for r in expansion.runs]
-    if expansion.protocol is not None and expansion.bases:
-        first = expansion.protocol.next_steps([], plan.experiment.repetitions)[0]
-        configs.append(expansion.probe(expansion.bases[0], first.value, first.repetition,
-                                       first.idle).service_configs)
-    for service_configs in configs:
-        for section in plan.services:
-            if section.name in service_configs:
-                roles |= section.cls.required_roles(service_configs[section.name])
+    for section, config in service_configs(plan, expansion):
+        roles |= section.cls.required_roles(config)
     return frozenset(roles)
 
 
@@ -373,7 +379,6 @@ class Runner:
         ``process`` for attribution (a plan that lists collectors gets exactly those)."""
         if self.expansion.collector_configs:
             return list(self.expansion.collector_configs)
-        from greenflow.plan.model import PluginSection
         from greenflow.plugins import Kind, load
 
         chosen = []
