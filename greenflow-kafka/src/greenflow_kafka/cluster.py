@@ -28,7 +28,6 @@ Every JVM runs in its own session (process group) with stdout and stderr in
 from __future__ import annotations
 
 import base64
-import contextlib
 import logging
 import os
 import shutil
@@ -44,6 +43,7 @@ from typing import IO, Any
 
 import attrs
 
+from greenflow.api.processes import kill_groups, signal_group, spawn_in_own_session, wait_all
 from greenflow_kafka.distribution import JmxExporter, KafkaDistribution, package_data
 from greenflow_kafka.errors import KafkaClusterError, KafkaNotReadyError
 
@@ -165,7 +165,7 @@ class LocalKafkaCluster:
         self._stopped = False
         # Last resort if the owner forgets stop() or the interpreter exits: no JVM may
         # outlive this object. The finalizer holds the dict, not self.
-        self._finalizer = weakref.finalize(self, _kill_groups, self._procs)
+        self._finalizer = weakref.finalize(self, kill_groups, self._procs)
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -288,13 +288,13 @@ class LocalKafkaCluster:
         for group, until in ((brokers, broker_deadline), (controllers, deadline)):
             procs = [self._procs[name] for name in group if name in self._procs]
             for proc in procs:
-                _signal_group(proc, signal.SIGTERM)
-            _wait_all(procs, until)
+                signal_group(proc, signal.SIGTERM)
+            wait_all(procs, until)
             for proc in procs:
                 if proc.poll() is None:
                     log.warning("kafka.cluster.kill pid=%d reason=sigterm-timeout", proc.pid)
-                    _signal_group(proc, signal.SIGKILL)
-            _wait_all(procs, time.monotonic() + 10.0)
+                    signal_group(proc, signal.SIGKILL)
+            wait_all(procs, time.monotonic() + 10.0)
         if not keep_data:
             for node in self.nodes:
                 shutil.rmtree(node.data_dir, ignore_errors=True)
@@ -520,7 +520,7 @@ class LocalKafkaCluster:
         finally:
             for _node, proc, out in running:
                 if proc.poll() is None:
-                    _signal_group(proc, signal.SIGKILL)
+                    signal_group(proc, signal.SIGKILL)
                     proc.wait()
                 out.close()
 
@@ -550,20 +550,10 @@ class LocalKafkaCluster:
 def _popen(
     cmd: Sequence[str], out: IO[bytes], *, what: str, cwd: Path | None = None
 ) -> subprocess.Popen[bytes]:
-    """Start ``cmd`` with stdout+stderr appended to ``out`` (after the command line itself)."""
-    out.write(f"$ {' '.join(cmd)}\n".encode())
-    out.flush()
+    """Start ``cmd`` in its own session (stop() signals the whole group; the runner's
+    terminal signals do not reach the JVM directly), output appended to ``out``."""
     try:
-        # Own session: signals to the runner's terminal do not reach the JVM directly, and
-        # stop() can signal the whole group.
-        return subprocess.Popen(
-            list(cmd),
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-            cwd=cwd,
-        )
+        return spawn_in_own_session(cmd, out, cwd=cwd)
     except OSError as exc:
         msg = f"could not start {what}: {cmd[0]}: {exc}; is Java still installed there?"
         raise KafkaClusterError(msg) from exc
@@ -678,27 +668,6 @@ def _signal_pid(proc: Any, sig: signal.Signals) -> None:
             proc.send_signal(sig)
     except (ProcessLookupError, PermissionError, psutil.NoSuchProcess):
         pass
-
-
-def _signal_group(proc: subprocess.Popen[bytes], sig: signal.Signals) -> None:
-    # Only while the leader is unreaped: after that its pid (= pgid) may be reused.
-    if proc.poll() is None:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(proc.pid, sig)
-
-
-def _wait_all(procs: Sequence[subprocess.Popen[bytes]], until: float) -> None:
-    for proc in procs:
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            proc.wait(timeout=max(0.0, until - time.monotonic()))
-
-
-def _kill_groups(procs: Mapping[str, subprocess.Popen[bytes]]) -> None:
-    for proc in procs.values():
-        _signal_group(proc, signal.SIGKILL)
-    for proc in procs.values():
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            proc.wait(timeout=5)
 
 
 def _render_properties(props: Mapping[str, str], name: str) -> str:

@@ -36,7 +36,6 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import os
 import shutil
 import signal
 import subprocess
@@ -50,6 +49,13 @@ from typing import IO, Any, NoReturn
 
 import attrs
 
+from greenflow.api.processes import (
+    group_members,
+    kill_groups,
+    signal_group,
+    spawn_in_own_session,
+    wait_all,
+)
 from greenflow.errors import ReadinessTimeout, ServiceError
 from greenflow_kafka.cluster import free_ports, tail
 
@@ -231,7 +237,7 @@ class LocalRedpandaCluster:
         self._stopped = False
         # No broker may outlive this object if its owner never calls stop(); the finalizer
         # holds the dict, not self.
-        self._finalizer = weakref.finalize(self, _kill_groups, self._procs)
+        self._finalizer = weakref.finalize(self, kill_groups, self._procs)
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -331,19 +337,19 @@ class LocalRedpandaCluster:
         procs = list(self._procs.values())
         since = time.time()
         for proc in procs:
-            _signal_group(proc, signal.SIGTERM)
+            signal_group(proc, signal.SIGTERM)
         # Done when every leader has exited and nothing it forked is left in its group.
         deadline = time.monotonic() + timeout_s
-        while _running(procs, since) and time.monotonic() < deadline:
+        while group_members(procs, since) and time.monotonic() < deadline:
             time.sleep(0.1)
-        left = _running(procs, since)
+        left = group_members(procs, since)
         for member in left:
             log.warning("redpanda.cluster.kill pid=%d reason=sigterm-timeout", member.pid)
             with contextlib.suppress(Exception):
                 member.kill()
-        _wait_all(procs, time.monotonic() + 10.0)
+        wait_all(procs, time.monotonic() + 10.0)
         deadline = time.monotonic() + 10.0
-        while _running(procs, since) and time.monotonic() < deadline:
+        while group_members(procs, since) and time.monotonic() < deadline:
             time.sleep(0.1)
         if not keep_data:
             for node in self.nodes:
@@ -505,61 +511,13 @@ def recorded_alive(state: Mapping[str, Any]) -> list[str]:
 
 
 def _popen(cmd: Sequence[str], out: IO[bytes], *, cwd: Path) -> subprocess.Popen[bytes]:
-    """Start ``cmd`` in its own session with stdout+stderr appended to ``out`` (after the
-    command line itself)."""
-    out.write(f"$ {' '.join(cmd)}\n".encode())
-    out.flush()
+    """Start ``cmd`` in its own session (stop() signals the whole group; the runner's
+    terminal signals do not reach the broker directly), output appended to ``out``."""
     try:
-        # Own session: the runner's terminal signals (Ctrl-C) do not reach the broker
-        # directly, and stop() signals the whole group.
-        return subprocess.Popen(list(cmd), stdout=out, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, start_new_session=True, cwd=cwd)
+        return spawn_in_own_session(cmd, out, cwd=cwd)
     except OSError as exc:
         msg = f"could not start Redpanda: {cmd[0]}: {exc}"
         raise ServiceError(msg) from exc
-
-
-def _signal_group(proc: subprocess.Popen[bytes], sig: signal.Signals) -> None:
-    # Only while the leader is unreaped: after that its pid (= pgid) may be reused.
-    if proc.poll() is None:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(proc.pid, sig)
-
-
-def _wait_all(procs: Sequence[subprocess.Popen[bytes]], until: float) -> None:
-    for proc in procs:
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            proc.wait(timeout=max(0.0, until - time.monotonic()))
-
-
-def _running(procs: Sequence[subprocess.Popen[bytes]], since: float) -> list[Any]:
-    """Leaders still running and, of the groups they lead, members created before ``since``
-    (a group id cannot be reused while a member lives, so these are ours)."""
-    import psutil
-
-    out: list[Any] = []
-    groups = set()
-    for proc in procs:
-        groups.add(proc.pid)
-        if proc.poll() is None:
-            out.append(psutil.Process(proc.pid))
-    leaders = {p.pid for p in out}
-    for p in psutil.process_iter():
-        try:
-            if (p.pid not in leaders and os.getpgid(p.pid) in groups
-                    and p.create_time() <= since and p.status() != psutil.STATUS_ZOMBIE):
-                out.append(p)
-        except (ProcessLookupError, psutil.Error):
-            continue
-    return out
-
-
-def _kill_groups(procs: Mapping[str, subprocess.Popen[bytes]]) -> None:
-    for proc in procs.values():
-        _signal_group(proc, signal.SIGKILL)
-    for proc in procs.values():
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            proc.wait(timeout=5)
 
 
 __all__ = [

@@ -1,4 +1,10 @@
-"""Recording and killing local processes safely across a crash (pid reuse aware).
+"""Starting, stopping, recording and killing local processes safely (pid reuse aware).
+
+A service's processes (brokers) each run in their own session, so that a Ctrl-C in the
+runner's terminal does not reach them directly (teardown stops them in order) and a signal
+to the group reaches everything they fork: :func:`spawn_in_own_session`,
+:func:`signal_group`, :func:`wait_all`, :func:`group_members`, :func:`kill_groups` (a last
+resort for ``weakref.finalize``).
 
 A pid alone is not an identity: after a crash the pid may belong to another process. A
 recorded process is ``[pid, create_time]``; it is only signalled if both still match.
@@ -7,9 +13,73 @@ recorded process is ``[pid, create_time]``; it is only signalled if both still m
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterable, Sequence
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import IO
 
 import psutil
+
+
+def spawn_in_own_session(cmd: Sequence[str], out: IO[bytes], *,
+                         cwd: Path | None = None) -> subprocess.Popen[bytes]:
+    """Start ``cmd`` as the leader of a new session and process group, stdin closed, stdout
+    and stderr appended to ``out`` after a first line ``$ <command>``. OSError when it
+    cannot start."""
+    out.write(f"$ {' '.join(cmd)}\n".encode())
+    out.flush()
+    return subprocess.Popen(list(cmd), stdout=out, stderr=subprocess.STDOUT,
+                            stdin=subprocess.DEVNULL, start_new_session=True, cwd=cwd)
+
+
+def signal_group(proc: subprocess.Popen[bytes], sig: signal.Signals) -> None:
+    """Send ``sig`` to the process group ``proc`` leads — only while ``proc`` is unreaped:
+    after that its pid (the group id) may be reused."""
+    if proc.poll() is None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, sig)
+
+
+def wait_all(procs: Iterable[subprocess.Popen[bytes]], until: float) -> None:
+    """Reap each of ``procs`` that exits before ``until`` (a ``time.monotonic()`` value)."""
+    for proc in procs:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=max(0.0, until - time.monotonic()))
+
+
+def group_members(procs: Iterable[subprocess.Popen[bytes]], since: float) -> list[psutil.Process]:
+    """The leaders in ``procs`` still running and, of the groups they lead, the members
+    created before ``since`` (a ``time.time()`` value; a group id cannot be reused while a
+    member lives, so these are theirs) that are not zombies."""
+    out: list[psutil.Process] = []
+    groups = set()
+    for proc in procs:
+        groups.add(proc.pid)
+        if proc.poll() is None:
+            out.append(psutil.Process(proc.pid))
+    leaders = {p.pid for p in out}
+    for p in psutil.process_iter():
+        try:
+            if (p.pid not in leaders and os.getpgid(p.pid) in groups
+                    and p.create_time() <= since and p.status() != psutil.STATUS_ZOMBIE):
+                out.append(p)
+        except (ProcessLookupError, psutil.Error):
+            continue
+    return out
+
+
+def kill_groups(procs: Mapping[str, subprocess.Popen[bytes]]) -> None:
+    """SIGKILL every group in ``procs`` and reap the leaders (5 s each at most). Takes the
+    mapping, not its values, so that a ``weakref.finalize`` holding it sees processes added
+    after it was made."""
+    for proc in procs.values():
+        signal_group(proc, signal.SIGKILL)
+    for proc in procs.values():
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=5)
 
 
 def identify(pids: Iterable[int]) -> list[list[float]]:
