@@ -762,6 +762,37 @@ def test_release_recorded_cleans_up_after_a_crash(
     assert _labelled(dyn, selector) == []
 
 
+def test_teardown_still_deletes_after_the_runner_set_cancel(
+    cluster: KubeAPIServer, dyn: Any, tmp_path: Path
+) -> None:
+    """The runner sets its cancel event *before* teardown (to stop its threads). The
+    readiness waits stop on it, but remove and release must still delete and wait: on a
+    real node, where pods take their grace period to go, they used to give up at the
+    first poll (KeyboardInterrupt → "teardown.skipped") and leave everything up."""
+    cancel = threading.Event()
+    platform = _platform(cluster, timeout_s=30)
+    inventory = platform.acquire(
+        make_deploy_context(tmp_path / "p", experiment="cancelled", cancel=cancel)
+    )
+    kube = platform.kube
+    assert kube is not None
+    namespace, selector = kube.namespace, kube.selector()
+    prometheus = PrometheusService("prometheus", PrometheusConfig())
+    _deploy(prometheus, platform, inventory, tmp_path)
+    cancel.set()
+    with pytest.raises(KeyboardInterrupt):  # a readiness wait still stops at once
+        kube.poll(lambda: (False, "never"), what="nothing", timeout_s=30)
+    try:
+        prometheus.remove()
+        assert all("prometheus" not in o for o in _labelled(dyn, selector))
+        platform.release()
+    except KeyboardInterrupt:  # would end the pytest session instead of failing
+        pytest.fail("a delete wait stopped on the cancel event")
+    assert _labelled(dyn, selector) == []
+    namespaces = dyn.resources.get(api_version="v1", kind="Namespace")
+    assert namespace not in [n.metadata.name for n in namespaces.get().items]
+
+
 @pytest.mark.slow
 def test_a_namespace_not_created_by_greenflow_is_never_deleted(
     cluster: KubeAPIServer, dyn: Any, tmp_path: Path

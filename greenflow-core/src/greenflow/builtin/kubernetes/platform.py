@@ -354,7 +354,11 @@ def _wait_namespace_gone(kube: KubeSession, timeout_s: float) -> None:
         return False, "; ".join(parts)
 
     kube.poll(
-        gone, what=f"namespace {kube.namespace} to be deleted", timeout_s=timeout_s, interval_s=0.2
+        gone,
+        what=f"namespace {kube.namespace} to be deleted",
+        timeout_s=timeout_s,
+        interval_s=0.2,
+        cancellable=False,
     )
 
 

@@ -371,8 +371,8 @@ class KubeSession:
         if self.cancel is not None and self.cancel.is_set():
             raise KeyboardInterrupt
 
-    def _sleep(self, seconds: float) -> None:
-        if self.cancel is not None:
+    def _sleep(self, seconds: float, *, cancellable: bool = True) -> None:
+        if self.cancel is not None and cancellable:
             if self.cancel.wait(seconds):
                 raise KeyboardInterrupt
         else:
@@ -502,7 +502,12 @@ class KubeSession:
                 obj = self.get(kind, name, api_version=api_version)
                 return obj is None, "gone" if obj is None else _still_there(obj)
 
-            self.poll(gone, what=f"{self._where(resource, name)} to be deleted", timeout_s=timeout)
+            self.poll(
+                gone,
+                what=f"{self._where(resource, name)} to be deleted",
+                timeout_s=timeout,
+                cancellable=False,
+            )
 
     def _delete(self, resource: Any, name: str) -> bool:
         try:
@@ -589,6 +594,7 @@ class KubeSession:
             what=f"objects labelled {self.selector(labels)} to be deleted",
             timeout_s=timeout,
             interval_s=0.2,
+            cancellable=False,
         )
         if deleted:
             log.info("kube.deleted", namespace=self.namespace, objects=len(deleted))
@@ -609,13 +615,19 @@ class KubeSession:
         timeout_s: float,
         interval_s: float = 0.5,
         blocking: Callable[[], str] | None = None,
+        cancellable: bool = True,
     ) -> None:
         """Call ``check`` every ``interval_s`` until it returns ``(True, _)``; on timeout
         raise ``ReadinessTimeout`` with ``what``, the last thing seen and, when given,
-        ``blocking()``. Stops with KeyboardInterrupt when the session's cancel event is set."""
+        ``blocking()``. Stops with KeyboardInterrupt when the session's cancel event is set,
+        unless ``cancellable`` is false: the waits of deletes, which are teardown. The runner
+        sets the event *before* it tears down (to stop its threads), so a cancellable delete
+        wait would give up at once and leave everything behind; a second SIGINT/SIGTERM
+        still interrupts it (the runner's handler raises KeyboardInterrupt itself)."""
         deadline = Deadline(timeout_s)
         while True:
-            self._check_cancel()
+            if cancellable:
+                self._check_cancel()
             done, last = check()
             if done:
                 return
@@ -627,7 +639,7 @@ class KubeSession:
                     except Exception as exc:  # the diagnosis must not hide the timeout
                         msg += f"; (could not tell why: {exc})"
                 raise ReadinessTimeout(msg)
-            self._sleep(min(interval_s, max(deadline.remaining_s, 0.01)))
+            self._sleep(min(interval_s, max(deadline.remaining_s, 0.01)), cancellable=cancellable)
 
     def wait(
         self,
