@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# Start containerd, etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubelet, kube-proxy, coredns (all on this host).
+# usage: WORK=DIR bash scripts/kube-node/start.sh [component...]   (default: all, in order)
+set -euo pipefail
+HERE=$(cd "$(dirname "$0")" && pwd); K=${WORK:-$HOME/.cache/greenflow/kube-node}; KB=${KB:-$HOME/.cache/greenflow/kube/v1.37.2}
+B=$K/bin; [ -x $B/kubelet ] || B=$KB   # kubelet & co: the work dir, else the apiserver cache
+# configs: rendered from scripts/kube-node/etc with @WORK@ = the work dir
+mkdir -p $K/etc; (cd $HERE/etc && find . -type f) | while read -r f; do mkdir -p "$K/etc/$(dirname "$f")"; sed "s|@WORK@|$K|g" "$HERE/etc/$f" > "$K/etc/$f"; done
+mkdir -p $K/run $K/logs $K/var $K/etc/manifests
+export PATH=$PATH:/usr/sbin:/sbin
+start() { # name cmd...
+  local n=$1; shift
+  if [ -f $K/run/$n.pid ] && kill -0 "$(cat $K/run/$n.pid)" 2>/dev/null; then echo "$n already running"; return; fi
+  setsid nohup "$@" >>$K/logs/$n.log 2>&1 < /dev/null & echo $! > $K/run/$n.pid
+  echo "started $n pid $(cat $K/run/$n.pid)"
+}
+waitfor() { local what=$1; shift; for i in $(seq 1 120); do "$@" >/dev/null 2>&1 && { echo "$what ok after ${i}x0.5s"; return 0; }; sleep 0.5; done; echo "$what NOT ready"; return 1; }
+TOKEN=$(cat $K/pki/token)
+comps=${*:-containerd etcd apiserver controller-manager scheduler kubelet kube-proxy coredns}
+for c in $comps; do case $c in
+containerd)
+  [ -f $K/run/sysctl.orig ] || sysctl -e net.ipv4.ip_forward net.bridge.bridge-nf-call-iptables > $K/run/sysctl.orig
+  sysctl -qw net.ipv4.ip_forward=1 net.bridge.bridge-nf-call-iptables=1
+  start containerd containerd --config $K/etc/containerd.toml
+  waitfor containerd ctr -a $K/run/containerd/containerd.sock version ;;
+etcd)
+  start etcd $KB/etcd --name=kubenode --data-dir=$K/var/etcd --listen-client-urls=http://127.0.0.1:12379 \
+    --advertise-client-urls=http://127.0.0.1:12379 --listen-peer-urls=http://127.0.0.1:12380 \
+    --initial-advertise-peer-urls=http://127.0.0.1:12380 --initial-cluster=kubenode=http://127.0.0.1:12380 \
+    --unsafe-no-fsync --log-level=warn
+  waitfor etcd curl -sf http://127.0.0.1:12379/health ;;
+apiserver)
+  start apiserver $KB/kube-apiserver --etcd-servers=http://127.0.0.1:12379 --bind-address=127.0.0.1 \
+    --advertise-address=192.0.2.2 --secure-port=16443 --tls-cert-file=$K/pki/apiserver.crt --tls-private-key-file=$K/pki/apiserver.key \
+    --client-ca-file=$K/pki/ca.crt \
+    --service-account-issuer=https://kubernetes.default.svc.cluster.local --service-account-key-file=$K/pki/sa.pub \
+    --service-account-signing-key-file=$K/pki/sa.key --service-cluster-ip-range=10.96.0.0/16 \
+    --authorization-mode=Node,RBAC --token-auth-file=$K/pki/tokens.csv --allow-privileged=true \
+    --endpoint-reconciler-type=none --profiling=false --kubelet-preferred-address-types=InternalIP,Hostname
+  waitfor apiserver curl -sf --cacert $K/pki/ca.crt -H "Authorization: Bearer $TOKEN" https://127.0.0.1:16443/readyz ;;
+controller-manager)
+  start controller-manager $B/kube-controller-manager --kubeconfig=$K/kubeconfig --authentication-kubeconfig=$K/kubeconfig \
+    --authorization-kubeconfig=$K/kubeconfig --bind-address=127.0.0.1 --secure-port=10257 \
+    --service-account-private-key-file=$K/pki/sa.key --root-ca-file=$K/pki/ca.crt --use-service-account-credentials=false \
+    --controllers='*' --leader-elect=false \
+    --cluster-signing-cert-file=$K/pki/ca.crt --cluster-signing-key-file=$K/pki/ca.key ;;
+scheduler)
+  start scheduler $B/kube-scheduler --kubeconfig=$K/kubeconfig --authentication-kubeconfig=$K/kubeconfig \
+    --authorization-kubeconfig=$K/kubeconfig --bind-address=127.0.0.1 --secure-port=10259 --leader-elect=false ;;
+kubelet)
+  start kubelet $B/kubelet --config=$K/etc/kubelet.yaml --kubeconfig=$K/kubeconfig --root-dir=$K/var/kubelet \
+    --cert-dir=$K/var/kubelet-pki --hostname-override=kubenode --node-ip=192.0.2.2 --v=2
+  waitfor kubelet curl -sf http://127.0.0.1:10248/healthz ;;
+kube-proxy)
+  start kube-proxy $B/kube-proxy --kubeconfig=$K/kubeconfig --hostname-override=kubenode --proxy-mode=iptables \
+    --cluster-cidr=10.244.0.0/24 --conntrack-max-per-core=0 --metrics-bind-address=127.0.0.1:10249 \
+    --healthz-bind-address=127.0.0.1:10256
+  waitfor kube-proxy curl -s http://127.0.0.1:10256/healthz ;;
+coredns)
+  start coredns $B/coredns -conf $K/etc/Corefile
+  waitfor coredns sh -c "ss -lun | grep -q '192.0.2.2:53 '" ;;
+esac; done
