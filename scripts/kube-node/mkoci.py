@@ -1,7 +1,13 @@
 #!/usr/bin/env python3
 """Build a single-layer OCI image archive (importable by `ctr images import`) from a rootfs tar.
 usage: mkoci.py ROOTFS.tar OUT.tar IMAGE_REF [--entrypoint JSON] [--cmd JSON] [--env K=V ...] [--workdir D]"""
-import argparse, hashlib, io, json, os, tarfile, time
+import argparse
+import hashlib
+import io
+import json
+import os
+import tarfile
+
 
 def sha(path):
     h = hashlib.sha256()
@@ -11,12 +17,17 @@ def sha(path):
     return h.hexdigest()
 
 ap = argparse.ArgumentParser()
-ap.add_argument('rootfs'); ap.add_argument('out'); ap.add_argument('ref')
-ap.add_argument('--entrypoint', default='null'); ap.add_argument('--cmd', default='null')
+ap.add_argument('rootfs')
+ap.add_argument('out')
+ap.add_argument('ref')
+ap.add_argument('--entrypoint', default='null')
+ap.add_argument('--cmd', default='null')
 ap.add_argument('--env', action='append', default=['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'])
-ap.add_argument('--workdir', default='/'); ap.add_argument('--user', default='')
+ap.add_argument('--workdir', default='/')
+ap.add_argument('--user', default='')
 a = ap.parse_args()
-layer_digest = sha(a.rootfs); layer_size = os.path.getsize(a.rootfs)
+layer_digest = sha(a.rootfs)
+layer_size = os.path.getsize(a.rootfs)
 cfg = {"architecture": "amd64", "os": "linux", "created": "2026-01-01T00:00:00Z",
        "config": {"Env": a.env, "Entrypoint": json.loads(a.entrypoint), "Cmd": json.loads(a.cmd), "WorkingDir": a.workdir, **({"User": a.user} if a.user else {})},
        "rootfs": {"type": "layers", "diff_ids": ["sha256:" + layer_digest]},
@@ -33,7 +44,10 @@ idx = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json
                       "platform": {"architecture": "amd64", "os": "linux"},
                       "annotations": {"io.containerd.image.name": a.ref, "org.opencontainers.image.ref.name": a.ref}}]}
 def add(t, name, data):
-    ti = tarfile.TarInfo(name); ti.size = len(data); ti.mtime = 0; t.addfile(ti, io.BytesIO(data))
+    ti = tarfile.TarInfo(name)
+    ti.size = len(data)
+    ti.mtime = 0
+    t.addfile(ti, io.BytesIO(data))
 with tarfile.open(a.out, 'w') as t:
     add(t, 'oci-layout', b'{"imageLayoutVersion":"1.0.0"}')
     add(t, 'index.json', json.dumps(idx).encode())
