@@ -14,8 +14,8 @@ seconds, and keeps ``retention_s`` seconds of samples (older ones are dropped).
 :meth:`collect` returns the samples of a window plus the last one at or before its start
 and the first one at or after its end; when the newest sample is older than the window's
 end it takes one more at once, so a window that has ended is always covered. Samples
-carry the host name from ``host``, else the inventory's only host, else the inventory
-host whose address is local, else this machine's hostname.
+carry the host name from ``host``, else the inventory host that is this machine (its
+name is this hostname or its address is local), else this machine's hostname.
 
 What each produces (host-level, cumulative unless marked gauge):
 
@@ -97,11 +97,11 @@ _Tick = tuple[float, tuple[_Series, ...], tuple[float, ...]]
 def _host_name(ctx: CollectorContext, configured: str) -> str:
     if configured:
         return configured
-    hosts = ctx.inventory.hosts
-    if len(hosts) == 1:
-        return hosts[0].name
+    # Samples are read on this machine: they belong to the inventory host that is this
+    # machine, never to another one (a cluster node, a remote SSH host) just because it is
+    # the only host.
     me = socket.gethostname()
-    for h in hosts:
+    for h in ctx.inventory.hosts:
         if h.name == me or h.address in _LOCAL_ADDRESSES or h.address == me:
             return h.name
     return me

@@ -376,10 +376,19 @@ class Runner:
 
     def _collector_configs(self) -> list[tuple[Any, Any]]:
         """The plan's collectors; by default ``rapl`` where readable, else ``model``, plus
-        ``process`` for attribution (a plan that lists collectors gets exactly those)."""
+        ``process`` for attribution, on a platform running local processes (a plan that
+        lists collectors gets exactly those; elsewhere there is no default)."""
         if self.expansion.collector_configs:
             return list(self.expansion.collector_configs)
         from greenflow.plugins import Kind, load
+
+        if Capability.LOCAL_PROCESSES not in self.plan.platform.cls.capabilities:
+            # rapl/model/process read the machine GreenFlow runs on, which is not where a
+            # cluster's services run: their joules would be the control machine's.
+            log.warning("collector.default_none", platform=self.plan.platform.type,
+                        hint="no energy is measured; list [[collectors]] (e.g. type = "
+                             "\"scaphandre\" with the scaphandre and prometheus services)")
+            return []
 
         chosen = []
         rapl = load(Kind.COLLECTOR, "rapl", where="default collectors")

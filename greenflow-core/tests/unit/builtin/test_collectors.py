@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
 import time
@@ -114,13 +115,18 @@ def test_retention_bounds_the_buffer() -> None:
     assert len(kept) <= 7  # 0.05 / 0.01 + 2
 
 
-def test_samples_carry_the_inventory_host_or_the_configured_name() -> None:
-    """A single-host inventory names the samples; ``host`` in the config overrides it."""
-    only = (Host("node-1", "10.0.0.1", ["broker"]),)
-    for config, expected in ((ModelCollector.Config(), "node-1"),
-                             (ModelCollector.Config(host="custom"), "custom")):
+def test_samples_carry_this_machines_inventory_host_or_the_configured_name() -> None:
+    """The inventory host that is this machine names the samples; a host that is not (a
+    cluster node, a remote host) never does, even as the only one, since the samples are
+    read here; ``host`` in the config overrides both."""
+    me = socket.gethostname()
+    local = (Host("this-one", "127.0.0.1", ["broker"]),)
+    remote = (Host("node-1", "10.0.0.1", ["broker"]),)
+    for config, hosts, expected in ((ModelCollector.Config(), local, "this-one"),
+                                    (ModelCollector.Config(), remote, me),
+                                    (ModelCollector.Config(host="custom"), remote, "custom")):
         collector = ModelCollector("model", config)
-        collector.start(_ctx(hosts=only))
+        collector.start(_ctx(hosts=hosts))
         collector.stop()
         assert {s.host for s in collector.collect(Window(0, time.time()))} == {expected}
 
