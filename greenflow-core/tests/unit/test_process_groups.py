@@ -4,7 +4,9 @@ group reaches what it forked — real processes, real signals."""
 from __future__ import annotations
 
 import signal
+import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from greenflow.api.processes import (
@@ -18,7 +20,7 @@ from greenflow.api.processes import (
 )
 
 
-def _wait_for(predicate, timeout_s: float = 10.0) -> bool:  # type: ignore[no-untyped-def]
+def _wait_for(predicate: Callable[[], bool], timeout_s: float = 10.0) -> bool:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if predicate():
@@ -45,11 +47,11 @@ def test_a_spawned_group_is_found_whole_and_stopped_whole(tmp_path: Path) -> Non
 
 def test_kill_groups_sees_processes_added_after_the_finalizer_was_made(tmp_path: Path) -> None:
     """kill_groups takes the mapping, so a process added to it later is killed too."""
-    procs: dict[str, object] = {}
+    procs: dict[str, subprocess.Popen[bytes]] = {}
     with (tmp_path / "out.log").open("ab") as out:
         procs["a"] = spawn_in_own_session(["sleep", "60"], out)
-    kill_groups(procs)  # type: ignore[arg-type]
-    assert procs["a"].poll() == -signal.SIGKILL  # type: ignore[attr-defined]
+    kill_groups(procs)
+    assert procs["a"].poll() == -signal.SIGKILL
 
 
 def test_kill_recorded_spares_a_process_whose_pid_was_reused(tmp_path: Path) -> None:

@@ -137,6 +137,33 @@ def leftovers(kubeconfig: Path, namespace: str, experiment: str) -> list[str]:
         session.close()
 
 
+@contextlib.contextmanager
+def api_server_with_nodes(work_dir: Path) -> Iterator[Any]:
+    """A real kube-apiserver (:class:`greenflow.testing.kube.KubeAPIServer`) with the
+    :func:`cluster_nodes`, for a module-scoped fixture; the test skips, saying how to build
+    them, when the binaries are not built (and fails under CI=true, see noxfile.py)."""
+    import pytest
+
+    from greenflow.testing.kube import KubeAPIServer, KubeBinariesMissing, find_kube_binaries
+
+    try:
+        binaries = find_kube_binaries()
+    except KubeBinariesMissing as exc:
+        pytest.skip(str(exc))
+    with KubeAPIServer(work_dir, binaries=binaries) as server, \
+            cluster_nodes(server.kubeconfig_path):
+        yield server
+
+
+@contextlib.contextmanager
+def checked_cluster(kubeconfig: Path, work_dir: Path, *, namespace: str) -> Iterator[KubeCluster]:
+    """:func:`kube_cluster`, then the check every test relies on: after release nothing
+    with the experiment's labels is left."""
+    with kube_cluster(kubeconfig, work_dir, namespace=namespace) as c:
+        yield c
+    assert leftovers(kubeconfig, namespace, c.experiment) == []
+
+
 def set_statefulset_ready(api: Any, namespace: str, name: str, ready: int) -> None:
     """Play the StatefulSet controller: report ``ready`` replicas, all current."""
     kubernetes = _k8s()

@@ -208,15 +208,9 @@ NAMESPACE = "gf-kafka-metrics-it"
 @pytest.fixture(scope="module")
 def kube(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     pytest.importorskip("kubernetes", reason="the kubernetes client is not installed")
-    from greenflow.testing.kube import KubeAPIServer, KubeBinariesMissing, find_kube_binaries
-    from greenflow_kafka.testing import cluster_nodes
+    from greenflow_kafka.testing import api_server_with_nodes
 
-    try:
-        binaries = find_kube_binaries()
-    except KubeBinariesMissing as exc:
-        pytest.skip(str(exc))
-    with KubeAPIServer(tmp_path_factory.mktemp("kube"), binaries=binaries) as server, \
-            cluster_nodes(server.kubeconfig_path):
+    with api_server_with_nodes(tmp_path_factory.mktemp("kube")) as server:
         yield server
 
 
@@ -224,11 +218,10 @@ def kube(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
 def cluster(kube: Any, tmp_path: Path) -> Iterator[Any]:
     """A ``kubernetes`` platform acquired for one experiment; released after the test, which
     then checks that nothing with the experiment's labels is left."""
-    from greenflow_kafka.testing import kube_cluster, leftovers
+    from greenflow_kafka.testing import checked_cluster
 
-    with kube_cluster(kube.kubeconfig_path, tmp_path / "platform", namespace=NAMESPACE) as c:
+    with checked_cluster(kube.kubeconfig_path, tmp_path / "platform", namespace=NAMESPACE) as c:
         yield c
-    assert leftovers(kube.kubeconfig_path, NAMESPACE, c.experiment) == []
 
 
 def test_kube_configmap_carries_the_real_agent_jar_and_the_pods_load_it(

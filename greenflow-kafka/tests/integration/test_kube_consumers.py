@@ -32,7 +32,7 @@ from greenflow.api import Host, Inventory, Phase, PhaseRecorder
 from greenflow.errors import WorkloadError
 from greenflow.plan.durations import Duration
 from greenflow.testing import make_deploy_context, make_run_context
-from greenflow.testing.kube import KubeAPIServer, KubeBinariesMissing, find_kube_binaries
+from greenflow.testing.kube import KubeAPIServer
 from greenflow_kafka import kube_ingest
 from greenflow_kafka.consumer import consumer_perf_args
 from greenflow_kafka.kube_ingest import (
@@ -48,10 +48,9 @@ from greenflow_kafka.service import KafkaConfig, KafkaService
 from greenflow_kafka.testing import (
     JobController,
     KubeCluster,
-    cluster_nodes,
+    api_server_with_nodes,
+    checked_cluster,
     container_status,
-    kube_cluster,
-    leftovers,
     oom_killed,
     set_statefulset_ready,
     succeeded,
@@ -201,12 +200,7 @@ pytest.importorskip(
 @pytest.fixture(scope="module")
 def kube(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KubeAPIServer]:
     """One API server (with two broker nodes and one worker node) for the module."""
-    try:
-        binaries = find_kube_binaries()
-    except KubeBinariesMissing as exc:
-        pytest.skip(str(exc))
-    with KubeAPIServer(tmp_path_factory.mktemp("kube"), binaries=binaries) as server, \
-            cluster_nodes(server.kubeconfig_path):
+    with api_server_with_nodes(tmp_path_factory.mktemp("kube")) as server:
         yield server
 
 
@@ -214,9 +208,9 @@ def kube(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KubeAPIServer]:
 def cluster(kube: KubeAPIServer, tmp_path: Path) -> Iterator[KubeCluster]:
     """A ``kubernetes`` platform acquired for one experiment; released after the test, which
     then checks that nothing with the experiment's labels is left."""
-    with kube_cluster(kube.kubeconfig_path, tmp_path / "platform", namespace=NAMESPACE) as c:
+    with checked_cluster(kube.kubeconfig_path, tmp_path / "platform",
+                         namespace=NAMESPACE) as c:
         yield c
-    assert leftovers(kube.kubeconfig_path, NAMESPACE, c.experiment) == []
 
 
 class ScriptedLogs:

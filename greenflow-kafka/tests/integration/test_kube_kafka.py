@@ -25,17 +25,16 @@ import pytest
 from greenflow.errors import ReadinessTimeout, ServiceError, WorkloadError
 from greenflow.plan.durations import Duration
 from greenflow.testing import make_deploy_context, make_run_context
-from greenflow.testing.kube import KubeAPIServer, KubeBinariesMissing, find_kube_binaries
+from greenflow.testing.kube import KubeAPIServer
 from greenflow_kafka.kube_ingest import JOB_LABEL
 from greenflow_kafka.service import KafkaConfig, KafkaService
 from greenflow_kafka.testing import (
     ClaimProtectionController,
     JobController,
     KubeCluster,
+    api_server_with_nodes,
     by_component,
-    cluster_nodes,
-    kube_cluster,
-    leftovers,
+    checked_cluster,
     oom_killed,
     set_statefulset_ready,
     succeeded,
@@ -52,12 +51,7 @@ BROKER_SELECTOR = {"node.kubernetes.io/broker": "true"}
 @pytest.fixture(scope="module")
 def kube(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KubeAPIServer]:
     """One API server (with the three nodes) for the module: it takes seconds to start."""
-    try:
-        binaries = find_kube_binaries()
-    except KubeBinariesMissing as exc:
-        pytest.skip(str(exc))
-    with KubeAPIServer(tmp_path_factory.mktemp("kube"), binaries=binaries) as server, \
-            cluster_nodes(server.kubeconfig_path):
+    with api_server_with_nodes(tmp_path_factory.mktemp("kube")) as server:
         yield server
 
 
@@ -65,9 +59,9 @@ def kube(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KubeAPIServer]:
 def cluster(kube: KubeAPIServer, tmp_path: Path) -> Iterator[KubeCluster]:
     """A ``kubernetes`` platform acquired for one experiment; released after the test, which
     then checks that nothing with the experiment's labels is left."""
-    with kube_cluster(kube.kubeconfig_path, tmp_path / "platform", namespace=NAMESPACE) as c:
+    with checked_cluster(kube.kubeconfig_path, tmp_path / "platform",
+                         namespace=NAMESPACE) as c:
         yield c
-    assert leftovers(kube.kubeconfig_path, NAMESPACE, c.experiment) == []
 
 
 def _deploy(cluster: KubeCluster, tmp_path: Path, **config: Any) -> KafkaService:

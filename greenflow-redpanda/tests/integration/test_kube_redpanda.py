@@ -20,15 +20,14 @@ import pytest
 from greenflow.errors import ReadinessTimeout, ServiceError, WorkloadError
 from greenflow.plan.durations import Duration
 from greenflow.testing import make_deploy_context, make_run_context
-from greenflow.testing.kube import KubeAPIServer, KubeBinariesMissing, find_kube_binaries
+from greenflow.testing.kube import KubeAPIServer
 from greenflow_kafka import kube_ingest
 from greenflow_kafka.testing import (
     JobController,
     KubeCluster,
+    api_server_with_nodes,
     by_component,
-    cluster_nodes,
-    kube_cluster,
-    leftovers,
+    checked_cluster,
     set_statefulset_ready,
     succeeded,
 )
@@ -44,12 +43,7 @@ NAMESPACE = "gf-redpanda-it"
 @pytest.fixture(scope="module")
 def kube(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KubeAPIServer]:
     """One API server with two broker nodes and a worker node for the module."""
-    try:
-        binaries = find_kube_binaries()
-    except KubeBinariesMissing as exc:
-        pytest.skip(str(exc))
-    with KubeAPIServer(tmp_path_factory.mktemp("kube"), binaries=binaries) as server, \
-            cluster_nodes(server.kubeconfig_path):
+    with api_server_with_nodes(tmp_path_factory.mktemp("kube")) as server:
         yield server
 
 
@@ -57,9 +51,9 @@ def kube(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KubeAPIServer]:
 def cluster(kube: KubeAPIServer, tmp_path: Path) -> Iterator[KubeCluster]:
     """A ``kubernetes`` platform acquired for one experiment; after release nothing with the
     experiment's labels may be left."""
-    with kube_cluster(kube.kubeconfig_path, tmp_path / "platform", namespace=NAMESPACE) as c:
+    with checked_cluster(kube.kubeconfig_path, tmp_path / "platform",
+                         namespace=NAMESPACE) as c:
         yield c
-    assert leftovers(kube.kubeconfig_path, NAMESPACE, c.experiment) == []
 
 
 def _deploy(cluster: KubeCluster, tmp_path: Path, **config: Any) -> RedpandaService:
