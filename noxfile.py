@@ -1,4 +1,5 @@
-"""Sessions for the whole monorepo: ``nox -s lint typecheck tests_core tests_kafka tests_redpanda``.
+"""Sessions for the whole monorepo:
+``nox -s lint typecheck tests_core tests_kafka tests_redpanda tests_kube_node``.
 
 Run through ``bash scripts/test`` (which also installs what the tests need from the
 system), or directly with ``.venv/bin/nox -s NAME [-- PYTEST ARGS]`` after
@@ -62,7 +63,7 @@ def _editable(package: Path, *, all_extras: bool = False) -> tuple[str, str]:
     return "-e", f"{spec}[{','.join(extras)}]" if extras else spec
 
 
-def _pytest(session: nox.Session, package: Path) -> None:
+def _pytest(session: nox.Session, package: Path, *paths: str) -> None:
     """Run a package's tests from its own directory (so its pytest config applies).
 
     pytest's exit code 5 (no test collected) fails the session: a suite that runs nothing
@@ -75,7 +76,7 @@ def _pytest(session: nox.Session, package: Path) -> None:
         try:
             # -ra lists every skip with its reason: a part that could not start must show.
             session.run("pytest", "-ra", *(["--junitxml", str(report)] if ci else []),
-                        *session.posargs)
+                        *paths, *session.posargs)
         except nox.command.CommandFailed as exc:
             if exc.return_code != 5:
                 raise
@@ -138,10 +139,21 @@ def tests_redpanda(session: nox.Session) -> None:
     _pytest(session, REDPANDA)
 
 
+@nox.session
+def tests_kube_node(session: nox.Session) -> None:
+    """GreenFlow end to end on a real single-node Kubernetes cluster started on this
+    machine by scripts/kube-node (root; binaries and images built by scripts/setup-system)."""
+    if not (KAFKA / "pyproject.toml").exists():
+        session.skip("greenflow-kafka is not in this checkout")
+    session.install(*_editable(CORE, all_extras=True), *_editable(KAFKA), *TEST_TOOLS)
+    session.env["GREENFLOW_KUBE_NODE_TESTS"] = "1"
+    _pytest(session, KAFKA, "tests/real_node")
+
+
 @nox.session(python=False)
 def tests(session: nox.Session) -> None:
     """Every package's tests (pytest arguments after -- go to each)."""
-    for name in ("tests_core", "tests_kafka", "tests_redpanda"):
+    for name in ("tests_core", "tests_kafka", "tests_redpanda", "tests_kube_node"):
         session.notify(name, posargs=session.posargs)
 
 

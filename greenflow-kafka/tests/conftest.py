@@ -12,6 +12,10 @@ import pytest
 from greenflow_kafka.distribution import KafkaDistribution, resolve_distribution
 from greenflow_kafka.errors import KafkaSetupError
 
+# tests/real_node starts a whole Kubernetes node (root, containerd, minutes): only its own
+# session, `nox -s tests_kube_node`, collects it (docs/kubernetes-testing.md).
+collect_ignore = [] if os.environ.get("GREENFLOW_KUBE_NODE_TESTS") == "1" else ["real_node"]
+
 # Per-test limits, applied only when pytest-timeout is installed (it is not required):
 # a hung JVM or wait must fail one test, not stall the whole run.
 _TIMEOUTS_S = {"integration": 240, "unit": 60}

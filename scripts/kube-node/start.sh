@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Start containerd, etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubelet, kube-proxy, coredns (all on this host).
-# usage: WORK=DIR bash scripts/kube-node/start.sh [component...]   (default: all, in order)
+# usage: WORK=DIR NODE_IP=A.B.C.D bash scripts/kube-node/start.sh [component...]   (default: all, in order)
+# (`up` runs it with everything prepared; binaries from `bash scripts/kube-apiserver --node`.)
 set -euo pipefail
-HERE=$(cd "$(dirname "$0")" && pwd); K=${WORK:-$HOME/.cache/greenflow/kube-node}; KB=${KB:-$HOME/.cache/greenflow/kube/v1.37.2}
-B=$K/bin; [ -x $B/kubelet ] || B=$KB   # kubelet & co: the work dir, else the apiserver cache
-# configs: rendered from scripts/kube-node/etc with @WORK@ = the work dir
-mkdir -p $K/etc; (cd $HERE/etc && find . -type f) | while read -r f; do mkdir -p "$K/etc/$(dirname "$f")"; sed "s|@WORK@|$K|g" "$HERE/etc/$f" > "$K/etc/$f"; done
+HERE=$(cd "$(dirname "$0")" && pwd); K=${WORK:?WORK is required}; NODE_IP=${NODE_IP:?NODE_IP is required}
+B=${KUBE_BIN_DIR:-$(bash "$HERE/../kube-apiserver" --print-dir)}; KB=$B
+# configs: rendered from scripts/kube-node/etc with @WORK@ = the work dir, @NODE_IP@ = the node IP
+mkdir -p $K/etc; (cd $HERE/etc && find . -type f) | while read -r f; do mkdir -p "$K/etc/$(dirname "$f")"; sed -e "s|@WORK@|$K|g" -e "s|@NODE_IP@|$NODE_IP|g" "$HERE/etc/$f" > "$K/etc/$f"; done
 mkdir -p $K/run $K/logs $K/var $K/etc/manifests
 export PATH=$PATH:/usr/sbin:/sbin
 start() { # name cmd...
@@ -31,7 +32,7 @@ etcd)
   waitfor etcd curl -sf http://127.0.0.1:12379/health ;;
 apiserver)
   start apiserver $KB/kube-apiserver --etcd-servers=http://127.0.0.1:12379 --bind-address=127.0.0.1 \
-    --advertise-address=192.0.2.2 --secure-port=16443 --tls-cert-file=$K/pki/apiserver.crt --tls-private-key-file=$K/pki/apiserver.key \
+    --advertise-address=$NODE_IP --secure-port=16443 --tls-cert-file=$K/pki/apiserver.crt --tls-private-key-file=$K/pki/apiserver.key \
     --client-ca-file=$K/pki/ca.crt \
     --service-account-issuer=https://kubernetes.default.svc.cluster.local --service-account-key-file=$K/pki/sa.pub \
     --service-account-signing-key-file=$K/pki/sa.key --service-cluster-ip-range=10.96.0.0/16 \
@@ -49,7 +50,7 @@ scheduler)
     --authorization-kubeconfig=$K/kubeconfig --bind-address=127.0.0.1 --secure-port=10259 --leader-elect=false ;;
 kubelet)
   start kubelet $B/kubelet --config=$K/etc/kubelet.yaml --kubeconfig=$K/kubeconfig --root-dir=$K/var/kubelet \
-    --cert-dir=$K/var/kubelet-pki --hostname-override=kubenode --node-ip=192.0.2.2 --v=2
+    --cert-dir=$K/var/kubelet-pki --hostname-override=kubenode --node-ip=$NODE_IP --v=2
   waitfor kubelet curl -sf http://127.0.0.1:10248/healthz ;;
 kube-proxy)
   start kube-proxy $B/kube-proxy --kubeconfig=$K/kubeconfig --hostname-override=kubenode --proxy-mode=iptables \
@@ -58,5 +59,5 @@ kube-proxy)
   waitfor kube-proxy curl -s http://127.0.0.1:10256/healthz ;;
 coredns)
   start coredns $B/coredns -conf $K/etc/Corefile
-  waitfor coredns sh -c "ss -lun | grep -q '192.0.2.2:53 '" ;;
+  waitfor coredns sh -c "ss -lun | grep -qF '$NODE_IP:53 '" ;;
 esac; done

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Stop everything start.sh started (by pid file), tearing pods down through the kubelet first so CNI DEL runs,
 # then clean up leftovers (tasks, mounts, netns, bridge, kube-proxy rules, cgroups). Safe to run twice.
-K=${WORK:-$HOME/.cache/greenflow/kube-node}
+K=${WORK:?WORK is required}
+KB=${KUBE_BIN_DIR:-$(bash "$(dirname "$0")/../kube-apiserver" --print-dir)}
 export PATH=$PATH:/usr/sbin:/sbin
 alive() { [ -f $K/run/$1.pid ] && kill -0 "$(cat $K/run/$1.pid)" 2>/dev/null; }
 stopone() {
@@ -37,7 +38,7 @@ for p in $(pgrep -f "containerd-shim-runc-v2 .*-address $K/run/containerd/contai
 findmnt -rn -o TARGET | grep "^$K/" | sort -r | while read -r m; do umount "$m" 2>/dev/null || umount -l "$m"; done
 for ns in /var/run/netns/cni-*; do [ -e "$ns" ] && { umount "$ns" 2>/dev/null; rm -f "$ns"; }; done
 ip link del kn0 2>/dev/null && echo "deleted bridge kn0"
-[ -x $K/bin/kube-proxy ] && $K/bin/kube-proxy --cleanup >/dev/null 2>&1
+[ -x $KB/kube-proxy ] && $KB/kube-proxy --cleanup >/dev/null 2>&1
 for tbl in nat filter; do
   for ch in $(iptables -t $tbl -S 2>/dev/null | awk '/^-N CNI-/{print $2}'); do iptables -t $tbl -F $ch; done
   iptables -t $tbl -S 2>/dev/null | grep -E -- '-j CNI-' | sed 's/^-A/-D/' | while read -r r; do eval iptables -t $tbl $r; done
