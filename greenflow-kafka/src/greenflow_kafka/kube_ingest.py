@@ -12,33 +12,41 @@ Per run:
 1. **prepare** — a Job runs ``kafka-topics.sh --create --if-not-exists`` (partitions,
    replication). How long it took from creation to being seen complete is the first
    estimate of a tool Job's latency (scheduling, container start, JVM start, the request).
-2. **execute** — WARMUP; one Indexed Job with ``parallelism = completions = producers`` runs
+2. **execute** — WARMUP (consumers first, when asked, below); a first offsets read, before
+   any producer, proves the tool works and measures how long a read Job takes from creation
+   to being seen complete (``offsets_read_lag_s``); then one Indexed Job with
+   ``parallelism = completions = producers`` runs
    ``kafka-producer-perf-test.sh`` with exactly the local path's arguments
    (:func:`greenflow_kafka.perf.producer_perf_args`), ``load / producers`` msg/s each. Warm-up
    counts from the moment *every* producer has printed its first report (so N producers
    start together as far as the load is concerned), then lasts ``warmup``.
    MEASURE is bounded by two reads of the topic's end offsets, each a Job running
    ``kafka-get-offsets.sh`` that prints the pod's clock (bash ``EPOCHREALTIME``) before and
-   after the read. All reads run on the node of the first producer (the image is there, and
-   they share one clock). A first read during the warm-up measures how long a read Job takes
-   from creation to being seen complete; the start read is created that much before the
-   warm-up ends, and MEASURE is entered when it is seen complete; the end read is created
-   its own observed latency before ``duration`` is up, and COOLDOWN is entered when it is
-   seen complete. Both boundaries thus lag their reads by about the same time. Messages in
-   MEASURE are the difference of the two readings: a count, never rate × duration.
+   after the read. The boundary reads run on the node of the first producer (the image is
+   there, and they share one clock). The start read is created the measured lag before the
+   warm-up ends, the end read as long before ``duration`` is up as the start read took to
+   its stamp. MEASURE and COOLDOWN are entered *at the reads' own stamps* (the pod's clock
+   when the offsets were in hand), so the energy window is the counting window — when the
+   stamp is plausible on greenflow's clock (between creating the Job and seeing it
+   complete, ± :data:`CLOCK_TOLERANCE_S`); otherwise at the moment the Job was seen complete,
+   with a warning. ``boundaries_on_read_clock`` says which (1 or 0). Messages in MEASURE are
+   the difference of the two readings: a count, never rate × duration.
 3. Producers exit by record count and print their summary (the steady-state line excludes
    the warm-up records); the summaries come from the pod logs
    (:func:`greenflow_kafka.perf.parse_producer_output`).
 4. **clean** — the run's Jobs and their pods are deleted, then a Job runs
    ``kafka-topics.sh --delete`` and is deleted in turn.
 
-Honesty of the boundaries. The count is exact between the two reads; what is approximate is
-*when* each read happened relative to the recorded phase boundary (the lag of its Job being
-seen complete). Because both lags have the same causes on the same node, the window is
-shifted rather than stretched, and what remains is reported, not hidden:
-``measure_window_minus_read_interval_s`` is (COOLDOWN − MEASURE) on greenflow's clock minus
-(second read − first read) on the reading node's clock — no clock skew enters it. A value
-beyond 5 % of the window is logged as ``kafka_ingest.kube_boundary_mismatch``. The
+Honesty of the boundaries. The count is exact between the two reads. With the reads'
+stamps as boundaries, what is left is the skew between the reading node's clock and
+greenflow's (none on one machine; NTP's milliseconds across nodes) and where, inside the
+tool's request, the broker answered. Without them (an implausible stamp), each boundary lags
+its read by the time to see the Job complete; both lags have the same causes on the same
+node, so the window is shifted rather than stretched. Either way what remains is reported,
+not hidden: ``measure_window_minus_read_interval_s`` is (COOLDOWN − MEASURE) on greenflow's
+clock minus (second read − first read) on the reading node's clock. A value beyond 5 % of
+the window is logged as ``kafka_ingest.kube_boundary_mismatch``. (On the real test node,
+before the boundaries used the stamps: −0.66 s of a 14 s window, 4.7 %.) The
 alternative, the producers' own record counts, would need the producers' report lines
 aligned to the window, and they carry no timestamps.
 
@@ -48,9 +56,11 @@ Pending (unschedulable, image pull errors) or a target service that turns unheal
 ``WorkloadError`` naming the pod, its node, the reason and the last lines of its log.
 ``backoffLimit`` is 0: a retried producer would send its records twice.
 
-Producers are sized to run ``tail`` plus :data:`KUBE_SLACK_S` past the planned end of MEASURE
-(pods start at different times, boundary reads take seconds); a producer that finished before
-COOLDOWN fails the run, as the load would not have covered the window.
+Producers are sized for ``max(warmup, 2 × measured read lag) + duration + tail +``
+:data:`KUBE_SLACK_S` seconds (pods start at different times, and a boundary read takes
+seconds: 15–36 s on a busy 2-core node with consumers, where a fixed slack made the load end
+before MEASURE did); a producer that finished before COOLDOWN fails the run, as the load
+would not have covered the window.
 
 Consumers (``consumers = N > 0``), as on the local platform but as Jobs:
 
@@ -130,11 +140,16 @@ APP_NAME = "kafka-ingest"
 RUN_LABEL = "greenflow.io/run"
 #: Set by us on every pod template, so a Job's pods are found without the controller's labels.
 JOB_LABEL = "greenflow.io/job"
-#: Producers run this much longer than warmup + duration + tail (see the module docstring).
+#: Producers run this much longer than warmup + duration + tail, plus twice the read lag
+#: measured before they start (see the module docstring).
 KUBE_SLACK_S = 10.0
+#: A read's clock stamp is taken as a phase boundary only when it lies between creating its
+#: Job and seeing it complete, on greenflow's clock, give or take this (clock skew).
+CLOCK_TOLERANCE_S = 0.5
 #: Heap and memory of the short tool Jobs (topics, offsets).
 TOOL_HEAP_MIB = 192
 TOOL_MEMORY = "512Mi"
+TOOL_CPU = "250m"
 #: Scheduling, image pull and JVM start of a Job before its first output.
 START_TIMEOUT_S = 180.0
 #: A boundary mismatch beyond this fraction of MEASURE is logged.
@@ -197,7 +212,7 @@ class ToolJob:
     tolerations: Sequence[Mapping[str, str]] = ()
     heap_mib: int = TOOL_HEAP_MIB
     memory: str = TOOL_MEMORY
-    cpu_request: str = "250m"
+    cpu_request: str = TOOL_CPU
     parallelism: int = 1
     active_deadline_s: int = 600
     #: Run on this node (the boundary reads run where the first producer runs: the image is
@@ -468,6 +483,43 @@ class OffsetsReading:
         return sum(self.offsets.values())
 
 
+@attrs.frozen
+class BoundaryRead:
+    """One offsets read and its timing: created and seen complete on greenflow's clock
+    (Unix seconds), ``lag`` between the two."""
+
+    reading: OffsetsReading
+    committed: GroupReading | None
+    lag: float
+    created: float
+    seen: float
+
+    @property
+    def boundary_on_read_clock(self) -> bool:
+        """Whether the read's own stamp (the pod's clock when the offsets were in hand) is
+        plausible on greenflow's clock: between creating the Job and seeing it complete.
+        On one machine the clocks are the same; across nodes NTP keeps them within
+        milliseconds, and a node whose clock is off by more fails this check."""
+        t = self.reading.ended
+        return t is not None and \
+            self.created - CLOCK_TOLERANCE_S <= t <= self.seen + CLOCK_TOLERANCE_S
+
+    @property
+    def stamp_lag(self) -> float:
+        """From creating the Job to the boundary it marks, on greenflow's clock."""
+        return self.boundary() - self.created
+
+    def boundary(self) -> float:
+        """The phase boundary this read marks: its own stamp when plausible (so MEASURE on
+        greenflow's clock is the counting window), else when it was seen complete."""
+        if self.boundary_on_read_clock:
+            assert self.reading.ended is not None
+            return min(self.reading.ended, self.seen)
+        log.warning("kafka_ingest.read_clock_implausible", read_ended=self.reading.ended,
+                    job_created=round(self.created, 3), job_seen_complete=round(self.seen, 3))
+        return self.seen
+
+
 def parse_offsets_output(text: str, topic: str) -> OffsetsReading | None:
     """What an offsets Job printed; None when it printed no offset of ``topic``."""
     offsets: dict[int, int] = {}
@@ -668,13 +720,6 @@ class KubeIngestRun:
         c = self.config
         assert self._topic is not None, "prepare() first"
         per_producer = c.load / c.producers
-        seconds = c.warmup + c.duration + c.tail + KUBE_SLACK_S
-        args = producer_perf_args(
-            self.version, bootstrap_servers=self.bootstrap, topic=self._topic,
-            num_records=records_for(per_producer, seconds), record_size=c.message_size,
-            throughput=per_producer, acks=str(c.acks), producer_props=c.producer_config,
-            warmup_records=records_for(per_producer, c.warmup) if c.warmup > 0 else 0,
-        )
         ctx.phases.enter(Phase.WARMUP)
         if self.consumers:
             # As locally: the group is formed before the first record is produced, and the
@@ -683,6 +728,18 @@ class KubeIngestRun:
             calibration = self._start_probe_calibration(ctx)
             self._wait_group_ready(ctx)
             self._finish_probe_calibration(ctx, calibration)
+        # A first read, before any producer, proves the tool works and measures how long a
+        # read Job takes here (seconds: a pod and a JVM, two with consumers). The boundary
+        # reads are started early by that much, and the producers must outlast both: on two
+        # busy cores a read took 15-36 s, longer than a fixed slack.
+        lag = self._read_offsets(ctx, "offsets-warmup", None, None).lag
+        seconds = max(c.warmup, 2 * lag) + c.duration + c.tail + KUBE_SLACK_S
+        args = producer_perf_args(
+            self.version, bootstrap_servers=self.bootstrap, topic=self._topic,
+            num_records=records_for(per_producer, seconds), record_size=c.message_size,
+            throughput=per_producer, acks=str(c.acks), producer_props=c.producer_config,
+            warmup_records=records_for(per_producer, c.warmup) if c.warmup > 0 else 0,
+        )
         heap = heap_mib(c.producer_heap)
         producers = self._job_name("producers")
         self._create(ToolJob(
@@ -695,18 +752,19 @@ class KubeIngestRun:
             active_deadline_s=math.ceil(START_TIMEOUT_S + 3 * seconds + 120)))
         node = self._wait_producers_sending(ctx, producers)
         sending = time.monotonic()
-        # A first read during the warm-up measures how long a read Job takes on that node
-        # (and proves the tool works before anything is measured); the boundary reads are
-        # then started early by that much, so that each is seen complete about on time.
-        lag = self._read_offsets(ctx, "offsets-warmup", producers, node)[2]
         self._sleep_checking(ctx, producers, sending + c.warmup - lag - time.monotonic())
         if self.consumers:
             self._start_probe(ctx, node, lag)
-        first, group_first, lag = self._read_offsets(ctx, "offsets-start", producers, node)
-        start = ctx.phases.enter(Phase.MEASURE)
-        self._sleep_checking(ctx, producers, c.duration - lag)
-        second, group_second, _ = self._read_offsets(ctx, "offsets-end", producers, node)
-        end = ctx.phases.enter(Phase.COOLDOWN)
+        start_read = self._read_offsets(ctx, "offsets-start", producers, node)
+        first, group_first = start_read.reading, start_read.committed
+        start = ctx.phases.enter(Phase.MEASURE, at=start_read.boundary())
+        # The end read is created as long before the window is up as the start read took
+        # from its creation to its stamp.
+        self._sleep_checking(ctx, producers,
+                             start + c.duration - start_read.stamp_lag - time.time())
+        end_read = self._read_offsets(ctx, "offsets-end", producers, node)
+        second, group_second = end_read.reading, end_read.committed
+        end = ctx.phases.enter(Phase.COOLDOWN, at=end_read.boundary())
         # Consumers have done their part: stopped now, while the producers finish their tail.
         consumer_records = self._stop_consumers()
         early = [p for p in self._pods(producers) if pod_finished(p)]
@@ -750,6 +808,11 @@ class KubeIngestRun:
             "producer_records_total": float(sum(s.records for s in stats)),
         }
         metrics.update(self._boundary_metrics(ctx, first, second, end - start))
+        # 1 when both MEASURE boundaries are the reads' own clock stamps (the energy window is
+        # then the counting window); 0 when one fell back to when its Job was seen complete.
+        metrics["boundaries_on_read_clock"] = float(
+            start_read.boundary_on_read_clock and end_read.boundary_on_read_clock)
+        metrics["offsets_read_lag_s"] = lag
         if group_first is not None and group_second is not None:
             metrics.update(self._consumer_metrics(ctx, group_first, group_second, second,
                                                   messages, end - start, consumer_records))
@@ -1074,12 +1137,18 @@ class KubeIngestRun:
         return result
 
     def _wait(self, ctx: RunContext, job: str, done: Callable[[list[dict[str, Any]]], bool],
-              *, timeout_s: float, what: str, also: Sequence[str] = ()) -> list[dict[str, Any]]:
+              *, timeout_s: float, what: str, also: Sequence[str] = (),
+              unschedulable_fails: bool = False) -> list[dict[str, Any]]:
+        """Poll until ``done(pods of job)``; raise on what :meth:`_check` finds, on the
+        timeout (with the blocking condition), and — with ``unschedulable_fails``, for Jobs
+        whose timing matters — as soon as the scheduler says a pod does not fit."""
         end = time.monotonic() + timeout_s
         while True:
             pods = self._check(job, also)
             if done(pods):
                 return pods
+            if unschedulable_fails:
+                self._raise_unschedulable(job, what, pods)
             if time.monotonic() > end:
                 blocked = [f"{p['metadata']['name']}: {b}" for p in pods if (b := pod_blocked(p))]
                 phases = ", ".join(f"{p['metadata']['name']} {(p.get('status') or {}).get('phase')}"
@@ -1090,37 +1159,60 @@ class KubeIngestRun:
                 raise WorkloadError(msg)
             ctx.sleep(_POLL_S)
 
+    def _raise_unschedulable(self, job: str, what: str, pods: list[dict[str, Any]]) -> None:
+        for pod in pods:
+            why = pod_blocked(pod)
+            if why and why.startswith("Unschedulable"):
+                running = "the producers" + (" and consumers" if self.consumers else "")
+                msg = (f"{what}: pod {pod['metadata']['name']} of Job {job} cannot be "
+                       f"scheduled ({why}). While {running} run, the worker nodes need room "
+                       f"for this Job too (cpu request {TOOL_CPU}, memory "
+                       f"{TOOL_MEMORY}); waiting would move the MEASURE boundary until the "
+                       "load ends. Lower the cpu of the target service (it shares nodes with "
+                       "the load?), use fewer producers or consumers, or add worker nodes.")
+                raise WorkloadError(msg)
+
     def _wait_job(self, ctx: RunContext, job: str, completions: int, *, timeout_s: float,
-                  what: str, also: Sequence[str] = ()) -> list[dict[str, Any]]:
+                  what: str, also: Sequence[str] = (),
+                  unschedulable_fails: bool = False) -> list[dict[str, Any]]:
         def done(pods: list[dict[str, Any]]) -> bool:
             return sum(1 for p in pods if pod_succeeded(p)) >= completions
 
-        pods = self._wait(ctx, job, done, timeout_s=timeout_s, what=what, also=also)
+        pods = self._wait(ctx, job, done, timeout_s=timeout_s, what=what, also=also,
+                          unschedulable_fails=unschedulable_fails)
         return [p for p in pods if pod_succeeded(p)]
 
     def _run_tool(self, ctx: RunContext, what_short: str, command: list[str], *, what: str,
                   timeout_s: float = START_TIMEOUT_S, node: str | None = None,
-                  also: Sequence[str] = ()) -> dict[str, Any]:
+                  also: Sequence[str] = (), unschedulable_fails: bool = False
+                  ) -> dict[str, Any]:
         """Run one tool Job to completion (checking ``also`` meanwhile); return its pod."""
         name = self._job_name(what_short)
         self._create(ToolJob(
             name=name, namespace=self.session.namespace, image=self.image, command=command,
             labels=self._labels(ctx), node_selector=self.session.node_selector(WORKER_ROLE),
-            tolerations=self.session.tolerations([WORKER_ROLE]), component=what_short, node_name=node, active_deadline_s=math.ceil(timeout_s) + 60))
-        return self._wait_job(ctx, name, 1, timeout_s=timeout_s, what=what, also=also)[0]
+            tolerations=self.session.tolerations([WORKER_ROLE]), component=what_short,
+            node_name=node, active_deadline_s=math.ceil(timeout_s) + 60))
+        return self._wait_job(ctx, name, 1, timeout_s=timeout_s, what=what, also=also,
+                              unschedulable_fails=unschedulable_fails)[0]
 
-    def _read_offsets(self, ctx: RunContext, what_short: str, producers: str, node: str | None
-                      ) -> tuple[OffsetsReading, GroupReading | None, float]:
+    def _read_offsets(self, ctx: RunContext, what_short: str, producers: str | None,
+                      node: str | None) -> BoundaryRead:
         """Read the topic's end offsets (and, with consumers, first the group's committed
-        offsets) with a Job on ``node``; return the readings and how long it took from
-        creating the Job to seeing it complete."""
+        offsets) with a Job on ``node`` (any worker when None), checking ``producers``
+        meanwhile; return the readings and when, on greenflow's clock, the Job was created
+        and seen complete."""
         assert self._topic is not None
         group = self._topic if self.consumers else None
-        created = time.monotonic()
+        created, created_wall = time.monotonic(), time.time()
         pod = self._run_tool(ctx, what_short, offsets_command(self.bootstrap, self._topic, group),
                              what=f"the end offsets of {self._topic!r} ({what_short})",
-                             timeout_s=START_TIMEOUT_S, node=node, also=[producers])
+                             timeout_s=START_TIMEOUT_S, node=node,
+                             also=[producers] if producers else [],
+                             # A boundary read that waits for room is a late boundary.
+                             unschedulable_fails=producers is not None)
         lag = time.monotonic() - created
+        seen_wall = created_wall + lag
         text = self._logs(pod)
         reading = parse_offsets_output(text, self._topic)
         if reading is None:
@@ -1134,7 +1226,7 @@ class KubeIngestRun:
                 msg = (f"the offsets Job {self._job_name(what_short)} printed no committed "
                        f"offset of group {group!r}; last lines of its log:\n{_tail_lines(text)}")
                 raise WorkloadError(msg)
-        return reading, committed, lag
+        return BoundaryRead(reading, committed, lag, created_wall, seen_wall)
 
     def _wait_producers_sending(self, ctx: RunContext, job: str) -> str | None:
         """Wait until every producer pod has printed a report (it has records acknowledged);
@@ -1180,9 +1272,11 @@ class KubeIngestRun:
 
 
 __all__ = [
+    "CLOCK_TOLERANCE_S",
     "KUBE_SLACK_S",
     "PROBE_CALIBRATION_RECORDS",
     "PROBE_FILL",
+    "BoundaryRead",
     "GroupReading",
     "KubeIngestRun",
     "OffsetsReading",

@@ -199,15 +199,29 @@ def _ingest(**overrides: Any) -> KafkaIngestWorkload:
 def test_oom_killed_producer_is_reported_and_clean_leaves_nothing(
     cluster: KubeCluster, tmp_path: Path
 ) -> None:
-    """The topic and producer Jobs are accepted; a producer pod reported OOMKilled (the test
-    plays the Job controller and the kubelet) fails the run with the reason, and clean
-    deletes every Job and pod of the run, after deleting the topic by a Job."""
+    """The topic, offsets and producer Jobs are accepted; a producer pod reported OOMKilled
+    (the test plays the Job controller, the kubelet and its logs) fails the run with the
+    reason, and clean deletes every Job and pod of the run, after deleting the topic by a Job."""
+    import time
+
     svc = _deploy(cluster, tmp_path, brokers=2)
     set_statefulset_ready(cluster.api, NAMESPACE, "kafka", 2)
+    assert svc._kube is not None
+    scripted = ScriptedLogs(svc._kube.session)
+    svc._kube.session = scripted
     workload = _ingest()
     ctx = make_run_context(tmp_path / "run", inventory=cluster.inventory, services={"kafka": svc}, run_id="0123456789abcdef",
                            experiment=cluster.experiment)
-    outcome = by_component(topic_create=succeeded, topic_delete=succeeded, producer=oom_killed)
+
+    def first_read(pod: Any) -> dict[str, Any]:
+        """The read before the producers start: an empty topic."""
+        topic, now = "greenflow-0123456789abcdef", time.time()
+        scripted.logs[pod["metadata"]["name"]] = (
+            f"greenflow-read-start {now - 0.5:.6f}\n{topic}:0:0\ngreenflow-read-end {now:.6f}\n")
+        return succeeded(pod)
+
+    outcome = by_component(topic_create=succeeded, topic_delete=succeeded,
+                           offsets_warmup=first_read, producer=oom_killed)
     try:
         with JobController(cluster.api, NAMESPACE, outcome) as jobs:
             workload.prepare(ctx)
@@ -330,6 +344,10 @@ def test_a_run_counts_messages_between_the_boundary_reads(
         assert window is not None and 1.5 <= window.duration_s <= 3.0
         assert result.units == 4000 and result.unit == "message"
         assert result.achieved_rate == pytest.approx(4000 / window.duration_s)
+        # The stamps the reads printed lie between creating their Jobs and seeing them
+        # complete, so MEASURE is entered at them: the energy window is the counting window.
+        assert result.metrics["boundaries_on_read_clock"] == 1
+        assert result.metrics["measure_window_minus_read_interval_s"] == pytest.approx(0, abs=1e-6)
         assert result.payload_bytes == 4000 * 512
         assert result.latency_ms["avg"] == pytest.approx(2.5)  # (2.0 + 3.0) / 2, equal records
         assert result.latency_ms["p99"] == 9  # the worst producer's
@@ -337,6 +355,62 @@ def test_a_run_counts_messages_between_the_boundary_reads(
         assert "offsets_read_interval_s" in result.metrics
         assert {"gf-00000000000000bb-offsets-warmup", "gf-00000000000000bb-offsets-start",
                 "gf-00000000000000bb-offsets-end"} <= set(jobs.jobs)
+        assert cluster.session.list_objects("Job") == []
+    finally:
+        svc.remove()
+
+
+def test_a_boundary_read_that_does_not_fit_fails_at_once_with_the_schedulers_reason(
+    cluster: KubeCluster, tmp_path: Path
+) -> None:
+    """On a full worker node the start read stays Pending (Unschedulable, Insufficient cpu):
+    the run fails at once saying so and what to change, instead of waiting until the
+    producers end and free room — which on a real 2-CPU node made the run fail much later
+    as "producer finished before MEASURE ended". The test plays the Job controller, the
+    kubelet and the scheduler's verdict."""
+    import time
+
+    svc = _deploy(cluster, tmp_path, brokers=2)
+    set_statefulset_ready(cluster.api, NAMESPACE, "kafka", 2)
+    assert svc._kube is not None
+    scripted = ScriptedLogs(svc._kube.session)
+    svc._kube.session = scripted
+    topic = "greenflow-00000000000000cc"
+
+    def first_read(pod: Any) -> dict[str, Any]:
+        now = time.time()
+        scripted.logs[pod["metadata"]["name"]] = (
+            f"greenflow-read-start {now - 0.5:.6f}\n{topic}:0:0\ngreenflow-read-end {now:.6f}\n")
+        return succeeded(pod)
+
+    def producing(pod: Any) -> dict[str, Any]:
+        scripted.logs[pod["metadata"]["name"]] = _WINDOW.format(n=1000)
+        return {"phase": "Running", "containerStatuses": [{
+            "name": "tool", "image": "x", "imageID": "", "ready": True, "restartCount": 0,
+            "state": {"running": {}}}]}
+
+    def no_room(_pod: Any) -> dict[str, Any]:
+        return {"phase": "Pending", "conditions": [{
+            "type": "PodScheduled", "status": "False", "reason": "Unschedulable",
+            "message": "0/3 nodes are available: 1 Insufficient cpu, 2 node(s) didn't match "
+                       "Pod's node affinity/selector."}]}
+
+    outcome = by_component(topic_create=succeeded, topic_delete=succeeded,
+                           offsets_warmup=first_read, producer=producing, offsets_start=no_room)
+    workload = _ingest(partitions=1, warmup=Duration(0.5), duration=Duration(2))
+    ctx = make_run_context(tmp_path / "run", inventory=cluster.inventory, services={"kafka": svc},
+                           run_id="00000000000000cc", experiment=cluster.experiment)
+    try:
+        with JobController(cluster.api, NAMESPACE, outcome):
+            workload.prepare(ctx)
+            with pytest.raises(WorkloadError) as err:
+                workload.execute(ctx)
+            workload.clean(ctx)
+        message = str(err.value)
+        assert "cannot be scheduled" in message and "Insufficient cpu" in message
+        assert "gf-00000000000000cc-offsets-start" in message
+        assert "Lower the cpu" in message
+        assert "timed out" not in message  # at once, not after START_TIMEOUT_S
         assert cluster.session.list_objects("Job") == []
     finally:
         svc.remove()

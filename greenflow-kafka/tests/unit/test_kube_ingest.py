@@ -6,6 +6,8 @@ import pytest
 
 from greenflow_kafka.kube_ingest import (
     JOB_LABEL,
+    BoundaryRead,
+    OffsetsReading,
     ToolJob,
     job_complete,
     job_failure,
@@ -156,3 +158,29 @@ def test_job_conditions_and_indexes() -> None:
 def test_tool_memory_leaves_room_beyond_the_heap(heap: int, memory: str) -> None:
     """A tool's memory limit is twice its heap, and at least heap + 256 MiB."""
     assert tool_memory(heap) == memory
+
+
+def _read(ended: float | None, created: float = 1000.0, seen: float = 1012.0) -> BoundaryRead:
+    reading = OffsetsReading(offsets={0: 10}, started=None if ended is None else ended - 1,
+                             ended=ended)
+    return BoundaryRead(reading, None, lag=seen - created, created=created, seen=seen)
+
+
+def test_a_read_marks_the_phase_boundary_at_its_own_stamp_when_plausible() -> None:
+    """The read's stamp (the pod's clock) is the boundary when it lies between creating the
+    Job and seeing it complete: the energy window is then the counting window."""
+    read = _read(ended=1009.25)
+    assert read.boundary_on_read_clock
+    assert read.boundary() == 1009.25
+    assert read.stamp_lag == pytest.approx(9.25)
+    assert _read(ended=1012.3).boundary() == 1012.0  # within the tolerance: never after seen
+
+
+@pytest.mark.parametrize("ended", [None, 990.0, 1030.0])
+def test_an_implausible_or_missing_stamp_falls_back_to_when_the_job_was_seen_complete(
+        ended: float | None) -> None:
+    """A node clock off by more than the tolerance (or no stamp) must not move MEASURE:
+    the boundary is when greenflow saw the read complete, and the run says so."""
+    read = _read(ended=ended)
+    assert not read.boundary_on_read_clock
+    assert read.boundary() == 1012.0
