@@ -19,7 +19,10 @@ Per run:
    ``kafka-producer-perf-test.sh`` with exactly the local path's arguments
    (:func:`greenflow_kafka.perf.producer_perf_args`), ``load / producers`` msg/s each. Warm-up
    counts from the moment *every* producer has printed its first report (so N producers
-   start together as far as the load is concerned), then lasts ``warmup``.
+   start together as far as the load is concerned), then lasts ``warmup``. Then, as
+   locally, greenflow waits up to ``settle`` until every producer's last reported second
+   (read from its pod log) is within 15 % above its rate — the tool catches up after a
+   slow start by sending faster than asked — and records ``producers_settled`` (1 or 0).
    MEASURE is bounded by two reads of the topic's end offsets, each a Job running
    ``kafka-get-offsets.sh`` that prints the pod's clock (bash ``EPOCHREALTIME``) before and
    after the read. The boundary reads run on the node of the first producer (the image is
@@ -56,7 +59,7 @@ Pending (unschedulable, image pull errors) or a target service that turns unheal
 ``WorkloadError`` naming the pod, its node, the reason and the last lines of its log.
 ``backoffLimit`` is 0: a retried producer would send its records twice.
 
-Producers are sized for ``max(warmup, 2 × measured read lag) + duration + tail +``
+Producers are sized for ``max(warmup, 2 × measured read lag) + settle + duration + tail +``
 :data:`KUBE_SLACK_S` seconds (pods start at different times, and a boundary read takes
 seconds: 15–36 s on a busy 2-core node with consumers, where a fixed slack made the load end
 before MEASURE did); a producer that finished before COOLDOWN fails the run, as the load
@@ -140,7 +143,7 @@ APP_NAME = "kafka-ingest"
 RUN_LABEL = "greenflow.io/run"
 #: Set by us on every pod template, so a Job's pods are found without the controller's labels.
 JOB_LABEL = "greenflow.io/job"
-#: Producers run this much longer than warmup + duration + tail, plus twice the read lag
+#: Producers run this much longer than warmup + settle + duration + tail, plus twice the read lag
 #: measured before they start (see the module docstring).
 KUBE_SLACK_S = 10.0
 #: A read's clock stamp is taken as a phase boundary only when it lies between creating its
@@ -156,6 +159,9 @@ START_TIMEOUT_S = 180.0
 MISMATCH_WARN_RATIO = 0.05
 _POLL_S = 0.2
 _CHECK_EVERY_S = 1.0
+#: While settling: how often the producers' logs are read, and how many of their last lines.
+_SETTLE_POLL_S = 0.5
+_SETTLE_TAIL_LINES = 5
 # Java formats numbers with the default locale; parse_producer_output wants dots.
 _JAVA_LOCALE = "-Duser.language=en -Duser.country=US"
 
@@ -733,7 +739,7 @@ class KubeIngestRun:
         # reads are started early by that much, and the producers must outlast both: on two
         # busy cores a read took 15-36 s, longer than a fixed slack.
         lag = self._read_offsets(ctx, "offsets-warmup", None, None).lag
-        seconds = max(c.warmup, 2 * lag) + c.duration + c.tail + KUBE_SLACK_S
+        seconds = max(c.warmup, 2 * lag) + c.settle + c.duration + c.tail + KUBE_SLACK_S
         args = producer_perf_args(
             self.version, bootstrap_servers=self.bootstrap, topic=self._topic,
             num_records=records_for(per_producer, seconds), record_size=c.message_size,
@@ -753,6 +759,9 @@ class KubeIngestRun:
         node = self._wait_producers_sending(ctx, producers)
         sending = time.monotonic()
         self._sleep_checking(ctx, producers, sending + c.warmup - lag - time.monotonic())
+        # Checked when the start read is created, `lag` before its stamp: the producers have
+        # that much longer to settle, never less.
+        settled = self._settle(ctx, producers, per_producer)
         if self.consumers:
             self._start_probe(ctx, node, lag)
         start_read = self._read_offsets(ctx, "offsets-start", producers, node)
@@ -813,6 +822,8 @@ class KubeIngestRun:
         metrics["boundaries_on_read_clock"] = float(
             start_read.boundary_on_read_clock and end_read.boundary_on_read_clock)
         metrics["offsets_read_lag_s"] = lag
+        # 1 when every producer was back on its rate when MEASURE began (see `settle`).
+        metrics["producers_settled"] = 1.0 if settled else 0.0
         if group_first is not None and group_second is not None:
             metrics.update(self._consumer_metrics(ctx, group_first, group_second, second,
                                                   messages, end - start, consumer_records))
@@ -1095,8 +1106,10 @@ class KubeIngestRun:
         while self._jobs:
             self._delete_job(self._jobs[-1])
 
-    def _logs(self, pod: Mapping[str, Any]) -> str:
+    def _logs(self, pod: Mapping[str, Any], tail_lines: int | None = None) -> str:
         try:
+            if tail_lines is not None:
+                return self.session.pod_logs(pod["metadata"]["name"], tail_lines=tail_lines)
             return self.session.pod_logs(pod["metadata"]["name"])
         except Exception as exc:  # a node gone, or no kubelet to serve them
             return f"(logs unavailable: {type(exc).__name__}: {exc})"
@@ -1251,6 +1264,31 @@ class KubeIngestRun:
         first = min(pods, key=pod_index)
         node: str | None = (first.get("spec") or {}).get("nodeName")
         return node
+
+    def _settle(self, ctx: RunContext, job: str, per_producer: float) -> bool:
+        """As locally: wait (up to ``settle``) until each producer's last reported second,
+        read from its pod log, is within 15 % above its rate; False when the budget ran out."""
+        from greenflow_kafka.perf import (
+            last_second_rates,
+            parse_producer_output,
+            producers_settled,
+        )
+
+        end = time.monotonic() + self.config.settle
+        while True:
+            pods = sorted(self._check(job), key=pod_index)
+            # The last lines are enough: one report a second, and the log grows with the run.
+            rates = last_second_rates([
+                parse_producer_output(self._logs(pod, tail_lines=_SETTLE_TAIL_LINES))
+                for pod in pods])
+            if len(rates) == self.config.producers and producers_settled(rates, per_producer):
+                return True
+            if time.monotonic() >= end:
+                log.warning("kafka_ingest.not_settled", run=ctx.run_id, rates=rates,
+                            asked=per_producer,
+                            hint="a longer warmup lets the producers catch up first")
+                return False
+            ctx.sleep(min(_SETTLE_POLL_S, max(0.0, end - time.monotonic())))
 
     def _sleep_checking(self, ctx: RunContext, job: str, seconds: float) -> None:
         end = time.monotonic() + seconds

@@ -155,6 +155,24 @@ def _num(text: str) -> float:
     return float(text)  # float() reads "NaN" and "Infinity" as Java prints them
 
 
+#: A producer is back on its rate when its last reported second is at most this much above it.
+SETTLED_MARGIN = 0.15
+
+
+def last_second_rates(outputs: Sequence[ProducerOutput]) -> list[float | None]:
+    """Each producer's rate in its last reported window (None: no report yet)."""
+    return [out.windows[-1].records_per_s if out.windows else None for out in outputs]
+
+
+def producers_settled(rates: Sequence[float | None], per_producer: float) -> bool:
+    """True when every producer has reported and none is more than :data:`SETTLED_MARGIN`
+    above its rate. Kafka's producer tool throttles on its average since it started, so
+    after a slow start (JVM warm-up, metadata) it sends faster than asked until it has caught
+    up; a window measured during that burst would carry a load the run did not ask for."""
+    return bool(rates) and all(
+        r is not None and r <= (1 + SETTLED_MARGIN) * per_producer for r in rates)
+
+
 def parse_producer_output(text: str) -> ProducerOutput:
     """Parse ``ProducerPerformance`` output; unknown lines (warnings, logs) are ignored."""
     windows: list[WindowStats] = []

@@ -14,6 +14,8 @@ on what is applied: the helpers here play the parts the tests need, and each say
   deleted lose their finalizer).
 - :class:`JobController` plays the Job controller and the kubelet: it makes the pods of every
   new Job from its template and sets the status a test chooses (succeeded, OOMKilled...).
+- :class:`ScriptedLogs` plays the kubelet's log endpoint (pod logs from a dict), and
+  :func:`empty_topic_read` the first offsets read of a run (before any producer writes).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import secrets
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -314,14 +317,48 @@ def by_component(**outcomes: Callable[[Mapping[str, Any]], dict[str, Any] | None
     return outcome
 
 
+class ScriptedLogs:
+    """The platform's session with pod logs from a dict: plays the kubelet's log endpoint,
+    which the API server proxies to and which does not run here. Everything else is the real
+    session's."""
+
+    def __init__(self, session: Any) -> None:
+        self._session = session
+        self.logs: dict[str, str] = {}
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._session, name)
+
+    def pod_logs(self, name: str, **_kw: Any) -> str:
+        return self.logs.get(name, "")
+
+
+def empty_topic_read(logs: ScriptedLogs, topic: str, partitions: int = 1
+                     ) -> Callable[[Mapping[str, Any]], dict[str, Any]]:
+    """A pod outcome for the ``offsets-warmup`` Job, which kafka-ingest runs before the
+    producers start: the pod succeeds and its log prints every partition of ``topic`` at offset
+    0 between clock stamps of now, as the offsets tool's wrapper does."""
+
+    def outcome(pod: Mapping[str, Any]) -> dict[str, Any]:
+        now = time.time()
+        offsets = "".join(f"{topic}:{p}:0\n" for p in range(partitions))
+        logs.logs[pod["metadata"]["name"]] = (
+            f"greenflow-read-start {now - 0.5:.6f}\n{offsets}greenflow-read-end {now:.6f}\n")
+        return succeeded(pod)
+
+    return outcome
+
+
 __all__ = [
     "DEFAULT_NODES",
     "ClaimProtectionController",
     "JobController",
     "KubeCluster",
+    "ScriptedLogs",
     "by_component",
     "cluster_nodes",
     "container_status",
+    "empty_topic_read",
     "kube_cluster",
     "leftovers",
     "oom_killed",

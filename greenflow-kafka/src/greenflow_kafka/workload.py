@@ -561,13 +561,12 @@ class KafkaIngestWorkload(Workload):
     def _settle(self, ctx: RunContext, per_producer: float) -> bool:
         """Wait (up to ``settle``) until each producer's last reported second is within
         15 % above its rate, i.e. not catching up; False when the budget ran out."""
+        from greenflow_kafka.perf import last_second_rates, producers_settled
+
         end = time.monotonic() + self.config.settle
         while True:
-            rates = []
-            for prod in self._producers:
-                windows = prod.output().windows
-                rates.append(windows[-1].records_per_s if windows else None)
-            if all(r is not None and r <= 1.15 * per_producer for r in rates):
+            rates = last_second_rates([prod.output() for prod in self._producers])
+            if producers_settled(rates, per_producer):
                 return True
             if time.monotonic() >= end:
                 log.warning("kafka_ingest.not_settled", rates=rates, asked=per_producer,

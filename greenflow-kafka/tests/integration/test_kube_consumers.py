@@ -48,6 +48,7 @@ from greenflow_kafka.service import KafkaConfig, KafkaService
 from greenflow_kafka.testing import (
     JobController,
     KubeCluster,
+    ScriptedLogs,
     api_server_with_nodes,
     checked_cluster,
     container_status,
@@ -211,21 +212,6 @@ def cluster(kube: KubeAPIServer, tmp_path: Path) -> Iterator[KubeCluster]:
     with checked_cluster(kube.kubeconfig_path, tmp_path / "platform",
                          namespace=NAMESPACE) as c:
         yield c
-
-
-class ScriptedLogs:
-    """The platform's session with pod logs from a dict: plays the kubelet's log endpoint,
-    which the API server proxies to and which does not run here."""
-
-    def __init__(self, session: Any) -> None:
-        self._session = session
-        self.logs: dict[str, str] = {}
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._session, name)
-
-    def pod_logs(self, name: str, **_kw: Any) -> str:
-        return self.logs.get(name, "")
 
 
 def _deploy(cluster: KubeCluster, tmp_path: Path) -> tuple[KafkaService, ScriptedLogs]:

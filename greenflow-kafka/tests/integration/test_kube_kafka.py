@@ -32,9 +32,11 @@ from greenflow_kafka.testing import (
     ClaimProtectionController,
     JobController,
     KubeCluster,
+    ScriptedLogs,
     api_server_with_nodes,
     by_component,
     checked_cluster,
+    empty_topic_read,
     oom_killed,
     set_statefulset_ready,
     succeeded,
@@ -202,8 +204,6 @@ def test_oom_killed_producer_is_reported_and_clean_leaves_nothing(
     """The topic, offsets and producer Jobs are accepted; a producer pod reported OOMKilled
     (the test plays the Job controller, the kubelet and its logs) fails the run with the
     reason, and clean deletes every Job and pod of the run, after deleting the topic by a Job."""
-    import time
-
     svc = _deploy(cluster, tmp_path, brokers=2)
     set_statefulset_ready(cluster.api, NAMESPACE, "kafka", 2)
     assert svc._kube is not None
@@ -213,13 +213,7 @@ def test_oom_killed_producer_is_reported_and_clean_leaves_nothing(
     ctx = make_run_context(tmp_path / "run", inventory=cluster.inventory, services={"kafka": svc}, run_id="0123456789abcdef",
                            experiment=cluster.experiment)
 
-    def first_read(pod: Any) -> dict[str, Any]:
-        """The read before the producers start: an empty topic."""
-        topic, now = "greenflow-0123456789abcdef", time.time()
-        scripted.logs[pod["metadata"]["name"]] = (
-            f"greenflow-read-start {now - 0.5:.6f}\n{topic}:0:0\ngreenflow-read-end {now:.6f}\n")
-        return succeeded(pod)
-
+    first_read = empty_topic_read(scripted, "greenflow-0123456789abcdef")
     outcome = by_component(topic_create=succeeded, topic_delete=succeeded,
                            offsets_warmup=first_read, producer=oom_killed)
     try:
@@ -254,24 +248,31 @@ def test_oom_killed_producer_is_reported_and_clean_leaves_nothing(
         svc.remove()
 
 
-class ScriptedLogs:
-    """The platform's session with pod logs from a dict: plays the kubelet's log endpoint,
-    which the API server proxies to and which does not run here."""
-
-    def __init__(self, session: Any) -> None:
-        self._session = session
-        self.logs: dict[str, str] = {}
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._session, name)
-
-    def pod_logs(self, name: str, **_kw: Any) -> str:
-        return self.logs.get(name, "")
-
-
 _WINDOW = "{n} records sent, 1000.0 records/sec (0.49 MB/sec), 2.0 ms avg latency, 9.0 ms max latency."
 _SUMMARY = ("{n}{steady} records sent, 1000.0 records/sec (0.49 MB/sec), {avg} ms avg latency, "
             "20.0 ms max latency, 2 ms 50th, 5 ms 95th, {p99} ms 99th, 15 ms 99.9th.")
+
+
+def _finish_producers(cluster: KubeCluster, scripted: ScriptedLogs) -> None:
+    """Play the producers exiting by record count, after the end of MEASURE: each pod's log
+    ends with its summaries (producer-i's steady-state average latency 2+i ms, p99 8+i ms)
+    and its status says Succeeded."""
+    import time
+
+    import kubernetes
+
+    core = kubernetes.client.CoreV1Api(cluster.api)
+    time.sleep(0.5)
+    for pod in core.list_namespaced_pod(
+            NAMESPACE, label_selector="app.kubernetes.io/component=producer").items:
+        i = int(pod.metadata.labels["batch.kubernetes.io/job-completion-index"])
+        scripted.logs[pod.metadata.name] = "\n".join([
+            _WINDOW.format(n=1000),
+            _SUMMARY.format(n=9000, steady="", avg="2.5", p99=8),
+            _SUMMARY.format(n=8000, steady=" steady state", avg=f"{2 + i}.0", p99=8 + i)])
+        body = cluster.api.sanitize_for_serialization(pod)
+        core.patch_namespaced_pod_status(pod.metadata.name, NAMESPACE,
+                                         {"status": succeeded(body)})
 
 
 def test_a_run_counts_messages_between_the_boundary_reads(
@@ -284,8 +285,6 @@ def test_a_run_counts_messages_between_the_boundary_reads(
     import threading
     import time
 
-    import kubernetes
-
     from greenflow.api import Phase, PhaseRecorder
 
     svc = _deploy(cluster, tmp_path, brokers=2)
@@ -295,7 +294,6 @@ def test_a_run_counts_messages_between_the_boundary_reads(
     svc._kube.session = scripted
     topic = "greenflow-00000000000000bb"
     ends = {"offsets-warmup": 400, "offsets-start": 1500, "offsets-end": 5500}
-    core = kubernetes.client.CoreV1Api(cluster.api)
 
     def outcome(job: Any, pod: Any, index: int) -> dict[str, Any] | None:
         component = job["metadata"]["labels"]["app.kubernetes.io/component"]
@@ -312,21 +310,7 @@ def test_a_run_counts_messages_between_the_boundary_reads(
                                    f"{topic}:1:{per_partition}\ngreenflow-read-end {now:.6f}\n")
         return succeeded(pod)
 
-    def finish_producers() -> None:
-        """Play the producers exiting by record count, after the end of MEASURE."""
-        time.sleep(0.5)
-        for pod in core.list_namespaced_pod(
-                NAMESPACE, label_selector="app.kubernetes.io/component=producer").items:
-            i = int(pod.metadata.labels["batch.kubernetes.io/job-completion-index"])
-            scripted.logs[pod.metadata.name] = "\n".join([
-                _WINDOW.format(n=1000),
-                _SUMMARY.format(n=9000, steady="", avg="2.5", p99=8),
-                _SUMMARY.format(n=8000, steady=" steady state", avg=f"{2 + i}.0", p99=8 + i)])
-            body = cluster.api.sanitize_for_serialization(pod)
-            core.patch_namespaced_pod_status(pod.metadata.name, NAMESPACE,
-                                             {"status": succeeded(body)})
-
-    finisher = threading.Thread(target=finish_producers, daemon=True)
+    finisher = threading.Thread(target=_finish_producers, args=(cluster, scripted), daemon=True)
     phases = PhaseRecorder(on_enter=lambda p, _t: finisher.start() if p is Phase.COOLDOWN else None)
     workload = _ingest(partitions=2, warmup=Duration(1), duration=Duration(2))
     ctx = make_run_context(tmp_path / "run", inventory=cluster.inventory, services={"kafka": svc}, run_id="00000000000000bb",
@@ -347,6 +331,7 @@ def test_a_run_counts_messages_between_the_boundary_reads(
         # The stamps the reads printed lie between creating their Jobs and seeing them
         # complete, so MEASURE is entered at them: the energy window is the counting window.
         assert result.metrics["boundaries_on_read_clock"] == 1
+        assert result.metrics["producers_settled"] == 1  # every report at the asked 1000/s
         assert result.metrics["measure_window_minus_read_interval_s"] == pytest.approx(0, abs=1e-6)
         assert result.payload_bytes == 4000 * 512
         assert result.latency_ms["avg"] == pytest.approx(2.5)  # (2.0 + 3.0) / 2, equal records
@@ -360,6 +345,96 @@ def test_a_run_counts_messages_between_the_boundary_reads(
         svc.remove()
 
 
+class _CatchingUpLogs(ScriptedLogs):
+    """Pod logs as ScriptedLogs, except a running producer's, whose last report is its
+    current rate, ``records_per_s`` (plays a producer tool catching up after a slow start)."""
+
+    def __init__(self, session: Any, records_per_s: float) -> None:
+        super().__init__(session)
+        self.records_per_s = records_per_s
+
+    def pod_logs(self, name: str, **kw: Any) -> str:
+        if name in self.logs or "-producers-" not in name:
+            return super().pod_logs(name, **kw)
+        return (f"{self.records_per_s:.0f} records sent, {self.records_per_s:.1f} records/sec "
+                "(0.49 MB/sec), 2.0 ms avg latency, 9.0 ms max latency.")
+
+
+@pytest.mark.parametrize("catches_up_after_s", [2.0, None], ids=["settles", "never-settles"])
+def test_measure_waits_for_producers_catching_up(
+    cluster: KubeCluster, tmp_path: Path, catches_up_after_s: float | None
+) -> None:
+    """After warm-up each producer's last reported second (read from its pod log) is 1700/s
+    against the asked 1000/s: the tool catching up after a slow start. The start read — and
+    so MEASURE — waits until they report their rate (producers_settled 1); if they never do,
+    the run goes on after `settle` and says so (producers_settled 0). The test plays the Job
+    controller and the kubelet's logs."""
+    import threading
+    import time
+
+    from greenflow.api import Phase, PhaseRecorder
+
+    svc = _deploy(cluster, tmp_path, brokers=2)
+    set_statefulset_ready(cluster.api, NAMESPACE, "kafka", 2)
+    assert svc._kube is not None
+    logs = _CatchingUpLogs(svc._kube.session, records_per_s=1700.0)
+    svc._kube.session = logs
+    topic = "greenflow-00000000000000dd"
+    ends = {"offsets-warmup": 0, "offsets-start": 1000, "offsets-end": 4000}
+    created: dict[str, float] = {}
+    caught_up: list[float] = []
+
+    def outcome(job: Any, pod: Any, _index: int) -> dict[str, Any] | None:
+        component = job["metadata"]["labels"]["app.kubernetes.io/component"]
+        if component not in created and component == "producer" and catches_up_after_s:
+            threading.Thread(target=catch_up, daemon=True).start()
+        created.setdefault(component, time.monotonic())
+        if component == "producer":
+            return {"phase": "Running", "containerStatuses": [{
+                "name": "tool", "image": "x", "imageID": "", "ready": True, "restartCount": 0,
+                "state": {"running": {}}}]}
+        if component.startswith("offsets-"):
+            now = time.time()
+            logs.logs[pod["metadata"]["name"]] = (
+                f"greenflow-read-start {now - 0.1:.6f}\n{topic}:0:{ends[component]}\n"
+                f"greenflow-read-end {now:.6f}\n")
+        return succeeded(pod)
+
+    def catch_up() -> None:
+        assert catches_up_after_s is not None
+        time.sleep(catches_up_after_s)
+        caught_up.append(time.monotonic())
+        logs.records_per_s = 1000.0
+
+    def on_enter(phase: Phase, _t: float) -> None:
+        if phase is Phase.COOLDOWN:
+            threading.Thread(target=_finish_producers, args=(cluster, logs), daemon=True).start()
+
+    settle = 5.0 if catches_up_after_s is not None else 1.0
+    workload = _ingest(partitions=1, warmup=Duration(0.5), duration=Duration(1.5),
+                       settle=Duration(settle), min_achieved_ratio=0.5)
+    ctx = make_run_context(tmp_path / "run", inventory=cluster.inventory, services={"kafka": svc},
+                           run_id="00000000000000dd", phases=PhaseRecorder(on_enter=on_enter))
+    try:
+        with JobController(cluster.api, NAMESPACE, outcome):
+            workload.prepare(ctx)
+            try:
+                result = workload.execute(ctx)
+            finally:
+                workload.clean(ctx)
+        if catches_up_after_s is not None:
+            assert result.metrics["producers_settled"] == 1
+            # The start read was created only once the producers reported their rate.
+            assert caught_up and created["offsets-start"] >= caught_up[0]
+        else:
+            assert result.metrics["producers_settled"] == 0
+            # ... and waited for the whole settle budget before giving up.
+            assert created["offsets-start"] - created["producer"] >= settle
+        assert result.units == 3000
+    finally:
+        svc.remove()
+
+
 def test_a_boundary_read_that_does_not_fit_fails_at_once_with_the_schedulers_reason(
     cluster: KubeCluster, tmp_path: Path
 ) -> None:
@@ -368,8 +443,6 @@ def test_a_boundary_read_that_does_not_fit_fails_at_once_with_the_schedulers_rea
     producers end and free room — which on a real 2-CPU node made the run fail much later
     as "producer finished before MEASURE ended". The test plays the Job controller, the
     kubelet and the scheduler's verdict."""
-    import time
-
     svc = _deploy(cluster, tmp_path, brokers=2)
     set_statefulset_ready(cluster.api, NAMESPACE, "kafka", 2)
     assert svc._kube is not None
@@ -377,11 +450,7 @@ def test_a_boundary_read_that_does_not_fit_fails_at_once_with_the_schedulers_rea
     svc._kube.session = scripted
     topic = "greenflow-00000000000000cc"
 
-    def first_read(pod: Any) -> dict[str, Any]:
-        now = time.time()
-        scripted.logs[pod["metadata"]["name"]] = (
-            f"greenflow-read-start {now - 0.5:.6f}\n{topic}:0:0\ngreenflow-read-end {now:.6f}\n")
-        return succeeded(pod)
+    first_read = empty_topic_read(scripted, topic)
 
     def producing(pod: Any) -> dict[str, Any]:
         scripted.logs[pod["metadata"]["name"]] = _WINDOW.format(n=1000)

@@ -15,9 +15,11 @@ from greenflow_kafka.perf import (
     EndToEndLatencyStats,
     ProducerStats,
     end_to_end_latency_command,
+    last_second_rates,
     parse_end_to_end_latency_output,
     parse_producer_output,
     producer_perf_command,
+    producers_settled,
     records_for,
 )
 
@@ -104,6 +106,23 @@ def test_parser_ignores_garbage() -> None:
     """Text that is not the tool's report gives an empty result rather than an exception."""
     out = parse_producer_output("hello\n12 records sent\nException in thread main\n")
     assert out.windows == () and out.total is None and out.steady is None
+
+
+def test_settled_means_every_producer_reported_and_none_is_catching_up() -> None:
+    """MEASURE may start once each producer's last second is at most 15 % above its rate;
+    a producer still catching up after a slow start, or one that has not reported, holds it."""
+    catching_up = parse_producer_output(
+        "2990 records sent, 2990.0 records/sec (0.29 MB/sec), 9.0 ms avg latency, 30.0 ms max latency.\n"
+        "1700 records sent, 1700.0 records/sec (0.17 MB/sec), 4.0 ms avg latency, 12.0 ms max latency.\n")
+    on_rate = parse_producer_output(SAMPLE)
+    silent = parse_producer_output("")
+    assert last_second_rates([catching_up, on_rate, silent]) == [1700.0, 2003.0, None]
+    assert producers_settled(last_second_rates([on_rate]), 2000)
+    assert producers_settled([2299.0], 2000)  # inside the 15 % margin
+    assert not producers_settled([2301.0], 2000)
+    assert not producers_settled(last_second_rates([catching_up]), 1000)
+    assert not producers_settled(last_second_rates([on_rate, silent]), 2000)
+    assert not producers_settled([], 2000)
 
 
 def test_records_for_rate_and_time() -> None:

@@ -25,9 +25,11 @@ from greenflow_kafka import kube_ingest
 from greenflow_kafka.testing import (
     JobController,
     KubeCluster,
+    ScriptedLogs,
     api_server_with_nodes,
     by_component,
     checked_cluster,
+    empty_topic_read,
     set_statefulset_ready,
     succeeded,
 )
@@ -124,8 +126,9 @@ def test_kafka_ingest_targets_redpanda_unchanged(
 ) -> None:
     """kafka-ingest with target "redpanda" runs its topic Job and producer Job from the
     apache/kafka tools image against Redpanda's bootstrap address; an unschedulable producer
-    (the test plays the scheduler's verdict) fails the run at the start deadline with the
-    blocking condition, and clean removes every Job and pod of the run."""
+    (the test plays the Job controller, the kubelet's logs for the first offsets read and the
+    scheduler's verdict) fails the run at the start deadline with the blocking condition, and
+    clean removes every Job and pod of the run."""
     monkeypatch.setattr(kube_ingest, "START_TIMEOUT_S", 2.0)
     svc = _deploy(cluster, tmp_path, brokers=1)
     set_statefulset_ready(cluster.api, NAMESPACE, "redpanda", 1)
@@ -133,6 +136,9 @@ def test_kafka_ingest_targets_redpanda_unchanged(
         load=500, producers=1, target="redpanda", warmup=Duration(1), duration=Duration(2)))
     assert workload.validate({"redpanda": svc.config}) is None
     ctx = make_run_context(tmp_path / "run", inventory=cluster.inventory, services={"redpanda": svc}, run_id="00000000000000aa")
+    assert svc._kube is not None
+    scripted = ScriptedLogs(svc._kube.session)
+    svc._kube.session = scripted
 
     def unschedulable(_pod: Any) -> dict[str, Any]:
         return {"phase": "Pending", "conditions": [{
@@ -140,6 +146,7 @@ def test_kafka_ingest_targets_redpanda_unchanged(
             "message": "0/3 nodes are available: 3 Insufficient memory."}]}
 
     outcome = by_component(topic_create=succeeded, topic_delete=succeeded,
+                           offsets_warmup=empty_topic_read(scripted, "greenflow-00000000000000aa"),
                            producer=unschedulable)
     try:
         with JobController(cluster.api, NAMESPACE, outcome) as jobs:
