@@ -205,25 +205,6 @@ def test_every_jvm_of_a_multi_broker_cluster_serves_its_own_metrics(
 NAMESPACE = "gf-kafka-metrics-it"
 
 
-@pytest.fixture(scope="module")
-def kube(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    pytest.importorskip("kubernetes", reason="the kubernetes client is not installed")
-    from greenflow_kafka.testing import api_server_with_nodes
-
-    with api_server_with_nodes(tmp_path_factory.mktemp("kube")) as server:
-        yield server
-
-
-@pytest.fixture
-def cluster(kube: Any, tmp_path: Path) -> Iterator[Any]:
-    """A ``kubernetes`` platform acquired for one experiment; released after the test, which
-    then checks that nothing with the experiment's labels is left."""
-    from greenflow_kafka.testing import checked_cluster
-
-    with checked_cluster(kube.kubeconfig_path, tmp_path / "platform", namespace=NAMESPACE) as c:
-        yield c
-
-
 def test_kube_configmap_carries_the_real_agent_jar_and_the_pods_load_it(
     cluster: Any, exporter: JmxExporter, tmp_path: Path
 ) -> None:

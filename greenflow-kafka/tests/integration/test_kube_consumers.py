@@ -22,7 +22,7 @@ from __future__ import annotations
 import re
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +32,6 @@ from greenflow.api import Host, Inventory, Phase, PhaseRecorder
 from greenflow.errors import WorkloadError
 from greenflow.plan.durations import Duration
 from greenflow.testing import make_deploy_context, make_run_context
-from greenflow.testing.kube import KubeAPIServer
 from greenflow_kafka import kube_ingest
 from greenflow_kafka.consumer import consumer_perf_args
 from greenflow_kafka.kube_ingest import (
@@ -49,8 +48,6 @@ from greenflow_kafka.testing import (
     JobController,
     KubeCluster,
     ScriptedLogs,
-    api_server_with_nodes,
-    checked_cluster,
     container_status,
     oom_killed,
     set_statefulset_ready,
@@ -196,22 +193,6 @@ def test_consumers_with_tools_older_than_4_2_are_refused_before_any_job(tmp_path
 
 pytest.importorskip(
     "kubernetes", reason='the kubernetes client is not installed: pip install "kubernetes>=30,<38"')
-
-
-@pytest.fixture(scope="module")
-def kube(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KubeAPIServer]:
-    """One API server (with two broker nodes and one worker node) for the module."""
-    with api_server_with_nodes(tmp_path_factory.mktemp("kube")) as server:
-        yield server
-
-
-@pytest.fixture
-def cluster(kube: KubeAPIServer, tmp_path: Path) -> Iterator[KubeCluster]:
-    """A ``kubernetes`` platform acquired for one experiment; released after the test, which
-    then checks that nothing with the experiment's labels is left."""
-    with checked_cluster(kube.kubeconfig_path, tmp_path / "platform",
-                         namespace=NAMESPACE) as c:
-        yield c
 
 
 def _deploy(cluster: KubeCluster, tmp_path: Path) -> tuple[KafkaService, ScriptedLogs]:

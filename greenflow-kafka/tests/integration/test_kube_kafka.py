@@ -16,7 +16,6 @@ of the experiment but not the namespace (whose deletion needs the namespace cont
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +24,6 @@ import pytest
 from greenflow.errors import ReadinessTimeout, ServiceError, WorkloadError
 from greenflow.plan.durations import Duration
 from greenflow.testing import make_deploy_context, make_run_context
-from greenflow.testing.kube import KubeAPIServer
 from greenflow_kafka.kube_ingest import JOB_LABEL
 from greenflow_kafka.service import KafkaConfig, KafkaService
 from greenflow_kafka.testing import (
@@ -33,9 +31,7 @@ from greenflow_kafka.testing import (
     JobController,
     KubeCluster,
     ScriptedLogs,
-    api_server_with_nodes,
     by_component,
-    checked_cluster,
     empty_topic_read,
     oom_killed,
     set_statefulset_ready,
@@ -48,22 +44,6 @@ pytest.importorskip(
 
 NAMESPACE = "gf-kafka-it"
 BROKER_SELECTOR = {"node.kubernetes.io/broker": "true"}
-
-
-@pytest.fixture(scope="module")
-def kube(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KubeAPIServer]:
-    """One API server (with the three nodes) for the module: it takes seconds to start."""
-    with api_server_with_nodes(tmp_path_factory.mktemp("kube")) as server:
-        yield server
-
-
-@pytest.fixture
-def cluster(kube: KubeAPIServer, tmp_path: Path) -> Iterator[KubeCluster]:
-    """A ``kubernetes`` platform acquired for one experiment; released after the test, which
-    then checks that nothing with the experiment's labels is left."""
-    with checked_cluster(kube.kubeconfig_path, tmp_path / "platform",
-                         namespace=NAMESPACE) as c:
-        yield c
 
 
 def _deploy(cluster: KubeCluster, tmp_path: Path, **config: Any) -> KafkaService:

@@ -11,7 +11,6 @@ and the kubelet where needed (greenflow_kafka.testing) and says so.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,15 +19,12 @@ import pytest
 from greenflow.errors import ReadinessTimeout, ServiceError, WorkloadError
 from greenflow.plan.durations import Duration
 from greenflow.testing import make_deploy_context, make_run_context
-from greenflow.testing.kube import KubeAPIServer
 from greenflow_kafka import kube_ingest
 from greenflow_kafka.testing import (
     JobController,
     KubeCluster,
     ScriptedLogs,
-    api_server_with_nodes,
     by_component,
-    checked_cluster,
     empty_topic_read,
     set_statefulset_ready,
     succeeded,
@@ -40,22 +36,6 @@ pytest.importorskip(
     "kubernetes", reason='the kubernetes client is not installed: pip install "kubernetes>=30,<38"')
 
 NAMESPACE = "gf-redpanda-it"
-
-
-@pytest.fixture(scope="module")
-def kube(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KubeAPIServer]:
-    """One API server with two broker nodes and a worker node for the module."""
-    with api_server_with_nodes(tmp_path_factory.mktemp("kube")) as server:
-        yield server
-
-
-@pytest.fixture
-def cluster(kube: KubeAPIServer, tmp_path: Path) -> Iterator[KubeCluster]:
-    """A ``kubernetes`` platform acquired for one experiment; after release nothing with the
-    experiment's labels may be left."""
-    with checked_cluster(kube.kubeconfig_path, tmp_path / "platform",
-                         namespace=NAMESPACE) as c:
-        yield c
 
 
 def _deploy(cluster: KubeCluster, tmp_path: Path, **config: Any) -> RedpandaService:
