@@ -34,6 +34,10 @@ class Collector(ABC):
     """
 
     Config: ClassVar[type]
+    #: True for a collector whose source the plan's own services may provide (a Prometheus
+    #: deployed on the cluster, scraping Scaphandre): the runner starts it once the first
+    #: deployment is ready, before the idle baseline, instead of before deploying.
+    start_after_deploy: ClassVar[bool] = False
 
     def __init__(self, name: str, config: Any) -> None:
         self.name = name

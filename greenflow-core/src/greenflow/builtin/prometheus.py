@@ -216,6 +216,8 @@ class PrometheusCollector(Collector):
     """
 
     Config: ClassVar[type] = PrometheusConfig
+    # Its Prometheus may be the plan's own [[services]] prometheus.
+    start_after_deploy: ClassVar[bool] = True
     config: PrometheusConfig
 
     def __init__(self, name: str, config: PrometheusConfig) -> None:

@@ -254,6 +254,8 @@ class ScaphandreCollector(Collector):
     """Energy per node and per pod from Scaphandre through Prometheus; see the module docstring."""
 
     Config: ClassVar[type] = ScaphandreConfig
+    # Its Prometheus is often the plan's own [[services]] prometheus.
+    start_after_deploy: ClassVar[bool] = True
     config: ScaphandreConfig
 
     def __init__(self, name: str, config: ScaphandreConfig) -> None:

@@ -1,8 +1,9 @@
 """The run lifecycle (DESIGN.md §5) with guaranteed teardown.
 
 acquire platform → start collectors → for each deployment group: deploy services →
-baseline → runs (prepare → warm-up → MEASURE → cool-down → clean) → remove services →
-stop collectors → release platform.
+(the first time: start the collectors that read what services deploy) → baseline → runs
+(prepare → warm-up → MEASURE → cool-down → clean) → remove services → stop collectors →
+release platform.
 
 Teardown runs in ``finally`` and on SIGINT/SIGTERM (turned into KeyboardInterrupt).
 Everything that could leak is recorded in the store as it is created, so that
@@ -15,7 +16,7 @@ import shutil
 import threading
 import time
 import traceback
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import attrs
@@ -153,6 +154,8 @@ class Runner:
         self.platform: Platform | None = None
         self.inventory: Inventory | None = None
         self.collectors: list[Collector] = []
+        # Collectors that read what the services deploy, started by the first _deploy.
+        self._collectors_after_deploy: list[tuple[Any, Any]] = []
         self.services: dict[str, Service] = {}
         self.current_group: str | None = None
         self.workload: Workload | None = None
@@ -366,9 +369,18 @@ class Runner:
             raise PlanError(f"{plan.path.name} [platform]: {reason}")
 
     def _start_collectors(self) -> None:
+        """Start the plan's collectors, except those that read what the services deploy
+        (``start_after_deploy``): :meth:`_deploy` starts them once services are ready."""
+        now: list[tuple[Any, Any]] = []
+        for section, config in self._collector_configs():
+            later = getattr(section.cls, "start_after_deploy", False)
+            (self._collectors_after_deploy if later else now).append((section, config))
+        self._start(now)
+
+    def _start(self, configs: Iterable[tuple[Any, Any]]) -> None:
         assert self.inventory is not None
         ctx = CollectorContext(self.plan.experiment.name, self.inventory, self.process_groups)
-        for section, config in self._collector_configs():
+        for section, config in configs:
             collector: Collector = section.cls(section.name, config)
             collector.start(ctx)
             self.collectors.append(collector)
@@ -486,6 +498,10 @@ class Runner:
             self.observer.phase("deploy", f"waiting for {name}")
             svc.wait_ready(self.plan.experiment.ready_timeout)
             log.info("service.ready", service=name, endpoints=dict(svc.endpoints()))
+        if self._collectors_after_deploy:
+            later, self._collectors_after_deploy = self._collectors_after_deploy, []
+            self._start(later)
+            self._provenance()  # again, now with their descriptions
         self.current_group = group
         if baseline:
             self._baseline()
