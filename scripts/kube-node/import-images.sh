@@ -5,8 +5,12 @@ set -euo pipefail
 K=${WORK:?WORK (the node work dir) is required}
 IMAGES=${IMAGES:-${XDG_CACHE_HOME:-$HOME/.cache}/greenflow/kube-node/images}
 C="ctr -a $K/run/containerd/containerd.sock -n k8s.io"
-for f in pause kafka; do
+# Prometheus and Scaphandre when build-images.sh could build them (their tests then fail
+# on ErrImagePull).
+shopt -s nullglob
+for tar in "$IMAGES/pause-oci.tar" "$IMAGES/kafka-oci.tar" "$IMAGES"/prometheus-*-oci.tar \
+           "$IMAGES"/scaphandre-*-oci.tar; do
     s=$(date +%s)
-    $C images import "$IMAGES/$f-oci.tar" >/dev/null
-    echo "imported $f in $(($(date +%s) - s)) s"
+    $C images import "$tar" >/dev/null
+    echo "imported $(basename "$tar" -oci.tar) in $(($(date +%s) - s)) s"
 done

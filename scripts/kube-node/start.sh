@@ -31,13 +31,16 @@ etcd)
     --unsafe-no-fsync --log-level=warn
   waitfor etcd curl -sf http://127.0.0.1:12379/health ;;
 apiserver)
-  start apiserver $KB/kube-apiserver --etcd-servers=http://127.0.0.1:12379 --bind-address=127.0.0.1 \
+  # Pods reach it as https://kubernetes.default (10.96.0.1:443, Prometheus' kubernetes_sd,
+  # Scaphandre --containers): it listens on the node IP too, and the lease reconciler
+  # publishes NODE_IP:16443 as the endpoints of the `kubernetes` Service.
+  start apiserver $KB/kube-apiserver --etcd-servers=http://127.0.0.1:12379 --bind-address=0.0.0.0 \
     --advertise-address=$NODE_IP --secure-port=16443 --tls-cert-file=$K/pki/apiserver.crt --tls-private-key-file=$K/pki/apiserver.key \
     --client-ca-file=$K/pki/ca.crt \
     --service-account-issuer=https://kubernetes.default.svc.cluster.local --service-account-key-file=$K/pki/sa.pub \
     --service-account-signing-key-file=$K/pki/sa.key --service-cluster-ip-range=10.96.0.0/16 \
     --authorization-mode=Node,RBAC --token-auth-file=$K/pki/tokens.csv --allow-privileged=true \
-    --endpoint-reconciler-type=none --profiling=false --kubelet-preferred-address-types=InternalIP,Hostname
+    --endpoint-reconciler-type=lease --profiling=false --kubelet-preferred-address-types=InternalIP,Hostname
   waitfor apiserver curl -sf --cacert $K/pki/ca.crt -H "Authorization: Bearer $TOKEN" https://127.0.0.1:16443/readyz ;;
 controller-manager)
   start controller-manager $B/kube-controller-manager --kubeconfig=$K/kubeconfig --authentication-kubeconfig=$K/kubeconfig \

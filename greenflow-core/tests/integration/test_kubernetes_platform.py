@@ -487,6 +487,11 @@ def test_services_are_accepted_labelled_and_idempotent(
         "/proc": True,
         "/sys/class/powercap": True,
     }
+    # The node's own RAPL tree unless powercap_path says otherwise.
+    assert {v["name"]: v["hostPath"]["path"] for v in pod["volumes"]} == {
+        "proc": "/proc",
+        "powercap": "/sys/class/powercap",
+    }
     terms = pod["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"][
         "nodeSelectorTerms"
     ]
@@ -524,6 +529,8 @@ def test_services_are_accepted_labelled_and_idempotent(
     assert sd["relabel_configs"][0]["source_labels"] == [
         "__meta_kubernetes_pod_annotation_prometheus_io_scrape"
     ]
+    # Scaphandre 1.0 sends no Content-Type; the default Prometheus (3.x) needs this to scrape it.
+    assert sd["fallback_scrape_protocol"] == "PrometheusText0.0.4"
     assert prometheus.endpoints() == {"url": f"http://prometheus.{kube.namespace}.svc:9090"}
 
     versions = {

@@ -47,8 +47,9 @@ PATH_ANNOTATION = "prometheus.io/path"
 #: The standard name label (``app.kubernetes.io/name``) used in selectors.
 NAME_LABEL = "app.kubernetes.io/name"
 
-PROMETHEUS_IMAGE = "prom/prometheus:v3.5.3"  # the 3.5 long-term-support line
+PROMETHEUS_IMAGE = "prom/prometheus:v3.13.5"  # the 3.13 long-term-support line (3.5 ended 2026-07)
 SCAPHANDRE_IMAGE = "hubblo/scaphandre:1.0.0"
+DEFAULT_POWERCAP = "/sys/class/powercap"
 PROMETHEUS_PORT = 9090
 
 
@@ -279,6 +280,10 @@ class PrometheusService(_KubeService):
                 }
             ],
         }
+        if not _prometheus_2(self.config.image):
+            # Scaphandre 1.0 serves its metrics without a Content-Type, which Prometheus 3
+            # refuses unless told the format (hubblo-org/scaphandre#400); 2.x has no such key.
+            config["scrape_configs"][0]["fallback_scrape_protocol"] = "PrometheusText0.0.4"
         if self.config.remote_write_url:
             parts = urlsplit(self.config.remote_write_url)
             # Credentials never go into the ConfigMap: basic auth from a mounted Secret.
@@ -456,6 +461,12 @@ class PrometheusService(_KubeService):
         return cls._attach(name, config, state, "Deployment")
 
 
+def _prometheus_2(image: str) -> bool:
+    """Whether ``image``'s tag names a Prometheus 2.x (``prom/prometheus:v2.53.3``)."""
+    tag = image.rpartition("/")[2].partition(":")[2]
+    return tag.startswith(("v2.", "2."))
+
+
 def _meta(annotation: str) -> str:
     """An annotation or label name as Prometheus' ``__meta_kubernetes_*`` suffix."""
     import re
@@ -482,6 +493,12 @@ def _deployment_available(obj: dict[str, Any]) -> tuple[bool, str]:
 # -- scaphandre --------------------------------------------------------------------------
 
 
+def _check_host_dir(_inst: Any, attribute: attrs.Attribute[Any], value: str) -> None:
+    if not value.startswith("/") or "\n" in value:
+        msg = f"{attribute.name}: expected an absolute path on the nodes, got {value!r}"
+        raise ValueError(msg)
+
+
 def _roles(value: list[str]) -> list[str]:
     return list(value)
 
@@ -506,6 +523,12 @@ class ScaphandreConfig:
     #: CPU request and memory request = limit (its own energy is part of the node's).
     cpu: str = attrs.field(default="100m", validator=_check_quantity)
     memory: str = attrs.field(default="200Mi", validator=_check_quantity)
+    #: The directory of each node whose RAPL counters Scaphandre reads: the node's own by
+    #: default. Another absolute path is read as Scaphandre reads a tree that
+    #: ``scaphandre qemu`` exports to a virtual machine (``--vm``, mounted at
+    #: ``/var/scaphandre``): a VM node given its share of the host's energy, or a test's
+    #: simulated tree.
+    powercap_path: str = attrs.field(default=DEFAULT_POWERCAP, validator=_check_host_dir)
 
 
 class ScaphandreService(_KubeService):
@@ -532,6 +555,12 @@ class ScaphandreService(_KubeService):
         rules = [
             {"apiGroups": [""], "resources": ["pods", "nodes"], "verbs": ["get", "list", "watch"]}
         ]
+        # Another tree than the node's own is read the way Scaphandre reads one exported
+        # by a hypervisor: mounted at /var/scaphandre, with --vm (the container cannot
+        # mount over /sys/class/powercap of a node whose kernel has no such directory).
+        own = c.powercap_path == DEFAULT_POWERCAP
+        powercap_mount = DEFAULT_POWERCAP if own else "/var/scaphandre"
+        vm = [] if own else ["--vm"]
         out = self._rbac(kube, rules)
         out.append(
             {
@@ -553,7 +582,13 @@ class ScaphandreService(_KubeService):
                                 {
                                     "name": "scaphandre",
                                     "image": c.image,
-                                    "args": ["prometheus", "--port", str(c.port), "--containers"],
+                                    "args": [
+                                        *vm,
+                                        "prometheus",
+                                        "--port",
+                                        str(c.port),
+                                        "--containers",
+                                    ],
                                     "env": [
                                         {
                                             "name": "KUBERNETES_NODE_NAME",
@@ -576,7 +611,7 @@ class ScaphandreService(_KubeService):
                                         {"name": "proc", "mountPath": "/proc", "readOnly": True},
                                         {
                                             "name": "powercap",
-                                            "mountPath": "/sys/class/powercap",
+                                            "mountPath": powercap_mount,
                                             "readOnly": True,
                                         },
                                     ],
@@ -591,10 +626,7 @@ class ScaphandreService(_KubeService):
                                 # to start with a clear event instead of exporting zeros.
                                 {
                                     "name": "powercap",
-                                    "hostPath": {
-                                        "path": "/sys/class/powercap",
-                                        "type": "Directory",
-                                    },
+                                    "hostPath": {"path": c.powercap_path, "type": "Directory"},
                                 },
                             ],
                         },
@@ -640,6 +672,7 @@ class ScaphandreService(_KubeService):
             "roles": list(c.roles),
             "port": c.port,
             "resources": {"cpu": c.cpu, "memory": c.memory},
+            "powercap_path": c.powercap_path,
         }
 
     @classmethod
