@@ -169,94 +169,9 @@ def test_a_node_without_room_for_the_boundary_read_fails_saying_so(
     _assert_nothing_left(kube_node, "greenflow-rn-full")
 
 
-def test_broker_metrics_endpoint_serves_kafka_metrics(kube_node: Path, tmp_path: Path) -> None:
-    """metrics = true: the JMX exporter jar travels in a ConfigMap, the broker JVM loads it
-    as a java agent, and its endpoint (scraped by Prometheus in a real deployment) serves
-    Kafka's broker metrics; `greenflow up` leaves it running, `greenflow down` ends it."""
-    (tmp_path / "plan.toml").write_text(
-        _plan(kube_node, "rn-metrics", kafka="metrics = true\n"))
-    up = _greenflow(tmp_path, "up", "plan.toml")
-    try:
-        assert up.returncode == 0, up.stderr[-4000:]
-        pods = _api(kube_node).list_namespaced_pod(
-            "greenflow-rn-metrics", label_selector="app.kubernetes.io/managed-by=greenflow")
-        brokers = [p for p in pods.items if p.metadata.name == "kafka-0"]
-        assert brokers and brokers[0].status.pod_ip, [p.metadata.name for p in pods.items]
-        annotations = brokers[0].metadata.annotations or {}
-        assert annotations.get("prometheus.io/port") == "9404"
-        url = f"http://{brokers[0].status.pod_ip}:9404/metrics"
-        deadline = time.monotonic() + 60
-        while True:  # the agent serves once the broker's JVM has registered its MBeans
-            try:
-                with urllib.request.urlopen(url, timeout=5) as response:
-                    body = response.read().decode()
-                if "kafka_server_" in body:
-                    break
-            except OSError:
-                body = ""
-            assert time.monotonic() < deadline, f"no kafka_server_ metrics at {url}: {body[:500]}"
-            time.sleep(1)
-        assert "kafka_server_brokertopicmetrics" in body.lower()
-    finally:
-        down = _greenflow(tmp_path, "down", "plan.toml")
-        assert down.returncode == 0, down.stderr[-4000:]
-    _assert_nothing_left(kube_node, "greenflow-rn-metrics")
-
-
 def _get_json(url: str) -> Any:
     with urllib.request.urlopen(url, timeout=5) as response:
         return json.loads(response.read().decode())
-
-
-def test_prometheus_discovers_and_scrapes_the_broker(kube_node: Path, tmp_path: Path) -> None:
-    """[[services]] prometheus on the node: its RBAC lets kubernetes_sd list the
-    experiment's pods, the relabelling keeps the annotated broker (and only it) and labels
-    its series with node, namespace, pod and service, and the broker's exporter is scraped —
-    read from outside the cluster through the NodePort, as the scaphandre collector reads it.
-    The Prometheus image is a stand-in built from Debian's prometheus binary (2.x; the
-    official image is 3.x): docs/kubernetes-testing.md."""
-    from urllib.parse import quote
-
-    prometheus = """\
-        metrics = true
-
-        [[services]]
-        type = "prometheus"
-        node_port = 30090
-        scrape_interval = "2s"
-        cpu = "250m"
-        memory = "512Mi"
-        """
-    (tmp_path / "plan.toml").write_text(_plan(kube_node, "rn-prom", kafka=prometheus))
-    up = _greenflow(tmp_path, "up", "plan.toml")
-    try:
-        assert up.returncode == 0, up.stderr[-4000:]
-        node = _api(kube_node).read_node("kubenode")
-        address = next(a.address for a in node.status.addresses if a.type == "InternalIP")
-        base = f"http://{address}:30090/api/v1"
-        deadline = time.monotonic() + 120
-        while True:  # discovery, then a scrape once the broker's JVM serves its metrics
-            try:
-                targets = _get_json(f"{base}/targets")["data"]["activeTargets"]
-            except OSError:
-                targets = []
-            brokers = [t for t in targets if t["labels"].get("service") == "kafka"]
-            if brokers and brokers[0]["health"] == "up":
-                break
-            assert time.monotonic() < deadline, f"the broker was not scraped: {targets}"
-            time.sleep(2)
-        # Only annotated pods are kept: the broker, not Prometheus itself.
-        assert [t["labels"]["pod"] for t in targets] == ["kafka-0"]
-        labels = brokers[0]["labels"]
-        assert labels["node"] == "kubenode" and labels["namespace"] == "greenflow-rn-prom"
-        assert brokers[0]["scrapeUrl"].endswith(":9404/metrics")
-        query = quote('count({__name__=~"kafka_server_.*", pod="kafka-0", service="kafka"})')
-        result = _get_json(f"{base}/query?query={query}")["data"]["result"]
-        assert result and float(result[0]["value"][1]) > 10, result
-    finally:
-        down = _greenflow(tmp_path, "down", "plan.toml")
-        assert down.returncode == 0, down.stderr[-4000:]
-    _assert_nothing_left(kube_node, "greenflow-rn-prom")
 
 
 class SimulatedPowercap:
@@ -299,19 +214,35 @@ class SimulatedPowercap:
         self._thread.join()
 
 
-def test_scaphandre_measures_the_node_and_its_pods(kube_node: Path, tmp_path: Path) -> None:
-    """Energy per node and per pod, end to end: the scaphandre DaemonSet (privileged, host
-    /proc, --containers) reads the node's powercap tree, Prometheus discovers its pod and
-    scrapes it, and the scaphandre collector integrates MEASURE from the counter through a
-    wrap. SIMULATED: the counter (this VM has no RAPL) — a tree advanced at a constant
-    30 W that wraps every 12 s (SimulatedPowercap), mounted through ``powercap_path``.
-    The Scaphandre and Prometheus images are stand-ins built from the same releases'
-    sources (docs/kubernetes-testing.md); Scaphandre's image also answers /proc/modules,
-    which this kernel lacks."""
+def test_prometheus_scrapes_broker_and_scaphandre_and_energy_is_measured(
+        kube_node: Path, tmp_path: Path) -> None:
+    """The measurement path on a real node, deployed once by `greenflow up` and measured by
+    a `greenflow run` that reuses it:
+
+    - kafka ``metrics = true``: the JMX exporter jar travels in a ConfigMap, the broker JVM
+      loads it, the pod is annotated for port 9404;
+    - [[services]] prometheus: its RBAC lets kubernetes_sd list the experiment's pods, the
+      relabelling keeps the annotated pods (broker and Scaphandre, not itself) and labels
+      their series with node, namespace, pod and service; both are scraped (Scaphandre's
+      blank Content-Type needs fallback_scrape_protocol on Prometheus 3); read from
+      outside through the NodePort, as the collector reads it;
+    - the scaphandre DaemonSet (privileged, host /proc, --containers asking the API server
+      which pod each process is in) and the scaphandre collector, started once Prometheus
+      is up: energy per node over MEASURE through a counter wrap, and per pod.
+
+    SIMULATED: the energy counter only (this VM has no RAPL) — SimulatedPowercap at a
+    constant 30 W, wrapping every 12 s, mounted through ``powercap_path``. The Prometheus
+    and Scaphandre images are stand-ins built from the same releases' sources, Scaphandre's
+    with a shim answering /proc/modules, which this kernel lacks
+    (docs/kubernetes-testing.md)."""
+    from urllib.parse import quote
+
     power_w = 30.0
     node = _api(kube_node).read_node("kubenode")
     address = next(a.address for a in node.status.addresses if a.type == "InternalIP")
     services = f"""\
+        metrics = true
+
         [[services]]
         type = "prometheus"
         node_port = 30090
@@ -330,10 +261,45 @@ def test_scaphandre_measures_the_node_and_its_pods(kube_node: Path, tmp_path: Pa
         url = "http://{address}:30090"
         step_s = 3
         """
-    plan = _plan(kube_node, "rn-scaph", cpu="500m", kafka=services,
-                 workload=collector)
+    (tmp_path / "plan.toml").write_text(
+        _plan(kube_node, "rn-measure", cpu="500m", kafka=services, workload=collector))
+    namespace = "greenflow-rn-measure"
     with SimulatedPowercap(tmp_path / "powercap", power_w, range_uj=360_000_000) as powercap:
-        row = _run(tmp_path, plan)
+        up = _greenflow(tmp_path, "up", "plan.toml")
+        try:
+            assert up.returncode == 0, up.stderr[-4000:]
+            pods = _api(kube_node).list_namespaced_pod(
+                namespace, label_selector="app.kubernetes.io/managed-by=greenflow")
+            broker = next(p for p in pods.items if p.metadata.name == "kafka-0")
+            assert (broker.metadata.annotations or {}).get("prometheus.io/port") == "9404"
+            base = f"http://{address}:30090/api/v1"
+            deadline = time.monotonic() + 120
+            while True:  # discovery, then scrapes once the broker's JVM serves its metrics
+                try:
+                    targets = _get_json(f"{base}/targets")["data"]["activeTargets"]
+                except OSError:
+                    targets = []
+                up_by_service = {t["labels"].get("service"): t for t in targets
+                                 if t["health"] == "up"}
+                if {"kafka", "scaphandre"} <= up_by_service.keys():
+                    break
+                assert time.monotonic() < deadline, f"not both scraped: {targets}"
+                time.sleep(2)
+            # Only annotated pods are kept: the broker and Scaphandre, not Prometheus itself.
+            assert sorted(t["labels"]["service"] for t in targets) == ["kafka", "scaphandre"]
+            kafka = up_by_service["kafka"]
+            assert kafka["labels"]["pod"] == "kafka-0"
+            assert kafka["labels"]["node"] == "kubenode"
+            assert kafka["labels"]["namespace"] == namespace
+            assert kafka["scrapeUrl"].endswith(":9404/metrics")
+            query = quote('count({__name__=~"kafka_server_.*", pod="kafka-0", service="kafka"})')
+            result = _get_json(f"{base}/query?query={query}")["data"]["result"]
+            assert result and float(result[0]["value"][1]) > 10, result
+
+            row = _run(tmp_path, (tmp_path / "plan.toml").read_text())
+        finally:
+            down = _greenflow(tmp_path, "down", "plan.toml")
+            assert down.returncode == 0, down.stderr[-4000:]
     assert powercap.wraps >= 2  # so the MEASURE window (15 s) holds at least one
     metrics, measure_s = _energy_over_measure(tmp_path, row["run_id"])
     node_j = metrics[("host", "kubenode")]
@@ -341,13 +307,13 @@ def test_scaphandre_measures_the_node_and_its_pods(kube_node: Path, tmp_path: Pa
     # ends: the counter's increase is exact, its placement in time within the feeder's
     # 50 ms step and the scrape's latency. Measured: 441.50 J for 441.83 J (-0.075 %).
     assert node_j == pytest.approx(power_w * measure_s, rel=0.01), (node_j, measure_s)
-    pods = {name: joules for (scope, name), joules in metrics.items() if scope == "pod"}
+    pods_j = {name: joules for (scope, name), joules in metrics.items() if scope == "pod"}
     # Scaphandre attributes the node's power by CPU share (--containers names the pod of
     # each process): the loaded broker has some, and all pods together never more than
     # the node.
-    assert pods.get("kafka-0", 0) > 0, pods
-    assert sum(pods.values()) <= node_j * 1.02, (pods, node_j)
-    _assert_nothing_left(kube_node, "greenflow-rn-scaph")
+    assert pods_j.get("kafka-0", 0) > 0, pods_j
+    assert sum(pods_j.values()) <= node_j * 1.02, (pods_j, node_j)
+    _assert_nothing_left(kube_node, namespace)
 
 
 def _energy_over_measure(tmp_path: Path, run_id: str) -> tuple[dict[tuple[str, str], float], float]:
