@@ -6,6 +6,7 @@ import contextlib
 import os
 import signal
 import subprocess
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -22,6 +23,15 @@ def tracker(request: pytest.FixtureRequest) -> Iterator[ProcessTracker]:
     t.close()
 
 
+def _comm(pid: int) -> str:
+    import psutil
+
+    try:
+        return str(psutil.Process(pid).name())
+    except psutil.Error:
+        return ""
+
+
 @pytest.fixture
 def shell_with_child() -> Iterator[tuple[subprocess.Popen[str], int]]:
     """A shell that started a background ``sleep`` and waits for a line before exiting."""
@@ -29,6 +39,13 @@ def shell_with_child() -> Iterator[tuple[subprocess.Popen[str], int]]:
                           stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True) as sh:
         assert sh.stdout is not None
         child = int(sh.stdout.readline())
+        # Until it has exec'd, the child is a fresh fork of the shell, whose RSS counters
+        # start at 0 (/proc/<pid>/stat): under load that lasted past the shell's exit and
+        # the orphan test read rss 0. Wait for the sleep itself.
+        deadline = time.monotonic() + 30
+        while _comm(child) != "sleep":
+            assert time.monotonic() < deadline, f"pid {child} never became sleep"
+            time.sleep(0.01)
         try:
             yield sh, child
         finally:
