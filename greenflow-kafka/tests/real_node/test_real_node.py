@@ -22,7 +22,6 @@ the results with ``greenflow results --json``.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import textwrap
@@ -33,6 +32,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from greenflow.testing.powercap import Powercap
 
 pytest.importorskip(
     "kubernetes", reason='the kubernetes client is not installed: pip install "kubernetes>=30,<38"')
@@ -175,35 +176,26 @@ def _get_json(url: str) -> Any:
 
 
 class SimulatedPowercap:
-    """A powercap-shaped tree (``intel-rapl:0``, ``package-0``) whose ``energy_uj`` a thread
-    advances at ``power_w``, wrapping at ``max_energy_range_uj`` as RAPL counters do. The
-    node is a VM without RAPL: this tree is the SIMULATED part, standing in for the CPU's
-    energy counter; Scaphandre, Prometheus and GreenFlow read it as they would the real one.
-    Each value is written to a new file renamed over ``energy_uj``, so a reader never sees
-    a half-written number."""
+    """A powercap tree (``intel-rapl:0``, ``package-0``; greenflow.testing.powercap) whose
+    counter a thread advances at ``power_w``, wrapping as RAPL counters do. The node is a
+    VM without RAPL: this tree is the SIMULATED part, standing in for the CPU's energy
+    counter; Scaphandre, Prometheus and GreenFlow read it as they would the real one."""
+
+    ZONE = "intel-rapl:0"
 
     def __init__(self, root: Path, power_w: float, range_uj: int) -> None:
-        self.root, self.power_w, self.range_uj = root, power_w, range_uj
-        self.zone = root / "intel-rapl:0"
-        self.zone.mkdir(parents=True)
-        (self.zone / "name").write_text("package-0\n")
-        (self.zone / "max_energy_range_uj").write_text(f"{range_uj}\n")
+        self.tree, self.power_w = Powercap(root), power_w
+        self.tree.add(self.ZONE, "package-0", range_uj)
         self.wraps = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._advance, daemon=True)
-        self._write(0)
-
-    def _write(self, energy_uj: int) -> None:
-        part = self.zone / ".energy_uj.part"
-        part.write_text(f"{energy_uj}\n")
-        os.replace(part, self.zone / "energy_uj")
 
     def _advance(self) -> None:
         start = time.monotonic()
         while not self._stop.wait(0.05):
             total = int((time.monotonic() - start) * self.power_w * 1e6)
-            self.wraps = total // self.range_uj
-            self._write(total % self.range_uj)
+            self.wraps = self.tree.wraps(self.ZONE, total)
+            self.tree.set(self.ZONE, total)
 
     def __enter__(self) -> SimulatedPowercap:
         self._thread.start()

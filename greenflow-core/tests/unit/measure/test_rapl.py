@@ -18,39 +18,9 @@ from greenflow.builtin.collectors import RaplCollector
 from greenflow.errors import CollectorError
 from greenflow.measure.integrate import counter_delta, power_series, split_series
 from greenflow.measure.rapl import RaplReader, discover_zones, host_energy_domains
+from greenflow.testing.powercap import Powercap
 
 MJ = 1_000_000  # microjoules per joule
-
-
-class Powercap:
-    """A powercap tree laid out like sysfs: zone directories with name, energy_uj and
-    max_energy_range_uj, subzones nested in their zone. Counters wrap as the kernel's do:
-    they take values 0..max_energy_range_uj and start again from 0."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        self.ranges: dict[str, int] = {}
-
-    def path(self, zone: str) -> Path:
-        parts = zone.split(":")
-        top = self.root / ":".join(parts[:2])
-        return top if len(parts) == 2 else top / zone
-
-    def add(self, zone: str, name: str, max_range_uj: int) -> Path:
-        path = self.path(zone)
-        path.mkdir(parents=True)
-        (path / "name").write_text(name + "\n")
-        (path / "max_energy_range_uj").write_text(f"{max_range_uj}\n")
-        self.ranges[zone] = max_range_uj
-        self.set(zone, 0)
-        return path
-
-    def set(self, zone: str, total_uj: int) -> None:
-        """Publish a zone's total energy, folded into its counter's range."""
-        path = self.path(zone)
-        tmp = path / ".energy_uj.tmp"
-        tmp.write_text(f"{total_uj % (self.ranges[zone] + 1)}\n")
-        os.replace(tmp, path / "energy_uj")  # atomic: a reader never sees a half-written file
 
 
 def _ctx() -> CollectorContext:
