@@ -75,8 +75,13 @@ def _pytest(session: nox.Session, package: Path, *paths: str) -> None:
     with session.chdir(package):
         try:
             # -ra lists every skip with its reason: a part that could not start must show.
-            session.run("pytest", "-ra", *(["--junitxml", str(report)] if ci else []),
-                        *paths, *session.posargs)
+            session.run(
+                "pytest",
+                "-ra",
+                *(["--junitxml", str(report)] if ci else []),
+                *paths,
+                *session.posargs,
+            )
         except nox.command.CommandFailed as exc:
             if exc.return_code != 5:
                 raise
@@ -90,8 +95,10 @@ def _pytest(session: nox.Session, package: Path, *paths: str) -> None:
         unexpected = _unexpected_skips(report)
         if unexpected:
             lines = "\n".join(f"  {name}: {reason}" for name, reason in unexpected)
-            session.error(f"{package.name}: {len(unexpected)} test(s) skipped under CI, where "
-                          f"scripts/setup-system installs every part they need:\n{lines}")
+            session.error(
+                f"{package.name}: {len(unexpected)} test(s) skipped under CI, where "
+                f"scripts/setup-system installs every part they need:\n{lines}"
+            )
 
 
 def _unexpected_skips(junit_xml: Path) -> list[tuple[str, str]]:
@@ -111,8 +118,11 @@ def tests_core(session: nox.Session) -> None:
     plugins = [p for p in CORE_TEST_PLUGINS if (p / "pyproject.toml").exists()]
     # Every extra, so that tests of optional features run rather than skip (report renders
     # real reports with matplotlib and opens them in Chromium; kubernetes, its client).
-    session.install(*_editable(CORE, all_extras=True), *TEST_TOOLS,
-                    *(arg for p in plugins for arg in _editable(p)))
+    session.install(
+        *_editable(CORE, all_extras=True),
+        *TEST_TOOLS,
+        *(arg for p in plugins for arg in _editable(p)),
+    )
     _pytest(session, CORE)
     # The third-party example runs the contract kit against its own plugins.
     hello = ROOT / "examples" / "greenflow-hello"
@@ -159,9 +169,10 @@ def tests(session: nox.Session) -> None:
 
 @nox.session
 def lint(session: nox.Session) -> None:
-    """ruff over every package, with the repository's ruff.toml."""
+    """ruff over every package, with the repository's ruff.toml: lint rules and formatting."""
     session.install("ruff>=0.8")
     session.run("ruff", "check", *(session.posargs or ["."]))
+    session.run("ruff", "format", "--check", *(session.posargs or ["."]))
 
 
 @nox.session

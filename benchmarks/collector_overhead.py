@@ -101,8 +101,9 @@ class Collecting:
 
     def __init__(self, interval_s: float, backend: str, ctx: CollectorContext) -> None:
         self.ctx = ctx
-        self.collector = ProcessCollector("process", ProcessCollector.Config(
-            interval_s=interval_s, backend=backend))
+        self.collector = ProcessCollector(
+            "process", ProcessCollector.Config(interval_s=interval_s, backend=backend)
+        )
 
     def start(self) -> None:
         self.collector.start(self.ctx)
@@ -134,12 +135,17 @@ def run(seconds: float, rates: list[float]) -> list[dict[str, Any]]:
             del sampler
             gc.collect()
             plain = plain if plain is not None else cpu_per_s
-            rows.append({
-                "rate_hz": rate, "sampler": label, "cpu_s_per_s": cpu_per_s,
-                "percent_of_core": 100 * cpu_per_s, "ms_per_tick": 1000 * cpu_per_s / rate,
-                "ratio_to_plain": cpu_per_s / plain if plain else float("nan"),
-                "processes": len(psutil.pids()),
-            })
+            rows.append(
+                {
+                    "rate_hz": rate,
+                    "sampler": label,
+                    "cpu_s_per_s": cpu_per_s,
+                    "percent_of_core": 100 * cpu_per_s,
+                    "ms_per_tick": 1000 * cpu_per_s / rate,
+                    "ratio_to_plain": cpu_per_s / plain if plain else float("nan"),
+                    "processes": len(psutil.pids()),
+                }
+            )
     return rows
 
 
@@ -153,19 +159,25 @@ def main() -> None:
     if args.json:
         print(json.dumps(rows, indent=2))
         return
-    print(f"{rows[0]['processes']} processes on this host, {psutil.cpu_count()} logical CPUs, "
-          f"{args.seconds:g} s per sampler and rate\n")
-    print(f"{'rate':>6}  {'sampler':<28} {'CPU s/s':>9} {'% core':>7} {'ms/tick':>8} "
-          f"{'÷ plain':>8}  target")
+    print(
+        f"{rows[0]['processes']} processes on this host, {psutil.cpu_count()} logical CPUs, "
+        f"{args.seconds:g} s per sampler and rate\n"
+    )
+    print(
+        f"{'rate':>6}  {'sampler':<28} {'CPU s/s':>9} {'% core':>7} {'ms/tick':>8} "
+        f"{'÷ plain':>8}  target"
+    )
     for r in rows:
         target = TARGET_PERCENT.get(r["rate_hz"])
         verdict = ""
         if target is not None and r["sampler"].startswith("ProcessCollector"):
             ok = r["percent_of_core"] <= target
             verdict = f"≤ {target:g} % {'met' if ok else 'MISSED'}"
-        print(f"{r['rate_hz']:>4g}Hz  {r['sampler']:<28} {r['cpu_s_per_s']:>9.5f} "
-              f"{r['percent_of_core']:>6.3f}% {r['ms_per_tick']:>8.3f} "
-              f"{r['ratio_to_plain']:>8.2f}  {verdict}")
+        print(
+            f"{r['rate_hz']:>4g}Hz  {r['sampler']:<28} {r['cpu_s_per_s']:>9.5f} "
+            f"{r['percent_of_core']:>6.3f}% {r['ms_per_tick']:>8.3f} "
+            f"{r['ratio_to_plain']:>8.2f}  {verdict}"
+        )
 
 
 if __name__ == "__main__":

@@ -45,8 +45,12 @@ def once(root: Path) -> float:
     plan = root / "plan.toml"
     plan.write_text(PLAN.format(output=root / "out"))
     t0 = time.time()
-    proc = subprocess.Popen([sys.executable, "-m", "greenflow", "-q", "run", str(plan)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "greenflow", "-q", "run", str(plan)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     _, err = proc.communicate(timeout=300)
     if proc.returncode != 0:
         raise SystemExit(f"greenflow run exited {proc.returncode}:\n{err[-3000:]}")
@@ -66,8 +70,10 @@ def main() -> int:
             times.append(once(Path(tmp)))
         print(f"run {i + 1}: {times[-1]:.1f}s to first MEASURE")
     med = statistics.median(times)
-    print(f"median {med:.1f}s, min {min(times):.1f}s, max {max(times):.1f}s; target ≤ {TARGET_S:g}s: "
-          f"{'met' if med <= TARGET_S else 'NOT met'}")
+    print(
+        f"median {med:.1f}s, min {min(times):.1f}s, max {max(times):.1f}s; target ≤ {TARGET_S:g}s: "
+        f"{'met' if med <= TARGET_S else 'NOT met'}"
+    )
     return 0
 
 

@@ -68,15 +68,24 @@ def per_scrape(dist: KafkaDistribution, exporter: JmxExporter, root: Path, scrap
         time.sleep(busy_wall)
         idle_cpu = _cpu_s(pid) - cpu1
     cost_ms = (busy_cpu - idle_cpu) / scrapes * 1000
-    print(f"per scrape: {cost_ms:.2f} ms of broker CPU ({size} bytes of /metrics; "
-          f"{scrapes} scrapes in {busy_wall:.2f}s: {busy_cpu:.2f} CPU-s, idle peer stretch "
-          f"{idle_cpu:.2f} CPU-s)")
+    print(
+        f"per scrape: {cost_ms:.2f} ms of broker CPU ({size} bytes of /metrics; "
+        f"{scrapes} scrapes in {busy_wall:.2f}s: {busy_cpu:.2f} CPU-s, idle peer stretch "
+        f"{idle_cpu:.2f} CPU-s)"
+    )
     for interval in (1, 5, 15):
         print(f"  scraped every {interval:>2}s: {cost_ms / interval / 10:.4f} % of one core")
 
 
-def loaded(dist: KafkaDistribution, exporter: JmxExporter | None, scrape_s: float | None,
-           root: Path, rate: int, size: int, seconds: float) -> float:
+def loaded(
+    dist: KafkaDistribution,
+    exporter: JmxExporter | None,
+    scrape_s: float | None,
+    root: Path,
+    rate: int,
+    size: int,
+    seconds: float,
+) -> float:
     """Broker CPU seconds per million messages over the steady part of the load."""
     with LocalKafkaCluster(dist, root / "w", root / "l", heap=HEAP, metrics=exporter) as c:
         c.start()
@@ -94,10 +103,20 @@ def loaded(dist: KafkaDistribution, exporter: JmxExporter | None, scrape_s: floa
                 scrapes += 1
 
         warm = 5.0
-        perf = threading.Thread(target=run_producer_perf, daemon=True, kwargs={
-            "distribution": dist, "bootstrap_servers": c.bootstrap_servers, "topic": "load",
-            "rate_per_s": rate, "duration_s": seconds + 3.0, "warmup_s": warm,
-            "record_size": size, "output_path": root / "perf.out"})
+        perf = threading.Thread(
+            target=run_producer_perf,
+            daemon=True,
+            kwargs={
+                "distribution": dist,
+                "bootstrap_servers": c.bootstrap_servers,
+                "topic": "load",
+                "rate_per_s": rate,
+                "duration_s": seconds + 3.0,
+                "warmup_s": warm,
+                "record_size": size,
+                "output_path": root / "perf.out",
+            },
+        )
         scraping = threading.Thread(target=scraper, daemon=True) if scrape_s else None
         perf.start()
         if scraping is not None:
@@ -131,24 +150,38 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         per_scrape(dist, exporter, root / "scrape", args.scrapes)
-        variants = {"off": (None, None), "on, unscraped": (exporter, None),
-                    f"on, scraped/{args.interval:g}s": (exporter, args.interval)}
+        variants = {
+            "off": (None, None),
+            "on, unscraped": (exporter, None),
+            f"on, scraped/{args.interval:g}s": (exporter, args.interval),
+        }
         got: dict[str, list[float]] = {name: [] for name in variants}
         names = list(variants)
         for rep in range(args.repeat):
-            for name in names[rep % 3:] + names[: rep % 3]:  # rotate the order
+            for name in names[rep % 3 :] + names[: rep % 3]:  # rotate the order
                 ex, scrape_s = variants[name]
-                value = loaded(dist, ex, scrape_s, root / f"{rep}-{len(got[name])}-{name[:2]}",
-                               args.rate, args.size, args.seconds)
+                value = loaded(
+                    dist,
+                    ex,
+                    scrape_s,
+                    root / f"{rep}-{len(got[name])}-{name[:2]}",
+                    args.rate,
+                    args.size,
+                    args.seconds,
+                )
                 got[name].append(value)
                 print(f"  rep {rep} {name:<18} {value:8.1f} broker CPU-s per 1e6 messages")
     base = statistics.median(got["off"])
-    print(f"\nunder load ({args.rate} msg/s of {args.size} B, {args.seconds:g}s measured, "
-          f"median of {args.repeat}):")
+    print(
+        f"\nunder load ({args.rate} msg/s of {args.size} B, {args.seconds:g}s measured, "
+        f"median of {args.repeat}):"
+    )
     for name, values in got.items():
         med = statistics.median(values)
-        print(f"  {name:<18} {med:8.1f} CPU-s/1e6 msg   ratio to off {med / base:.3f}   "
-              f"(runs: {', '.join(f'{v:.1f}' for v in values)})")
+        print(
+            f"  {name:<18} {med:8.1f} CPU-s/1e6 msg   ratio to off {med / base:.3f}   "
+            f"(runs: {', '.join(f'{v:.1f}' for v in values)})"
+        )
     return 0
 
 

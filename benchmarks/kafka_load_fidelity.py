@@ -52,11 +52,18 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="gf-fidelity-") as tmp:
         root = Path(tmp)
         plan = root / "plan.toml"
-        plan.write_text(PLAN.format(output=root / "out", loads=list(LOADS), warmup=args.warmup,
-                                    duration=args.duration))
+        plan.write_text(
+            PLAN.format(
+                output=root / "out", loads=list(LOADS), warmup=args.warmup, duration=args.duration
+            )
+        )
         t0 = time.monotonic()
-        proc = subprocess.run([sys.executable, "-m", "greenflow", "-q", "run", str(plan)],
-                              capture_output=True, text=True, check=False)
+        proc = subprocess.run(
+            [sys.executable, "-m", "greenflow", "-q", "run", str(plan)],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
         wall = time.monotonic() - t0
         with Store.open(root / "out", create=False) as store:
             (exp,) = store.experiments()
@@ -66,17 +73,25 @@ def main() -> int:
                 window = run.window("measure")
                 asked = float(run.params.get("load", 0)) if "load" in run.params else None
                 rows.append((asked, run, result, window))
-    print(f"greenflow run exit {proc.returncode}, {wall:.0f}s wall, 1 broker, 1 producer, 1 KiB messages")
-    print(f"{'asked msg/s':>12} {'achieved msg/s':>15} {'ratio':>7} {'MEASURE s':>10} {'p99 ms':>8}  status")
+    print(
+        f"greenflow run exit {proc.returncode}, {wall:.0f}s wall, 1 broker, 1 producer, 1 KiB messages"
+    )
+    print(
+        f"{'asked msg/s':>12} {'achieved msg/s':>15} {'ratio':>7} {'MEASURE s':>10} {'p99 ms':>8}  status"
+    )
     for asked, run, result, window in sorted(rows, key=lambda r: r[0] or 0):
         if result is None:
             err = (run.error or "").splitlines()[0] if run.error else ""
-            print(f"{asked or 0:>12.0f} {'-':>15} {'-':>7} {'-':>10} {'-':>8}  {run.status.value}: {err}")
+            print(
+                f"{asked or 0:>12.0f} {'-':>15} {'-':>7} {'-':>10} {'-':>8}  {run.status.value}: {err}"
+            )
             continue
         rate = result.achieved_rate or 0.0
-        print(f"{asked or 0:>12.0f} {rate:>15.0f} {rate / (asked or 1):>7.3f} "
-              f"{window.duration_s if window else float('nan'):>10.2f} "
-              f"{result.latency_ms.get('p99', float('nan')):>8.0f}  {run.status.value}")
+        print(
+            f"{asked or 0:>12.0f} {rate:>15.0f} {rate / (asked or 1):>7.3f} "
+            f"{window.duration_s if window else float('nan'):>10.2f} "
+            f"{result.latency_ms.get('p99', float('nan')):>8.0f}  {run.status.value}"
+        )
     if proc.returncode not in (0, 1):
         print(proc.stderr[-3000:], file=sys.stderr)
     return 0 if proc.returncode in (0, 1) else proc.returncode

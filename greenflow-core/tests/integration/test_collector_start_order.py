@@ -67,9 +67,13 @@ def test_collectors_reading_deployed_services_start_after_deploy(tmp_path: Path)
     plan = load_plan(path)
     expansion = expand(plan)
     classes: dict[str, Any] = {"early": EarlyCollector, "late": AfterDeployCollector}
-    expansion = attrs.evolve(expansion, collector_configs=tuple(
-        (attrs.evolve(section, cls=classes[section.name]), config)
-        for section, config in expansion.collector_configs))
+    expansion = attrs.evolve(
+        expansion,
+        collector_configs=tuple(
+            (attrs.evolve(section, cls=classes[section.name]), config)
+            for section, config in expansion.collector_configs
+        ),
+    )
     STARTED.clear()
     with Store.open(plan.output_dir) as store:
         outcome = Runner(plan, expansion, store).run()

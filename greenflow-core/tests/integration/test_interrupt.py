@@ -40,10 +40,15 @@ def _start(tmp_path: Path, where: str) -> tuple[Path, str]:
     token = f"9{os.getpid()}{int(time.time() * 1000) % 100000}"
     block = BLOCK.format(dir=tmp_path)
     plan = tmp_path / "plan.toml"
-    plan.write_text(PLAN.format(
-        out=tmp_path / "out", dir=tmp_path, token=token,
-        warmup=block if where == "warmup" else "true",
-        measure=block if where == "measure" else "true"))
+    plan.write_text(
+        PLAN.format(
+            out=tmp_path / "out",
+            dir=tmp_path,
+            token=token,
+            warmup=block if where == "warmup" else "true",
+            measure=block if where == "measure" else "true",
+        )
+    )
     return plan, token
 
 
@@ -69,17 +74,24 @@ def _sleepers(token: str) -> list[psutil.Process]:
     return out
 
 
-@pytest.mark.parametrize(("where", "sig"), [("warmup", signal.SIGINT), ("measure", signal.SIGINT),
-                                            ("measure", signal.SIGTERM)])
-def test_sigint_aborts_run_tears_down_and_resumes(tmp_path: Path, where: str,
-                                                  sig: signal.Signals) -> None:
+@pytest.mark.parametrize(
+    ("where", "sig"),
+    [("warmup", signal.SIGINT), ("measure", signal.SIGINT), ("measure", signal.SIGTERM)],
+)
+def test_sigint_aborts_run_tears_down_and_resumes(
+    tmp_path: Path, where: str, sig: signal.Signals
+) -> None:
     """Ctrl-C (or SIGTERM) during warm-up or MEASURE: aborted run, no process left, re-run
     resumes."""
     plan, token = _start(tmp_path, where)
     (tmp_path / "armed").touch()
-    proc = subprocess.Popen([sys.executable, "-m", "greenflow", "run", str(plan)],
-                            cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "greenflow", "run", str(plan)],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
@@ -108,8 +120,14 @@ def test_sigint_aborts_run_tears_down_and_resumes(tmp_path: Path, where: str,
     assert len(ran_before) == 1
 
     (tmp_path / "armed").unlink()
-    again = subprocess.run([sys.executable, "-m", "greenflow", "run", str(plan)], cwd=tmp_path,
-                           capture_output=True, text=True, timeout=120, check=False)
+    again = subprocess.run(
+        [sys.executable, "-m", "greenflow", "run", str(plan)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert again.returncode == 0, again.stderr
     statuses, _ = _status(tmp_path)
     assert statuses == ["finished"] * 3
@@ -123,8 +141,12 @@ def test_down_cleans_up_after_a_crash(tmp_path: Path) -> None:
     load-generator processes and marks the run aborted; a re-run then finishes it."""
     plan, token = _start(tmp_path, "measure")
     (tmp_path / "armed").touch()
-    proc = subprocess.Popen([sys.executable, "-m", "greenflow", "run", str(plan)],
-                            cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "greenflow", "run", str(plan)],
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
@@ -144,8 +166,14 @@ def test_down_cleans_up_after_a_crash(tmp_path: Path) -> None:
     statuses, _ = _status(tmp_path)
     assert "running" in statuses
 
-    down = subprocess.run([sys.executable, "-m", "greenflow", "down", str(plan)], cwd=tmp_path,
-                          capture_output=True, text=True, timeout=60, check=False)
+    down = subprocess.run(
+        [sys.executable, "-m", "greenflow", "down", str(plan)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert down.returncode == 0, down.stderr
     assert "released workload" in down.stdout
     time.sleep(0.2)
@@ -154,7 +182,13 @@ def test_down_cleans_up_after_a_crash(tmp_path: Path) -> None:
     assert "running" not in statuses and statuses.count("aborted") == 1
 
     (tmp_path / "armed").unlink()
-    again = subprocess.run([sys.executable, "-m", "greenflow", "run", str(plan)], cwd=tmp_path,
-                           capture_output=True, text=True, timeout=120, check=False)
+    again = subprocess.run(
+        [sys.executable, "-m", "greenflow", "run", str(plan)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert again.returncode == 0, again.stderr
     assert _status(tmp_path)[0] == ["finished"] * 3

@@ -29,8 +29,14 @@ unit = "item"
 
 
 def greenflow(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "greenflow", *args], cwd=cwd,
-                          capture_output=True, text=True, timeout=300, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "greenflow", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
 
 
 @pytest.fixture
@@ -61,13 +67,17 @@ def test_command_workload_end_to_end(plan: Path, tmp_path: Path) -> None:
         assert exp.provenance["host"]["cpu_logical"] >= 1
         for row in store.get_runs(exp.id):
             metrics = store.metrics(row.run_id)
-            host = [m for m in metrics if m.name == "energy_joules" and
-                    m.labels.get("scope") == "host"]
+            host = [
+                m for m in metrics if m.name == "energy_joules" and m.labels.get("scope") == "host"
+            ]
             assert len(host) == 1 and host[0].value > 0
             # Without RAPL in a VM the model answers, and says so.
             assert host[0].method == "rapl" or host[0].method.startswith("model:")
-            per_item = [m for m in metrics if m.name == "energy_per_item_joules"
-                        and m.labels.get("scope") == "host"]
+            per_item = [
+                m
+                for m in metrics
+                if m.name == "energy_per_item_joules" and m.labels.get("scope") == "host"
+            ]
             assert per_item and per_item[0].method == host[0].method
             assert {"prepare", "measure", "cooldown", "clean"} <= set(row.phases)
             assert row.phases["prepare"] <= row.phases["measure"] <= row.phases["cooldown"]
@@ -91,8 +101,11 @@ def test_rerun_skips_finished_runs(plan: Path, tmp_path: Path) -> None:
 def test_failing_command_marks_run_failed_with_output(tmp_path: Path) -> None:
     """A non-zero exit fails the run with the last lines of output; others still run."""
     p = tmp_path / "plan.toml"
-    p.write_text(PLAN.format(out=tmp_path / "out").replace(
-        'command = "python3', 'command = "test {n} -eq 3 && echo boom-{n} && exit 4; python3'))
+    p.write_text(
+        PLAN.format(out=tmp_path / "out").replace(
+            'command = "python3', 'command = "test {n} -eq 3 && echo boom-{n} && exit 4; python3'
+        )
+    )
     run = greenflow("run", str(p), cwd=tmp_path)
     assert run.returncode == 1
     from greenflow.store import RunStatus, Store
@@ -103,8 +116,9 @@ def test_failing_command_marks_run_failed_with_output(tmp_path: Path) -> None:
         runs = store.get_runs(exp.id)
         failed = [r for r in runs if r.status == RunStatus.FAILED]
         assert len(failed) == 2
-        assert all("exited with 4" in (r.error or "") and "boom-3" in (r.error or "")
-                   for r in failed)
+        assert all(
+            "exited with 4" in (r.error or "") and "boom-3" in (r.error or "") for r in failed
+        )
         assert sum(r.status == RunStatus.FINISHED for r in runs) == 2
 
 

@@ -41,7 +41,9 @@ def listing() -> tuple[int, list[dict[str, Any]], str]:
     try:
         data = json.loads(proc.stdout)
     except json.JSONDecodeError:
-        pytest.fail(f"stdout is not JSON (exit {proc.returncode}):\n{proc.stdout}\nstderr:\n{proc.stderr}")
+        pytest.fail(
+            f"stdout is not JSON (exit {proc.returncode}):\n{proc.stdout}\nstderr:\n{proc.stderr}"
+        )
     return proc.returncode, data, proc.stderr
 
 
@@ -51,7 +53,9 @@ def _one(data: list[dict[str, Any]], kind: str, name: str) -> dict[str, Any]:
     return rows[0]
 
 
-def test_third_party_plugin_is_listed_ok_from_its_distribution(listing: tuple[int, list[dict[str, Any]], str]) -> None:
+def test_third_party_plugin_is_listed_ok_from_its_distribution(
+    listing: tuple[int, list[dict[str, Any]], str],
+) -> None:
     """greenflow-hello's `hello` workload is listed ok, from distribution greenflow-hello."""
     _code, data, _err = listing
     hello = _one(data, "workload", "hello")
@@ -63,7 +67,9 @@ def test_third_party_plugin_is_listed_ok_from_its_distribution(listing: tuple[in
     assert _one(data, "collector", "hello-clock")["status"] == "ok"
 
 
-def test_broken_plugin_is_listed_failed_with_its_import_error(listing: tuple[int, list[dict[str, Any]], str]) -> None:
+def test_broken_plugin_is_listed_failed_with_its_import_error(
+    listing: tuple[int, list[dict[str, Any]], str],
+) -> None:
     """greenflow-broken's `broken` workload is listed failed, with the ImportError's message."""
     _code, data, _err = listing
     broken = _one(data, "workload", "broken")
@@ -72,24 +78,33 @@ def test_broken_plugin_is_listed_failed_with_its_import_error(listing: tuple[int
     assert "needs libfoo" in broken["error"]
 
 
-def test_check_exits_1_and_names_the_failed_plugin(listing: tuple[int, list[dict[str, Any]], str]) -> None:
+def test_check_exits_1_and_names_the_failed_plugin(
+    listing: tuple[int, list[dict[str, Any]], str],
+) -> None:
     """--check exits 1 because a plugin failed, and says which on stderr."""
     code, _data, err = listing
     assert code == 1
     assert "workload 'broken'" in err
 
 
-def test_builtins_register_through_the_same_entry_points(listing: tuple[int, list[dict[str, Any]], str]) -> None:
+def test_builtins_register_through_the_same_entry_points(
+    listing: tuple[int, list[dict[str, Any]], str],
+) -> None:
     """greenflow-core's own `local` platform is listed like any plugin, from greenflow-core."""
     _code, data, _err = listing
     local = _one(data, "platform", "local")
     assert (local["distribution"], local["status"]) == ("greenflow-core", "ok")
 
 
-def test_plan_naming_the_broken_plugin_gets_one_message(listing: tuple[int, list[dict[str, Any]], str]) -> None:
+def test_plan_naming_the_broken_plugin_gets_one_message(
+    listing: tuple[int, list[dict[str, Any]], str],
+) -> None:
     """load() of the installed broken plugin raises PluginError naming greenflow-broken and the error."""
     from greenflow.errors import PluginError
     from greenflow.plugins import Kind, load
 
-    with pytest.raises(PluginError, match=r"installed by greenflow-broken 0\.1\.0 but fails to import: ImportError: needs libfoo"):
+    with pytest.raises(
+        PluginError,
+        match=r"installed by greenflow-broken 0\.1\.0 but fails to import: ImportError: needs libfoo",
+    ):
         load(Kind.WORKLOAD, "broken", where="plan.toml [workload]")

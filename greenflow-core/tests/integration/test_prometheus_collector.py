@@ -80,8 +80,12 @@ def test_counter_samples_cover_the_window_and_follow_the_known_rate(
     """Raw counter samples cover the window at both ends and match 50 J/s to one scrape interval."""
     server, exporter = scraped.server, scraped.steady
     _ready(server)
-    collector = _started(collectors, server.url, method="test-exporter",
-                         queries={"test_energy_joules": _counter(exporter)})
+    collector = _started(
+        collectors,
+        server.url,
+        method="test-exporter",
+        queries={"test_energy_joules": _counter(exporter)},
+    )
     window = _measure(2.0)
 
     samples = collector.collect(window)
@@ -93,9 +97,16 @@ def test_counter_samples_cover_the_window_and_follow_the_known_rate(
     assert all(b - a == pytest.approx(STEP_S) for a, b in itertools.pairwise(times))
     first = samples[0]
     assert (first.metric, first.unit, first.method, first.host) == (
-        "test_energy_joules", "joules", "test-exporter", "127.0.0.1")
-    assert dict(first.labels) == {"domain": "package", "instance": exporter.target,
-                                  "job": "targets"}
+        "test_energy_joules",
+        "joules",
+        "test-exporter",
+        "127.0.0.1",
+    )
+    assert dict(first.labels) == {
+        "domain": "package",
+        "instance": exporter.target,
+        "job": "targets",
+    }
     for s in samples:
         low = exporter.value_at(s.timestamp - server.scrape_interval_s - SLACK_S)
         high = exporter.value_at(s.timestamp + SLACK_S)
@@ -110,14 +121,16 @@ def test_rate_query_reproduces_the_known_power(
     server, exporter = scraped.server, scraped.steady
     _ready(server)
     promql = f"rate({_counter(exporter)}[2s])"
-    collector = _started(collectors, server.url, method="test-exporter",
-                         queries={"test_power_watts": promql})
+    collector = _started(
+        collectors, server.url, method="test-exporter", queries={"test_power_watts": promql}
+    )
     window = _measure(3.0)
 
     samples = collector.collect(window)
 
     assert {(s.metric, s.unit, s.method) for s in samples} == {
-        ("test_power_watts", "watts", "test-exporter")}
+        ("test_power_watts", "watts", "test-exporter")
+    }
     inside = [s for s in samples if window.contains(s.timestamp)]
     assert len(inside) >= 5, samples
     # Each step is exactly what Prometheus answers for that instant.
@@ -143,15 +156,21 @@ def test_non_energy_queries_are_labelled_prometheus(
     server = scraped.server
     _ready(server)
     collector = _started(
-        collectors, server.url, method="test-exporter",
-        queries={"scrape_duration_seconds": 'scrape_duration_seconds{job="targets"}',
-                 "test_energy_joules": COUNTER},
+        collectors,
+        server.url,
+        method="test-exporter",
+        queries={
+            "scrape_duration_seconds": 'scrape_duration_seconds{job="targets"}',
+            "test_energy_joules": COUNTER,
+        },
     )
     samples = collector.collect(_measure(1.0))
 
     methods = {s.metric: s.method for s in samples}
-    assert methods == {"scrape_duration_seconds": "prometheus",
-                       "test_energy_joules": "test-exporter"}
+    assert methods == {
+        "scrape_duration_seconds": "prometheus",
+        "test_energy_joules": "test-exporter",
+    }
 
 
 def test_counter_reset_inside_the_window_is_corrected(
@@ -161,8 +180,12 @@ def test_counter_reset_inside_the_window_is_corrected(
     """An exporter restart mid-window leaves the energy counter non-decreasing, as increase() would."""
     server, exporter = scraped.server, scraped.restarting
     _ready(server)
-    collector = _started(collectors, server.url, method="test-exporter",
-                         queries={"test_energy_joules": _counter(exporter)})
+    collector = _started(
+        collectors,
+        server.url,
+        method="test-exporter",
+        queries={"test_energy_joules": _counter(exporter)},
+    )
     start = time.time()
     time.sleep(2.0)
     exporter.reset()
@@ -219,8 +242,7 @@ def test_collect_fails_clearly_when_prometheus_goes_away(
 ) -> None:
     """collect() after the server stopped raises CollectorError naming the query and the URL."""
     server = own_scraped.server
-    collector = _started(collectors, server.url, timeout_s=2.0,
-                         queries={"up_ratio": "up"})
+    collector = _started(collectors, server.url, timeout_s=2.0, queries={"up_ratio": "up"})
     server.stop()
     now = time.time()
     with pytest.raises(CollectorError, match=rf"query up_ratio = 'up' at {server.url} failed"):

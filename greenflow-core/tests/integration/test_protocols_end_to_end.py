@@ -37,8 +37,14 @@ unit = "item"
 def _run(tmp_path: Path, protocol: str, reps: int = 1) -> subprocess.CompletedProcess[str]:
     plan = tmp_path / "plan.toml"
     plan.write_text(PLAN.format(out=tmp_path / "out", cap=CAPACITY, protocol=protocol, reps=reps))
-    return subprocess.run([sys.executable, "-m", "greenflow", "run", str(plan)], cwd=tmp_path,
-                          capture_output=True, text=True, timeout=300, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "greenflow", "run", str(plan)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
 
 
 def _probes(tmp_path: Path) -> tuple[list[tuple[float, float | None, str]], dict]:
@@ -87,8 +93,9 @@ def test_rerun_replays_probes_from_the_store(tmp_path: Path) -> None:
 
 def test_proportionality_runs_levels_of_a_given_maximum(tmp_path: Path) -> None:
     """Levels are percentages of the maximum, each repeated."""
-    proto = ('type = "proportionality"\naxis = "params.load"\nmaximum = 2000\n'
-             "levels = [25, 50, 100]\n")
+    proto = (
+        'type = "proportionality"\naxis = "params.load"\nmaximum = 2000\nlevels = [25, 50, 100]\n'
+    )
     run = _run(tmp_path, proto, reps=2)
     assert run.returncode == 0, run.stderr
     probes, _ = _probes(tmp_path)

@@ -47,8 +47,14 @@ def vm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VictoriaMetricsServ
 def _run(tmp_path: Path, url: str) -> subprocess.CompletedProcess[str]:
     plan = tmp_path / "plan.toml"
     plan.write_text(PLAN.format(out=tmp_path / "out", url=url))
-    return subprocess.run([sys.executable, "-m", "greenflow", "run", str(plan)], cwd=tmp_path,
-                          capture_output=True, text=True, timeout=120, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "greenflow", "run", str(plan)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
 
 
 def test_samples_are_remote_written_with_labels(tmp_path: Path, vm: VictoriaMetricsServer) -> None:
@@ -77,8 +83,7 @@ def test_samples_are_remote_written_with_labels(tmp_path: Path, vm: VictoriaMetr
     for s in series:
         assert s["metric"]["campaign"] == "test"
         assert s["metric"]["method"] == local[0].method
-    remote_points = sum(len(s["values"]) for s in series
-                        if s["metric"].get("run_id") == run.run_id)
+    remote_points = sum(len(s["values"]) for s in series if s["metric"].get("run_id") == run.run_id)
     assert remote_points == len(local)
 
 

@@ -75,7 +75,9 @@ PKG_RANGE_UJ = 262_143_328_850.0
 WRAP_AT = 61.0
 RESTART_AT = 71.0
 EXPORTER_DOWN = (72.25, 74.25)  # the two scrapes that failed while the pod was replaced
-STALE_NAN = struct.unpack("<d", struct.pack("<Q", 0x7FF0000000000002))[0]  # Prometheus' stale marker
+STALE_NAN = struct.unpack("<d", struct.pack("<Q", 0x7FF0000000000002))[
+    0
+]  # Prometheus' stale marker
 
 NODE_A = "10.42.0.11"  # no node label: from instance="10.42.0.11:8080"
 NODE_B = "node-b"
@@ -83,8 +85,10 @@ JOBS_A = ("scaphandre", "kubernetes-service-endpoints")
 
 EXPECTED_HOST = {NODE_A: 160.0 * 56.5, NODE_B: 120.0 * 56.5}
 EXPECTED_IDLE_W = {NODE_A: 40.0, NODE_B: 35.0}
-EXPECTED_POD = {("greenflow-e1", "kafka-0", NODE_A): (80.0 + 2.0) * 56.5,
-                ("greenflow-e1", "ingest-7f9c", NODE_B): 1130.0 + 0.25 * (57.5**2 - 1.0)}
+EXPECTED_POD = {
+    ("greenflow-e1", "kafka-0", NODE_A): (80.0 + 2.0) * 56.5,
+    ("greenflow-e1", "ingest-7f9c", NODE_B): 1130.0 + 0.25 * (57.5**2 - 1.0),
+}
 
 
 # -- the pretend cluster -------------------------------------------------------------------
@@ -125,35 +129,88 @@ _Series = tuple[dict[str, str], list[tuple[float, float]]]
 def _scenario(t0: float, case: str) -> list[_Series]:
     """Every series the pretend Prometheus holds, as (labels, [(unix s, value)])."""
     series: list[_Series] = []
-    pod_labels = {"container_scheduler": "kubernetes", "container_runtime": "containerd",
-                  "kubernetes_pod_namespace": "greenflow-e1"}
+    pod_labels = {
+        "container_scheduler": "kubernetes",
+        "container_runtime": "containerd",
+        "kubernetes_pod_namespace": "greenflow-e1",
+    }
 
     def target_a(job: str) -> dict[str, str]:
         # No node label: the node is named by the exporter pod's address.
-        return {"case": case, "job": job, "instance": "10.42.0.11:8080",
-                "namespace": "monitoring", "pod": "scaphandre-x7k2p", "service": "scaphandre"}
+        return {
+            "case": case,
+            "job": job,
+            "instance": "10.42.0.11:8080",
+            "namespace": "monitoring",
+            "pod": "scaphandre-x7k2p",
+            "service": "scaphandre",
+        }
 
     for job in JOBS_A:
         target = target_a(job)
-        series.append(({"__name__": HOST_ENERGY, **target, "value_source": "powercap_rapl_pkg"},
-                       [(t0 + t, _host_a(t)) for t in TIMES]))
-        series.append(({"__name__": PROCESS_POWER, **target, **pod_labels, "pid": "4242",
-                        "exe": "java", "cmdline": "java -Xmx1g kafka.Kafka server.properties",
-                        "container_id": "0f3c", "kubernetes_pod_name": "kafka-0",
-                        "kubernetes_node_name": "node-a"},
-                       [(t0 + t, _power(t, 5.0, 80.0) * 1e6) for t in TIMES]))
-        series.append(({"__name__": PROCESS_POWER, **target, **pod_labels, "pid": "4300",
-                        "exe": "sh", "cmdline": "sh -c sleep infinity", "container_id": "9a1d",
-                        "kubernetes_pod_name": "kafka-0", "kubernetes_node_name": "node-a"},
-                       [(t0 + t, 2.0e6) for t in TIMES]))
-        series.append(({"__name__": PROCESS_POWER, **target, "pid": "1", "exe": "systemd",
-                        "cmdline": "/sbin/init"}, [(t0 + t, 1.0e6) for t in TIMES]))
+        series.append(
+            (
+                {"__name__": HOST_ENERGY, **target, "value_source": "powercap_rapl_pkg"},
+                [(t0 + t, _host_a(t)) for t in TIMES],
+            )
+        )
+        series.append(
+            (
+                {
+                    "__name__": PROCESS_POWER,
+                    **target,
+                    **pod_labels,
+                    "pid": "4242",
+                    "exe": "java",
+                    "cmdline": "java -Xmx1g kafka.Kafka server.properties",
+                    "container_id": "0f3c",
+                    "kubernetes_pod_name": "kafka-0",
+                    "kubernetes_node_name": "node-a",
+                },
+                [(t0 + t, _power(t, 5.0, 80.0) * 1e6) for t in TIMES],
+            )
+        )
+        series.append(
+            (
+                {
+                    "__name__": PROCESS_POWER,
+                    **target,
+                    **pod_labels,
+                    "pid": "4300",
+                    "exe": "sh",
+                    "cmdline": "sh -c sleep infinity",
+                    "container_id": "9a1d",
+                    "kubernetes_pod_name": "kafka-0",
+                    "kubernetes_node_name": "node-a",
+                },
+                [(t0 + t, 2.0e6) for t in TIMES],
+            )
+        )
+        series.append(
+            (
+                {
+                    "__name__": PROCESS_POWER,
+                    **target,
+                    "pid": "1",
+                    "exe": "systemd",
+                    "cmdline": "/sbin/init",
+                },
+                [(t0 + t, 1.0e6) for t in TIMES],
+            )
+        )
 
     # node-b's exporter pod is replaced at RESTART_AT: the new one has another name and
     # address (new series), and its counter starts again from zero. Prometheus ends the
     # old series with a stale marker at the first failed scrape.
-    before = {"case": case, "job": "scaphandre", "node": NODE_B, "instance": "10.42.1.7:8080",
-              "namespace": "monitoring", "pod": "scaphandre-q9d4w", "service": "scaphandre"}
+    before = {
+        "case": case,
+        "job": "scaphandre",
+        "node": NODE_B,
+        "instance": "10.42.1.7:8080",
+        "namespace": "monitoring",
+        "pod": "scaphandre-q9d4w",
+        "service": "scaphandre",
+    }
     after = {**before, "instance": "10.42.1.8:8080", "pod": "scaphandre-m3v8z"}
     stale = (t0 + EXPORTER_DOWN[0], STALE_NAN)
 
@@ -164,12 +221,24 @@ def _scenario(t0: float, case: str) -> list[_Series]:
         series.append(({**after, **labels}, new))
 
     split({"__name__": HOST_ENERGY, "value_source": "powercap_rapl_pkg"}, _host_b)
-    split({"__name__": PROCESS_POWER, **pod_labels, "pid": "777", "exe": "java",
-           "cmdline": "java kafka.tools.ProducerPerformance", "container_id": "77aa",
-           "kubernetes_pod_name": "ingest-7f9c", "kubernetes_node_name": NODE_B},
-          lambda t: _ingest_w(t) * 1e6, lambda t: LOAD[0] <= t <= LOAD[1] + 0.25)
-    split({"__name__": PROCESS_POWER, "pid": "1", "exe": "systemd", "cmdline": "/sbin/init"},
-          lambda t: 1.0e6)
+    split(
+        {
+            "__name__": PROCESS_POWER,
+            **pod_labels,
+            "pid": "777",
+            "exe": "java",
+            "cmdline": "java kafka.tools.ProducerPerformance",
+            "container_id": "77aa",
+            "kubernetes_pod_name": "ingest-7f9c",
+            "kubernetes_node_name": NODE_B,
+        },
+        lambda t: _ingest_w(t) * 1e6,
+        lambda t: LOAD[0] <= t <= LOAD[1] + 0.25,
+    )
+    split(
+        {"__name__": PROCESS_POWER, "pid": "1", "exe": "systemd", "cmdline": "/sbin/init"},
+        lambda t: 1.0e6,
+    )
     return series
 
 
@@ -180,9 +249,14 @@ def _write(server: PrometheusServer, series: Sequence[_Series]) -> None:
         for labels, points in series
     )
     request = urllib.request.Request(
-        server.write_url, data=compress(payload), method="POST",
-        headers={"Content-Encoding": "snappy", "Content-Type": "application/x-protobuf",
-                 "X-Prometheus-Remote-Write-Version": PROTOCOL_VERSION},
+        server.write_url,
+        data=compress(payload),
+        method="POST",
+        headers={
+            "Content-Encoding": "snappy",
+            "Content-Type": "application/x-protobuf",
+            "X-Prometheus-Remote-Write-Version": PROTOCOL_VERSION,
+        },
     )
     with urllib.request.urlopen(request, timeout=10) as response:
         assert response.status in (200, 204)
@@ -196,8 +270,9 @@ def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrometheusS
     binary = find_prometheus()
     if binary is None:
         pytest.skip(f"the prometheus binary is not installed; install it with: {INSTALL_HINT}")
-    with PrometheusServer(tmp_path_factory.mktemp("prom-scaph"), binary=binary,
-                          remote_write_receiver=True) as server:
+    with PrometheusServer(
+        tmp_path_factory.mktemp("prom-scaph"), binary=binary, remote_write_receiver=True
+    ) as server:
         yield server
 
 
@@ -214,8 +289,12 @@ class Cluster:
         return Window(self.t0 + span[0], self.t0 + span[1])
 
     def config(self, **overrides: Any) -> ScaphandreConfig:
-        settings: dict[str, Any] = {"url": self.server.url, "step_s": SCRAPE_S,
-                                    "selector": f'case="{self.case}"', **overrides}
+        settings: dict[str, Any] = {
+            "url": self.server.url,
+            "step_s": SCRAPE_S,
+            "selector": f'case="{self.case}"',
+            **overrides,
+        }
         return ScaphandreConfig(**settings)
 
 
@@ -268,8 +347,11 @@ def test_node_energy_over_measure_through_attribution(
     for host, watts in EXPECTED_IDLE_W.items():
         assert baseline[host][0] == pytest.approx(watts, rel=REL), host
     metrics = compute_run_metrics(samples, measure, baseline)
-    energy = {m.labels["host"]: m for m in metrics
-              if m.name == "energy_joules" and m.labels["scope"] == "host"}
+    energy = {
+        m.labels["host"]: m
+        for m in metrics
+        if m.name == "energy_joules" and m.labels["scope"] == "host"
+    }
     assert set(energy) == set(EXPECTED_HOST)
     for host, joules in EXPECTED_HOST.items():
         assert energy[host].method == "scaphandre"
@@ -289,8 +371,11 @@ def test_one_energy_series_per_node_with_the_host_domain(
     collector = _started(collectors, cluster.config())
     samples = collector.collect(cluster.window(MEASURE))
 
-    hosts = [(host, dict(labels)) for (host, metric, method, labels) in split_series(samples)
-             if metric == "energy_joules"]
+    hosts = [
+        (host, dict(labels))
+        for (host, metric, method, labels) in split_series(samples)
+        if metric == "energy_joules"
+    ]
     labels = {"domain": "host", "value_source": "powercap_rapl_pkg"}
     assert sorted(hosts) == sorted([(NODE_A, labels), (NODE_B, labels)])
     assert_valid_samples(samples, cluster.window(MEASURE))
@@ -308,14 +393,19 @@ def test_duplicate_target_is_detected_not_summed_and_warned(
         samples = collector.collect(measure)
 
     warnings = [e for e in logs if e["event"] == "scaphandre.duplicate_series"]
-    assert {(e["metric"], e["node"]) for e in warnings} == {(HOST_ENERGY, NODE_A),
-                                                            (PROCESS_POWER, NODE_A)}
+    assert {(e["metric"], e["node"]) for e in warnings} == {
+        (HOST_ENERGY, NODE_A),
+        (PROCESS_POWER, NODE_A),
+    }
     for e in warnings:
         assert e["log_level"] == "warning"
         assert len(e["kept"]) == 1 and 'job="kubernetes-service-endpoints"' in e["kept"][0]
         assert len(e["dropped"]) == 1 and 'job="scaphandre"' in e["dropped"][0]
-    (node_a,) = [s for key, s in split_series(samples).items()
-                 if key[0] == NODE_A and key[1] == "energy_joules"]
+    (node_a,) = [
+        s
+        for key, s in split_series(samples).items()
+        if key[0] == NODE_A and key[1] == "energy_joules"
+    ]
     # Summed, the two jobs would double it.
     assert counter_delta(node_a, measure) == pytest.approx(EXPECTED_HOST[NODE_A], rel=REL)
 
@@ -374,8 +464,13 @@ def test_counter_drop_is_bridged_by_the_neighbouring_power() -> None:
     power says; with no neighbour the new value counts, as increase() does."""
     # 10 W for 1 s steps; between t=2 and t=3 the counter drops by a domain's range.
     raw = [(0.0, 100.0), (1.0, 110.0), (2.0, 120.0), (3.0, 130.0 - 1e6), (4.0, 140.0 - 1e6)]
-    assert unwrap_counter(raw) == [(0.0, 100.0), (1.0, 110.0), (2.0, 120.0), (3.0, 130.0),
-                                   (4.0, 140.0)]
+    assert unwrap_counter(raw) == [
+        (0.0, 100.0),
+        (1.0, 110.0),
+        (2.0, 120.0),
+        (3.0, 130.0),
+        (4.0, 140.0),
+    ]
     # Neighbours at 10 W and 30 W: the dropped interval is taken at 20 W.
     raw = [(0.0, 0.0), (1.0, 10.0), (3.0, 5.0), (4.0, 35.0)]
     assert unwrap_counter(raw)[-2:] == [(3.0, 50.0), (4.0, 80.0)]
@@ -427,14 +522,24 @@ def test_no_scaphandre_series_is_a_clear_error(
 ) -> None:
     """A selector matching nothing: collect() says which series it looked for, and where."""
     collector = _started(collectors, cluster.config(selector='case="nobody"'))
-    with pytest.raises(CollectorError, match=r"no scaph_host_energy_microjoules\{case=\"nobody\"\} "
-                                             r"samples at http://127\.0\.0\.1:\d+"):
+    with pytest.raises(
+        CollectorError,
+        match=r"no scaph_host_energy_microjoules\{case=\"nobody\"\} "
+        r"samples at http://127\.0\.0\.1:\d+",
+    ):
         collector.collect(cluster.window(MEASURE))
 
 
-@pytest.mark.parametrize(("key", "value"), [("node_label", "node-name"), ("pod_label", ""),
-                                            ("selector", '{job="x"}'), ("step_s", 0.0),
-                                            ("url", "127.0.0.1:9090")])
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("node_label", "node-name"),
+        ("pod_label", ""),
+        ("selector", '{job="x"}'),
+        ("step_s", 0.0),
+        ("url", "127.0.0.1:9090"),
+    ],
+)
 def test_config_refuses_bad_values_naming_the_key(key: str, value: object) -> None:
     settings: dict[str, Any] = {"url": "http://127.0.0.1:9090", key: value}
     with pytest.raises(ValueError, match=rf"^{key}: "):
@@ -457,10 +562,21 @@ class TestScaphandreCollectorContract(CollectorContract):
         now = math.floor(time.time())
         times = [now - 20 + 0.5 * i for i in range(81)]
         target = {"case": case, "job": "scaphandre", "instance": "10.42.2.9:8080"}
-        _write(prometheus, [
-            ({"__name__": HOST_ENERGY, **target}, [(t, 1e12 + 1e8 * (t - now)) for t in times]),
-            ({"__name__": PROCESS_POWER, **target, "pid": "9", "exe": "java",
-              "kubernetes_pod_name": "p", "kubernetes_pod_namespace": "n"},
-             [(t, 3e7) for t in times]),
-        ])
+        _write(
+            prometheus,
+            [
+                ({"__name__": HOST_ENERGY, **target}, [(t, 1e12 + 1e8 * (t - now)) for t in times]),
+                (
+                    {
+                        "__name__": PROCESS_POWER,
+                        **target,
+                        "pid": "9",
+                        "exe": "java",
+                        "kubernetes_pod_name": "p",
+                        "kubernetes_pod_namespace": "n",
+                    },
+                    [(t, 3e7) for t in times],
+                ),
+            ],
+        )
         return ScaphandreConfig(url=prometheus.url, step_s=0.5, selector=f'case="{case}"')

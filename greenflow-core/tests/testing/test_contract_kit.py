@@ -244,7 +244,7 @@ class UnreadableCollector(GoodCollector):
         raise CollectorError("energy_uj is readable by root only")
 '''
 
-TESTS = '''
+TESTS = """
 import pytest
 
 from greenflow.testing import CollectorContract, PlatformContract, ServiceContract, WorkloadContract
@@ -321,7 +321,7 @@ class TestEverythingCollector(_Clock):
 
 class TestUnreadableCollector(_Clock):
     collector_class = p.UnreadableCollector
-'''
+"""
 
 #: (test class, contract test) pairs that must fail; every other test must pass or skip.
 EXPECTED_FAILURES = {
@@ -375,10 +375,14 @@ def test_each_bug_fails_exactly_its_contract_test(run: dict[str, set[tuple[str, 
     assert not run["errors"], f"the generated test module did not collect: {run['errors']}"
     unexpected = run["failed"] - EXPECTED_FAILURES
     details = "\n\n".join(str(r.longrepr) for r in run["reports"] if _key(r.nodeid) in unexpected)  # type: ignore[attr-defined]
-    assert not unexpected, f"contract tests failed that should pass: {sorted(unexpected)}\n{details}"
+    assert not unexpected, (
+        f"contract tests failed that should pass: {sorted(unexpected)}\n{details}"
+    )
     missed = EXPECTED_FAILURES - run["failed"]
     assert not missed, f"contract tests passed that should catch a bug: {sorted(missed)}"
     # Every class leaves entry_point_name unset, so that test skips everywhere.
-    entry_point_skips = {(cls, "test_entry_point_resolves_to_the_class") for cls, _ in run["passed"]}
+    entry_point_skips = {
+        (cls, "test_entry_point_resolves_to_the_class") for cls, _ in run["passed"]
+    }
     assert run["skipped"] == EXPECTED_SKIPS | entry_point_skips
     assert run["passed"], "nothing passed: the contracts did not run"

@@ -46,7 +46,8 @@ def _public_methods(abc: type) -> list[str]:
     return sorted(
         name
         for name, member in vars(abc).items()
-        if not name.startswith("_") and (inspect.isfunction(member) or isinstance(member, classmethod))
+        if not name.startswith("_")
+        and (inspect.isfunction(member) or isinstance(member, classmethod))
     )
 
 
@@ -57,9 +58,16 @@ def test_every_abstract_method_is_called_by_the_contract(kind: Kind) -> None:
     abstract = sorted(kind.abc.__abstractmethods__)
     assert abstract, f"{kind.abc.__name__} has no abstract method?"
     # A property is read, not called.
-    missing = [m for m in abstract if not re.search(
-        rf"\.{m}\b" if isinstance(getattr(kind.abc, m), property) else rf"\.{m}\(", source)]
-    assert not missing, f"{CONTRACTS[kind].__name__} never calls {kind.abc.__name__}.{', '.join(missing)}"
+    missing = [
+        m
+        for m in abstract
+        if not re.search(
+            rf"\.{m}\b" if isinstance(getattr(kind.abc, m), property) else rf"\.{m}\(", source
+        )
+    ]
+    assert not missing, (
+        f"{CONTRACTS[kind].__name__} never calls {kind.abc.__name__}.{', '.join(missing)}"
+    )
 
 
 @pytest.mark.parametrize("kind", list(Kind), ids=str)
@@ -67,7 +75,9 @@ def test_every_public_method_is_documented(kind: Kind) -> None:
     """Each public method of the kind's ABC (abstract or not) has an entry in the plugin guide."""
     section = _doc_section(kind)
     missing = [m for m in _public_methods(kind.abc) if f"`{m}(" not in section]
-    assert not missing, f"docs/writing-a-plugin.md '### {kind.abc.__name__}' does not document {missing}"
+    assert not missing, (
+        f"docs/writing-a-plugin.md '### {kind.abc.__name__}' does not document {missing}"
+    )
     for m in kind.abc.__abstractmethods__:
         mark = f"`{m}`" if isinstance(getattr(kind.abc, m), property) else f"`{m}("
         entry = next((line for line in section.splitlines() if mark in line), None)

@@ -34,8 +34,9 @@ def test_a_spawned_group_is_found_whole_and_stopped_whole(tmp_path: Path) -> Non
     ends both, the log starts with the command line, and nothing is left."""
     log = tmp_path / "out.log"
     with log.open("ab") as out:
-        leader = spawn_in_own_session(["/bin/sh", "-c", "sleep 60 & echo started; wait"], out,
-                                      cwd=tmp_path)
+        leader = spawn_in_own_session(
+            ["/bin/sh", "-c", "sleep 60 & echo started; wait"], out, cwd=tmp_path
+        )
     since = time.time() + 1.0
     assert _wait_for(lambda: len(group_members([leader], since)) == 2)
     assert log.read_text().startswith("$ /bin/sh -c sleep 60 & echo started; wait\n")

@@ -363,8 +363,16 @@ def _resolve_jmx_exporter_with_maven(
     shutil.rmtree(partial, ignore_errors=True)
     mvn_env = dict(env)
     mvn_env.setdefault("JAVA_HOME", str(java.path.resolve().parent.parent))
-    cmd = [str(mvn), "-q", "-B", "-f", str(pom), "dependency:copy-dependencies",
-           "-DexcludeTransitive=true", f"-DoutputDirectory={partial}"]
+    cmd = [
+        str(mvn),
+        "-q",
+        "-B",
+        "-f",
+        str(pom),
+        "dependency:copy-dependencies",
+        "-DexcludeTransitive=true",
+        f"-DoutputDirectory={partial}",
+    ]
     output, code = _run_logged(cmd, root / "mvn.log", mvn_env, cwd=root, timeout_s=timeout_s)
     got = partial / JMX_EXPORTER_JAR
     if code != 0 or not _has_sha256(got, JMX_EXPORTER_SHA256):
@@ -390,9 +398,16 @@ def _run_logged(
 ) -> tuple[str, int | None]:
     """Run ``cmd``, write its output to ``log``; (output, exit code or None on timeout)."""
     try:
-        proc = subprocess.run(list(cmd), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                              stdin=subprocess.DEVNULL, text=True, env=dict(env),
-                              timeout=timeout_s, cwd=cwd)
+        proc = subprocess.run(
+            list(cmd),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            text=True,
+            env=dict(env),
+            timeout=timeout_s,
+            cwd=cwd,
+        )
         output, code = proc.stdout, proc.returncode
     except subprocess.TimeoutExpired as exc:
         raw = exc.stdout or b""

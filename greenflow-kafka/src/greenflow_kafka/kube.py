@@ -136,9 +136,20 @@ class KubeSessionLike(Protocol):
 
 _QUANTITY_RE = re.compile(r"^([0-9]+(?:\.[0-9]+)?|\.[0-9]+)(Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E|m)?$")
 _FACTORS: dict[str, float] = {
-    "": 1.0, "m": 1e-3,
-    "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12, "P": 1e15, "E": 1e18,
-    "Ki": 2.0**10, "Mi": 2.0**20, "Gi": 2.0**30, "Ti": 2.0**40, "Pi": 2.0**50, "Ei": 2.0**60,
+    "": 1.0,
+    "m": 1e-3,
+    "k": 1e3,
+    "M": 1e6,
+    "G": 1e9,
+    "T": 1e12,
+    "P": 1e15,
+    "E": 1e18,
+    "Ki": 2.0**10,
+    "Mi": 2.0**20,
+    "Gi": 2.0**30,
+    "Ti": 2.0**40,
+    "Pi": 2.0**50,
+    "Ei": 2.0**60,
 }
 MIB = 2**20
 
@@ -148,8 +159,10 @@ def parse_quantity(text: str | int | float) -> float:
     with what is valid otherwise. Exponent forms (``1e3``) are not accepted."""
     m = _QUANTITY_RE.match(str(text).strip())
     if m is None:
-        msg = (f"{text!r} is not a Kubernetes quantity (a number with an optional suffix "
-               "Ki, Mi, Gi, Ti, k, M, G, T or m, e.g. \"2Gi\", \"500m\")")
+        msg = (
+            f"{text!r} is not a Kubernetes quantity (a number with an optional suffix "
+            'Ki, Mi, Gi, Ti, k, M, G, T or m, e.g. "2Gi", "500m")'
+        )
         raise ValueError(msg)
     return float(m.group(1)) * _FACTORS[m.group(2) or ""]
 
@@ -158,7 +171,7 @@ def memory_bytes(text: str | int) -> int:
     """A memory quantity in bytes (at least 1 MiB: anything smaller is a typo)."""
     value = parse_quantity(text)
     if str(text).strip().endswith("m") or value < MIB:
-        msg = f"{text!r} is not a memory size of at least 1Mi (write e.g. \"2Gi\" or \"512Mi\")"
+        msg = f'{text!r} is not a memory size of at least 1Mi (write e.g. "2Gi" or "512Mi")'
         raise ValueError(msg)
     return int(value)
 
@@ -167,7 +180,7 @@ def cpu_cores(text: str | int | float) -> float:
     """A cpu quantity in cores (``"500m"`` → 0.5), > 0."""
     value = parse_quantity(text)
     if value <= 0:
-        msg = f"{text!r} is not a cpu amount > 0 (write e.g. \"2\" or \"500m\")"
+        msg = f'{text!r} is not a cpu amount > 0 (write e.g. "2" or "500m")'
         raise ValueError(msg)
     return value
 
@@ -176,7 +189,7 @@ def java_heap_mib(text: str) -> int:
     """A JVM heap size (``512m``, ``2g``, ``1024k``, bytes) in MiB."""
     m = re.fullmatch(r"(\d+)([kKmMgG]?)", text.strip())
     if m is None:
-        msg = f"{text!r} is not a JVM heap size (write e.g. \"512m\" or \"2g\")"
+        msg = f'{text!r} is not a JVM heap size (write e.g. "512m" or "2g")'
         raise ValueError(msg)
     n, unit = int(m.group(1)), m.group(2).lower()
     return {"": n // MIB, "k": n // 1024, "m": n, "g": n * 1024}[unit]
@@ -220,9 +233,11 @@ def env_from_property(prop: str) -> str:
     do not survive the round trip (one-character segments, leading or doubled dots)."""
     key = prop.replace("_", "__").replace("-", "___").replace(".", "_").upper()
     if property_from_env(key) != prop:
-        msg = (f"server property {prop!r} cannot be passed through the apache/kafka image's "
-               f"environment mapping (KAFKA_{key} would become "
-               f"{property_from_env(key)!r})")
+        msg = (
+            f"server property {prop!r} cannot be passed through the apache/kafka image's "
+            f"environment mapping (KAFKA_{key} would become "
+            f"{property_from_env(key)!r})"
+        )
         raise ValueError(msg)
     return f"KAFKA_{key}"
 
@@ -279,8 +294,10 @@ class KafkaKubeSpec:
         check_overrides(self.overrides)
         limit_mib = memory_bytes(self.memory) // MIB
         if self.heap is not None and java_heap_mib(self.heap) >= limit_mib:
-            msg = (f"heap {self.heap} does not fit in memory {self.memory}: the heap must be "
-                   "below the container's memory limit (half of it is the default)")
+            msg = (
+                f"heap {self.heap} does not fit in memory {self.memory}: the heap must be "
+                "below the container's memory limit (half of it is the default)"
+            )
             raise ValueError(msg)
         cpu_cores(self.cpu)
 
@@ -330,7 +347,8 @@ def server_properties(spec: KafkaKubeSpec) -> dict[str, str]:
     rf, min_isr = str(min(3, spec.brokers)), str(min(2, spec.brokers))
     props = {
         "controller.quorum.voters": ",".join(
-            f"{i}@{spec.pod_host(i)}:{CONTROLLER_PORT}" for i in range(spec.voters)),
+            f"{i}@{spec.pod_host(i)}:{CONTROLLER_PORT}" for i in range(spec.voters)
+        ),
         "controller.listener.names": "CONTROLLER",
         "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
         "inter.broker.listener.name": "PLAINTEXT",
@@ -373,8 +391,10 @@ def _env(spec: KafkaKubeSpec) -> list[dict[str, Any]]:
         {"name": "CLUSTER_ID", "value": cluster_id(spec.namespace, spec.name)},
         {"name": "KAFKA_HEAP_OPTS", "value": f"-Xms{spec.heap_mib}m -Xmx{spec.heap_mib}m"},
     ]
-    env += [{"name": env_from_property(k), "value": str(v)}
-            for k, v in sorted(server_properties(spec).items())]
+    env += [
+        {"name": env_from_property(k), "value": str(v)}
+        for k, v in sorted(server_properties(spec).items())
+    ]
     return env
 
 
@@ -387,10 +407,12 @@ def anti_affinity(selector: Mapping[str, str]) -> dict[str, Any]:
     sharing a node would share its energy and its disk)."""
     return {
         "podAntiAffinity": {
-            "requiredDuringSchedulingIgnoredDuringExecution": [{
-                "labelSelector": {"matchLabels": dict(selector)},
-                "topologyKey": "kubernetes.io/hostname",
-            }],
+            "requiredDuringSchedulingIgnoredDuringExecution": [
+                {
+                    "labelSelector": {"matchLabels": dict(selector)},
+                    "topologyKey": "kubernetes.io/hostname",
+                }
+            ],
         },
     }
 
@@ -407,8 +429,11 @@ def headless_service(spec: KafkaKubeSpec) -> dict[str, Any]:
     return {
         "apiVersion": "v1",
         "kind": "Service",
-        "metadata": {"name": spec.service_name, "namespace": spec.namespace,
-                     "labels": pod_labels(spec)},
+        "metadata": {
+            "name": spec.service_name,
+            "namespace": spec.namespace,
+            "labels": pod_labels(spec),
+        },
         "spec": {
             "clusterIP": "None",
             "publishNotReadyAddresses": True,
@@ -453,8 +478,11 @@ def metrics_configmap(spec: KafkaKubeSpec) -> dict[str, Any]:
     return {
         "apiVersion": "v1",
         "kind": "ConfigMap",
-        "metadata": {"name": spec.metrics_configmap, "namespace": spec.namespace,
-                     "labels": pod_labels(spec, "jmx-exporter")},
+        "metadata": {
+            "name": spec.metrics_configmap,
+            "namespace": spec.namespace,
+            "labels": pod_labels(spec, "jmx-exporter"),
+        },
         "binaryData": {_METRICS_JAR_KEY: base64.b64encode(jar).decode("ascii")},
         "data": {_METRICS_CONFIG_KEY: spec.metrics.config.read_text()},
     }
@@ -475,18 +503,21 @@ def _with_metrics(
     pod annotations (the ``prometheus`` service's scrape annotations and the content hash)."""
     from greenflow.builtin.kubernetes.services import scrape_annotations
 
-    agent = (f"-javaagent:{METRICS_MOUNT}/{_METRICS_JAR_KEY}="
-             f"{METRICS_PORT}:{METRICS_MOUNT}/{_METRICS_CONFIG_KEY}")
+    agent = (
+        f"-javaagent:{METRICS_MOUNT}/{_METRICS_JAR_KEY}="
+        f"{METRICS_PORT}:{METRICS_MOUNT}/{_METRICS_CONFIG_KEY}"
+    )
     container["env"] = [*container["env"], {"name": "KAFKA_OPTS", "value": agent}]
-    container["ports"] = [*container["ports"],
-                          {"name": "metrics", "containerPort": METRICS_PORT}]
-    container["volumeMounts"] = [*container["volumeMounts"],
-                                 {"name": "jmx-exporter", "mountPath": METRICS_MOUNT,
-                                  "readOnly": True}]
-    volumes.append({"name": "jmx-exporter",
-                    "configMap": {"name": spec.metrics_configmap}})
-    return {**scrape_annotations(METRICS_PORT),
-            METRICS_HASH_ANNOTATION: _metrics_hash(metrics_configmap(spec))}
+    container["ports"] = [*container["ports"], {"name": "metrics", "containerPort": METRICS_PORT}]
+    container["volumeMounts"] = [
+        *container["volumeMounts"],
+        {"name": "jmx-exporter", "mountPath": METRICS_MOUNT, "readOnly": True},
+    ]
+    volumes.append({"name": "jmx-exporter", "configMap": {"name": spec.metrics_configmap}})
+    return {
+        **scrape_annotations(METRICS_PORT),
+        METRICS_HASH_ANNOTATION: _metrics_hash(metrics_configmap(spec)),
+    }
 
 
 def statefulset(spec: KafkaKubeSpec) -> dict[str, Any]:
@@ -513,8 +544,9 @@ def statefulset(spec: KafkaKubeSpec) -> dict[str, Any]:
         },
     }
     annotations = _with_metrics(spec, container, volumes) if spec.metrics is not None else None
-    return broker_statefulset(spec, labels, container, volumes, claims, fs_group=KAFKA_UID,
-                              annotations=annotations)
+    return broker_statefulset(
+        spec, labels, container, volumes, claims, fs_group=KAFKA_UID, annotations=annotations
+    )
 
 
 def broker_statefulset(
@@ -563,7 +595,9 @@ def broker_statefulset(
     if claims:
         sts["spec"]["volumeClaimTemplates"] = [dict(c) for c in claims]
         sts["spec"]["persistentVolumeClaimRetentionPolicy"] = {
-            "whenDeleted": "Delete", "whenScaled": "Delete"}
+            "whenDeleted": "Delete",
+            "whenScaled": "Delete",
+        }
     return sts
 
 
@@ -585,9 +619,11 @@ def statefulset_status(sts: Mapping[str, Any] | None, replicas: int) -> tuple[bo
         return False, "the StatefulSet does not exist"
     status = sts.get("status") or {}
     ready = int(status.get("readyReplicas") or 0)
-    seen = (f"readyReplicas {ready}/{replicas}, replicas {int(status.get('replicas') or 0)}, "
-            f"observedGeneration {status.get('observedGeneration')}"
-            f"/{(sts.get('metadata') or {}).get('generation')}")
+    seen = (
+        f"readyReplicas {ready}/{replicas}, replicas {int(status.get('replicas') or 0)}, "
+        f"observedGeneration {status.get('observedGeneration')}"
+        f"/{(sts.get('metadata') or {}).get('generation')}"
+    )
     return ready >= replicas, seen
 
 
@@ -617,8 +653,9 @@ class BrokerStatefulSet:
 
     def wait_ready(self, timeout_s: float, what: str) -> None:
         replicas = self.replicas
-        self.session.wait("StatefulSet", self.name,
-                          lambda sts: statefulset_status(sts, replicas), timeout_s, what)
+        self.session.wait(
+            "StatefulSet", self.name, lambda sts: statefulset_status(sts, replicas), timeout_s, what
+        )
 
     def health(self) -> str | None:
         try:
@@ -650,8 +687,15 @@ def kafka_deployment(
     session: KubeSessionLike, service: str, spec: KafkaKubeSpec
 ) -> BrokerStatefulSet:
     """The deployment of ``spec`` through ``session``, for the plan's service ``service``."""
-    return BrokerStatefulSet(session, service, spec.name, spec.brokers, manifests(spec),
-                             spec.bootstrap, session.service_labels(service))
+    return BrokerStatefulSet(
+        session,
+        service,
+        spec.name,
+        spec.brokers,
+        manifests(spec),
+        spec.bootstrap,
+        session.service_labels(service),
+    )
 
 
 def default_voters(brokers: int, controllers: int | None) -> int:
@@ -669,15 +713,15 @@ def check_broker_nodes(inventory: Inventory, brokers: int, service: str) -> None
     nodes = inventory.with_role(BROKER_ROLE)
     if len(nodes) < brokers:
         have = ", ".join(h.name for h in nodes) or "none"
-        msg = (f"service {service!r} runs {brokers} broker(s), one per node with role "
-               f"{BROKER_ROLE!r}, but the cluster has {len(nodes)} such node(s) ({have}); lower "
-               "`brokers` or label more nodes (see the platform's role_labels)")
+        msg = (
+            f"service {service!r} runs {brokers} broker(s), one per node with role "
+            f"{BROKER_ROLE!r}, but the cluster has {len(nodes)} such node(s) ({have}); lower "
+            "`brokers` or label more nodes (see the platform's role_labels)"
+        )
         raise ServiceError(msg)
 
 
-def deploy_statefulset(
-    deployment: BrokerStatefulSet, ctx: DeployContext
-) -> BrokerStatefulSet:
+def deploy_statefulset(deployment: BrokerStatefulSet, ctx: DeployContext) -> BrokerStatefulSet:
     """Record what removal needs, then apply (returns without waiting for readiness)."""
     ctx.record_state(deployment.state())
     deployment.apply()
@@ -701,10 +745,17 @@ def deploy_kafka(
         metrics = resolve_jmx_exporter()
     try:
         spec = KafkaKubeSpec(
-            name=dns_label(service), namespace=kube.namespace, version=config.version,
-            brokers=config.brokers, voters=default_voters(config.brokers, config.controllers),
-            cpu=config.cpu, memory=config.memory, storage=config.storage,
-            storage_size=config.storage_size, heap=config.heap, image=config.image,
+            name=dns_label(service),
+            namespace=kube.namespace,
+            version=config.version,
+            brokers=config.brokers,
+            voters=default_voters(config.brokers, config.controllers),
+            cpu=config.cpu,
+            memory=config.memory,
+            storage=config.storage,
+            storage_size=config.storage_size,
+            heap=config.heap,
+            image=config.image,
             overrides=dict(config.overrides),
             labels={**kube.labels, **kube.service_labels(service)},
             node_selector=kube.node_selector(BROKER_ROLE),
@@ -727,24 +778,46 @@ def reconnect(state: Mapping[str, Any]) -> BrokerStatefulSet | None:
 
     session = KubeSession.from_state(recorded["session"])
     return BrokerStatefulSet(
-        session, recorded["service"], recorded["statefulset"], int(recorded["replicas"]),
-        (), str(state.get("bootstrap_servers", "")), dict(recorded["labels"]))
+        session,
+        recorded["service"],
+        recorded["statefulset"],
+        int(recorded["replicas"]),
+        (),
+        str(state.get("bootstrap_servers", "")),
+        dict(recorded["labels"]),
+    )
 
 
 def describe(deployment: BrokerStatefulSet, spec: KafkaKubeSpec | None) -> dict[str, Any]:
     """Provenance of a deployment (no credential)."""
-    facts: dict[str, Any] = {"platform": "kubernetes", "namespace": deployment.session.namespace,
-                             "statefulset": deployment.name, "brokers": deployment.replicas,
-                             "bootstrap": deployment.bootstrap}
+    facts: dict[str, Any] = {
+        "platform": "kubernetes",
+        "namespace": deployment.session.namespace,
+        "statefulset": deployment.name,
+        "brokers": deployment.replicas,
+        "bootstrap": deployment.bootstrap,
+    }
     if spec is not None:
-        facts.update(version=spec.version, image=spec.image_ref, voters=spec.voters,
-                     cpu=spec.cpu, memory=spec.memory, heap_mib=spec.heap_mib,
-                     storage=spec.storage, storage_size=spec.storage_size,
-                     overrides=dict(spec.overrides), node_selector=dict(spec.node_selector),
-                     metrics=None if spec.metrics is None else {
-                         **spec.metrics.describe(), "port": METRICS_PORT,
-                         "configmap": spec.metrics_configmap,
-                         "targets": spec.metrics_targets})
+        facts.update(
+            version=spec.version,
+            image=spec.image_ref,
+            voters=spec.voters,
+            cpu=spec.cpu,
+            memory=spec.memory,
+            heap_mib=spec.heap_mib,
+            storage=spec.storage,
+            storage_size=spec.storage_size,
+            overrides=dict(spec.overrides),
+            node_selector=dict(spec.node_selector),
+            metrics=None
+            if spec.metrics is None
+            else {
+                **spec.metrics.describe(),
+                "port": METRICS_PORT,
+                "configmap": spec.metrics_configmap,
+                "targets": spec.metrics_targets,
+            },
+        )
     return facts
 
 

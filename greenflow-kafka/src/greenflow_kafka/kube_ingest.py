@@ -167,18 +167,21 @@ _JAVA_LOCALE = "-Duser.language=en -Duser.country=US"
 
 _OFFSET_LINE = re.compile(r"^(?P<topic>[^\s:]+):(?P<partition>\d+):(?P<offset>-?\d+)$")
 _READ_MARK = re.compile(
-    r"^greenflow-read-(?P<which>start|end|group-start|group-end) (?P<t>\d+(?:[.,]\d+)?)$")
+    r"^greenflow-read-(?P<which>start|end|group-start|group-end) (?P<t>\d+(?:[.,]\d+)?)$"
+)
 _PROBE_MARK = re.compile(r"^greenflow-probe-(?P<which>start|end) (?P<t>\d+(?:[.,]\d+)?)$")
 _CHECK_MARK = re.compile(r"^greenflow-check-(?P<which>start|end) (?P<i>\d+)$")
 # kafka-consumer-groups.sh --describe (offsets): GROUP TOPIC PARTITION CURRENT-OFFSET
 # LOG-END-OFFSET LAG CONSUMER-ID HOST CLIENT-ID, "-" where there is no value.
 _GROUP_OFFSETS_ROW = re.compile(
     r"^(?P<group>\S+)\s+(?P<topic>\S+)\s+(?P<partition>\d+)\s+(?P<current>\d+|-)\s+"
-    r"(?P<end>\d+|-)\s+(?P<lag>-?\d+|-)\s+(?P<consumer>\S+)\s+\S+\s+\S+$")
+    r"(?P<end>\d+|-)\s+(?P<lag>-?\d+|-)\s+(?P<consumer>\S+)\s+\S+\s+\S+$"
+)
 # kafka-consumer-groups.sh --describe --state: GROUP COORDINATOR (ID) ASSIGNMENT-STRATEGY
 # STATE #MEMBERS; the strategy column is blank while the group rebalances.
 _GROUP_STATE_ROW = re.compile(
-    r"^(?P<group>\S+)\s+\S+\s+\(-?\d+\)\s+(?:\S+\s+)?(?P<state>[A-Za-z]+)\s+(?P<members>\d+)$")
+    r"^(?P<group>\S+)\s+\S+\s+\(-?\d+\)\s+(?:\S+\s+)?(?P<state>[A-Za-z]+)\s+(?P<members>\d+)$"
+)
 #: The probe's calibration round and how much of its span the measured round fills: the
 #: defaults of :class:`greenflow_kafka.consumer.LatencyProbe`, which the local path uses.
 PROBE_CALIBRATION_RECORDS = 30
@@ -235,8 +238,12 @@ def tool_job(job: ToolJob) -> dict[str, Any]:
     greenflow by long. Memory request = limit (an overrun is an ``OOMKilled`` we report);
     cpu is requested, not limited: a throttled load generator would make the broker look slow.
     Several instances spread over nodes when they can (``ScheduleAnyway``)."""
-    labels = {**job.labels, "app.kubernetes.io/name": APP_NAME,
-              "app.kubernetes.io/component": job.component, JOB_LABEL: job.name}
+    labels = {
+        **job.labels,
+        "app.kubernetes.io/name": APP_NAME,
+        "app.kubernetes.io/component": job.component,
+        JOB_LABEL: job.name,
+    }
     container: dict[str, Any] = {
         "name": "tool",
         "image": job.image,
@@ -251,8 +258,16 @@ def tool_job(job: ToolJob) -> dict[str, Any]:
         },
     }
     if job.instance_env:
-        container["env"].append({"name": INSTANCE_ENV, "valueFrom": {"fieldRef": {
-            "fieldPath": "metadata.annotations['batch.kubernetes.io/job-completion-index']"}}})
+        container["env"].append(
+            {
+                "name": INSTANCE_ENV,
+                "valueFrom": {
+                    "fieldRef": {
+                        "fieldPath": "metadata.annotations['batch.kubernetes.io/job-completion-index']"
+                    }
+                },
+            }
+        )
     pod_spec: dict[str, Any] = {
         "restartPolicy": "Never",
         # The image would turn injected KAFKA_* service variables into nothing harmful here
@@ -264,16 +279,32 @@ def tool_job(job: ToolJob) -> dict[str, Any]:
         "containers": [container],
     }
     if job.node_name:
-        pod_spec["affinity"] = {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
-            "nodeSelectorTerms": [{"matchFields": [
-                {"key": "metadata.name", "operator": "In", "values": [job.node_name]}]}]}}}
+        pod_spec["affinity"] = {
+            "nodeAffinity": {
+                "requiredDuringSchedulingIgnoredDuringExecution": {
+                    "nodeSelectorTerms": [
+                        {
+                            "matchFields": [
+                                {
+                                    "key": "metadata.name",
+                                    "operator": "In",
+                                    "values": [job.node_name],
+                                }
+                            ]
+                        }
+                    ]
+                }
+            }
+        }
     if job.parallelism > 1:
-        pod_spec["topologySpreadConstraints"] = [{
-            "maxSkew": 1,
-            "topologyKey": "kubernetes.io/hostname",
-            "whenUnsatisfiable": "ScheduleAnyway",
-            "labelSelector": {"matchLabels": {JOB_LABEL: job.name}},
-        }]
+        pod_spec["topologySpreadConstraints"] = [
+            {
+                "maxSkew": 1,
+                "topologyKey": "kubernetes.io/hostname",
+                "whenUnsatisfiable": "ScheduleAnyway",
+                "labelSelector": {"matchLabels": {JOB_LABEL: job.name}},
+            }
+        ]
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",
@@ -293,13 +324,28 @@ def producer_command(args: Sequence[str]) -> list[str]:
     return [f"{KAFKA_BIN}/kafka-producer-perf-test.sh", *args]
 
 
-def topic_command(bootstrap: str, topic: str, *, partitions: int | None = None,
-                  replication: int | None = None, delete: bool = False) -> list[str]:
+def topic_command(
+    bootstrap: str,
+    topic: str,
+    *,
+    partitions: int | None = None,
+    replication: int | None = None,
+    delete: bool = False,
+) -> list[str]:
     base = [f"{KAFKA_BIN}/kafka-topics.sh", "--bootstrap-server", bootstrap]
     if delete:
         return [*base, "--delete", "--if-exists", "--topic", topic]
-    return [*base, "--create", "--if-not-exists", "--topic", topic,
-            "--partitions", str(partitions or 1), "--replication-factor", str(replication or 1)]
+    return [
+        *base,
+        "--create",
+        "--if-not-exists",
+        "--topic",
+        topic,
+        "--partitions",
+        str(partitions or 1),
+        "--replication-factor",
+        str(replication or 1),
+    ]
 
 
 def offsets_command(bootstrap: str, topic: str, group: str | None = None) -> list[str]:
@@ -322,9 +368,9 @@ def offsets_command(bootstrap: str, topic: str, group: str | None = None) -> lis
     script += (
         'echo "greenflow-read-start $EPOCHREALTIME"\n'
         f'{KAFKA_BIN}/kafka-get-offsets.sh --bootstrap-server "$0" --topic "$1" --time -1\n'
-        'rc=$?\n'
+        "rc=$?\n"
         'echo "greenflow-read-end $EPOCHREALTIME"\n'
-        'exit $rc\n'
+        "exit $rc\n"
     )
     return ["/bin/bash", "-c", script, bootstrap, topic, *([group] if group is not None else [])]
 
@@ -333,11 +379,14 @@ def consumer_command(args: Sequence[str]) -> list[str]:
     return [f"{KAFKA_BIN}/kafka-consumer-perf-test.sh", *args]
 
 
-def group_check_command(bootstrap: str, group: str,
-                        interval_s: float = GROUP_CHECK_INTERVAL_S) -> list[str]:
+def group_check_command(
+    bootstrap: str, group: str, interval_s: float = GROUP_CHECK_INTERVAL_S
+) -> list[str]:
     """Describe ``group`` (its state and member count, then its partitions' owners and
     commits) over and over, each look between numbered marks, until the Job is deleted."""
-    describe = f'{KAFKA_BIN}/kafka-consumer-groups.sh --bootstrap-server "$0" --describe --group "$1"'
+    describe = (
+        f'{KAFKA_BIN}/kafka-consumer-groups.sh --bootstrap-server "$0" --describe --group "$1"'
+    )
     script = (
         "i=0\n"
         "while :; do\n"
@@ -378,15 +427,21 @@ class _ArgsOnly:
         return list(args)
 
 
-def probe_args(version: str, *, bootstrap: str, topic: str, records: int, record_size: int,
-               acks: str) -> list[str]:
+def probe_args(
+    version: str, *, bootstrap: str, topic: str, records: int, record_size: int, acks: str
+) -> list[str]:
     """The arguments of ``EndToEndLatency`` exactly as the local probe passes them
     (:func:`greenflow_kafka.perf.end_to_end_latency_command`)."""
     from greenflow_kafka.perf import end_to_end_latency_command
 
     return end_to_end_latency_command(
-        cast("KafkaDistribution", _ArgsOnly(version)), bootstrap_servers=bootstrap, topic=topic,
-        num_records=records, record_size=record_size, acks=acks)
+        cast("KafkaDistribution", _ArgsOnly(version)),
+        bootstrap_servers=bootstrap,
+        topic=topic,
+        num_records=records,
+        record_size=record_size,
+        acks=acks,
+    )
 
 
 # -- reading status and output -----------------------------------------------------------------
@@ -408,15 +463,24 @@ def pod_failure(pod: Mapping[str, Any]) -> str | None:
         code = term.get("exitCode")
         if reason == "OOMKilled" or (code is not None and int(code) != 0):
             detail = f": {term['message'].strip()}" if term.get("message") else ""
-            return (f"container {container} terminated: {reason or 'Error'} "
-                    f"(exit code {code}){detail}")
+            return (
+                f"container {container} terminated: {reason or 'Error'} (exit code {code}){detail}"
+            )
     if status.get("phase") == "Failed":
-        return f"pod failed: {status.get('reason') or 'Failed'} {status.get('message') or ''}".strip()
+        return (
+            f"pod failed: {status.get('reason') or 'Failed'} {status.get('message') or ''}".strip()
+        )
     return None
 
 
-_STUCK_WAITING = {"ErrImagePull", "ImagePullBackOff", "InvalidImageName",
-                  "CreateContainerConfigError", "CreateContainerError", "CrashLoopBackOff"}
+_STUCK_WAITING = {
+    "ErrImagePull",
+    "ImagePullBackOff",
+    "InvalidImageName",
+    "CreateContainerConfigError",
+    "CreateContainerError",
+    "CrashLoopBackOff",
+}
 
 
 def pod_blocked(pod: Mapping[str, Any]) -> str | None:
@@ -437,16 +501,24 @@ def pod_succeeded(pod: Mapping[str, Any]) -> bool:
     status = pod.get("status") or {}
     if status.get("phase") == "Succeeded":
         return True
-    terms = list(_terminated({"containerStatuses": [
-        {"name": cs.get("name"), "state": cs.get("state")}
-        for cs in status.get("containerStatuses") or []]}))
+    terms = list(
+        _terminated(
+            {
+                "containerStatuses": [
+                    {"name": cs.get("name"), "state": cs.get("state")}
+                    for cs in status.get("containerStatuses") or []
+                ]
+            }
+        )
+    )
     return bool(terms) and all(int(t.get("exitCode", 1)) == 0 for _c, t in terms)
 
 
 def pod_finished(pod: Mapping[str, Any]) -> bool:
     status = pod.get("status") or {}
     return status.get("phase") in ("Succeeded", "Failed") or any(
-        (cs.get("state") or {}).get("terminated") for cs in status.get("containerStatuses") or [])
+        (cs.get("state") or {}).get("terminated") for cs in status.get("containerStatuses") or []
+    )
 
 
 def job_failure(job: Mapping[str, Any] | None) -> str | None:
@@ -461,8 +533,10 @@ def job_complete(job: Mapping[str, Any] | None, completions: int) -> bool:
     status = (job or {}).get("status") or {}
     if int(status.get("succeeded") or 0) >= completions:
         return True
-    return any(c.get("type") == "Complete" and c.get("status") == "True"
-               for c in status.get("conditions") or [])
+    return any(
+        c.get("type") == "Complete" and c.get("status") == "True"
+        for c in status.get("conditions") or []
+    )
 
 
 def pod_index(pod: Mapping[str, Any]) -> int:
@@ -507,8 +581,9 @@ class BoundaryRead:
         On one machine the clocks are the same; across nodes NTP keeps them within
         milliseconds, and a node whose clock is off by more fails this check."""
         t = self.reading.ended
-        return t is not None and \
-            self.created - CLOCK_TOLERANCE_S <= t <= self.seen + CLOCK_TOLERANCE_S
+        return (
+            t is not None and self.created - CLOCK_TOLERANCE_S <= t <= self.seen + CLOCK_TOLERANCE_S
+        )
 
     @property
     def stamp_lag(self) -> float:
@@ -521,8 +596,12 @@ class BoundaryRead:
         if self.boundary_on_read_clock:
             assert self.reading.ended is not None
             return min(self.reading.ended, self.seen)
-        log.warning("kafka_ingest.read_clock_implausible", read_ended=self.reading.ended,
-                    job_created=round(self.created, 3), job_seen_complete=round(self.seen, 3))
+        log.warning(
+            "kafka_ingest.read_clock_implausible",
+            read_ended=self.reading.ended,
+            job_created=round(self.created, 3),
+            job_seen_complete=round(self.seen, 3),
+        )
         return self.seen
 
 
@@ -566,9 +645,11 @@ class GroupReading:
         return sum(self.committed.values())
 
     def describe(self, want: int) -> str:
-        return (f"state {self.state or '?'}, {self.members if self.members is not None else '?'}"
-                f"/{want} members, partitions assigned {sorted(self.assigned)}, committed "
-                f"{sorted(self.committed)}{' (rebalancing)' if self.rebalancing else ''}")
+        return (
+            f"state {self.state or '?'}, {self.members if self.members is not None else '?'}"
+            f"/{want} members, partitions assigned {sorted(self.assigned)}, committed "
+            f"{sorted(self.committed)}{' (rebalancing)' if self.rebalancing else ''}"
+        )
 
 
 def parse_group_output(text: str, group: str, topic: str) -> GroupReading:
@@ -599,8 +680,16 @@ def parse_group_output(text: str, group: str, topic: str) -> GroupReading:
             state, members = m.group("state").lower(), int(m.group("members"))
         elif "is rebalancing" in line:
             rebalancing = True
-    return GroupReading(committed, log_end, frozenset(assigned), state, members, rebalancing,
-                        marks.get("group-start"), marks.get("group-end"))
+    return GroupReading(
+        committed,
+        log_end,
+        frozenset(assigned),
+        state,
+        members,
+        rebalancing,
+        marks.get("group-start"),
+        marks.get("group-end"),
+    )
 
 
 def last_group_check(text: str) -> str | None:
@@ -636,12 +725,18 @@ def parse_probe_output(text: str, records: int) -> ProbeRound:
             marks[m.group("which")] = float(m.group("t").replace(",", "."))
     stats = parse_end_to_end_latency_output(text, records)
     ended = marks.get("end")
-    sending_from = (ended - records * stats.avg_ms / 1000
-                    if stats is not None and ended is not None else None)
-    return ProbeRound(records=records, launched_at=marks.get("start", 0.0),
-                      sending_from=sending_from, ended_at=ended or 0.0,
-                      exit_code=0 if stats is not None else None, stats=stats,
-                      first_ms=first_latency_ms(text))
+    sending_from = (
+        ended - records * stats.avg_ms / 1000 if stats is not None and ended is not None else None
+    )
+    return ProbeRound(
+        records=records,
+        launched_at=marks.get("start", 0.0),
+        sending_from=sending_from,
+        ended_at=ended or 0.0,
+        exit_code=0 if stats is not None else None,
+        stats=stats,
+        first_ms=first_latency_ms(text),
+    )
 
 
 def _tail_lines(text: str, lines: int = 15) -> str:
@@ -695,10 +790,17 @@ class KubeIngestRun:
 
     def prepare(self, ctx: RunContext) -> None:
         if not ctx.inventory.with_role(WORKER_ROLE):
-            nodes = ", ".join(f"{h.name} ({', '.join(sorted(h.roles)) or 'no role'})"
-                              for h in ctx.inventory.hosts) or "none"
-            msg = (f"kafka-ingest runs its producers on nodes with the role {WORKER_ROLE!r} and "
-                   f"no node has it (nodes: {nodes}); label one (see the platform's role_labels)")
+            nodes = (
+                ", ".join(
+                    f"{h.name} ({', '.join(sorted(h.roles)) or 'no role'})"
+                    for h in ctx.inventory.hosts
+                )
+                or "none"
+            )
+            msg = (
+                f"kafka-ingest runs its producers on nodes with the role {WORKER_ROLE!r} and "
+                f"no node has it (nodes: {nodes}); label one (see the platform's role_labels)"
+            )
             raise WorkloadError(msg)
         self._prefix = dns_label(f"gf-{ctx.run_id}", max_len=30)
         topic = f"greenflow-{ctx.run_id}"
@@ -707,18 +809,24 @@ class KubeIngestRun:
         self._topic = topic
         c = self.config
         self._run_tool(
-            ctx, "topic-create",
-            topic_command(self.bootstrap, self._topic, partitions=c.partitions,
-                          replication=c.replication),
-            what=f"creating topic {self._topic!r}")
+            ctx,
+            "topic-create",
+            topic_command(
+                self.bootstrap, self._topic, partitions=c.partitions, replication=c.replication
+            ),
+            what=f"creating topic {self._topic!r}",
+        )
         if self.consumers:
             # The probe's own topic, so that the main topic's counts stay exact (as locally).
             self._probe_topic = f"{topic}-e2e"
             self._run_tool(
-                ctx, "topic-create-e2e",
-                topic_command(self.bootstrap, self._probe_topic, partitions=1,
-                              replication=c.replication),
-                what=f"creating topic {self._probe_topic!r}")
+                ctx,
+                "topic-create-e2e",
+                topic_command(
+                    self.bootstrap, self._probe_topic, partitions=1, replication=c.replication
+                ),
+                what=f"creating topic {self._probe_topic!r}",
+            )
 
     def execute(self, ctx: RunContext) -> WorkloadResult:
         from greenflow_kafka.perf import parse_producer_output, producer_perf_args, records_for
@@ -741,21 +849,35 @@ class KubeIngestRun:
         lag = self._read_offsets(ctx, "offsets-warmup", None, None).lag
         seconds = max(c.warmup, 2 * lag) + c.settle + c.duration + c.tail + KUBE_SLACK_S
         args = producer_perf_args(
-            self.version, bootstrap_servers=self.bootstrap, topic=self._topic,
-            num_records=records_for(per_producer, seconds), record_size=c.message_size,
-            throughput=per_producer, acks=str(c.acks), producer_props=c.producer_config,
+            self.version,
+            bootstrap_servers=self.bootstrap,
+            topic=self._topic,
+            num_records=records_for(per_producer, seconds),
+            record_size=c.message_size,
+            throughput=per_producer,
+            acks=str(c.acks),
+            producer_props=c.producer_config,
             warmup_records=records_for(per_producer, c.warmup) if c.warmup > 0 else 0,
         )
         heap = heap_mib(c.producer_heap)
         producers = self._job_name("producers")
-        self._create(ToolJob(
-            name=producers, namespace=self.session.namespace, image=self.image,
-            command=producer_command(args), labels=self._labels(ctx),
-            node_selector=self.session.node_selector(WORKER_ROLE),
-            tolerations=self.session.tolerations([WORKER_ROLE]), component="producer",
-            heap_mib=heap, memory=tool_memory(heap), cpu_request="500m",
-            parallelism=c.producers,
-            active_deadline_s=math.ceil(START_TIMEOUT_S + 3 * seconds + 120)))
+        self._create(
+            ToolJob(
+                name=producers,
+                namespace=self.session.namespace,
+                image=self.image,
+                command=producer_command(args),
+                labels=self._labels(ctx),
+                node_selector=self.session.node_selector(WORKER_ROLE),
+                tolerations=self.session.tolerations([WORKER_ROLE]),
+                component="producer",
+                heap_mib=heap,
+                memory=tool_memory(heap),
+                cpu_request="500m",
+                parallelism=c.producers,
+                active_deadline_s=math.ceil(START_TIMEOUT_S + 3 * seconds + 120),
+            )
+        )
         node = self._wait_producers_sending(ctx, producers)
         sending = time.monotonic()
         self._sleep_checking(ctx, producers, sending + c.warmup - lag - time.monotonic())
@@ -769,8 +891,9 @@ class KubeIngestRun:
         start = ctx.phases.enter(Phase.MEASURE, at=start_read.boundary())
         # The end read is created as long before the window is up as the start read took
         # from its creation to its stamp.
-        self._sleep_checking(ctx, producers,
-                             start + c.duration - start_read.stamp_lag - time.time())
+        self._sleep_checking(
+            ctx, producers, start + c.duration - start_read.stamp_lag - time.time()
+        )
         end_read = self._read_offsets(ctx, "offsets-end", producers, node)
         second, group_second = end_read.reading, end_read.committed
         end = ctx.phases.enter(Phase.COOLDOWN, at=end_read.boundary())
@@ -781,24 +904,32 @@ class KubeIngestRun:
             self._raise_pod_failure(producers, failed[0])
         if early:
             names = ", ".join(f"producer-{pod_index(p)}" for p in early)
-            msg = (f"{names} finished before MEASURE ended, so the load did not cover the "
-                   f"window (producers start at different times on Kubernetes); raise `tail` "
-                   f"(now {c.tail:g}s)")
+            msg = (
+                f"{names} finished before MEASURE ended, so the load did not cover the "
+                f"window (producers start at different times on Kubernetes); raise `tail` "
+                f"(now {c.tail:g}s)"
+            )
             raise WorkloadError(msg)
         messages = second.total - first.total
         achieved = messages / (end - start)
 
-        pods = self._wait_job(ctx, producers, c.producers,
-                              timeout_s=max(60.0, 3 * (c.tail + KUBE_SLACK_S) + 30),
-                              what="the producers to finish their record count")
+        pods = self._wait_job(
+            ctx,
+            producers,
+            c.producers,
+            timeout_s=max(60.0, 3 * (c.tail + KUBE_SLACK_S) + 30),
+            what="the producers to finish their record count",
+        )
         load_end = time.monotonic()
         stats = []
         for pod in sorted(pods, key=pod_index):
             text = self._logs(pod)
             out = parse_producer_output(text)
             if out.total is None or (out.steady is None and c.warmup > 0):
-                msg = (f"producer-{pod_index(pod)} (pod {pod['metadata']['name']}) printed no "
-                       f"summary; last lines of its log:\n{_tail_lines(text)}")
+                msg = (
+                    f"producer-{pod_index(pod)} (pod {pod['metadata']['name']}) printed no "
+                    f"summary; last lines of its log:\n{_tail_lines(text)}"
+                )
                 raise WorkloadError(msg)
             stats.append(out.steady or out.total)
         from greenflow_kafka.workload import _combine_latency
@@ -809,7 +940,8 @@ class KubeIngestRun:
             raise WorkloadError(
                 f"achieved {achieved:.0f} msg/s, {ratio:.1%} of the asked {c.load:g} msg/s "
                 f"(below min_achieved_ratio {c.min_achieved_ratio:g}); the broker or the "
-                "producers cannot keep up at this load")
+                "producers cannot keep up at this load"
+            )
         metrics: dict[str, float] = {
             "asked_messages_per_s": c.load,
             "achieved_ratio": ratio,
@@ -820,18 +952,25 @@ class KubeIngestRun:
         # 1 when both MEASURE boundaries are the reads' own clock stamps (the energy window is
         # then the counting window); 0 when one fell back to when its Job was seen complete.
         metrics["boundaries_on_read_clock"] = float(
-            start_read.boundary_on_read_clock and end_read.boundary_on_read_clock)
+            start_read.boundary_on_read_clock and end_read.boundary_on_read_clock
+        )
         metrics["offsets_read_lag_s"] = lag
         # 1 when every producer was back on its rate when MEASURE began (see `settle`).
         metrics["producers_settled"] = 1.0 if settled else 0.0
         if group_first is not None and group_second is not None:
-            metrics.update(self._consumer_metrics(ctx, group_first, group_second, second,
-                                                  messages, end - start, consumer_records))
+            metrics.update(
+                self._consumer_metrics(
+                    ctx, group_first, group_second, second, messages, end - start, consumer_records
+                )
+            )
             metrics.update(self._probe_metrics(ctx, first, second, load_end))
         return WorkloadResult(
-            units=float(messages), unit="message",
-            payload_bytes=float(messages * c.message_size), achieved_rate=achieved,
-            latency_ms=latency, metrics=metrics,
+            units=float(messages),
+            unit="message",
+            payload_bytes=float(messages * c.message_size),
+            achieved_rate=achieved,
+            latency_ms=latency,
+            metrics=metrics,
         )
 
     def clean(self, ctx: RunContext) -> None:
@@ -846,11 +985,18 @@ class KubeIngestRun:
         if not topics or self.service.health() is not None:
             return
         try:
-            for topic, what_short in zip(topics, ("topic-delete", "topic-delete-e2e"), strict=False):
+            for topic, what_short in zip(
+                topics, ("topic-delete", "topic-delete-e2e"), strict=False
+            ):
                 # The group's offsets go with the topic; the group itself is left to the
                 # broker, as locally.
-                self._run_tool(ctx, what_short, topic_command(self.bootstrap, topic, delete=True),
-                               what=f"deleting topic {topic!r}", timeout_s=120.0)
+                self._run_tool(
+                    ctx,
+                    what_short,
+                    topic_command(self.bootstrap, topic, delete=True),
+                    what=f"deleting topic {topic!r}",
+                    timeout_s=120.0,
+                )
         finally:
             self._delete_jobs()
 
@@ -868,14 +1014,21 @@ class KubeIngestRun:
         timeout_s = 5 * START_TIMEOUT_S + c.warmup + c.duration + c.tail + KUBE_SLACK_S
         try:
             return consumer_perf_args(
-                self.version, bootstrap_servers=self.bootstrap, topic=topic, group=topic,
-                timeout_ms=round(1000 * timeout_s), from_latest=True,
+                self.version,
+                bootstrap_servers=self.bootstrap,
+                topic=topic,
+                group=topic,
+                timeout_ms=round(1000 * timeout_s),
+                from_latest=True,
                 consumer_props={"auto.commit.interval.ms": str(_COMMIT_INTERVAL_MS)},
                 # Each instance its client.id, consumer-<index>, as locally.
-                name=f"consumer-$({INSTANCE_ENV})")
+                name=f"consumer-$({INSTANCE_ENV})",
+            )
         except ProducerPerfError as exc:
-            msg = (f"consumers on Kubernetes need the Kafka tools' command-line settings "
-                   f"(Kafka 4.2 or newer; the tools image is {self.image}): {exc}")
+            msg = (
+                f"consumers on Kubernetes need the Kafka tools' command-line settings "
+                f"(Kafka 4.2 or newer; the tools image is {self.image}): {exc}"
+            )
             raise WorkloadError(msg) from None
 
     def _start_consumers(self, ctx: RunContext) -> None:
@@ -885,14 +1038,24 @@ class KubeIngestRun:
         timeout_s = int(args[args.index("--timeout") + 1]) / 1000
         heap = heap_mib(c.consumer_heap)
         name = self._job_name("consumers")
-        self._create(ToolJob(
-            name=name, namespace=self.session.namespace, image=self.image,
-            command=consumer_command(args), labels=self._labels(ctx),
-            node_selector=self.session.node_selector(WORKER_ROLE),
-            tolerations=self.session.tolerations([WORKER_ROLE]), component="consumer",
-            heap_mib=heap, memory=tool_memory(heap), cpu_request="500m",
-            parallelism=self.consumers, instance_env=True,
-            active_deadline_s=math.ceil(timeout_s + 120)))
+        self._create(
+            ToolJob(
+                name=name,
+                namespace=self.session.namespace,
+                image=self.image,
+                command=consumer_command(args),
+                labels=self._labels(ctx),
+                node_selector=self.session.node_selector(WORKER_ROLE),
+                tolerations=self.session.tolerations([WORKER_ROLE]),
+                component="consumer",
+                heap_mib=heap,
+                memory=tool_memory(heap),
+                cpu_request="500m",
+                parallelism=self.consumers,
+                instance_env=True,
+                active_deadline_s=math.ceil(timeout_s + 120),
+            )
+        )
         self._consumers = name
         self._watched.append(name)
         self._running.append(name)
@@ -905,12 +1068,19 @@ class KubeIngestRun:
         topic = group = self._topic
         want, partitions = self.consumers, set(range(self.config.partitions))
         name = self._job_name("group-check")
-        self._create(ToolJob(
-            name=name, namespace=self.session.namespace, image=self.image,
-            command=group_check_command(self.bootstrap, group), labels=self._labels(ctx),
-            node_selector=self.session.node_selector(WORKER_ROLE),
-            tolerations=self.session.tolerations([WORKER_ROLE]), component="group-check",
-            active_deadline_s=math.ceil(START_TIMEOUT_S + 60)))
+        self._create(
+            ToolJob(
+                name=name,
+                namespace=self.session.namespace,
+                image=self.image,
+                command=group_check_command(self.bootstrap, group),
+                labels=self._labels(ctx),
+                node_selector=self.session.node_selector(WORKER_ROLE),
+                tolerations=self.session.tolerations([WORKER_ROLE]),
+                component="group-check",
+                active_deadline_s=math.ceil(START_TIMEOUT_S + 60),
+            )
+        )
         seen = "nothing yet"
 
         def ready(pods: list[dict[str, Any]]) -> bool:
@@ -921,14 +1091,23 @@ class KubeIngestRun:
                     continue
                 g = parse_group_output(block, group, topic)
                 seen = g.describe(want)
-                if (g.state == "stable" and g.members == want and g.assigned >= partitions
-                        and set(g.committed) >= partitions):
+                if (
+                    g.state == "stable"
+                    and g.members == want
+                    and g.assigned >= partitions
+                    and set(g.committed) >= partitions
+                ):
                     return True
             return False
 
         try:
-            self._wait(ctx, name, ready, timeout_s=START_TIMEOUT_S,
-                       what=f"consumer group {group!r} to be stable with {want} members")
+            self._wait(
+                ctx,
+                name,
+                ready,
+                timeout_s=START_TIMEOUT_S,
+                what=f"consumer group {group!r} to be stable with {want} members",
+            )
         except WorkloadError as exc:
             msg = f"{exc}; the group last seen: {seen}"
             raise WorkloadError(msg) from None
@@ -949,18 +1128,28 @@ class KubeIngestRun:
         self._delete_job(name)
         return total
 
-    def _consumer_metrics(self, ctx: RunContext, before: GroupReading, after: GroupReading,
-                          ends: OffsetsReading, messages: int, window_s: float,
-                          consumer_records: int) -> dict[str, float]:
+    def _consumer_metrics(
+        self,
+        ctx: RunContext,
+        before: GroupReading,
+        after: GroupReading,
+        ends: OffsetsReading,
+        messages: int,
+        window_s: float,
+        consumer_records: int,
+    ) -> dict[str, float]:
         """The local run's consumer metrics, from the group reads at the MEASURE boundaries."""
         from greenflow_kafka.workload import _BEHIND_RATIO
 
-        consumed = sum(after.committed.get(p, 0) - before.committed.get(p, 0)
-                       for p in after.committed)
+        consumed = sum(
+            after.committed.get(p, 0) - before.committed.get(p, 0) for p in after.committed
+        )
         # The lag against the log-end offsets the group read printed beside the commits (the
         # same instant), else the end read's.
-        lag = sum(max(0, after.log_end.get(p, off) - after.committed.get(p, 0))
-                  for p, off in ends.offsets.items())
+        lag = sum(
+            max(0, after.log_end.get(p, off) - after.committed.get(p, 0))
+            for p, off in ends.offsets.items()
+        )
         metrics = {
             "consumed_messages": float(consumed),
             "consumed_messages_per_s": consumed / window_s,
@@ -972,29 +1161,56 @@ class KubeIngestRun:
         if before.ended is not None and after.ended is not None:
             metrics["committed_read_interval_s"] = after.ended - before.ended
         if messages and consumed < _BEHIND_RATIO * messages:
-            log.warning("kafka_ingest.consumers_behind", run=ctx.run_id, consumed=consumed,
-                        produced=messages, lag=lag)
+            log.warning(
+                "kafka_ingest.consumers_behind",
+                run=ctx.run_id,
+                consumed=consumed,
+                produced=messages,
+                lag=lag,
+            )
         return metrics
 
     # ---------------------------------------------------------------- latency probe
 
-    def _probe_job(self, ctx: RunContext, what_short: str, records: int, *,
-                   delay_s: float = 0.0, node: str | None = None) -> str:
+    def _probe_job(
+        self,
+        ctx: RunContext,
+        what_short: str,
+        records: int,
+        *,
+        delay_s: float = 0.0,
+        node: str | None = None,
+    ) -> str:
         assert self._probe_topic is not None
         c = self.config
-        args = probe_args(self.version, bootstrap=self.bootstrap, topic=self._probe_topic,
-                          records=records, record_size=c.message_size,
-                          acks="all" if str(c.acks) in ("all", "-1") else "1")
+        args = probe_args(
+            self.version,
+            bootstrap=self.bootstrap,
+            topic=self._probe_topic,
+            records=records,
+            record_size=c.message_size,
+            acks="all" if str(c.acks) in ("all", "-1") else "1",
+        )
         heap = heap_mib(c.consumer_heap)
         name = self._job_name(what_short)
-        self._create(ToolJob(
-            name=name, namespace=self.session.namespace, image=self.image,
-            command=probe_command(args, delay_s=delay_s), labels=self._labels(ctx),
-            node_selector=self.session.node_selector(WORKER_ROLE),
-            tolerations=self.session.tolerations([WORKER_ROLE]), component=what_short,
-            heap_mib=heap, memory=tool_memory(heap), node_name=node,
-            active_deadline_s=math.ceil(START_TIMEOUT_S + delay_s + 2 * (c.duration + c.tail)
-                                        + 120)))
+        self._create(
+            ToolJob(
+                name=name,
+                namespace=self.session.namespace,
+                image=self.image,
+                command=probe_command(args, delay_s=delay_s),
+                labels=self._labels(ctx),
+                node_selector=self.session.node_selector(WORKER_ROLE),
+                tolerations=self.session.tolerations([WORKER_ROLE]),
+                component=what_short,
+                heap_mib=heap,
+                memory=tool_memory(heap),
+                node_name=node,
+                active_deadline_s=math.ceil(
+                    START_TIMEOUT_S + delay_s + 2 * (c.duration + c.tail) + 120
+                ),
+            )
+        )
         self._watched.append(name)
         return name
 
@@ -1006,15 +1222,22 @@ class KubeIngestRun:
         """The calibration round's round trip sizes the measured round, and how long it took
         to start places it (see :meth:`_start_probe`)."""
         name, created = calibration
-        (pod,) = self._wait_job(ctx, name, 1, timeout_s=START_TIMEOUT_S,
-                                what="the end-to-end latency probe's calibration round")
+        (pod,) = self._wait_job(
+            ctx,
+            name,
+            1,
+            timeout_s=START_TIMEOUT_S,
+            what="the end-to-end latency probe's calibration round",
+        )
         lag = self._seen_complete.get(name, time.monotonic()) - created
         text = self._logs(pod)
         cal = parse_probe_output(text, PROBE_CALIBRATION_RECORDS)
         if cal.stats is None:
-            msg = (f"the end-to-end latency probe (calibration round, "
-                   f"{PROBE_CALIBRATION_RECORDS} records on {self._probe_topic!r}) printed no "
-                   f"summary; last lines of its log:\n{_tail_lines(text)}")
+            msg = (
+                f"the end-to-end latency probe (calibration round, "
+                f"{PROBE_CALIBRATION_RECORDS} records on {self._probe_topic!r}) printed no "
+                f"summary; last lines of its log:\n{_tail_lines(text)}"
+            )
             raise WorkloadError(msg)
         self._probe_per_record_s = cal.per_record_s or 0.01
         self._probe_startup_s = max(0.0, lag - PROBE_CALIBRATION_RECORDS * cal.stats.avg_ms / 1000)
@@ -1028,13 +1251,19 @@ class KubeIngestRun:
         as locally, to fill 70 % of ``duration + tail`` at the calibrated round trip."""
         c = self.config
         self._probe_records = max(
-            10, math.floor(PROBE_FILL * (c.duration + c.tail) / self._probe_per_record_s))
-        self._probe = self._probe_job(ctx, "e2e-probe", self._probe_records,
-                                      delay_s=max(0.0, read_lag - self._probe_startup_s),
-                                      node=node)
+            10, math.floor(PROBE_FILL * (c.duration + c.tail) / self._probe_per_record_s)
+        )
+        self._probe = self._probe_job(
+            ctx,
+            "e2e-probe",
+            self._probe_records,
+            delay_s=max(0.0, read_lag - self._probe_startup_s),
+            node=node,
+        )
 
-    def _probe_metrics(self, ctx: RunContext, first: OffsetsReading, second: OffsetsReading,
-                       load_end: float) -> dict[str, float]:
+    def _probe_metrics(
+        self, ctx: RunContext, first: OffsetsReading, second: OffsetsReading, load_end: float
+    ) -> dict[str, float]:
         """The local run's probe metrics. Coverage is of the window between the two boundary
         reads on the reads' node clock (the probe runs there too); the overrun is on
         greenflow's clock, from the producers seen finished to the probe seen finished."""
@@ -1050,8 +1279,11 @@ class KubeIngestRun:
             if done:
                 break
             if time.monotonic() >= deadline:
-                log.warning("kafka_ingest.e2e_incomplete", run=ctx.run_id,
-                            reason="the probe's measured round was still running after the load")
+                log.warning(
+                    "kafka_ingest.e2e_incomplete",
+                    run=ctx.run_id,
+                    reason="the probe's measured round was still running after the load",
+                )
                 return {}
             ctx.sleep(_POLL_S)
         finished = time.monotonic()
@@ -1061,12 +1293,17 @@ class KubeIngestRun:
         measured = parse_probe_output(text, self._probe_records)
         s = measured.stats
         if s is None:
-            msg = (f"the end-to-end latency probe (measured round, {self._probe_records} records "
-                   f"on {self._probe_topic!r}) printed no summary; last lines of its log:\n"
-                   f"{_tail_lines(text)}")
+            msg = (
+                f"the end-to-end latency probe (measured round, {self._probe_records} records "
+                f"on {self._probe_topic!r}) printed no summary; last lines of its log:\n"
+                f"{_tail_lines(text)}"
+            )
             raise WorkloadError(msg)
-        coverage = (measured.coverage(first.ended, second.ended)
-                    if first.ended is not None and second.ended is not None else 0.0)
+        coverage = (
+            measured.coverage(first.ended, second.ended)
+            if first.ended is not None and second.ended is not None
+            else 0.0
+        )
         return {
             "e2e_latency_avg_ms": measured.avg_ms if measured.avg_ms is not None else s.avg_ms,
             "e2e_latency_p50_ms": s.p50_ms,
@@ -1075,8 +1312,11 @@ class KubeIngestRun:
             "e2e_probe_records": float(measured.records),
             "e2e_probe_coverage_ratio": coverage,
             "e2e_probe_overrun_s": max(0.0, finished - load_end),
-            **({"e2e_probe_first_record_ms": measured.first_ms}
-               if measured.first_ms is not None else {}),
+            **(
+                {"e2e_probe_first_record_ms": measured.first_ms}
+                if measured.first_ms is not None
+                else {}
+            ),
         }
 
     # ---------------------------------------------------------------- helpers
@@ -1117,9 +1357,11 @@ class KubeIngestRun:
     def _raise_pod_failure(self, job: str, pod: Mapping[str, Any], why: str | None = None) -> None:
         meta, spec = pod.get("metadata") or {}, pod.get("spec") or {}
         why = why or pod_failure(pod) or job_failure(self.session.get("Job", job)) or "failed"
-        msg = (f"Job {job}: pod {meta.get('name')} (instance {pod_index(pod)}) on node "
-               f"{spec.get('nodeName') or '?'}: {why}; last lines of its log:\n"
-               f"{_tail_lines(self._logs(pod))}")
+        msg = (
+            f"Job {job}: pod {meta.get('name')} (instance {pod_index(pod)}) on node "
+            f"{spec.get('nodeName') or '?'}: {why}; last lines of its log:\n"
+            f"{_tail_lines(self._logs(pod))}"
+        )
         raise WorkloadError(msg)
 
     def _check(self, job: str, also: Sequence[str] = ()) -> list[dict[str, Any]]:
@@ -1134,8 +1376,11 @@ class KubeIngestRun:
                     self._raise_pod_failure(name, pod)
                 if name in self._running and pod_finished(pod):
                     self._raise_pod_failure(
-                        name, pod, "exited by itself during the run (consumers run until "
-                        "greenflow stops them at the end of MEASURE)")
+                        name,
+                        pod,
+                        "exited by itself during the run (consumers run until "
+                        "greenflow stops them at the end of MEASURE)",
+                    )
             if why := job_failure(self.session.get("Job", name)):
                 msg = f"Job {name} failed: {why}"
                 raise WorkloadError(msg)
@@ -1149,9 +1394,17 @@ class KubeIngestRun:
             raise WorkloadError(msg)
         return result
 
-    def _wait(self, ctx: RunContext, job: str, done: Callable[[list[dict[str, Any]]], bool],
-              *, timeout_s: float, what: str, also: Sequence[str] = (),
-              unschedulable_fails: bool = False) -> list[dict[str, Any]]:
+    def _wait(
+        self,
+        ctx: RunContext,
+        job: str,
+        done: Callable[[list[dict[str, Any]]], bool],
+        *,
+        timeout_s: float,
+        what: str,
+        also: Sequence[str] = (),
+        unschedulable_fails: bool = False,
+    ) -> list[dict[str, Any]]:
         """Poll until ``done(pods of job)``; raise on what :meth:`_check` finds, on the
         timeout (with the blocking condition), and — with ``unschedulable_fails``, for Jobs
         whose timing matters — as soon as the scheduler says a pod does not fit."""
@@ -1164,11 +1417,14 @@ class KubeIngestRun:
                 self._raise_unschedulable(job, what, pods)
             if time.monotonic() > end:
                 blocked = [f"{p['metadata']['name']}: {b}" for p in pods if (b := pod_blocked(p))]
-                phases = ", ".join(f"{p['metadata']['name']} {(p.get('status') or {}).get('phase')}"
-                                   for p in pods)
+                phases = ", ".join(
+                    f"{p['metadata']['name']} {(p.get('status') or {}).get('phase')}" for p in pods
+                )
                 seen = "; ".join(blocked) or (f"pods {phases}" if pods else "no pod created yet")
-                msg = (f"timed out after {timeout_s:g}s waiting for {what} (Job {job}); "
-                       f"last seen: {seen}")
+                msg = (
+                    f"timed out after {timeout_s:g}s waiting for {what} (Job {job}); "
+                    f"last seen: {seen}"
+                )
                 raise WorkloadError(msg)
             ctx.sleep(_POLL_S)
 
@@ -1177,40 +1433,82 @@ class KubeIngestRun:
             why = pod_blocked(pod)
             if why and why.startswith("Unschedulable"):
                 running = "the producers" + (" and consumers" if self.consumers else "")
-                msg = (f"{what}: pod {pod['metadata']['name']} of Job {job} cannot be "
-                       f"scheduled ({why}). While {running} run, the worker nodes need room "
-                       f"for this Job too (cpu request {TOOL_CPU}, memory "
-                       f"{TOOL_MEMORY}); waiting would move the MEASURE boundary until the "
-                       "load ends. Lower the cpu of the target service (it shares nodes with "
-                       "the load?), use fewer producers or consumers, or add worker nodes.")
+                msg = (
+                    f"{what}: pod {pod['metadata']['name']} of Job {job} cannot be "
+                    f"scheduled ({why}). While {running} run, the worker nodes need room "
+                    f"for this Job too (cpu request {TOOL_CPU}, memory "
+                    f"{TOOL_MEMORY}); waiting would move the MEASURE boundary until the "
+                    "load ends. Lower the cpu of the target service (it shares nodes with "
+                    "the load?), use fewer producers or consumers, or add worker nodes."
+                )
                 raise WorkloadError(msg)
 
-    def _wait_job(self, ctx: RunContext, job: str, completions: int, *, timeout_s: float,
-                  what: str, also: Sequence[str] = (),
-                  unschedulable_fails: bool = False) -> list[dict[str, Any]]:
+    def _wait_job(
+        self,
+        ctx: RunContext,
+        job: str,
+        completions: int,
+        *,
+        timeout_s: float,
+        what: str,
+        also: Sequence[str] = (),
+        unschedulable_fails: bool = False,
+    ) -> list[dict[str, Any]]:
         def done(pods: list[dict[str, Any]]) -> bool:
             return sum(1 for p in pods if pod_succeeded(p)) >= completions
 
-        pods = self._wait(ctx, job, done, timeout_s=timeout_s, what=what, also=also,
-                          unschedulable_fails=unschedulable_fails)
+        pods = self._wait(
+            ctx,
+            job,
+            done,
+            timeout_s=timeout_s,
+            what=what,
+            also=also,
+            unschedulable_fails=unschedulable_fails,
+        )
         return [p for p in pods if pod_succeeded(p)]
 
-    def _run_tool(self, ctx: RunContext, what_short: str, command: list[str], *, what: str,
-                  timeout_s: float = START_TIMEOUT_S, node: str | None = None,
-                  also: Sequence[str] = (), unschedulable_fails: bool = False
-                  ) -> dict[str, Any]:
+    def _run_tool(
+        self,
+        ctx: RunContext,
+        what_short: str,
+        command: list[str],
+        *,
+        what: str,
+        timeout_s: float = START_TIMEOUT_S,
+        node: str | None = None,
+        also: Sequence[str] = (),
+        unschedulable_fails: bool = False,
+    ) -> dict[str, Any]:
         """Run one tool Job to completion (checking ``also`` meanwhile); return its pod."""
         name = self._job_name(what_short)
-        self._create(ToolJob(
-            name=name, namespace=self.session.namespace, image=self.image, command=command,
-            labels=self._labels(ctx), node_selector=self.session.node_selector(WORKER_ROLE),
-            tolerations=self.session.tolerations([WORKER_ROLE]), component=what_short,
-            node_name=node, active_deadline_s=math.ceil(timeout_s) + 60))
-        return self._wait_job(ctx, name, 1, timeout_s=timeout_s, what=what, also=also,
-                              unschedulable_fails=unschedulable_fails)[0]
+        self._create(
+            ToolJob(
+                name=name,
+                namespace=self.session.namespace,
+                image=self.image,
+                command=command,
+                labels=self._labels(ctx),
+                node_selector=self.session.node_selector(WORKER_ROLE),
+                tolerations=self.session.tolerations([WORKER_ROLE]),
+                component=what_short,
+                node_name=node,
+                active_deadline_s=math.ceil(timeout_s) + 60,
+            )
+        )
+        return self._wait_job(
+            ctx,
+            name,
+            1,
+            timeout_s=timeout_s,
+            what=what,
+            also=also,
+            unschedulable_fails=unschedulable_fails,
+        )[0]
 
-    def _read_offsets(self, ctx: RunContext, what_short: str, producers: str | None,
-                      node: str | None) -> BoundaryRead:
+    def _read_offsets(
+        self, ctx: RunContext, what_short: str, producers: str | None, node: str | None
+    ) -> BoundaryRead:
         """Read the topic's end offsets (and, with consumers, first the group's committed
         offsets) with a Job on ``node`` (any worker when None), checking ``producers``
         meanwhile; return the readings and when, on greenflow's clock, the Job was created
@@ -1218,26 +1516,35 @@ class KubeIngestRun:
         assert self._topic is not None
         group = self._topic if self.consumers else None
         created, created_wall = time.monotonic(), time.time()
-        pod = self._run_tool(ctx, what_short, offsets_command(self.bootstrap, self._topic, group),
-                             what=f"the end offsets of {self._topic!r} ({what_short})",
-                             timeout_s=START_TIMEOUT_S, node=node,
-                             also=[producers] if producers else [],
-                             # A boundary read that waits for room is a late boundary.
-                             unschedulable_fails=producers is not None)
+        pod = self._run_tool(
+            ctx,
+            what_short,
+            offsets_command(self.bootstrap, self._topic, group),
+            what=f"the end offsets of {self._topic!r} ({what_short})",
+            timeout_s=START_TIMEOUT_S,
+            node=node,
+            also=[producers] if producers else [],
+            # A boundary read that waits for room is a late boundary.
+            unschedulable_fails=producers is not None,
+        )
         lag = time.monotonic() - created
         seen_wall = created_wall + lag
         text = self._logs(pod)
         reading = parse_offsets_output(text, self._topic)
         if reading is None:
-            msg = (f"the offsets Job {self._job_name(what_short)} printed no offset of topic "
-                   f"{self._topic!r}; last lines of its log:\n{_tail_lines(text)}")
+            msg = (
+                f"the offsets Job {self._job_name(what_short)} printed no offset of topic "
+                f"{self._topic!r}; last lines of its log:\n{_tail_lines(text)}"
+            )
             raise WorkloadError(msg)
         committed: GroupReading | None = None
         if group is not None:
             committed = parse_group_output(text, group, self._topic)
             if not committed.committed:
-                msg = (f"the offsets Job {self._job_name(what_short)} printed no committed "
-                       f"offset of group {group!r}; last lines of its log:\n{_tail_lines(text)}")
+                msg = (
+                    f"the offsets Job {self._job_name(what_short)} printed no committed "
+                    f"offset of group {group!r}; last lines of its log:\n{_tail_lines(text)}"
+                )
                 raise WorkloadError(msg)
         return BoundaryRead(reading, committed, lag, created_wall, seen_wall)
 
@@ -1259,8 +1566,13 @@ class KubeIngestRun:
                     sending.add(name)
             return len(sending) >= want
 
-        pods = self._wait(ctx, job, done, timeout_s=START_TIMEOUT_S,
-                          what=f"all {want} producer(s) to report records sent")
+        pods = self._wait(
+            ctx,
+            job,
+            done,
+            timeout_s=START_TIMEOUT_S,
+            what=f"all {want} producer(s) to report records sent",
+        )
         first = min(pods, key=pod_index)
         node: str | None = (first.get("spec") or {}).get("nodeName")
         return node
@@ -1278,15 +1590,22 @@ class KubeIngestRun:
         while True:
             pods = sorted(self._check(job), key=pod_index)
             # The last lines are enough: one report a second, and the log grows with the run.
-            rates = last_second_rates([
-                parse_producer_output(self._logs(pod, tail_lines=_SETTLE_TAIL_LINES))
-                for pod in pods])
+            rates = last_second_rates(
+                [
+                    parse_producer_output(self._logs(pod, tail_lines=_SETTLE_TAIL_LINES))
+                    for pod in pods
+                ]
+            )
             if len(rates) == self.config.producers and producers_settled(rates, per_producer):
                 return True
             if time.monotonic() >= end:
-                log.warning("kafka_ingest.not_settled", run=ctx.run_id, rates=rates,
-                            asked=per_producer,
-                            hint="a longer warmup lets the producers catch up first")
+                log.warning(
+                    "kafka_ingest.not_settled",
+                    run=ctx.run_id,
+                    rates=rates,
+                    asked=per_producer,
+                    hint="a longer warmup lets the producers catch up first",
+                )
                 return False
             ctx.sleep(min(_SETTLE_POLL_S, max(0.0, end - time.monotonic())))
 
@@ -1296,17 +1615,24 @@ class KubeIngestRun:
             ctx.sleep(min(_CHECK_EVERY_S, left))
             self._check(job)
 
-    def _boundary_metrics(self, ctx: RunContext, first: OffsetsReading, second: OffsetsReading,
-                          window_s: float) -> dict[str, float]:
+    def _boundary_metrics(
+        self, ctx: RunContext, first: OffsetsReading, second: OffsetsReading, window_s: float
+    ) -> dict[str, float]:
         if first.ended is None or second.ended is None:
             return {}
         interval = second.ended - first.ended
         mismatch = window_s - interval
         if abs(mismatch) > MISMATCH_WARN_RATIO * window_s:
-            log.warning("kafka_ingest.kube_boundary_mismatch", run=ctx.run_id,
-                        window_s=round(window_s, 3), read_interval_s=round(interval, 3))
-        return {"offsets_read_interval_s": interval,
-                "measure_window_minus_read_interval_s": mismatch}
+            log.warning(
+                "kafka_ingest.kube_boundary_mismatch",
+                run=ctx.run_id,
+                window_s=round(window_s, 3),
+                read_interval_s=round(interval, 3),
+            )
+        return {
+            "offsets_read_interval_s": interval,
+            "measure_window_minus_read_interval_s": mismatch,
+        }
 
 
 __all__ = [

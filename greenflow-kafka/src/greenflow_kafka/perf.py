@@ -170,7 +170,8 @@ def producers_settled(rates: Sequence[float | None], per_producer: float) -> boo
     after a slow start (JVM warm-up, metadata) it sends faster than asked until it has caught
     up; a window measured during that burst would carry a load the run did not ask for."""
     return bool(rates) and all(
-        r is not None and r <= (1 + SETTLED_MARGIN) * per_producer for r in rates)
+        r is not None and r <= (1 + SETTLED_MARGIN) * per_producer for r in rates
+    )
 
 
 def parse_producer_output(text: str) -> ProducerOutput:

@@ -59,8 +59,9 @@ class KafkaConfig:
     #: Dedicated controllers when brokers > 1 (1 saves a JVM on small machines; 3 for a quorum).
     #: Unset: 1 locally. On Kubernetes the controllers are the first brokers (combined
     #: nodes): this many, at most `brokers`; unset, 3 with 3+ brokers, else 1.
-    controllers: int | None = attrs.field(default=None, validator=attrs.validators.optional(
-        _at_least_one))
+    controllers: int | None = attrs.field(
+        default=None, validator=attrs.validators.optional(_at_least_one)
+    )
     #: JVM heap of each broker (-Xms = -Xmx). Unset: 512m locally, half of `memory` on
     #: Kubernetes.
     heap: str | None = None
@@ -91,7 +92,8 @@ class KafkaService(Service):
 
     Config: ClassVar[type] = KafkaConfig
     requires: ClassVar[frozenset[Capability]] = frozenset(
-        {Capability.LOCAL_PROCESSES, Capability.KUBERNETES})
+        {Capability.LOCAL_PROCESSES, Capability.KUBERNETES}
+    )
     config: KafkaConfig
 
     @classmethod
@@ -155,10 +157,15 @@ class KafkaService(Service):
 
             metrics = resolve_jmx_exporter()
         self._cluster = LocalKafkaCluster(
-            dist, work_dir=ctx.work_dir, log_dir=ctx.log_dir / self.name,
-            brokers=self.config.brokers, controllers=self.config.controllers or 1,
-            heap=self.config.heap or "512m", overrides=self.config.overrides,
-            host=brokers[0].address, metrics=metrics,
+            dist,
+            work_dir=ctx.work_dir,
+            log_dir=ctx.log_dir / self.name,
+            brokers=self.config.brokers,
+            controllers=self.config.controllers or 1,
+            heap=self.config.heap or "512m",
+            overrides=self.config.overrides,
+            host=brokers[0].address,
+            metrics=metrics,
         )
         try:
             self._cluster.start()
@@ -168,13 +175,16 @@ class KafkaService(Service):
         if metrics is not None:
             # For a Prometheus the user runs: `file_sd_configs: [{files: [<this path>]}]`.
             self._targets_file = ctx.work_dir / PROMETHEUS_TARGETS_FILE
-            write_targets_file(self._targets_file,
-                        self._cluster.prometheus_targets({"service": self.name}))
+            write_targets_file(
+                self._targets_file, self._cluster.prometheus_targets({"service": self.name})
+            )
 
     def wait_ready(self, timeout_s: float) -> None:
         if self._kube is not None:
-            self._kube.wait_ready(timeout_s, f"{self.config.brokers} Kafka broker(s) of "
-                                  f"service {self.name!r} to be ready")
+            self._kube.wait_ready(
+                timeout_s,
+                f"{self.config.brokers} Kafka broker(s) of service {self.name!r} to be ready",
+            )
             return
         if self._attached is not None:
             return
@@ -236,8 +246,10 @@ class KafkaService(Service):
         if self._cluster is not None:
             facts = dict(self._cluster.describe())
             if facts.get("metrics") and self._targets_file is not None:
-                facts["metrics"] = {**facts["metrics"],
-                                    "prometheus_file_sd": str(self._targets_file)}
+                facts["metrics"] = {
+                    **facts["metrics"],
+                    "prometheus_file_sd": str(self._targets_file),
+                }
             return facts
         return {"version": self.config.version, "brokers": self.config.brokers}
 

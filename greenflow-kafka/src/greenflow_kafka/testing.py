@@ -71,8 +71,9 @@ def _client(kubeconfig: Path) -> Any:
 
 
 @contextlib.contextmanager
-def cluster_nodes(kubeconfig: Path, nodes: Mapping[str, Mapping[str, str]] = DEFAULT_NODES
-               ) -> Iterator[None]:
+def cluster_nodes(
+    kubeconfig: Path, nodes: Mapping[str, Mapping[str, str]] = DEFAULT_NODES
+) -> Iterator[None]:
     """Node objects with these labels for the block (a node's status says nothing: no
     kubelet registers them)."""
     kubernetes = _k8s()
@@ -80,9 +81,16 @@ def cluster_nodes(kubeconfig: Path, nodes: Mapping[str, Mapping[str, str]] = DEF
     core = kubernetes.client.CoreV1Api(api)
     try:
         for name, labels in nodes.items():
-            core.create_node({"apiVersion": "v1", "kind": "Node",
-                              "metadata": {"name": name,
-                                           "labels": {"kubernetes.io/hostname": name, **labels}}})
+            core.create_node(
+                {
+                    "apiVersion": "v1",
+                    "kind": "Node",
+                    "metadata": {
+                        "name": name,
+                        "labels": {"kubernetes.io/hostname": name, **labels},
+                    },
+                }
+            )
         yield
     finally:
         for name in nodes:
@@ -92,8 +100,9 @@ def cluster_nodes(kubeconfig: Path, nodes: Mapping[str, Mapping[str, str]] = DEF
 
 
 @contextlib.contextmanager
-def kube_cluster(kubeconfig: Path, work_dir: Path, *, namespace: str,
-                 experiment: str | None = None) -> Iterator[KubeCluster]:
+def kube_cluster(
+    kubeconfig: Path, work_dir: Path, *, namespace: str, experiment: str | None = None
+) -> Iterator[KubeCluster]:
     """A ``kubernetes`` platform acquired on the API server (nodes must exist; see
     :func:`cluster_nodes`), in ``namespace``, created here without GreenFlow's labels so that
     release leaves it; released on exit."""
@@ -105,8 +114,9 @@ def kube_cluster(kubeconfig: Path, work_dir: Path, *, namespace: str,
     api = _client(kubeconfig)
     core = kubernetes.client.CoreV1Api(api)
     try:
-        core.create_namespace({"apiVersion": "v1", "kind": "Namespace",
-                               "metadata": {"name": namespace}})
+        core.create_namespace(
+            {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}}
+        )
     except kubernetes.client.exceptions.ApiException as exc:
         if exc.status != 409:
             raise
@@ -117,8 +127,9 @@ def kube_cluster(kubeconfig: Path, work_dir: Path, *, namespace: str,
     except kubernetes.client.exceptions.ApiException as exc:
         if exc.status != 409:
             raise
-    platform = KubernetesPlatform(KubernetesConfig(
-        kubeconfig=str(kubeconfig), namespace=namespace, timeout_s=60.0))
+    platform = KubernetesPlatform(
+        KubernetesConfig(kubeconfig=str(kubeconfig), namespace=namespace, timeout_s=60.0)
+    )
     try:
         inventory = platform.acquire(make_deploy_context(work_dir, experiment=experiment))
         yield KubeCluster(platform, inventory, api, namespace, experiment)
@@ -132,8 +143,9 @@ def leftovers(kubeconfig: Path, namespace: str, experiment: str) -> list[str]:
     cluster-scoped ones included), through a fresh session."""
     from greenflow.builtin.kubernetes import KubeSession
 
-    session = KubeSession.connect(experiment=experiment, namespace=namespace,
-                                  kubeconfig=str(kubeconfig))
+    session = KubeSession.connect(
+        experiment=experiment, namespace=namespace, kubeconfig=str(kubeconfig)
+    )
     try:
         return [f"{o['kind']} {o['metadata']['name']}" for o in session.labelled()]
     finally:
@@ -153,8 +165,10 @@ def api_server_with_nodes(work_dir: Path) -> Iterator[Any]:
         binaries = find_kube_binaries()
     except KubeBinariesMissing as exc:
         pytest.skip(str(exc))
-    with KubeAPIServer(work_dir, binaries=binaries) as server, \
-            cluster_nodes(server.kubeconfig_path):
+    with (
+        KubeAPIServer(work_dir, binaries=binaries) as server,
+        cluster_nodes(server.kubeconfig_path),
+    ):
         yield server
 
 
@@ -172,29 +186,56 @@ def set_statefulset_ready(api: Any, namespace: str, name: str, ready: int) -> No
     kubernetes = _k8s()
     apps = kubernetes.client.AppsV1Api(api)
     sts = apps.read_namespaced_stateful_set(name, namespace)
-    apps.patch_namespaced_stateful_set_status(name, namespace, {"status": {
-        "observedGeneration": sts.metadata.generation, "replicas": ready,
-        "readyReplicas": ready, "currentReplicas": ready, "updatedReplicas": ready,
-        "availableReplicas": ready}})
+    apps.patch_namespaced_stateful_set_status(
+        name,
+        namespace,
+        {
+            "status": {
+                "observedGeneration": sts.metadata.generation,
+                "replicas": ready,
+                "readyReplicas": ready,
+                "currentReplicas": ready,
+                "updatedReplicas": ready,
+                "availableReplicas": ready,
+            }
+        },
+    )
 
 
 def container_status(pod: Mapping[str, Any], **state: Any) -> list[dict[str, Any]]:
     """``containerStatuses`` of ``pod`` with every container in ``state`` (e.g.
     ``terminated={"exitCode": 137, "reason": "OOMKilled"}``)."""
-    return [{"name": c["name"], "image": c["image"], "imageID": "", "ready": False,
-             "restartCount": 0, "state": state} for c in pod["spec"]["containers"]]
+    return [
+        {
+            "name": c["name"],
+            "image": c["image"],
+            "imageID": "",
+            "ready": False,
+            "restartCount": 0,
+            "state": state,
+        }
+        for c in pod["spec"]["containers"]
+    ]
 
 
 def succeeded(pod: Mapping[str, Any]) -> dict[str, Any]:
     """A pod status: ran to completion with exit code 0."""
-    return {"phase": "Succeeded", "containerStatuses": container_status(
-        pod, terminated={"exitCode": 0, "reason": "Completed"})}
+    return {
+        "phase": "Succeeded",
+        "containerStatuses": container_status(
+            pod, terminated={"exitCode": 0, "reason": "Completed"}
+        ),
+    }
 
 
 def oom_killed(pod: Mapping[str, Any]) -> dict[str, Any]:
     """A pod status: its container was killed by the kernel for exceeding its memory limit."""
-    return {"phase": "Failed", "containerStatuses": container_status(
-        pod, terminated={"exitCode": 137, "reason": "OOMKilled"})}
+    return {
+        "phase": "Failed",
+        "containerStatuses": container_status(
+            pod, terminated={"exitCode": 137, "reason": "OOMKilled"}
+        ),
+    }
 
 
 #: Decides the status of pod ``index`` of a Job (``None``: leave it Pending).
@@ -209,8 +250,9 @@ class JobController(threading.Thread):
     ``jobs`` keeps every Job seen, as stored by the API server. Use as a context manager.
     """
 
-    def __init__(self, api: Any, namespace: str, outcome: Outcome,
-                 interval_s: float = 0.05) -> None:
+    def __init__(
+        self, api: Any, namespace: str, outcome: Outcome, interval_s: float = 0.05
+    ) -> None:
         super().__init__(name="job-controller", daemon=True)
         self.api = api
         self.namespace = namespace
@@ -241,19 +283,28 @@ class JobController(threading.Thread):
         core = kubernetes.client.CoreV1Api(self.api)
         template = job["spec"]["template"]
         for index in range(int(job["spec"].get("parallelism") or 1)):
-            labels = {**(template["metadata"].get("labels") or {}),
-                      "batch.kubernetes.io/job-name": job["metadata"]["name"],
-                      "batch.kubernetes.io/job-completion-index": str(index)}
-            pod = {"apiVersion": "v1", "kind": "Pod",
-                   "metadata": {"name": f"{job['metadata']['name']}-{index}-{secrets.token_hex(3)}",
-                                "labels": labels},
-                   "spec": template["spec"]}
+            labels = {
+                **(template["metadata"].get("labels") or {}),
+                "batch.kubernetes.io/job-name": job["metadata"]["name"],
+                "batch.kubernetes.io/job-completion-index": str(index),
+            }
+            pod = {
+                "apiVersion": "v1",
+                "kind": "Pod",
+                "metadata": {
+                    "name": f"{job['metadata']['name']}-{index}-{secrets.token_hex(3)}",
+                    "labels": labels,
+                },
+                "spec": template["spec"],
+            }
             created = self.api.sanitize_for_serialization(
-                core.create_namespaced_pod(self.namespace, pod))
+                core.create_namespaced_pod(self.namespace, pod)
+            )
             status = self.outcome(job, created, index)
             if status is not None:
-                core.patch_namespaced_pod_status(created["metadata"]["name"], self.namespace,
-                                                 {"status": status})
+                core.patch_namespaced_pod_status(
+                    created["metadata"]["name"], self.namespace, {"status": status}
+                )
 
     def stop(self) -> None:
         self._stop_event.set()
@@ -291,8 +342,8 @@ class ClaimProtectionController(threading.Thread):
                 if claim.metadata.deletion_timestamp and claim.metadata.finalizers:
                     with contextlib.suppress(kubernetes.client.exceptions.ApiException):
                         core.patch_namespaced_persistent_volume_claim(
-                            claim.metadata.name, self.namespace,
-                            {"metadata": {"finalizers": None}})
+                            claim.metadata.name, self.namespace, {"metadata": {"finalizers": None}}
+                        )
                         self.released.append(claim.metadata.name)
 
     def __enter__(self) -> ClaimProtectionController:
@@ -308,8 +359,9 @@ def by_component(**outcomes: Callable[[Mapping[str, Any]], dict[str, Any] | None
     """An :data:`Outcome` by the Job's ``app.kubernetes.io/component`` label (``"producer"``,
     ``"topic-create"``...); ``default`` for the others, else pods stay Pending."""
 
-    def outcome(job: Mapping[str, Any], pod: Mapping[str, Any], _index: int
-                ) -> dict[str, Any] | None:
+    def outcome(
+        job: Mapping[str, Any], pod: Mapping[str, Any], _index: int
+    ) -> dict[str, Any] | None:
         component = (job["metadata"].get("labels") or {}).get("app.kubernetes.io/component", "")
         chosen = outcomes.get(component.replace("-", "_")) or outcomes.get("default")
         return chosen(pod) if chosen is not None else None
@@ -333,8 +385,9 @@ class ScriptedLogs:
         return self.logs.get(name, "")
 
 
-def empty_topic_read(logs: ScriptedLogs, topic: str, partitions: int = 1
-                     ) -> Callable[[Mapping[str, Any]], dict[str, Any]]:
+def empty_topic_read(
+    logs: ScriptedLogs, topic: str, partitions: int = 1
+) -> Callable[[Mapping[str, Any]], dict[str, Any]]:
     """A pod outcome for the ``offsets-warmup`` Job, which kafka-ingest runs before the
     producers start: the pod succeeds and its log prints every partition of ``topic`` at offset
     0 between clock stamps of now, as the offsets tool's wrapper does."""
@@ -343,7 +396,8 @@ def empty_topic_read(logs: ScriptedLogs, topic: str, partitions: int = 1
         now = time.time()
         offsets = "".join(f"{topic}:{p}:0\n" for p in range(partitions))
         logs.logs[pod["metadata"]["name"]] = (
-            f"greenflow-read-start {now - 0.5:.6f}\n{offsets}greenflow-read-end {now:.6f}\n")
+            f"greenflow-read-start {now - 0.5:.6f}\n{offsets}greenflow-read-end {now:.6f}\n"
+        )
         return succeeded(pod)
 
     return outcome

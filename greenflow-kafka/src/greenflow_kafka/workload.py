@@ -569,8 +569,12 @@ class KafkaIngestWorkload(Workload):
             if producers_settled(rates, per_producer):
                 return True
             if time.monotonic() >= end:
-                log.warning("kafka_ingest.not_settled", rates=rates, asked=per_producer,
-                            hint="a longer warmup lets the producers catch up first")
+                log.warning(
+                    "kafka_ingest.not_settled",
+                    rates=rates,
+                    asked=per_producer,
+                    hint="a longer warmup lets the producers catch up first",
+                )
                 return False
             ctx.sleep(0.2)
             self._check(ctx)

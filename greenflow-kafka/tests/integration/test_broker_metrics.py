@@ -64,8 +64,10 @@ def broker(
     platform_cls = load(Kind.PLATFORM, "local", where="test_broker_metrics")
     platform: Platform = platform_cls(platform_cls.Config())
     inventory = platform.acquire(make_deploy_context(tmp_path / "platform"))
-    svc = KafkaService("kafka", KafkaConfig(version=kafka_distribution.version, brokers=1,
-                                            heap="384m", metrics=True))
+    svc = KafkaService(
+        "kafka",
+        KafkaConfig(version=kafka_distribution.version, brokers=1, heap="384m", metrics=True),
+    )
     try:
         svc.deploy(platform, inventory, make_deploy_context(tmp_path / "service"))
         svc.wait_ready(120)
@@ -121,8 +123,11 @@ def test_the_broker_serves_counters_that_grow_with_produced_messages(
     bytes_in = 'kafka_server_brokertopicmetrics_bytesin_total{topic="metered"}'
     assert after[bytes_in] > 500 * 100  # payload plus record-batch overhead
     assert "kafka_server_brokertopicmetrics_bytesout_total" in after
-    produce = [k for k in after if k.startswith("kafka_network_requestmetrics_requests_total{")
-               and 'request="Produce"' in k]
+    produce = [
+        k
+        for k in after
+        if k.startswith("kafka_network_requestmetrics_requests_total{") and 'request="Produce"' in k
+    ]
     assert produce and sum(after[k] for k in produce) >= 1
     assert 'kafka_network_requestmetrics_totaltime_ms{quantile="0.99",request="Produce"}' in after
     assert any(k.startswith("jvm_memory_bytes_used{") for k in after)
@@ -141,8 +146,12 @@ def test_describe_and_state_record_the_metrics_endpoint(broker: KafkaService) ->
     assert facts["targets"] == {"broker-0": broker.endpoints()["metrics"]}
     groups = json.loads(Path(facts["prometheus_file_sd"]).read_text())
     assert Path(facts["prometheus_file_sd"]).name == PROMETHEUS_TARGETS_FILE
-    assert groups == [{"targets": [broker.endpoints()["metrics"]],
-                       "labels": {"service": "kafka", "process": "broker-0"}}]
+    assert groups == [
+        {
+            "targets": [broker.endpoints()["metrics"]],
+            "labels": {"service": "kafka", "process": "broker-0"},
+        }
+    ]
 
 
 def test_prometheus_scrapes_the_broker_and_promql_gives_its_messages_in_rate(
@@ -157,21 +166,24 @@ def test_prometheus_scrapes_the_broker_and_promql_gives_its_messages_in_rate(
     bootstrap = broker.endpoints()["bootstrap"]
     admin.create_topic(bootstrap, "rated", partitions=1, replication_factor=1)
     job = {"job_name": "kafka", "file_sd_configs": [{"files": [targets_file]}]}
-    with PrometheusServer(tmp_path, scrape_configs=[job], scrape_interval_s=1.0,
-                          binary=binary) as prom:
-        prom.wait_for_series('kafka_server_brokertopicmetrics_messagesin_total', timeout_s=30)
+    with PrometheusServer(
+        tmp_path, scrape_configs=[job], scrape_interval_s=1.0, binary=binary
+    ) as prom:
+        prom.wait_for_series("kafka_server_brokertopicmetrics_messagesin_total", timeout_s=30)
         rate, seconds = 1000.0, 8.0
         start = time.time()
         _produce(bootstrap, "rated", int(rate * seconds), rate_per_s=rate)
         end = time.time()
         # One more scrape after the last message, so the counter's final value is stored.
-        prom.wait_for_series(f'{MESSAGES_IN}{{topic="rated"}} >= {int(rate * seconds)}',
-                             timeout_s=10)
+        prom.wait_for_series(
+            f'{MESSAGES_IN}{{topic="rated"}} >= {int(rate * seconds)}', timeout_s=10
+        )
         at = end - 1.0  # a window inside the producing interval: no ramp at its edges
         window = int(at - start - 1.0)
         (series,) = prom.query(
             f'rate({MESSAGES_IN}{{topic="rated",service="kafka",process="broker-0"}}[{window}s])',
-            at=at)
+            at=at,
+        )
     got = float(series["value"][1])
     print(f"PromQL messages-in rate {got:.0f}/s over {window}s, produced at {rate:.0f}/s")
     assert 0.7 * rate <= got <= 1.3 * rate
@@ -184,8 +196,14 @@ def test_every_jvm_of_a_multi_broker_cluster_serves_its_own_metrics(
     own port: the controller reports itself active, each broker its BrokerTopicMetrics."""
     from greenflow_kafka.cluster import LocalKafkaCluster
 
-    with LocalKafkaCluster(kafka_distribution, tmp_path / "work", tmp_path / "logs",
-                           brokers=2, heap="256m", metrics=exporter) as cluster:
+    with LocalKafkaCluster(
+        kafka_distribution,
+        tmp_path / "work",
+        tmp_path / "logs",
+        brokers=2,
+        heap="256m",
+        metrics=exporter,
+    ) as cluster:
         cluster.start()
         cluster.wait_ready(120)
         targets = cluster.metrics_targets
@@ -239,15 +257,22 @@ def test_kube_configmap_carries_the_real_agent_jar_and_the_pods_load_it(
         env = {e["name"]: e.get("value") for e in container["env"]}
         assert env["KAFKA_OPTS"] == (
             "-javaagent:/opt/greenflow/jmx-exporter/jmx_prometheus_javaagent.jar="
-            "9404:/opt/greenflow/jmx-exporter/kafka.yaml")
+            "9404:/opt/greenflow/jmx-exporter/kafka.yaml"
+        )
         assert {"name": "metrics", "containerPort": 9404, "protocol": "TCP"} in container["ports"]
-        assert {"name": "jmx-exporter", "mountPath": "/opt/greenflow/jmx-exporter",
-                "readOnly": True} in container["volumeMounts"]
-        assert {"name": "jmx-exporter", "configMap": {
-            "name": "kafka-jmx-exporter", "defaultMode": 420}} in template["spec"]["volumes"]
+        assert {
+            "name": "jmx-exporter",
+            "mountPath": "/opt/greenflow/jmx-exporter",
+            "readOnly": True,
+        } in container["volumeMounts"]
+        assert {
+            "name": "jmx-exporter",
+            "configMap": {"name": "kafka-jmx-exporter", "defaultMode": 420},
+        } in template["spec"]["volumes"]
         assert svc.endpoints()["metrics"] == (
             f"kafka-0.kafka-headless.{NAMESPACE}.svc:9404,"
-            f"kafka-1.kafka-headless.{NAMESPACE}.svc:9404")
+            f"kafka-1.kafka-headless.{NAMESPACE}.svc:9404"
+        )
         assert svc.describe()["metrics"]["version"] == JMX_EXPORTER_VERSION
         # A later run attaching to the deployment (`greenflow up`) still has the endpoint.
         set_statefulset_ready(cluster.api, NAMESPACE, "kafka", 2)
@@ -256,30 +281,46 @@ def test_kube_configmap_carries_the_real_agent_jar_and_the_pods_load_it(
         assert attached is not None
         assert attached.endpoints()["metrics"] == svc.endpoints()["metrics"]
 
-        core.create_namespaced_pod(NAMESPACE, {
-            "metadata": {"name": "kafka-0", "labels": template["metadata"]["labels"],
-                         "annotations": annotations},
-            "spec": template["spec"]})
+        core.create_namespaced_pod(
+            NAMESPACE,
+            {
+                "metadata": {
+                    "name": "kafka-0",
+                    "labels": template["metadata"]["labels"],
+                    "annotations": annotations,
+                },
+                "spec": template["spec"],
+            },
+        )
         assert svc._kube is not None
         svc._kube.apply()  # idempotent with the jar in it
-        assert cluster.session.get("StatefulSet", "kafka")["metadata"]["generation"] == \
-            sts["metadata"]["generation"]
+        assert (
+            cluster.session.get("StatefulSet", "kafka")["metadata"]["generation"]
+            == sts["metadata"]["generation"]
+        )
     finally:
         svc.remove()
     assert cluster.session.get("ConfigMap", "kafka-jmx-exporter") is None
 
 
-@pytest.mark.parametrize(("size", "refusal"), [
-    (2**20 + 1, "may not be more than 1048576 bytes"),  # the ConfigMap limit itself
-    (2_886_599, "Request entity too large"),  # jmx_prometheus_javaagent-1.0.1.jar
-])
+@pytest.mark.parametrize(
+    ("size", "refusal"),
+    [
+        (2**20 + 1, "may not be more than 1048576 bytes"),  # the ConfigMap limit itself
+        (2_886_599, "Request entity too large"),  # jmx_prometheus_javaagent-1.0.1.jar
+    ],
+)
 def test_kube_refuses_a_configmap_larger_than_1_mib(cluster: Any, size: int, refusal: str) -> None:
     """The API server refuses a ConfigMap of one byte over 1 MiB, and one holding as many
     bytes as the 1.0.1 agent jar: that limit is why 0.20.0 (576,924 bytes) is pinned."""
     from greenflow.errors import GreenFlowError
 
-    body = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "too-big"},
-            "binaryData": {"agent.jar": base64.b64encode(bytes(size)).decode()}}
+    body = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": "too-big"},
+        "binaryData": {"agent.jar": base64.b64encode(bytes(size)).decode()},
+    }
     with pytest.raises(GreenFlowError, match=refusal):
         cluster.session.apply(body)
     assert cluster.session.get("ConfigMap", "too-big") is None

@@ -278,8 +278,11 @@ def test_energy_is_attributed_to_the_broker_and_the_load_generator(up_run_down: 
         # Attributed energy is a CPU share of the *active* energy (host minus idle), which
         # is reported raw and may be slightly negative when the run was barely busier than
         # the baseline: a share has the sign of the active energy it divides.
-        (active,) = [m.value for m in metrics
-                     if m.name == "active_energy_joules" and m.labels.get("scope") == "host"]
+        (active,) = [
+            m.value
+            for m in metrics
+            if m.name == "active_energy_joules" and m.labels.get("scope") == "host"
+        ]
         for key in (("service", "service:kafka"), ("loadgen", "loadgen:kafka-ingest")):
             assert energy[key].value * active >= 0, (energy[key], active)
             assert abs(energy[key].value) <= abs(active) + 1e-9

@@ -62,26 +62,42 @@ TOPIC = GROUP = f"greenflow-{RUN_ID}"
 
 #: What the local run stores for consumers and the probe (workload.py), and so must this one.
 LOCAL_CONSUMER_METRICS = {
-    "consumed_messages", "consumed_messages_per_s", "consumed_ratio", "consumer_lag_messages",
-    "consumer_records_total", "e2e_latency_avg_ms", "e2e_latency_p50_ms", "e2e_latency_p99_ms",
-    "e2e_latency_p999_ms", "e2e_probe_records", "e2e_probe_coverage_ratio",
-    "e2e_probe_overrun_s", "e2e_probe_first_record_ms",
+    "consumed_messages",
+    "consumed_messages_per_s",
+    "consumed_ratio",
+    "consumer_lag_messages",
+    "consumer_records_total",
+    "e2e_latency_avg_ms",
+    "e2e_latency_p50_ms",
+    "e2e_latency_p99_ms",
+    "e2e_latency_p999_ms",
+    "e2e_probe_records",
+    "e2e_probe_coverage_ratio",
+    "e2e_probe_overrun_s",
+    "e2e_probe_first_record_ms",
 }
 
 # -- canned tool output (Kafka 4.3.1 shapes) ---------------------------------------------------
 
-_CONSUMER_HEADER = ("time, threadId, data.consumed.in.MB, MB.sec, data.consumed.in.nMsg, nMsg.sec, "
-                    "rebalance.time.ms, fetch.time.ms, fetch.MB.sec, fetch.nMsg.sec")
+_CONSUMER_HEADER = (
+    "time, threadId, data.consumed.in.MB, MB.sec, data.consumed.in.nMsg, nMsg.sec, "
+    "rebalance.time.ms, fetch.time.ms, fetch.MB.sec, fetch.nMsg.sec"
+)
 
 
 def consumer_log(records: int) -> str:
     """kafka-consumer-perf-test.sh --show-detailed-stats after reading ``records`` in all."""
-    return "\n".join([
-        _CONSUMER_HEADER,
-        "2026-11-23T21:08:37.304Z, 0, 0.0001, 0.0000, 1, 0.0481, 1169, 19614, 0.0000, 0.0510",
-        "2026-11-23T21:08:38.307Z, 0, 0.0667, 0.0664, 699, 695.9123, 0, 1003, 0.0664, 695.9123",
-        f"2026-11-23T21:08:39.370Z, 0, 0.1116, 0.0423, {records}, 443.0856, 0, 1063, 0.0423, 443.0856",
-    ]) + "\n"
+    return (
+        "\n".join(
+            [
+                _CONSUMER_HEADER,
+                "2026-11-23T21:08:37.304Z, 0, 0.0001, 0.0000, 1, 0.0481, 1169, 19614, 0.0000, 0.0510",
+                "2026-11-23T21:08:38.307Z, 0, 0.0667, 0.0664, 699, 695.9123, 0, 1003, 0.0664, 695.9123",
+                f"2026-11-23T21:08:39.370Z, 0, 0.1116, 0.0423, {records}, 443.0856, 0, 1063, 0.0423, 443.0856",
+            ]
+        )
+        + "\n"
+    )
 
 
 _GROUP_NOT_FOUND = (
@@ -96,21 +112,29 @@ _GROUP_NOT_FOUND = (
 
 def group_state(state: str = "Stable", members: int = 3) -> str:
     """kafka-consumer-groups.sh --describe --state (ConsumerGroupCommand's column widths)."""
-    return (f"\n{'GROUP':<26} {'COORDINATOR (ID)':<25} {'ASSIGNMENT-STRATEGY':<20} {'STATE':<20} "
-            f"#MEMBERS\n{GROUP:<26} {'kafka-0.kafka-headless.gf.svc:9092  (0)':<25} "
-            f"{'range':<20} {state:<20} {members}\n")
+    return (
+        f"\n{'GROUP':<26} {'COORDINATOR (ID)':<25} {'ASSIGNMENT-STRATEGY':<20} {'STATE':<20} "
+        f"#MEMBERS\n{GROUP:<26} {'kafka-0.kafka-headless.gf.svc:9092  (0)':<25} "
+        f"{'range':<20} {state:<20} {members}\n"
+    )
 
 
-def group_offsets(committed: Mapping[int, int | None], log_end: Mapping[int, int],
-                  *, rebalancing: bool = False) -> str:
+def group_offsets(
+    committed: Mapping[int, int | None], log_end: Mapping[int, int], *, rebalancing: bool = False
+) -> str:
     """kafka-consumer-groups.sh --describe: one row per partition, owned by consumer-<p>."""
-    lines = ["", f"{'GROUP':<26} {'TOPIC':<26} {'PARTITION':<10} {'CURRENT-OFFSET':<15} "
-             f"{'LOG-END-OFFSET':<15} {'LAG':<15} {'CONSUMER-ID':<47} {'HOST':<15} CLIENT-ID"]
+    lines = [
+        "",
+        f"{'GROUP':<26} {'TOPIC':<26} {'PARTITION':<10} {'CURRENT-OFFSET':<15} "
+        f"{'LOG-END-OFFSET':<15} {'LAG':<15} {'CONSUMER-ID':<47} {'HOST':<15} CLIENT-ID",
+    ]
     for p, cur in committed.items():
         lag = "-" if cur is None else str(log_end[p] - cur)
         member = f"consumer-{p}-043dccac-59fa-4821-9320-8e5cf0a332a{p}"
-        lines.append(f"{GROUP:<26} {TOPIC:<26} {p:<10} {'-' if cur is None else cur:<15} "
-                     f"{log_end[p]:<15} {lag:<15} {member:<47} {'/10.42.0.7':<15} consumer-{p}")
+        lines.append(
+            f"{GROUP:<26} {TOPIC:<26} {p:<10} {'-' if cur is None else cur:<15} "
+            f"{log_end[p]:<15} {lag:<15} {member:<47} {'/10.42.0.7':<15} consumer-{p}"
+        )
     if rebalancing:
         lines += ["", f"Warning: Consumer group '{GROUP}' is rebalancing."]
     return "\n".join(lines) + "\n"
@@ -118,8 +142,10 @@ def group_offsets(committed: Mapping[int, int | None], log_end: Mapping[int, int
 
 def e2e_output(first_ms: float, avg_ms: float, p50: int, p99: int, p999: int) -> str:
     """EndToEndLatency's output: the first record's latency, then its two summary lines."""
-    return (f"0\t{first_ms:.6f}\nAvg latency: {avg_ms:.4f} ms\n"
-            f"Percentiles: 50th = {p50}, 99th = {p99}, 99.9th = {p999}\n")
+    return (
+        f"0\t{first_ms:.6f}\nAvg latency: {avg_ms:.4f} ms\n"
+        f"Percentiles: 50th = {p50}, 99th = {p99}, 99.9th = {p999}\n"
+    )
 
 
 def probe_log(body: str, *, start: float, end: float | None) -> str:
@@ -140,8 +166,9 @@ def test_group_describe_output_is_parsed() -> None:
     assert g.total == 4984 + 4838 and not g.rebalancing
     missing = parse_group_output(_GROUP_NOT_FOUND, GROUP, TOPIC)
     assert missing.committed == {} and missing.state is None and missing.members is None
-    joining = parse_group_output(group_offsets({0: None, 1: 0}, {0: 0, 1: 0}, rebalancing=True),
-                                 GROUP, TOPIC)
+    joining = parse_group_output(
+        group_offsets({0: None, 1: 0}, {0: 0, 1: 0}, rebalancing=True), GROUP, TOPIC
+    )
     assert joining.committed == {1: 0} and joining.rebalancing
     assert parse_group_output(text, GROUP, "another-topic").committed == {}
 
@@ -150,9 +177,11 @@ def test_only_a_complete_group_check_counts() -> None:
     """The group check's last look is the last one between its two marks; a look still being
     printed is not used."""
     ready = group_state() + group_offsets({0: 0, 1: 0}, {0: 0, 1: 0})
-    log = (f"greenflow-check-start 1\n{_GROUP_NOT_FOUND}{_GROUP_NOT_FOUND}greenflow-check-end 1\n"
-           f"greenflow-check-start 2\n{ready}greenflow-check-end 2\n"
-           f"greenflow-check-start 3\n{group_state('PreparingRebalance', 2)}")
+    log = (
+        f"greenflow-check-start 1\n{_GROUP_NOT_FOUND}{_GROUP_NOT_FOUND}greenflow-check-end 1\n"
+        f"greenflow-check-start 2\n{ready}greenflow-check-end 2\n"
+        f"greenflow-check-start 3\n{group_state('PreparingRebalance', 2)}"
+    )
     block = last_group_check(log)
     assert block is not None and parse_group_output(block, GROUP, TOPIC).members == 3
     assert last_group_check("greenflow-check-start 1\n") is None
@@ -185,14 +214,17 @@ def test_consumers_with_tools_older_than_4_2_are_refused_before_any_job(tmp_path
     run = KubeIngestRun(KafkaIngestConfig(load=100, consumers=1), _Service(), session=None)  # type: ignore[arg-type]  # never reached
     inventory = Inventory([Host("worker-a", "worker-a", roles=frozenset({"worker"}))])
     ctx = make_run_context(tmp_path, inventory=inventory, run_id=RUN_ID)
-    with pytest.raises(WorkloadError, match=r"Kafka 4\.2 or newer; the tools image is apache/kafka:4\.1\.0"):
+    with pytest.raises(
+        WorkloadError, match=r"Kafka 4\.2 or newer; the tools image is apache/kafka:4\.1\.0"
+    ):
         run.prepare(ctx)
 
 
 # -- against the API server ----------------------------------------------------------------------
 
 pytest.importorskip(
-    "kubernetes", reason='the kubernetes client is not installed: pip install "kubernetes>=30,<38"')
+    "kubernetes", reason='the kubernetes client is not installed: pip install "kubernetes>=30,<38"'
+)
 
 
 def _deploy(cluster: KubeCluster, tmp_path: Path) -> tuple[KafkaService, ScriptedLogs]:
@@ -206,9 +238,18 @@ def _deploy(cluster: KubeCluster, tmp_path: Path) -> tuple[KafkaService, Scripte
 
 
 def _ingest(**overrides: Any) -> KafkaIngestWorkload:
-    config = {"load": 2000, "producers": 2, "partitions": 2, "consumers": 3,
-              "message_size": 512, "warmup": Duration(1), "duration": Duration(2),
-              "producer_heap": "256m", "consumer_heap": "256m", **overrides}
+    config = {
+        "load": 2000,
+        "producers": 2,
+        "partitions": 2,
+        "consumers": 3,
+        "message_size": 512,
+        "warmup": Duration(1),
+        "duration": Duration(2),
+        "producer_heap": "256m",
+        "consumer_heap": "256m",
+        **overrides,
+    }
     return KafkaIngestWorkload(KafkaIngestConfig(**config))
 
 
@@ -225,22 +266,34 @@ def _bind(api: Any, pod: Mapping[str, Any], node: str) -> None:
     import kubernetes
 
     name = pod["metadata"]["name"]
-    body: Any = {"apiVersion": "v1", "kind": "Binding", "metadata": {"name": name},
-                 "target": {"apiVersion": "v1", "kind": "Node", "name": node}}
+    body: Any = {
+        "apiVersion": "v1",
+        "kind": "Binding",
+        "metadata": {"name": name},
+        "target": {"apiVersion": "v1", "kind": "Node", "name": node},
+    }
     # _preload_content=False: the client cannot deserialise the binding's empty answer.
     kubernetes.client.CoreV1Api(api).create_namespaced_pod_binding(
-        name, NAMESPACE, body, _preload_content=False)
+        name, NAMESPACE, body, _preload_content=False
+    )
 
 
-_WINDOW = "1000 records sent, 1000.0 records/sec (0.49 MB/sec), 2.0 ms avg latency, 9.0 ms max latency."
-_SUMMARY = ("{n}{steady} records sent, 1000.0 records/sec (0.49 MB/sec), {avg} ms avg latency, "
-            "20.0 ms max latency, 2 ms 50th, 5 ms 95th, {p99} ms 99th, 15 ms 99.9th.")
+_WINDOW = (
+    "1000 records sent, 1000.0 records/sec (0.49 MB/sec), 2.0 ms avg latency, 9.0 ms max latency."
+)
+_SUMMARY = (
+    "{n}{steady} records sent, 1000.0 records/sec (0.49 MB/sec), {avg} ms avg latency, "
+    "20.0 ms max latency, 2 ms 50th, 5 ms 95th, {p99} ms 99th, 15 ms 99.9th."
+)
 #: Calibration: 30 records, first 145.17 ms, mean 9.8 ms → 5.14 ms per record without it.
 _CALIBRATION = e2e_output(145.173859, 9.8, 4, 145, 145)
 _CAL_PER_RECORD_S = (9.8 * 30 - 145.173859) / 29 / 1000
 #: End-read offsets by Job: (end offsets, committed, log-end beside the commit), per partition.
-_READS = {"offsets-warmup": (200, 150, 200), "offsets-start": (750, 700, 750),
-          "offsets-end": (2750, 2650, 2750)}
+_READS = {
+    "offsets-warmup": (200, 150, 200),
+    "offsets-start": (750, 700, 750),
+    "offsets-end": (2750, 2650, 2750),
+}
 
 
 def test_a_run_with_consumers_and_the_probe_stores_the_local_metrics(
@@ -271,12 +324,19 @@ def test_a_run_with_consumers_and_the_probe_stores_the_local_metrics(
         if component == "group-check":
             # First the group does not exist yet, then it is stable; the second look appears
             # a little later, as the loop in the pod would print it.
-            scripted.logs[name] = (f"greenflow-check-start 1\n{_GROUP_NOT_FOUND}"
-                                   f"{_GROUP_NOT_FOUND}greenflow-check-end 1\n")
+            scripted.logs[name] = (
+                f"greenflow-check-start 1\n{_GROUP_NOT_FOUND}"
+                f"{_GROUP_NOT_FOUND}greenflow-check-end 1\n"
+            )
             ready = group_state("Stable", 3) + group_offsets({0: 0, 1: 0}, {0: 0, 1: 0})
-            threading.Timer(0.5, lambda: scripted.logs.__setitem__(
-                name, scripted.logs[name] + f"greenflow-check-start 2\n{ready}"
-                "greenflow-check-end 2\n")).start()
+            threading.Timer(
+                0.5,
+                lambda: scripted.logs.__setitem__(
+                    name,
+                    scripted.logs[name] + f"greenflow-check-start 2\n{ready}"
+                    "greenflow-check-end 2\n",
+                ),
+            ).start()
             return _running(pod)
         if component == "e2e-calibration":
             scripted.logs[name] = probe_log(_CALIBRATION, start=time.time() - 2, end=time.time())
@@ -293,7 +353,8 @@ def test_a_run_with_consumers_and_the_probe_stores_the_local_metrics(
                 + group_offsets({0: committed, 1: committed}, {0: log_end, 1: log_end})
                 + f"greenflow-read-group-end {now - 0.9:.6f}\n"
                 f"greenflow-read-start {now - 0.8:.6f}\n{TOPIC}:0:{ends}\n{TOPIC}:1:{ends}\n"
-                f"greenflow-read-end {now:.6f}\n")
+                f"greenflow-read-end {now:.6f}\n"
+            )
         return succeeded(pod)
 
     def finish() -> None:
@@ -301,24 +362,38 @@ def test_a_run_with_consumers_and_the_probe_stores_the_local_metrics(
         the end of MEASURE."""
         time.sleep(0.5)
         for listed in core.list_namespaced_pod(
-                NAMESPACE, label_selector="app.kubernetes.io/component in (producer,e2e-probe)").items:
+            NAMESPACE, label_selector="app.kubernetes.io/component in (producer,e2e-probe)"
+        ).items:
             body: dict[str, Any] = cluster.api.sanitize_for_serialization(listed)
             name, labels = body["metadata"]["name"], body["metadata"]["labels"]
             if labels["app.kubernetes.io/component"] == "producer":
                 i = int(labels["batch.kubernetes.io/job-completion-index"])
-                scripted.logs[name] = "\n".join([
-                    _WINDOW, _SUMMARY.format(n=9000, steady="", avg="2.5", p99=8),
-                    _SUMMARY.format(n=8000, steady=" steady state", avg=f"{2 + i}.0", p99=8 + i)])
+                scripted.logs[name] = "\n".join(
+                    [
+                        _WINDOW,
+                        _SUMMARY.format(n=9000, steady="", avg="2.5", p99=8),
+                        _SUMMARY.format(
+                            n=8000, steady=" steady state", avg=f"{2 + i}.0", p99=8 + i
+                        ),
+                    ]
+                )
             else:
                 scripted.logs[name] = probe_log(
-                    e2e_output(12.5, 6.25, 5, 12, 31), start=time.time() - 3, end=time.time())
+                    e2e_output(12.5, 6.25, 5, 12, 31), start=time.time() - 3, end=time.time()
+                )
             core.patch_namespaced_pod_status(name, NAMESPACE, {"status": succeeded(body)})
 
     finisher = threading.Thread(target=finish, daemon=True)
     phases = PhaseRecorder(on_enter=lambda p, _t: finisher.start() if p is Phase.COOLDOWN else None)
     workload = _ingest()
-    ctx = make_run_context(tmp_path / "run", inventory=cluster.inventory, services={"kafka": svc},
-                           run_id=RUN_ID, phases=phases, experiment=cluster.experiment)
+    ctx = make_run_context(
+        tmp_path / "run",
+        inventory=cluster.inventory,
+        services={"kafka": svc},
+        run_id=RUN_ID,
+        phases=phases,
+        experiment=cluster.experiment,
+    )
     try:
         with JobController(cluster.api, NAMESPACE, outcome) as jobs:
             workload.prepare(ctx)
@@ -332,8 +407,11 @@ def test_a_run_with_consumers_and_the_probe_stores_the_local_metrics(
         bootstrap = svc.endpoints()["bootstrap"]
         order = list(jobs.jobs)
         # The group forms (and the probe calibrates) before the first record is produced.
-        assert order.index(f"{prefix}-consumers") < order.index(f"{prefix}-group-check") \
+        assert (
+            order.index(f"{prefix}-consumers")
+            < order.index(f"{prefix}-group-check")
             < order.index(f"{prefix}-producers")
+        )
         assert order.index(f"{prefix}-e2e-calibration") < order.index(f"{prefix}-producers")
 
         consumers = jobs.jobs[f"{prefix}-consumers"]["spec"]
@@ -347,30 +425,42 @@ def test_a_run_with_consumers_and_the_probe_stores_the_local_metrics(
         assert container["command"][0] == "/opt/kafka/bin/kafka-consumer-perf-test.sh"
         args = container["command"][1:]
         assert args == consumer_perf_args(
-            "4.3.1", bootstrap_servers=bootstrap, topic=TOPIC, group=GROUP,
-            timeout_ms=int(args[args.index("--timeout") + 1]), from_latest=True,
+            "4.3.1",
+            bootstrap_servers=bootstrap,
+            topic=TOPIC,
+            group=GROUP,
+            timeout_ms=int(args[args.index("--timeout") + 1]),
+            from_latest=True,
             consumer_props={"auto.commit.interval.ms": "100"},
-            name=f"consumer-$({INSTANCE_ENV})")
+            name=f"consumer-$({INSTANCE_ENV})",
+        )
         assert args[args.index("--group") + 1] == GROUP and args[args.index("--topic") + 1] == TOPIC
         assert args[args.index("--bootstrap-server") + 1] == bootstrap
         # Longer than the whole run: a consumer owning no partition exits at its --timeout.
         assert int(args[args.index("--timeout") + 1]) > 600_000
         env = {e["name"]: e for e in container["env"]}
         assert env[INSTANCE_ENV]["valueFrom"]["fieldRef"]["fieldPath"] == (
-            "metadata.annotations['batch.kubernetes.io/job-completion-index']")
+            "metadata.annotations['batch.kubernetes.io/job-completion-index']"
+        )
         assert container["resources"]["requests"]["memory"] == "512Mi"
         assert container["resources"]["limits"] == {"memory": "512Mi"}
 
         probe = jobs.jobs[f"{prefix}-e2e-probe"]["spec"]["template"]["spec"]
         records = max(10, int(0.7 * 2.5 / _CAL_PER_RECORD_S))
         assert probe["containers"][0]["command"][4:] == probe_args(
-            "4.3.1", bootstrap=bootstrap, topic=f"{TOPIC}-e2e", records=records,
-            record_size=512, acks="all")
+            "4.3.1",
+            bootstrap=bootstrap,
+            topic=f"{TOPIC}-e2e",
+            records=records,
+            record_size=512,
+            acks="all",
+        )
         assert "org.apache.kafka.tools.EndToEndLatency" in probe["containers"][0]["command"][2]
         # On the node of the first producer, where the boundary reads run too.
         for job in (f"{prefix}-e2e-probe", f"{prefix}-offsets-start", f"{prefix}-offsets-end"):
             (term,) = jobs.jobs[job]["spec"]["template"]["spec"]["affinity"]["nodeAffinity"][
-                "requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"]
+                "requiredDuringSchedulingIgnoredDuringExecution"
+            ]["nodeSelectorTerms"]
             assert term["matchFields"][0]["values"] == ["worker-a"]
         read = jobs.jobs[f"{prefix}-offsets-start"]["spec"]["template"]["spec"]
         assert read["containers"][0]["command"][-3:] == [bootstrap, TOPIC, GROUP]
@@ -407,14 +497,22 @@ def test_a_run_with_consumers_and_the_probe_stores_the_local_metrics(
 
 def _exited(pod: Mapping[str, Any]) -> dict[str, Any]:
     """A consumer that stopped by itself: its --timeout passed without a record."""
-    return {"phase": "Succeeded", "containerStatuses": container_status(
-        pod, terminated={"exitCode": 0, "reason": "Completed"})}
+    return {
+        "phase": "Succeeded",
+        "containerStatuses": container_status(
+            pod, terminated={"exitCode": 0, "reason": "Completed"}
+        ),
+    }
 
 
-@pytest.mark.parametrize(("status", "why"), [
-    (oom_killed, r"container tool terminated: OOMKilled \(exit code 137\)"),
-    (_exited, r"exited by itself during the run"),
-], ids=["oom-killed", "exited-by-itself"])
+@pytest.mark.parametrize(
+    ("status", "why"),
+    [
+        (oom_killed, r"container tool terminated: OOMKilled \(exit code 137\)"),
+        (_exited, r"exited by itself during the run"),
+    ],
+    ids=["oom-killed", "exited-by-itself"],
+)
 def test_a_consumer_pod_that_stops_fails_the_run_naming_pod_node_and_log(
     cluster: KubeCluster, tmp_path: Path, status: Any, why: str
 ) -> None:
@@ -423,8 +521,10 @@ def test_a_consumer_pod_that_stops_fails_the_run_naming_pod_node_and_log(
     every Job and pod. Played by the test: the Job controller and kubelet (pod status), the
     scheduler (consumer-1 bound to worker-a) and the kubelet's logs."""
     svc, scripted = _deploy(cluster, tmp_path)
-    last_line = ("WARNING: Exiting before consuming the expected number of records: timeout "
-                 "(1000000 ms) exceeded. You can use the --timeout option to increase the timeout.")
+    last_line = (
+        "WARNING: Exiting before consuming the expected number of records: timeout "
+        "(1000000 ms) exceeded. You can use the --timeout option to increase the timeout."
+    )
 
     def outcome(job: Any, pod: Any, index: int) -> dict[str, Any] | None:
         component, name = _component(job), pod["metadata"]["name"]
@@ -442,8 +542,13 @@ def test_a_consumer_pod_that_stops_fails_the_run_naming_pod_node_and_log(
         return succeeded(pod)
 
     workload = _ingest(consumers=2)
-    ctx = make_run_context(tmp_path / "run", inventory=cluster.inventory, services={"kafka": svc},
-                           run_id=RUN_ID, experiment=cluster.experiment)
+    ctx = make_run_context(
+        tmp_path / "run",
+        inventory=cluster.inventory,
+        services={"kafka": svc},
+        run_id=RUN_ID,
+        experiment=cluster.experiment,
+    )
     try:
         with JobController(cluster.api, NAMESPACE, outcome) as jobs:
             workload.prepare(ctx)
@@ -468,8 +573,10 @@ def test_a_failed_probe_pod_fails_the_run(cluster: KubeCluster, tmp_path: Path) 
     showing its log; nothing is left after clean. Played by the test: the Job controller and
     kubelet (pod status, group check and consumers running) and the kubelet's logs."""
     svc, scripted = _deploy(cluster, tmp_path)
-    error = ("org.apache.kafka.common.errors.TimeoutException: Topic greenflow-00000000000000dd-e2e "
-             "not present in metadata after 60000 ms.")
+    error = (
+        "org.apache.kafka.common.errors.TimeoutException: Topic greenflow-00000000000000dd-e2e "
+        "not present in metadata after 60000 ms."
+    )
 
     def outcome(job: Any, pod: Any, _index: int) -> dict[str, Any] | None:
         component, name = _component(job), pod["metadata"]["name"]
@@ -477,13 +584,22 @@ def test_a_failed_probe_pod_fails_the_run(cluster: KubeCluster, tmp_path: Path) 
             return _running(pod)
         if component == "e2e-calibration":
             scripted.logs[name] = probe_log(f"{error}\n", start=time.time() - 61, end=time.time())
-            return {"phase": "Failed", "containerStatuses": container_status(
-                pod, terminated={"exitCode": 1, "reason": "Error"})}
+            return {
+                "phase": "Failed",
+                "containerStatuses": container_status(
+                    pod, terminated={"exitCode": 1, "reason": "Error"}
+                ),
+            }
         return succeeded(pod)
 
     workload = _ingest(consumers=1)
-    ctx = make_run_context(tmp_path / "run", inventory=cluster.inventory, services={"kafka": svc},
-                           run_id=RUN_ID, experiment=cluster.experiment)
+    ctx = make_run_context(
+        tmp_path / "run",
+        inventory=cluster.inventory,
+        services={"kafka": svc},
+        run_id=RUN_ID,
+        experiment=cluster.experiment,
+    )
     try:
         with JobController(cluster.api, NAMESPACE, outcome):
             workload.prepare(ctx)
@@ -513,7 +629,8 @@ def test_a_group_that_never_forms_times_out_saying_what_was_seen(
             return _running(pod)
         if component == "group-check":
             look = group_state("PreparingRebalance", 2) + group_offsets(
-                {0: 0, 1: None}, {0: 0, 1: 0}, rebalancing=True)
+                {0: 0, 1: None}, {0: 0, 1: 0}, rebalancing=True
+            )
             scripted.logs[name] = f"greenflow-check-start 1\n{look}greenflow-check-end 1\n"
             return _running(pod)
         if component == "e2e-calibration":
@@ -521,8 +638,13 @@ def test_a_group_that_never_forms_times_out_saying_what_was_seen(
         return succeeded(pod)
 
     workload = _ingest(consumers=3)
-    ctx = make_run_context(tmp_path / "run", inventory=cluster.inventory, services={"kafka": svc},
-                           run_id=RUN_ID, experiment=cluster.experiment)
+    ctx = make_run_context(
+        tmp_path / "run",
+        inventory=cluster.inventory,
+        services={"kafka": svc},
+        run_id=RUN_ID,
+        experiment=cluster.experiment,
+    )
     try:
         with JobController(cluster.api, NAMESPACE, outcome) as jobs:
             workload.prepare(ctx)
@@ -531,8 +653,10 @@ def test_a_group_that_never_forms_times_out_saying_what_was_seen(
             workload.clean(ctx)
         message = str(err.value)
         assert f"consumer group '{GROUP}' to be stable with 3 members" in message
-        assert ("the group last seen: state preparingrebalance, 2/3 members, partitions "
-                "assigned [0, 1], committed [0] (rebalancing)") in message
+        assert (
+            "the group last seen: state preparingrebalance, 2/3 members, partitions "
+            "assigned [0, 1], committed [0] (rebalancing)"
+        ) in message
         assert f"gf-{RUN_ID}-producers" not in jobs.jobs
         assert cluster.session.list_objects("Job") == []
     finally:
@@ -557,13 +681,18 @@ def _image_bin(dist: Any, where: Path) -> Path:
     where.mkdir(parents=True, exist_ok=True)
     log4j = package_data("log4j2-tools.properties")
     for script, main in {**mains, "kafka-run-class.sh": ""}.items():
-        java = dist.java_command(main, [], heap="192m", log4j2_config=log4j,
-                                 jvm_options=["-Duser.language=en", "-Duser.country=US"])
+        java = dist.java_command(
+            main,
+            [],
+            heap="192m",
+            log4j2_config=log4j,
+            jvm_options=["-Duser.language=en", "-Duser.country=US"],
+        )
         if not main:  # kafka-run-class.sh takes the main class as its first argument
             java = java[:-1]
         quoted = " ".join(f"'{a}'" for a in java if a)
         path = where / script
-        path.write_text(f"#!/bin/bash\nexec {quoted} \"$@\"\n")
+        path.write_text(f'#!/bin/bash\nexec {quoted} "$@"\n')
         path.chmod(0o755)
     return where
 
@@ -604,8 +733,9 @@ def test_the_job_commands_run_against_a_real_broker(
     started: list[ProducerPerf] = []
 
     def run(command: list[str], name: str, timeout_s: float = 90.0) -> str:
-        done = subprocess.run(_local(command, bin_dir), capture_output=True, text=True,
-                              timeout=timeout_s, check=False)
+        done = subprocess.run(
+            _local(command, bin_dir), capture_output=True, text=True, timeout=timeout_s, check=False
+        )
         assert done.returncode == 0, f"{name}: {done.stdout}{done.stderr}"
         return done.stdout + done.stderr
 
@@ -621,8 +751,9 @@ def test_the_job_commands_run_against_a_real_broker(
             def endpoints(self) -> dict[str, str]:
                 return {"bootstrap": bootstrap}
 
-        kube_run = KubeIngestRun(KafkaIngestConfig(load=500, consumers=3, partitions=2),
-                                 _Target(), session=None)  # type: ignore[arg-type]  # no Job is made
+        kube_run = KubeIngestRun(
+            KafkaIngestConfig(load=500, consumers=3, partitions=2), _Target(), session=None
+        )  # type: ignore[arg-type]  # no Job is made
         run(topic_command(bootstrap, TOPIC, partitions=2, replication=1), "topic-create")
         run(topic_command(bootstrap, f"{TOPIC}-e2e", partitions=1, replication=1), "topic-e2e")
         args = kube_run._consumer_args(TOPIC)
@@ -630,25 +761,44 @@ def test_the_job_commands_run_against_a_real_broker(
             command = consumer_command([a.replace(f"$({INSTANCE_ENV})", str(i)) for a in args])
             started.append(ProducerPerf.start(_local(command, bin_dir), tmp_path / f"c{i}.log"))
 
-        check = ProducerPerf.start(_local(group_check_command(bootstrap, GROUP), bin_dir),
-                                   tmp_path / "group-check.log")
+        check = ProducerPerf.start(
+            _local(group_check_command(bootstrap, GROUP), bin_dir), tmp_path / "group-check.log"
+        )
         started.append(check)
         deadline, seen = time.monotonic() + 90, None
         while time.monotonic() < deadline:
             block = last_group_check((tmp_path / "group-check.log").read_text())
             seen = parse_group_output(block, GROUP, TOPIC) if block is not None else None
-            if seen is not None and seen.state == "stable" and seen.members == 3 \
-                    and seen.assigned == {0, 1} and set(seen.committed) == {0, 1}:
+            if (
+                seen is not None
+                and seen.state == "stable"
+                and seen.members == 3
+                and seen.assigned == {0, 1}
+                and set(seen.committed) == {0, 1}
+            ):
                 break
             time.sleep(0.5)
         else:
-            pytest.fail(f"the group check never saw the group ready; last: {seen}\n"
-                        f"{(tmp_path / 'group-check.log').read_text()[-3000:]}")
+            pytest.fail(
+                f"the group check never saw the group ready; last: {seen}\n"
+                f"{(tmp_path / 'group-check.log').read_text()[-3000:]}"
+            )
         check.stop()
 
-        run(producer_command(producer_perf_args(
-            kafka_distribution.version, bootstrap_servers=bootstrap, topic=TOPIC,
-            num_records=3000, record_size=100, throughput=1500)), "producer", timeout_s=120)
+        run(
+            producer_command(
+                producer_perf_args(
+                    kafka_distribution.version,
+                    bootstrap_servers=bootstrap,
+                    topic=TOPIC,
+                    num_records=3000,
+                    record_size=100,
+                    throughput=1500,
+                )
+            ),
+            "producer",
+            timeout_s=120,
+        )
         time.sleep(1.0)  # the consumers read and commit (every 100 ms)
         text = run(offsets_command(bootstrap, TOPIC, GROUP), "offsets")
         reading = parse_offsets_output(text, TOPIC)
@@ -659,9 +809,20 @@ def test_the_job_commands_run_against_a_real_broker(
         assert group.ended <= reading.started  # the group first, the end offsets last
         assert group.total == 3000 and dict(group.log_end) == dict(reading.offsets), text
 
-        text = run(probe_command(probe_args(
-            kafka_distribution.version, bootstrap=bootstrap, topic=f"{TOPIC}-e2e", records=50,
-            record_size=100, acks="all"), delay_s=0.2), "probe")
+        text = run(
+            probe_command(
+                probe_args(
+                    kafka_distribution.version,
+                    bootstrap=bootstrap,
+                    topic=f"{TOPIC}-e2e",
+                    records=50,
+                    record_size=100,
+                    acks="all",
+                ),
+                delay_s=0.2,
+            ),
+            "probe",
+        )
         rnd = parse_probe_output(text, 50)
         assert rnd.stats is not None and rnd.first_ms is not None, text
         assert rnd.sending_from is not None and rnd.launched_at < rnd.sending_from < rnd.ended_at

@@ -40,7 +40,8 @@ from greenflow_kafka.testing import (
 from greenflow_kafka.workload import KafkaIngestConfig, KafkaIngestWorkload
 
 pytest.importorskip(
-    "kubernetes", reason='the kubernetes client is not installed: pip install "kubernetes>=30,<38"')
+    "kubernetes", reason='the kubernetes client is not installed: pip install "kubernetes>=30,<38"'
+)
 
 NAMESPACE = "gf-kafka-it"
 BROKER_SELECTOR = {"node.kubernetes.io/broker": "true"}
@@ -63,9 +64,17 @@ def test_manifests_are_accepted_and_apply_is_idempotent(
 ) -> None:
     """The StatefulSet (with a volume claim template) and its headless Service pass the API
     server's validation, and applying them again changes nothing."""
-    svc = _deploy(cluster, tmp_path, brokers=2, controllers=2, cpu="2", memory="4Gi",
-                  storage="fast-ssd", storage_size="20Gi",
-                  overrides={"num.network.threads": "4"})
+    svc = _deploy(
+        cluster,
+        tmp_path,
+        brokers=2,
+        controllers=2,
+        cpu="2",
+        memory="4Gi",
+        storage="fast-ssd",
+        storage_size="20Gi",
+        overrides={"num.network.threads": "4"},
+    )
     try:
         before = _sts(cluster)
         service = cluster.session.get("Service", "kafka-headless")
@@ -81,7 +90,8 @@ def test_manifests_are_accepted_and_apply_is_idempotent(
         assert after["metadata"]["generation"] == before["metadata"]["generation"]
         assert svc.endpoints()["bootstrap"] == (
             f"kafka-0.kafka-headless.{NAMESPACE}.svc:9092,"
-            f"kafka-1.kafka-headless.{NAMESPACE}.svc:9092")
+            f"kafka-1.kafka-headless.{NAMESPACE}.svc:9092"
+        )
     finally:
         svc.remove()
 
@@ -98,12 +108,16 @@ def test_one_broker_per_broker_node_with_guaranteed_resources(
         assert spec["nodeSelector"] == BROKER_SELECTOR
         assert spec["tolerations"] == [{"key": "node.kubernetes.io/broker", "operator": "Exists"}]
         (term,) = spec["affinity"]["podAntiAffinity"][
-            "requiredDuringSchedulingIgnoredDuringExecution"]
+            "requiredDuringSchedulingIgnoredDuringExecution"
+        ]
         assert term["topologyKey"] == "kubernetes.io/hostname"
         assert term["labelSelector"]["matchLabels"].items() <= pod["metadata"]["labels"].items()
         (container,) = spec["containers"]
-        assert container["resources"]["requests"] == container["resources"]["limits"] == {
-            "cpu": "1500m", "memory": "3Gi"}
+        assert (
+            container["resources"]["requests"]
+            == container["resources"]["limits"]
+            == {"cpu": "1500m", "memory": "3Gi"}
+        )
         env = {e["name"]: e.get("value") for e in container["env"]}
         assert env["KAFKA_HEAP_OPTS"] == "-Xms1536m -Xmx1536m"
         assert spec["volumes"] == [{"name": "data", "emptyDir": {"sizeLimit": "10Gi"}}]
@@ -119,7 +133,9 @@ def test_more_brokers_than_broker_nodes_is_refused_before_anything_is_applied(
     """Three brokers on two broker nodes fail at deploy, naming the nodes, with nothing
     applied."""
     svc = KafkaService("kafka", KafkaConfig(brokers=3))
-    with pytest.raises(ServiceError, match=r"3 broker\(s\).*2 such node\(s\) \(broker-a, broker-b\)"):
+    with pytest.raises(
+        ServiceError, match=r"3 broker\(s\).*2 such node\(s\) \(broker-a, broker-b\)"
+    ):
         svc.deploy(cluster.platform, cluster.inventory, make_deploy_context(tmp_path))
     assert cluster.session.get("StatefulSet", "kafka") is None
 
@@ -154,14 +170,27 @@ def test_remove_deletes_pods_and_claims_made_from_the_templates(
     sts = _sts(cluster)
     core = kubernetes.client.CoreV1Api(cluster.api)
     claim = sts["spec"]["volumeClaimTemplates"][0]
-    core.create_namespaced_persistent_volume_claim(NAMESPACE, {
-        "metadata": {"name": "data-kafka-0", "labels": claim["metadata"]["labels"]},
-        "spec": claim["spec"]})
-    pod_spec = {**sts["spec"]["template"]["spec"], "volumes": [
-        {"name": "data", "persistentVolumeClaim": {"claimName": "data-kafka-0"}}]}
-    core.create_namespaced_pod(NAMESPACE, {
-        "metadata": {"name": "kafka-0", "labels": sts["spec"]["template"]["metadata"]["labels"]},
-        "spec": pod_spec})
+    core.create_namespaced_persistent_volume_claim(
+        NAMESPACE,
+        {
+            "metadata": {"name": "data-kafka-0", "labels": claim["metadata"]["labels"]},
+            "spec": claim["spec"],
+        },
+    )
+    pod_spec = {
+        **sts["spec"]["template"]["spec"],
+        "volumes": [{"name": "data", "persistentVolumeClaim": {"claimName": "data-kafka-0"}}],
+    }
+    core.create_namespaced_pod(
+        NAMESPACE,
+        {
+            "metadata": {
+                "name": "kafka-0",
+                "labels": sts["spec"]["template"]["metadata"]["labels"],
+            },
+            "spec": pod_spec,
+        },
+    )
     with ClaimProtectionController(cluster.api, NAMESPACE) as claims:
         svc.remove()
     assert claims.released == ["data-kafka-0"]
@@ -172,9 +201,16 @@ def test_remove_deletes_pods_and_claims_made_from_the_templates(
 
 
 def _ingest(**overrides: Any) -> KafkaIngestWorkload:
-    config = {"load": 2000, "producers": 2, "partitions": 3, "message_size": 512,
-              "warmup": Duration(1), "duration": Duration(2), "producer_heap": "256m",
-              **overrides}
+    config = {
+        "load": 2000,
+        "producers": 2,
+        "partitions": 3,
+        "message_size": 512,
+        "warmup": Duration(1),
+        "duration": Duration(2),
+        "producer_heap": "256m",
+        **overrides,
+    }
     return KafkaIngestWorkload(KafkaIngestConfig(**config))
 
 
@@ -190,12 +226,21 @@ def test_oom_killed_producer_is_reported_and_clean_leaves_nothing(
     scripted = ScriptedLogs(svc._kube.session)
     svc._kube.session = scripted
     workload = _ingest()
-    ctx = make_run_context(tmp_path / "run", inventory=cluster.inventory, services={"kafka": svc}, run_id="0123456789abcdef",
-                           experiment=cluster.experiment)
+    ctx = make_run_context(
+        tmp_path / "run",
+        inventory=cluster.inventory,
+        services={"kafka": svc},
+        run_id="0123456789abcdef",
+        experiment=cluster.experiment,
+    )
 
     first_read = empty_topic_read(scripted, "greenflow-0123456789abcdef")
-    outcome = by_component(topic_create=succeeded, topic_delete=succeeded,
-                           offsets_warmup=first_read, producer=oom_killed)
+    outcome = by_component(
+        topic_create=succeeded,
+        topic_delete=succeeded,
+        offsets_warmup=first_read,
+        producer=oom_killed,
+    )
     try:
         with JobController(cluster.api, NAMESPACE, outcome) as jobs:
             workload.prepare(ctx)
@@ -220,17 +265,24 @@ def test_oom_killed_producer_is_reported_and_clean_leaves_nothing(
         assert pod["containers"][0]["image"] == "apache/kafka:4.3.1"
         resources = pod["containers"][0]["resources"]
         assert resources["requests"]["memory"] == resources["limits"]["memory"] == "512Mi"
-        assert {"gf-0123456789abcdef-topic-create",
-                "gf-0123456789abcdef-topic-delete"} <= set(jobs.jobs)
+        assert {"gf-0123456789abcdef-topic-create", "gf-0123456789abcdef-topic-delete"} <= set(
+            jobs.jobs
+        )
         assert cluster.session.list_objects("Job") == []
-        assert cluster.session.list_objects("Pod", {JOB_LABEL: "gf-0123456789abcdef-producers"}) == []
+        assert (
+            cluster.session.list_objects("Pod", {JOB_LABEL: "gf-0123456789abcdef-producers"}) == []
+        )
     finally:
         svc.remove()
 
 
-_WINDOW = "{n} records sent, 1000.0 records/sec (0.49 MB/sec), 2.0 ms avg latency, 9.0 ms max latency."
-_SUMMARY = ("{n}{steady} records sent, 1000.0 records/sec (0.49 MB/sec), {avg} ms avg latency, "
-            "20.0 ms max latency, 2 ms 50th, 5 ms 95th, {p99} ms 99th, 15 ms 99.9th.")
+_WINDOW = (
+    "{n} records sent, 1000.0 records/sec (0.49 MB/sec), 2.0 ms avg latency, 9.0 ms max latency."
+)
+_SUMMARY = (
+    "{n}{steady} records sent, 1000.0 records/sec (0.49 MB/sec), {avg} ms avg latency, "
+    "20.0 ms max latency, 2 ms 50th, 5 ms 95th, {p99} ms 99th, 15 ms 99.9th."
+)
 
 
 def _finish_producers(cluster: KubeCluster, scripted: ScriptedLogs) -> None:
@@ -244,15 +296,18 @@ def _finish_producers(cluster: KubeCluster, scripted: ScriptedLogs) -> None:
     core = kubernetes.client.CoreV1Api(cluster.api)
     time.sleep(0.5)
     for pod in core.list_namespaced_pod(
-            NAMESPACE, label_selector="app.kubernetes.io/component=producer").items:
+        NAMESPACE, label_selector="app.kubernetes.io/component=producer"
+    ).items:
         i = int(pod.metadata.labels["batch.kubernetes.io/job-completion-index"])
-        scripted.logs[pod.metadata.name] = "\n".join([
-            _WINDOW.format(n=1000),
-            _SUMMARY.format(n=9000, steady="", avg="2.5", p99=8),
-            _SUMMARY.format(n=8000, steady=" steady state", avg=f"{2 + i}.0", p99=8 + i)])
+        scripted.logs[pod.metadata.name] = "\n".join(
+            [
+                _WINDOW.format(n=1000),
+                _SUMMARY.format(n=9000, steady="", avg="2.5", p99=8),
+                _SUMMARY.format(n=8000, steady=" steady state", avg=f"{2 + i}.0", p99=8 + i),
+            ]
+        )
         body = cluster.api.sanitize_for_serialization(pod)
-        core.patch_namespaced_pod_status(pod.metadata.name, NAMESPACE,
-                                         {"status": succeeded(body)})
+        core.patch_namespaced_pod_status(pod.metadata.name, NAMESPACE, {"status": succeeded(body)})
 
 
 def test_a_run_counts_messages_between_the_boundary_reads(
@@ -280,21 +335,38 @@ def test_a_run_counts_messages_between_the_boundary_reads(
         name = pod["metadata"]["name"]
         if component == "producer":
             scripted.logs[name] = _WINDOW.format(n=1000)
-            return {"phase": "Running", "containerStatuses": [{
-                "name": "tool", "image": "x", "imageID": "", "ready": True, "restartCount": 0,
-                "state": {"running": {}}}]}
+            return {
+                "phase": "Running",
+                "containerStatuses": [
+                    {
+                        "name": "tool",
+                        "image": "x",
+                        "imageID": "",
+                        "ready": True,
+                        "restartCount": 0,
+                        "state": {"running": {}},
+                    }
+                ],
+            }
         if component.startswith("offsets-"):
             now = time.time()
             per_partition = ends[component] // 2
-            scripted.logs[name] = (f"greenflow-read-start {now - 0.8:.6f}\n{topic}:0:{per_partition}\n"
-                                   f"{topic}:1:{per_partition}\ngreenflow-read-end {now:.6f}\n")
+            scripted.logs[name] = (
+                f"greenflow-read-start {now - 0.8:.6f}\n{topic}:0:{per_partition}\n"
+                f"{topic}:1:{per_partition}\ngreenflow-read-end {now:.6f}\n"
+            )
         return succeeded(pod)
 
     finisher = threading.Thread(target=_finish_producers, args=(cluster, scripted), daemon=True)
     phases = PhaseRecorder(on_enter=lambda p, _t: finisher.start() if p is Phase.COOLDOWN else None)
     workload = _ingest(partitions=2, warmup=Duration(1), duration=Duration(2))
-    ctx = make_run_context(tmp_path / "run", inventory=cluster.inventory, services={"kafka": svc}, run_id="00000000000000bb",
-                           phases=phases)
+    ctx = make_run_context(
+        tmp_path / "run",
+        inventory=cluster.inventory,
+        services={"kafka": svc},
+        run_id="00000000000000bb",
+        phases=phases,
+    )
     try:
         with JobController(cluster.api, NAMESPACE, outcome) as jobs:
             workload.prepare(ctx)
@@ -318,8 +390,11 @@ def test_a_run_counts_messages_between_the_boundary_reads(
         assert result.latency_ms["p99"] == 9  # the worst producer's
         assert result.metrics["producer_records_total"] == 16000
         assert "offsets_read_interval_s" in result.metrics
-        assert {"gf-00000000000000bb-offsets-warmup", "gf-00000000000000bb-offsets-start",
-                "gf-00000000000000bb-offsets-end"} <= set(jobs.jobs)
+        assert {
+            "gf-00000000000000bb-offsets-warmup",
+            "gf-00000000000000bb-offsets-start",
+            "gf-00000000000000bb-offsets-end",
+        } <= set(jobs.jobs)
         assert cluster.session.list_objects("Job") == []
     finally:
         svc.remove()
@@ -336,8 +411,10 @@ class _CatchingUpLogs(ScriptedLogs):
     def pod_logs(self, name: str, **kw: Any) -> str:
         if name in self.logs or "-producers-" not in name:
             return super().pod_logs(name, **kw)
-        return (f"{self.records_per_s:.0f} records sent, {self.records_per_s:.1f} records/sec "
-                "(0.49 MB/sec), 2.0 ms avg latency, 9.0 ms max latency.")
+        return (
+            f"{self.records_per_s:.0f} records sent, {self.records_per_s:.1f} records/sec "
+            "(0.49 MB/sec), 2.0 ms avg latency, 9.0 ms max latency."
+        )
 
 
 @pytest.mark.parametrize("catches_up_after_s", [2.0, None], ids=["settles", "never-settles"])
@@ -370,14 +447,25 @@ def test_measure_waits_for_producers_catching_up(
             threading.Thread(target=catch_up, daemon=True).start()
         created.setdefault(component, time.monotonic())
         if component == "producer":
-            return {"phase": "Running", "containerStatuses": [{
-                "name": "tool", "image": "x", "imageID": "", "ready": True, "restartCount": 0,
-                "state": {"running": {}}}]}
+            return {
+                "phase": "Running",
+                "containerStatuses": [
+                    {
+                        "name": "tool",
+                        "image": "x",
+                        "imageID": "",
+                        "ready": True,
+                        "restartCount": 0,
+                        "state": {"running": {}},
+                    }
+                ],
+            }
         if component.startswith("offsets-"):
             now = time.time()
             logs.logs[pod["metadata"]["name"]] = (
                 f"greenflow-read-start {now - 0.1:.6f}\n{topic}:0:{ends[component]}\n"
-                f"greenflow-read-end {now:.6f}\n")
+                f"greenflow-read-end {now:.6f}\n"
+            )
         return succeeded(pod)
 
     def catch_up() -> None:
@@ -391,10 +479,20 @@ def test_measure_waits_for_producers_catching_up(
             threading.Thread(target=_finish_producers, args=(cluster, logs), daemon=True).start()
 
     settle = 5.0 if catches_up_after_s is not None else 1.0
-    workload = _ingest(partitions=1, warmup=Duration(0.5), duration=Duration(1.5),
-                       settle=Duration(settle), min_achieved_ratio=0.5)
-    ctx = make_run_context(tmp_path / "run", inventory=cluster.inventory, services={"kafka": svc},
-                           run_id="00000000000000dd", phases=PhaseRecorder(on_enter=on_enter))
+    workload = _ingest(
+        partitions=1,
+        warmup=Duration(0.5),
+        duration=Duration(1.5),
+        settle=Duration(settle),
+        min_achieved_ratio=0.5,
+    )
+    ctx = make_run_context(
+        tmp_path / "run",
+        inventory=cluster.inventory,
+        services={"kafka": svc},
+        run_id="00000000000000dd",
+        phases=PhaseRecorder(on_enter=on_enter),
+    )
     try:
         with JobController(cluster.api, NAMESPACE, outcome):
             workload.prepare(ctx)
@@ -434,21 +532,49 @@ def test_a_boundary_read_that_does_not_fit_fails_at_once_with_the_schedulers_rea
 
     def producing(pod: Any) -> dict[str, Any]:
         scripted.logs[pod["metadata"]["name"]] = _WINDOW.format(n=1000)
-        return {"phase": "Running", "containerStatuses": [{
-            "name": "tool", "image": "x", "imageID": "", "ready": True, "restartCount": 0,
-            "state": {"running": {}}}]}
+        return {
+            "phase": "Running",
+            "containerStatuses": [
+                {
+                    "name": "tool",
+                    "image": "x",
+                    "imageID": "",
+                    "ready": True,
+                    "restartCount": 0,
+                    "state": {"running": {}},
+                }
+            ],
+        }
 
     def no_room(_pod: Any) -> dict[str, Any]:
-        return {"phase": "Pending", "conditions": [{
-            "type": "PodScheduled", "status": "False", "reason": "Unschedulable",
-            "message": "0/3 nodes are available: 1 Insufficient cpu, 2 node(s) didn't match "
-                       "Pod's node affinity/selector."}]}
+        return {
+            "phase": "Pending",
+            "conditions": [
+                {
+                    "type": "PodScheduled",
+                    "status": "False",
+                    "reason": "Unschedulable",
+                    "message": "0/3 nodes are available: 1 Insufficient cpu, 2 node(s) didn't match "
+                    "Pod's node affinity/selector.",
+                }
+            ],
+        }
 
-    outcome = by_component(topic_create=succeeded, topic_delete=succeeded,
-                           offsets_warmup=first_read, producer=producing, offsets_start=no_room)
+    outcome = by_component(
+        topic_create=succeeded,
+        topic_delete=succeeded,
+        offsets_warmup=first_read,
+        producer=producing,
+        offsets_start=no_room,
+    )
     workload = _ingest(partitions=1, warmup=Duration(0.5), duration=Duration(2))
-    ctx = make_run_context(tmp_path / "run", inventory=cluster.inventory, services={"kafka": svc},
-                           run_id="00000000000000cc", experiment=cluster.experiment)
+    ctx = make_run_context(
+        tmp_path / "run",
+        inventory=cluster.inventory,
+        services={"kafka": svc},
+        run_id="00000000000000cc",
+        experiment=cluster.experiment,
+    )
     try:
         with JobController(cluster.api, NAMESPACE, outcome):
             workload.prepare(ctx)
@@ -475,11 +601,14 @@ def test_a_cluster_without_worker_nodes_is_refused_before_any_job(
     svc = _deploy(cluster, tmp_path, brokers=1)
     set_statefulset_ready(cluster.api, NAMESPACE, "kafka", 1)
     brokers_only = Inventory([h for h in cluster.inventory.hosts if "worker" not in h.roles])
-    ctx = make_run_context(tmp_path / "run", inventory=brokers_only, services={"kafka": svc},
-                           run_id="00000000000000cc")
+    ctx = make_run_context(
+        tmp_path / "run", inventory=brokers_only, services={"kafka": svc}, run_id="00000000000000cc"
+    )
     workload = _ingest(producers=1)
     try:
-        with pytest.raises(WorkloadError, match=r"role 'worker' and no node has it \(nodes: broker-a"):
+        with pytest.raises(
+            WorkloadError, match=r"role 'worker' and no node has it \(nodes: broker-a"
+        ):
             workload.prepare(ctx)
         workload.clean(ctx)
         assert cluster.session.list_objects("Job") == []

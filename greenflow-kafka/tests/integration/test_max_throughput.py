@@ -44,8 +44,14 @@ def test_max_throughput_bracket_on_a_real_broker(tmp_path: Path) -> None:
     """low sustained (≥ 90 % of asked), high did not, and no probe between them."""
     plan = tmp_path / "plan.toml"
     plan.write_text(PLAN.format(out=tmp_path / "out"))
-    run = subprocess.run([sys.executable, "-m", "greenflow", "run", str(plan)], cwd=tmp_path,
-                         capture_output=True, text=True, timeout=600, check=False)
+    run = subprocess.run(
+        [sys.executable, "-m", "greenflow", "run", str(plan)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
     assert run.returncode == 0, run.stderr[-3000:]
     with Store.open(tmp_path / "out") as store:
         exp = store.get_experiment("kafka-max")

@@ -21,13 +21,20 @@ KUBE_NODE = ROOT / "scripts" / "kube-node"
 
 
 def _script(name: str, env: dict[str, str], timeout_s: float) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["bash", str(KUBE_NODE / name)], env=env, capture_output=True,
-                          text=True, timeout=timeout_s, check=False)
+    return subprocess.run(
+        ["bash", str(KUBE_NODE / name)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+        check=False,
+    )
 
 
 @pytest.fixture(scope="session")
-def kube_node(kafka_distribution: KafkaDistribution,
-              tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+def kube_node(
+    kafka_distribution: KafkaDistribution, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Path]:
     """Start the node (``scripts/kube-node/up``: cached binaries and images, a fresh cluster
     state, node Ready and labelled broker + worker); yield its kubeconfig; stop it after the
     session (``down``). Skips with the reason when this machine cannot run it (not root, not
@@ -37,8 +44,12 @@ def kube_node(kafka_distribution: KafkaDistribution,
     if os.geteuid() != 0:
         pytest.skip("a real node needs root (containerd, a CNI bridge, iptables)")
     work = tmp_path_factory.mktemp("kube-node")
-    env = {**os.environ, "WORK": str(work), "KAFKA_LIBS": str(kafka_distribution.libs_dir),
-           "KAFKA_VERSION": kafka_distribution.version}
+    env = {
+        **os.environ,
+        "WORK": str(work),
+        "KAFKA_LIBS": str(kafka_distribution.libs_dir),
+        "KAFKA_VERSION": kafka_distribution.version,
+    }
     # Cold, `up` builds the node's binaries (~20 min) and images (~3 min); scripts/setup-system
     # has done both before the tests in CI, so here it is ~15 s.
     up = _script("up", env, timeout_s=3600)

@@ -36,16 +36,19 @@ import pytest
 from greenflow.testing.powercap import Powercap
 
 pytest.importorskip(
-    "kubernetes", reason='the kubernetes client is not installed: pip install "kubernetes>=30,<38"')
+    "kubernetes", reason='the kubernetes client is not installed: pip install "kubernetes>=30,<38"'
+)
 
 # A run is a few minutes of JVMs on 2 cores: broker, producer, consumer, probe and the
 # offset-reading Jobs each start one.
 pytestmark = pytest.mark.timeout(900)
 
 
-def _plan(kubeconfig: Path, experiment: str, *, cpu: str = "1", kafka: str = "",
-          workload: str = "") -> str:
-    return textwrap.dedent(f"""\
+def _plan(
+    kubeconfig: Path, experiment: str, *, cpu: str = "1", kafka: str = "", workload: str = ""
+) -> str:
+    return (
+        textwrap.dedent(f"""\
         [experiment]
         name = "{experiment}"
         repetitions = 1
@@ -62,7 +65,9 @@ def _plan(kubeconfig: Path, experiment: str, *, cpu: str = "1", kafka: str = "",
         brokers = 1
         cpu = "{cpu}"
         memory = "1Gi"
-        """) + textwrap.dedent(kafka) + textwrap.dedent("""
+        """)
+        + textwrap.dedent(kafka)
+        + textwrap.dedent("""
         [workload]
         type = "kafka-ingest"
         load = 200
@@ -70,12 +75,20 @@ def _plan(kubeconfig: Path, experiment: str, *, cpu: str = "1", kafka: str = "",
         producers = 1
         warmup = "5s"
         duration = "15s"
-        """) + textwrap.dedent(workload)
+        """)
+        + textwrap.dedent(workload)
+    )
 
 
 def _greenflow(cwd: Path, *args: str, timeout_s: float = 600) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "greenflow", *args], cwd=cwd,
-                          capture_output=True, text=True, timeout=timeout_s, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "greenflow", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+        check=False,
+    )
 
 
 def _run(tmp_path: Path, plan: str) -> dict[str, Any]:
@@ -89,7 +102,8 @@ def _run(tmp_path: Path, plan: str) -> dict[str, Any]:
     row: dict[str, Any] = rows[0]
     assert run.returncode == 0 and row["status"] == "finished", (
         f"greenflow run exit {run.returncode}, run {row['status']}: {row.get('error')}\n"
-        f"{run.stderr[-4000:]}")
+        f"{run.stderr[-4000:]}"
+    )
     return row
 
 
@@ -110,14 +124,14 @@ def _assert_nothing_left(kubeconfig: Path, namespace: str) -> None:
     except ApiException as exc:
         assert exc.status == 404
     else:
-        pytest.fail(f"namespace {namespace} still exists after teardown "
-                    f"(phase {ns.status.phase})")
+        pytest.fail(f"namespace {namespace} still exists after teardown (phase {ns.status.phase})")
     pods = api.list_pod_for_all_namespaces(label_selector="app.kubernetes.io/managed-by=greenflow")
     assert [p.metadata.name for p in pods.items] == []
 
 
 def test_producers_measure_the_asked_load_and_teardown_leaves_nothing(
-        kube_node: Path, tmp_path: Path) -> None:
+    kube_node: Path, tmp_path: Path
+) -> None:
     """A 1-broker StatefulSet of the (stand-in) apache/kafka image and one producer Job at
     200 msg/s of 1 KiB: the count between the two offset reads is the load over the read
     interval, the producer's own summary agrees, and teardown deletes the namespace."""
@@ -142,8 +156,7 @@ def test_consumers_and_end_to_end_probe(kube_node: Path, tmp_path: Path) -> None
     """consumers = 1: a consumer-group Job reads everything produced in MEASURE, and the
     end-to-end latency probe reports its percentiles. The node has 2 CPUs: broker 500m,
     consumer 500m, producer 500m, a boundary read 250m and the probe 250m fill it exactly."""
-    row = _run(tmp_path, _plan(kube_node, "rn-consumers", cpu="500m",
-                               workload="consumers = 1\n"))
+    row = _run(tmp_path, _plan(kube_node, "rn-consumers", cpu="500m", workload="consumers = 1\n"))
     # Consumed counts come from committed offsets, which move once per auto-commit interval
     # (1 s = 200 messages here, 7 % of a 14 s window): measured 1.056 on this node.
     assert row["consumed_ratio"] == pytest.approx(1.0, abs=0.15)
@@ -154,13 +167,13 @@ def test_consumers_and_end_to_end_probe(kube_node: Path, tmp_path: Path) -> None
 
 
 def test_a_node_without_room_for_the_boundary_read_fails_saying_so(
-        kube_node: Path, tmp_path: Path) -> None:
+    kube_node: Path, tmp_path: Path
+) -> None:
     """With a 1-CPU broker, the consumer and the producer the 2-CPU node is full: the start
     read cannot be scheduled, and the run fails at once with the scheduler's reason and
     what to change (it used to wait until the producer ended and fail as "producer-0
     finished before MEASURE ended … raise `tail`", which was not the cause)."""
-    (tmp_path / "plan.toml").write_text(
-        _plan(kube_node, "rn-full", workload="consumers = 1\n"))
+    (tmp_path / "plan.toml").write_text(_plan(kube_node, "rn-full", workload="consumers = 1\n"))
     run = _greenflow(tmp_path, "run", "plan.toml")
     assert run.returncode != 0
     results = json.loads(_greenflow(tmp_path, "results", "--json").stdout)
@@ -207,7 +220,8 @@ class SimulatedPowercap:
 
 
 def test_prometheus_scrapes_broker_and_scaphandre_and_energy_is_measured(
-        kube_node: Path, tmp_path: Path) -> None:
+    kube_node: Path, tmp_path: Path
+) -> None:
     """The measurement path on a real node, deployed once by `greenflow up` and measured by
     a `greenflow run` that reuses it:
 
@@ -245,7 +259,7 @@ def test_prometheus_scrapes_broker_and_scaphandre_and_energy_is_measured(
         [[services]]
         type = "scaphandre"
         cpu = "100m"
-        powercap_path = "{tmp_path / 'powercap'}"
+        powercap_path = "{tmp_path / "powercap"}"
         """
     collector = f"""
         [[collectors]]
@@ -254,14 +268,16 @@ def test_prometheus_scrapes_broker_and_scaphandre_and_energy_is_measured(
         step_s = 3
         """
     (tmp_path / "plan.toml").write_text(
-        _plan(kube_node, "rn-measure", cpu="500m", kafka=services, workload=collector))
+        _plan(kube_node, "rn-measure", cpu="500m", kafka=services, workload=collector)
+    )
     namespace = "greenflow-rn-measure"
     with SimulatedPowercap(tmp_path / "powercap", power_w, range_uj=360_000_000) as powercap:
         up = _greenflow(tmp_path, "up", "plan.toml")
         try:
             assert up.returncode == 0, up.stderr[-4000:]
             pods = _api(kube_node).list_namespaced_pod(
-                namespace, label_selector="app.kubernetes.io/managed-by=greenflow")
+                namespace, label_selector="app.kubernetes.io/managed-by=greenflow"
+            )
             broker = next(p for p in pods.items if p.metadata.name == "kafka-0")
             assert (broker.metadata.annotations or {}).get("prometheus.io/port") == "9404"
             base = f"http://{address}:30090/api/v1"
@@ -271,8 +287,9 @@ def test_prometheus_scrapes_broker_and_scaphandre_and_energy_is_measured(
                     targets = _get_json(f"{base}/targets")["data"]["activeTargets"]
                 except OSError:
                     targets = []
-                up_by_service = {t["labels"].get("service"): t for t in targets
-                                 if t["health"] == "up"}
+                up_by_service = {
+                    t["labels"].get("service"): t for t in targets if t["health"] == "up"
+                }
                 if {"kafka", "scaphandre"} <= up_by_service.keys():
                     break
                 assert time.monotonic() < deadline, f"not both scraped: {targets}"

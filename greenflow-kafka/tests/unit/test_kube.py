@@ -26,16 +26,31 @@ from greenflow_kafka.kube import (
 
 
 def _spec(**kw: object) -> KafkaKubeSpec:
-    base: dict[str, object] = {"name": "kafka", "namespace": "ns", "version": "4.3.1",
-                               "brokers": 3, "voters": 3, "cpu": "2", "memory": "4Gi"}
+    base: dict[str, object] = {
+        "name": "kafka",
+        "namespace": "ns",
+        "version": "4.3.1",
+        "brokers": 3,
+        "voters": 3,
+        "cpu": "2",
+        "memory": "4Gi",
+    }
     base.update(kw)
     return KafkaKubeSpec(**base)  # type: ignore[arg-type]  # test helper
 
 
-@pytest.mark.parametrize(("text", "value"), [
-    ("2Gi", 2 * 2**30), ("512Mi", 512 * 2**20), ("1G", 1e9), ("500m", 0.5), ("1.5", 1.5),
-    (3, 3.0), ("2k", 2000.0),
-])
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        ("2Gi", 2 * 2**30),
+        ("512Mi", 512 * 2**20),
+        ("1G", 1e9),
+        ("500m", 0.5),
+        ("1.5", 1.5),
+        (3, 3.0),
+        ("2k", 2000.0),
+    ],
+)
 def test_quantities_parse_like_kubernetes(text: str | int, value: float) -> None:
     """Kubernetes quantities with binary, decimal and milli suffixes parse to numbers."""
     assert parse_quantity(text) == value
@@ -60,13 +75,18 @@ def test_memory_and_cpu_reject_nonsense() -> None:
     assert cpu_cores("250m") == 0.25
 
 
-@pytest.mark.parametrize(("prop", "env"), [
-    ("log.retention.ms", "KAFKA_LOG_RETENTION_MS"),
-    ("num.network.threads", "KAFKA_NUM_NETWORK_THREADS"),
-    ("listener.name.internal.sasl_enabled_mechanisms",
-     "KAFKA_LISTENER_NAME_INTERNAL_SASL__ENABLED__MECHANISMS"),
-    ("confluent-ish.key", "KAFKA_CONFLUENT___ISH_KEY"),
-])
+@pytest.mark.parametrize(
+    ("prop", "env"),
+    [
+        ("log.retention.ms", "KAFKA_LOG_RETENTION_MS"),
+        ("num.network.threads", "KAFKA_NUM_NETWORK_THREADS"),
+        (
+            "listener.name.internal.sasl_enabled_mechanisms",
+            "KAFKA_LISTENER_NAME_INTERNAL_SASL__ENABLED__MECHANISMS",
+        ),
+        ("confluent-ish.key", "KAFKA_CONFLUENT___ISH_KEY"),
+    ],
+)
 def test_properties_round_trip_through_the_image_mapping(prop: str, env: str) -> None:
     """A server property becomes the KAFKA_* variable the image renders back into it."""
     assert env_from_property(prop) == env
@@ -82,8 +102,14 @@ def test_keys_the_image_cannot_render_are_refused() -> None:
 def test_overrides_are_checked_for_the_image() -> None:
     """Topology keys, values containing '=' and unmappable keys are refused together."""
     with pytest.raises(ValueError) as err:
-        check_overrides({"node.id": "3", "sasl.jaas.config": "a=b", "x.y.z": "1",
-                         "log.segment.bytes": "1048576"})
+        check_overrides(
+            {
+                "node.id": "3",
+                "sasl.jaas.config": "a=b",
+                "x.y.z": "1",
+                "log.segment.bytes": "1048576",
+            }
+        )
     text = str(err.value)
     assert "'node.id' is derived from the topology" in text
     assert "'sasl.jaas.config': the image drops values containing '='" in text
@@ -132,17 +158,23 @@ def test_every_kafka_variable_renders_to_the_intended_property() -> None:
     server_properties, with its value."""
     spec = _spec(overrides={"num.io.threads": "16"})
     env = statefulset(spec)["spec"]["template"]["spec"]["containers"][0]["env"]
-    rendered = {property_from_env(e["name"].removeprefix("KAFKA_")): e["value"]
-                for e in env if e["name"].startswith("KAFKA_") and e["name"] != "KAFKA_HEAP_OPTS"}
+    rendered = {
+        property_from_env(e["name"].removeprefix("KAFKA_")): e["value"]
+        for e in env
+        if e["name"].startswith("KAFKA_") and e["name"] != "KAFKA_HEAP_OPTS"
+    }
     assert rendered == server_properties(spec)
     assert rendered["num.io.threads"] == "16"
 
 
 @pytest.mark.skipif(shutil.which("bash") is None, reason="bash is not installed")
-@pytest.mark.parametrize(("hostname", "roles", "listeners"), [
-    ("kafka-0", "broker,controller", "PLAINTEXT://:9092,CONTROLLER://:9093"),
-    ("kafka-2", "broker", "PLAINTEXT://:9092"),
-])
+@pytest.mark.parametrize(
+    ("hostname", "roles", "listeners"),
+    [
+        ("kafka-0", "broker,controller", "PLAINTEXT://:9092,CONTROLLER://:9093"),
+        ("kafka-2", "broker", "PLAINTEXT://:9092"),
+    ],
+)
 def test_prelude_derives_per_pod_settings_from_the_ordinal(
     hostname: str, roles: str, listeners: str
 ) -> None:
@@ -151,21 +183,29 @@ def test_prelude_derives_per_pod_settings_from_the_ordinal(
     container = statefulset(_spec(voters=2))["spec"]["template"]["spec"]["containers"][0]
     script = container["command"][2].replace("exec /etc/kafka/docker/run", "env")
     env = {e["name"]: e["value"] for e in container["env"]} | {"HOSTNAME": hostname}
-    out = subprocess.run(["bash", "-c", script], env=env, capture_output=True, text=True,
-                         check=True).stdout
+    out = subprocess.run(
+        ["bash", "-c", script], env=env, capture_output=True, text=True, check=True
+    ).stdout
     seen = dict(line.split("=", 1) for line in out.splitlines() if line.startswith("KAFKA_"))
     assert seen["KAFKA_NODE_ID"] == hostname.rsplit("-", 1)[1]
     assert seen["KAFKA_PROCESS_ROLES"] == roles
     assert seen["KAFKA_LISTENERS"] == listeners
-    assert seen["KAFKA_ADVERTISED_LISTENERS"] == f"PLAINTEXT://{hostname}.kafka-headless.ns.svc:9092"
+    assert (
+        seen["KAFKA_ADVERTISED_LISTENERS"] == f"PLAINTEXT://{hostname}.kafka-headless.ns.svc:9092"
+    )
 
 
 def test_prelude_refuses_a_hostname_without_ordinal() -> None:
     """A pod whose hostname has no ordinal exits with a message instead of guessing."""
     container = statefulset(_spec())["spec"]["template"]["spec"]["containers"][0]
     env = {e["name"]: e["value"] for e in container["env"]} | {"HOSTNAME": "kafka"}
-    done = subprocess.run(["bash", "-c", container["command"][2]], env=env,
-                          capture_output=True, text=True, check=False)
+    done = subprocess.run(
+        ["bash", "-c", container["command"][2]],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert done.returncode == 1 and "cannot read an ordinal" in done.stderr
 
 
@@ -173,7 +213,8 @@ def test_emptydir_or_claims() -> None:
     """emptyDir storage is size-limited; a storage class becomes a claim template."""
     empty = statefulset(_spec(storage_size="5Gi"))["spec"]
     assert empty["template"]["spec"]["volumes"] == [
-        {"name": "data", "emptyDir": {"sizeLimit": "5Gi"}}]
+        {"name": "data", "emptyDir": {"sizeLimit": "5Gi"}}
+    ]
     assert "volumeClaimTemplates" not in empty
     claimed = statefulset(_spec(storage="local-nvme"))["spec"]
     assert claimed["template"]["spec"]["volumes"] == []

@@ -26,11 +26,15 @@ from greenflow_kafka.perf import producer_perf_args
 
 
 def _job(**kw: object) -> ToolJob:
-    base: dict[str, object] = {"name": "gf-run-producers", "namespace": "ns",
-                               "image": "apache/kafka:4.3.1", "command": ["true"],
-                               "labels": {"greenflow.io/experiment": "e"},
-                               "node_selector": {"node.kubernetes.io/worker": "true"},
-                               "component": "producer"}
+    base: dict[str, object] = {
+        "name": "gf-run-producers",
+        "namespace": "ns",
+        "image": "apache/kafka:4.3.1",
+        "command": ["true"],
+        "labels": {"greenflow.io/experiment": "e"},
+        "node_selector": {"node.kubernetes.io/worker": "true"},
+        "component": "producer",
+    }
     base.update(kw)
     return ToolJob(**base)  # type: ignore[arg-type]  # test helper
 
@@ -45,8 +49,10 @@ def test_tool_job_runs_n_instances_once_each() -> None:
     pod = spec["template"]["spec"]
     assert pod["restartPolicy"] == "Never"
     (container,) = pod["containers"]
-    assert container["resources"] == {"requests": {"cpu": "250m", "memory": "640Mi"},
-                                      "limits": {"memory": "640Mi"}}
+    assert container["resources"] == {
+        "requests": {"cpu": "250m", "memory": "640Mi"},
+        "limits": {"memory": "640Mi"},
+    }
     assert {"name": "KAFKA_HEAP_OPTS", "value": "-Xms256m -Xmx256m"} in container["env"]
     assert pod["topologySpreadConstraints"][0]["whenUnsatisfiable"] == "ScheduleAnyway"
     assert spec["template"]["metadata"]["labels"][JOB_LABEL] == "gf-run-producers"
@@ -56,16 +62,25 @@ def test_a_pinned_tool_job_names_its_node() -> None:
     """A Job pinned to a node requires that node by name, besides the role's selector."""
     pod = tool_job(_job(node_name="worker-7"))["spec"]["template"]["spec"]
     (term,) = pod["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"][
-        "nodeSelectorTerms"]
-    assert term == {"matchFields": [{"key": "metadata.name", "operator": "In",
-                                     "values": ["worker-7"]}]}
+        "nodeSelectorTerms"
+    ]
+    assert term == {
+        "matchFields": [{"key": "metadata.name", "operator": "In", "values": ["worker-7"]}]
+    }
     assert "topologySpreadConstraints" not in pod
 
 
 def test_producer_command_uses_the_local_arguments() -> None:
     """The producer Job runs the image's perf script with exactly the local path's arguments."""
-    args = producer_perf_args("4.3.1", bootstrap_servers="b:9092", topic="t", num_records=10,
-                              record_size=100, throughput=5, warmup_records=2)
+    args = producer_perf_args(
+        "4.3.1",
+        bootstrap_servers="b:9092",
+        topic="t",
+        num_records=10,
+        record_size=100,
+        throughput=5,
+        warmup_records=2,
+    )
     assert producer_command(args) == ["/opt/kafka/bin/kafka-producer-perf-test.sh", *args]
     assert "--warmup-records" in args
 
@@ -81,10 +96,12 @@ def test_topic_commands() -> None:
 
 def test_offsets_output_is_parsed_with_its_clock() -> None:
     """End offsets of the topic are summed over partitions, with the read's start and end."""
-    text = ("greenflow-read-start 1700000000.250000\n"
-            "[2026-01-01 WARN] something\n"
-            "t:0:100\nt:1:250\nother:0:9\n"
-            "greenflow-read-end 1700000001,750000\n")
+    text = (
+        "greenflow-read-start 1700000000.250000\n"
+        "[2026-01-01 WARN] something\n"
+        "t:0:100\nt:1:250\nother:0:9\n"
+        "greenflow-read-end 1700000001,750000\n"
+    )
     reading = parse_offsets_output(text, "t")
     assert reading is not None
     assert reading.offsets == {0: 100, 1: 250} and reading.total == 350
@@ -95,15 +112,21 @@ def test_offsets_output_is_parsed_with_its_clock() -> None:
     assert "EPOCHREALTIME" in script[2]
 
 
-def _pod(*, phase: str = "Running", state: dict[str, object] | None = None,
-         last: dict[str, object] | None = None, conditions: list[dict[str, str]] | None = None,
-         labels: dict[str, str] | None = None) -> dict[str, object]:
+def _pod(
+    *,
+    phase: str = "Running",
+    state: dict[str, object] | None = None,
+    last: dict[str, object] | None = None,
+    conditions: list[dict[str, str]] | None = None,
+    labels: dict[str, str] | None = None,
+) -> dict[str, object]:
     cs: dict[str, object] = {"name": "tool", "state": state or {"running": {}}}
     if last:
         cs["lastState"] = last
-    return {"metadata": {"name": "p", "labels": labels or {}},
-            "status": {"phase": phase, "containerStatuses": [cs],
-                       "conditions": conditions or []}}
+    return {
+        "metadata": {"name": "p", "labels": labels or {}},
+        "status": {"phase": phase, "containerStatuses": [cs], "conditions": conditions or []},
+    }
 
 
 def test_pod_failures_are_named() -> None:
@@ -111,8 +134,10 @@ def test_pod_failures_are_named() -> None:
     is not."""
     oom = _pod(phase="Failed", state={"terminated": {"reason": "OOMKilled", "exitCode": 137}})
     assert pod_failure(oom) == "container tool terminated: OOMKilled (exit code 137)"
-    error = _pod(phase="Failed", state={"terminated": {"reason": "Error", "exitCode": 1,
-                                                       "message": "boom\n"}})
+    error = _pod(
+        phase="Failed",
+        state={"terminated": {"reason": "Error", "exitCode": 1, "message": "boom\n"}},
+    )
     assert pod_failure(error) == "container tool terminated: Error (exit code 1): boom"
     evicted = {"status": {"phase": "Failed", "reason": "Evicted", "message": "disk pressure"}}
     assert pod_failure(evicted) == "pod failed: Evicted disk pressure"
@@ -129,12 +154,21 @@ def test_a_restarted_oom_is_still_noticed() -> None:
 
 def test_blocked_pods_say_why() -> None:
     """Unschedulable and image pull errors are reported; a pod merely starting is not."""
-    unschedulable = _pod(phase="Pending", conditions=[{
-        "type": "PodScheduled", "status": "False", "reason": "Unschedulable",
-        "message": "0/3 nodes are available"}])
+    unschedulable = _pod(
+        phase="Pending",
+        conditions=[
+            {
+                "type": "PodScheduled",
+                "status": "False",
+                "reason": "Unschedulable",
+                "message": "0/3 nodes are available",
+            }
+        ],
+    )
     assert pod_blocked(unschedulable) == "Unschedulable: 0/3 nodes are available"
-    pull = _pod(phase="Pending", state={"waiting": {"reason": "ImagePullBackOff",
-                                                    "message": "not found"}})
+    pull = _pod(
+        phase="Pending", state={"waiting": {"reason": "ImagePullBackOff", "message": "not found"}}
+    )
     assert pod_blocked(pull) == "ImagePullBackOff: not found"
     starting = _pod(phase="Pending", state={"waiting": {"reason": "ContainerCreating"}})
     assert pod_blocked(starting) is None
@@ -143,9 +177,18 @@ def test_blocked_pods_say_why() -> None:
 def test_job_conditions_and_indexes() -> None:
     """A Failed condition is a failure; succeeded counts complete a Job; the completion
     index comes from the controller's label."""
-    failed = {"status": {"conditions": [{"type": "Failed", "status": "True",
-                                         "reason": "DeadlineExceeded",
-                                         "message": "active too long"}]}}
+    failed = {
+        "status": {
+            "conditions": [
+                {
+                    "type": "Failed",
+                    "status": "True",
+                    "reason": "DeadlineExceeded",
+                    "message": "active too long",
+                }
+            ]
+        }
+    }
     assert job_failure(failed) == "DeadlineExceeded: active too long"
     assert job_failure({"status": {}}) is None and job_failure(None) is None
     assert job_complete({"status": {"succeeded": 2}}, 2)
@@ -161,8 +204,9 @@ def test_tool_memory_leaves_room_beyond_the_heap(heap: int, memory: str) -> None
 
 
 def _read(ended: float | None, created: float = 1000.0, seen: float = 1012.0) -> BoundaryRead:
-    reading = OffsetsReading(offsets={0: 10}, started=None if ended is None else ended - 1,
-                             ended=ended)
+    reading = OffsetsReading(
+        offsets={0: 10}, started=None if ended is None else ended - 1, ended=ended
+    )
     return BoundaryRead(reading, None, lag=seen - created, created=created, seen=seen)
 
 
@@ -178,7 +222,8 @@ def test_a_read_marks_the_phase_boundary_at_its_own_stamp_when_plausible() -> No
 
 @pytest.mark.parametrize("ended", [None, 990.0, 1030.0])
 def test_an_implausible_or_missing_stamp_falls_back_to_when_the_job_was_seen_complete(
-        ended: float | None) -> None:
+    ended: float | None,
+) -> None:
     """A node clock off by more than the tolerance (or no stamp) must not move MEASURE:
     the boundary is when greenflow saw the read complete, and the run says so."""
     read = _read(ended=ended)

@@ -57,8 +57,16 @@ def test_metrics_are_off_unless_asked() -> None:
 
 
 def _spec(metrics: JmxExporter | None) -> kube.KafkaKubeSpec:
-    return kube.KafkaKubeSpec(name="kafka", namespace="ns", version="4.3.1", brokers=2,
-                              voters=1, cpu="1", memory="2Gi", metrics=metrics)
+    return kube.KafkaKubeSpec(
+        name="kafka",
+        namespace="ns",
+        version="4.3.1",
+        brokers=2,
+        voters=1,
+        cpu="1",
+        memory="2Gi",
+        metrics=metrics,
+    )
 
 
 def test_without_metrics_the_manifests_have_no_exporter() -> None:

@@ -113,7 +113,8 @@ def test_settled_means_every_producer_reported_and_none_is_catching_up() -> None
     a producer still catching up after a slow start, or one that has not reported, holds it."""
     catching_up = parse_producer_output(
         "2990 records sent, 2990.0 records/sec (0.29 MB/sec), 9.0 ms avg latency, 30.0 ms max latency.\n"
-        "1700 records sent, 1700.0 records/sec (0.17 MB/sec), 4.0 ms avg latency, 12.0 ms max latency.\n")
+        "1700 records sent, 1700.0 records/sec (0.17 MB/sec), 4.0 ms avg latency, 12.0 ms max latency.\n"
+    )
     on_rate = parse_producer_output(SAMPLE)
     silent = parse_producer_output("")
     assert last_second_rates([catching_up, on_rate, silent]) == [1700.0, 2003.0, None]

@@ -58,8 +58,11 @@ APP_NAME = "redpanda"
 SEASTAR_MEMORY_FRACTION = 0.8
 #: The ``prometheus`` service scrapes pods annotated so: Redpanda's own metrics, on its
 #: Admin API port.
-SCRAPE_ANNOTATIONS = {"prometheus.io/scrape": "true", "prometheus.io/port": str(ADMIN_PORT),
-                      "prometheus.io/path": "/public_metrics"}
+SCRAPE_ANNOTATIONS = {
+    "prometheus.io/scrape": "true",
+    "prometheus.io/port": str(ADMIN_PORT),
+    "prometheus.io/path": "/public_metrics",
+}
 
 
 @attrs.frozen
@@ -87,8 +90,10 @@ class RedpandaKubeSpec:
             msg = f"cores must be ≥ 1, got {self.cores}"
             raise ValueError(msg)
         if self.seastar_memory_mib < 1024:
-            msg = (f"memory {self.memory} leaves Redpanda {self.seastar_memory_mib} MiB; it "
-                   "needs at least 1 GiB per broker (write e.g. \"2Gi\")")
+            msg = (
+                f"memory {self.memory} leaves Redpanda {self.seastar_memory_mib} MiB; it "
+                'needs at least 1 GiB per broker (write e.g. "2Gi")'
+            )
             raise ValueError(msg)
         if "write_caching_default" in self.overrides:
             msg = "overrides: set write caching with `write_caching`, not write_caching_default"
@@ -161,8 +166,10 @@ def start_flags(spec: RedpandaKubeSpec) -> list[str]:
 
 def start_script(spec: RedpandaKubeSpec) -> str:
     # Only ${HOSTNAME} is left for the shell; everything else is quoted.
-    flags = " ".join(f.replace("${HOSTNAME}", '"${HOSTNAME}"') if "${HOSTNAME}" in f
-                     else shlex.quote(f) for f in start_flags(spec))
+    flags = " ".join(
+        f.replace("${HOSTNAME}", '"${HOSTNAME}"') if "${HOSTNAME}" in f else shlex.quote(f)
+        for f in start_flags(spec)
+    )
     return (
         "set -eu\n"
         f"cp {BOOTSTRAP_MOUNT}/.bootstrap.yaml /etc/redpanda/.bootstrap.yaml\n"
@@ -179,8 +186,11 @@ def config_map(spec: RedpandaKubeSpec) -> dict[str, Any]:
     return {
         "apiVersion": "v1",
         "kind": "ConfigMap",
-        "metadata": {"name": spec.config_map_name, "namespace": spec.namespace,
-                     "labels": pod_labels(spec)},
+        "metadata": {
+            "name": spec.config_map_name,
+            "namespace": spec.namespace,
+            "labels": pod_labels(spec),
+        },
         # JSON is YAML.
         "data": {".bootstrap.yaml": json.dumps(bootstrap_properties(spec), indent=2) + "\n"},
     }
@@ -190,8 +200,11 @@ def headless_service(spec: RedpandaKubeSpec) -> dict[str, Any]:
     return {
         "apiVersion": "v1",
         "kind": "Service",
-        "metadata": {"name": spec.service_name, "namespace": spec.namespace,
-                     "labels": pod_labels(spec)},
+        "metadata": {
+            "name": spec.service_name,
+            "namespace": spec.namespace,
+            "labels": pod_labels(spec),
+        },
         "spec": {
             "clusterIP": "None",
             "publishNotReadyAddresses": True,
@@ -229,8 +242,15 @@ def statefulset(spec: RedpandaKubeSpec) -> dict[str, Any]:
             "failureThreshold": 3,
         },
     }
-    return broker_statefulset(spec, labels, container, volumes, claims, fs_group=REDPANDA_GID,
-                              annotations=SCRAPE_ANNOTATIONS)
+    return broker_statefulset(
+        spec,
+        labels,
+        container,
+        volumes,
+        claims,
+        fs_group=REDPANDA_GID,
+        annotations=SCRAPE_ANNOTATIONS,
+    )
 
 
 def manifests(spec: RedpandaKubeSpec) -> list[dict[str, Any]]:

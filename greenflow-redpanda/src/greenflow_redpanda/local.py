@@ -119,10 +119,12 @@ class LocalRedpandaSpec:
             raise ValueError(msg)
         per_shard = self.memory_mib // self.cores
         if per_shard < MIN_SHARD_MEMORY_MIB and not self.developer_mode:
-            msg = (f"Redpanda would get {self.memory_mib} MiB for {self.cores} core(s), "
-                   f"{per_shard} MiB per core; it refuses to start with less than "
-                   f"{MIN_SHARD_MEMORY_MIB} MiB per core unless developer_mode = true (raise "
-                   "`memory` or lower `cores`)")
+            msg = (
+                f"Redpanda would get {self.memory_mib} MiB for {self.cores} core(s), "
+                f"{per_shard} MiB per core; it refuses to start with less than "
+                f"{MIN_SHARD_MEMORY_MIB} MiB per core unless developer_mode = true (raise "
+                "`memory` or lower `cores`)"
+            )
             raise ValueError(msg)
         if "write_caching_default" in self.overrides:
             msg = "overrides: set write caching with `write_caching`, not write_caching_default"
@@ -134,19 +136,26 @@ def cluster_properties(write_caching: bool, overrides: Mapping[str, Any]) -> dic
     return {"write_caching_default": "true" if write_caching else "false", **dict(overrides)}
 
 
-def plan_nodes(brokers: int, host: str, work_dir: Path, log_dir: Path
-               ) -> tuple[RedpandaNode, ...]:
+def plan_nodes(brokers: int, host: str, work_dir: Path, log_dir: Path) -> tuple[RedpandaNode, ...]:
     """``brokers`` nodes ``broker-<i>`` with node ids ``i`` and three free ports each."""
     ports = iter(free_ports(host, 3 * brokers))
     return tuple(
-        RedpandaNode(name=f"broker-{i}", node_id=i, kafka_port=next(ports),
-                     rpc_port=next(ports), admin_port=next(ports),
-                     dir=work_dir / f"broker-{i}", log_path=log_dir / f"broker-{i}.log")
-        for i in range(brokers))
+        RedpandaNode(
+            name=f"broker-{i}",
+            node_id=i,
+            kafka_port=next(ports),
+            rpc_port=next(ports),
+            admin_port=next(ports),
+            dir=work_dir / f"broker-{i}",
+            log_path=log_dir / f"broker-{i}.log",
+        )
+        for i in range(brokers)
+    )
 
 
-def node_config(node: RedpandaNode, nodes: Sequence[RedpandaNode], host: str, *,
-                developer_mode: bool = False) -> dict[str, Any]:
+def node_config(
+    node: RedpandaNode, nodes: Sequence[RedpandaNode], host: str, *, developer_mode: bool = False
+) -> dict[str, Any]:
     """The ``redpanda.yaml`` of ``node`` as a mapping."""
     return {
         "redpanda": {
@@ -158,8 +167,7 @@ def node_config(node: RedpandaNode, nodes: Sequence[RedpandaNode], host: str, *,
             "rpc_server": {"address": host, "port": node.rpc_port},
             "advertised_rpc_api": {"address": host, "port": node.rpc_port},
             "kafka_api": [{"name": LISTENER, "address": host, "port": node.kafka_port}],
-            "advertised_kafka_api": [
-                {"name": LISTENER, "address": host, "port": node.kafka_port}],
+            "advertised_kafka_api": [{"name": LISTENER, "address": host, "port": node.kafka_port}],
             "admin": [{"address": host, "port": node.admin_port}],
         },
     }
@@ -169,7 +177,8 @@ def command(spec: LocalRedpandaSpec, node: RedpandaNode) -> list[str]:
     """The argv that starts ``node``."""
     cmd = [
         spec.binary,
-        "--redpanda-cfg", str(node.config_path),
+        "--redpanda-cfg",
+        str(node.config_path),
         f"--smp={spec.cores}",
         f"--memory={spec.memory_mib}M",
         "--reserve-memory=0M",
@@ -217,7 +226,7 @@ def _yaml_lines(value: Any, indent: int) -> list[str]:
     for item in value:
         if isinstance(item, Mapping | list | tuple) and item:
             nested = _yaml_lines(item, indent + 2)
-            out.append(f"{pad}- {nested[0][indent + 2:]}")
+            out.append(f"{pad}- {nested[0][indent + 2 :]}")
             out += nested[1:]
         else:
             out.append(f"{pad}- {_scalar(item)}")
@@ -254,18 +263,26 @@ class LocalRedpandaCluster:
             # A leftover of a crashed run would be an old cluster's data.
             shutil.rmtree(node.dir, ignore_errors=True)
             node.data_dir.mkdir(parents=True)
-            node.config_path.write_text(to_yaml(
-                node_config(node, self.nodes, self.spec.host,
-                            developer_mode=self.spec.developer_mode),
-                f"Written by greenflow_redpanda.local for {node.name}; regenerated on every "
-                "start."))
-            node.bootstrap_path.write_text(to_yaml(
-                properties, "Cluster properties, read once when the cluster forms."))
+            node.config_path.write_text(
+                to_yaml(
+                    node_config(
+                        node, self.nodes, self.spec.host, developer_mode=self.spec.developer_mode
+                    ),
+                    f"Written by greenflow_redpanda.local for {node.name}; regenerated on every "
+                    "start.",
+                )
+            )
+            node.bootstrap_path.write_text(
+                to_yaml(properties, "Cluster properties, read once when the cluster forms.")
+            )
             node.log_path.unlink(missing_ok=True)
         for node in self.nodes:
             self._spawn(node)
-        log.info("redpanda.cluster.started brokers=%d bootstrap=%s", self.spec.brokers,
-                 self.bootstrap_servers)
+        log.info(
+            "redpanda.cluster.started brokers=%d bootstrap=%s",
+            self.spec.brokers,
+            self.bootstrap_servers,
+        )
 
     def wait_ready(self, timeout_s: float = 120.0) -> None:
         """Poll each broker's ``/v1/status/ready``, then the Kafka metadata, until every broker
@@ -287,13 +304,20 @@ class LocalRedpandaCluster:
                 if ok:
                     pending.remove(node)
             if pending and time.monotonic() >= deadline:
-                self._timeout(timeout_s, pending[0], f"{READY_PATH} of {pending[0].name}",
-                              last[pending[0].name])
+                self._timeout(
+                    timeout_s,
+                    pending[0],
+                    f"{READY_PATH} of {pending[0].name}",
+                    last[pending[0].name],
+                )
             if pending:
                 time.sleep(0.2)  # poll interval, not a wait for readiness
         self._wait_metadata(deadline, timeout_s)
-        log.info("redpanda.cluster.ready brokers=%d bootstrap=%s", self.spec.brokers,
-                 self.bootstrap_servers)
+        log.info(
+            "redpanda.cluster.ready brokers=%d bootstrap=%s",
+            self.spec.brokers,
+            self.bootstrap_servers,
+        )
 
     def _wait_metadata(self, deadline: float, timeout_s: float) -> None:
         from confluent_kafka import KafkaException
@@ -302,17 +326,21 @@ class LocalRedpandaCluster:
 
         expected = {n.node_id for n in self.nodes}
         errors: list[str] = []
-        conf: dict[str, Any] = {"log_level": 0, "error_cb": lambda err: errors.append(str(err)),
-                                "socket.connection.setup.timeout.ms": 2000,
-                                "reconnect.backoff.max.ms": 500}
+        conf: dict[str, Any] = {
+            "log_level": 0,
+            "error_cb": lambda err: errors.append(str(err)),
+            "socket.connection.setup.timeout.ms": 2000,
+            "reconnect.backoff.max.ms": 500,
+        }
         seen = "no answer yet"
         with AdminSession(self.bootstrap_servers, conf) as session:
             while True:
                 self._check_alive("every broker in the Kafka metadata", {"metadata": seen})
                 remaining = deadline - time.monotonic()
                 try:
-                    brokers = set(session.client.list_topics(
-                        timeout=max(0.5, min(2.0, remaining))).brokers)
+                    brokers = set(
+                        session.client.list_topics(timeout=max(0.5, min(2.0, remaining))).brokers
+                    )
                     seen = f"brokers {sorted(brokers)}"
                     if expected <= brokers:
                         return
@@ -323,9 +351,13 @@ class LocalRedpandaCluster:
                     seen = f"{seen}; client error: {errors[-1]}"
                     errors.clear()
                 if time.monotonic() >= deadline:
-                    self._timeout(timeout_s, self.nodes[0],
-                                  f"brokers {sorted(expected)} in the Kafka metadata from "
-                                  f"{self.bootstrap_servers}", seen)
+                    self._timeout(
+                        timeout_s,
+                        self.nodes[0],
+                        f"brokers {sorted(expected)} in the Kafka metadata from "
+                        f"{self.bootstrap_servers}",
+                        seen,
+                    )
                 time.sleep(0.2)
 
     def stop(self, timeout_s: float = 20.0, *, keep_data: bool = False) -> dict[str, int | None]:
@@ -374,9 +406,14 @@ class LocalRedpandaCluster:
         broker, labelled ``process`` plus ``labels``."""
         host = f"[{self.spec.host}]" if ":" in self.spec.host else self.spec.host
         return [
-            {"targets": [f"{host}:{n.admin_port}"],
-             "labels": {**dict(labels or {}), "process": n.name,
-                        "__metrics_path__": PUBLIC_METRICS_PATH}}
+            {
+                "targets": [f"{host}:{n.admin_port}"],
+                "labels": {
+                    **dict(labels or {}),
+                    "process": n.name,
+                    "__metrics_path__": PUBLIC_METRICS_PATH,
+                },
+            }
             for n in self.nodes
         ]
 
@@ -391,8 +428,9 @@ class LocalRedpandaCluster:
         """Brokers that exited (name → exit code, negative for a signal) while they should run."""
         if self._stopped:
             return {}
-        return {name: code for name, proc in self._procs.items()
-                if (code := proc.poll()) is not None}
+        return {
+            name: code for name, proc in self._procs.items() if (code := proc.poll()) is not None
+        }
 
     def health(self) -> str | None:
         dead = self.dead_processes()
@@ -400,7 +438,9 @@ class LocalRedpandaCluster:
             return None
         return "; ".join(
             f"Redpanda {name} (pid {self._procs[name].pid}) exited with code {code}, log "
-            f"{self._node(name).log_path}" for name, code in dead.items())
+            f"{self._node(name).log_path}"
+            for name, code in dead.items()
+        )
 
     def state(self) -> dict[str, Any]:
         """JSON record for ``greenflow down`` after a crash: processes as ``[pid, create_time]``
@@ -409,8 +449,9 @@ class LocalRedpandaCluster:
 
         return {
             "local": True,
-            "processes": {name: entry for name, pid in self.processes().items()
-                          for entry in identify([pid])},
+            "processes": {
+                name: entry for name, pid in self.processes().items() for entry in identify([pid])
+            },
             "data_dirs": [str(n.data_dir) for n in self.nodes],
             "bootstrap_servers": self.bootstrap_servers,
             "log_dir": str(self.log_dir),
@@ -428,22 +469,24 @@ class LocalRedpandaCluster:
         name, code = next(iter(dead.items()))
         node = self._node(name)
         seen = "; ".join(f"{k}: {v}" for k, v in last.items())
-        msg = (f"Redpanda {name} exited with code {code} while waiting for {what}; last seen: "
-               f"{seen}\n{tail_block(node.log_path)}")
+        msg = (
+            f"Redpanda {name} exited with code {code} while waiting for {what}; last seen: "
+            f"{seen}\n{tail_block(node.log_path)}"
+        )
         raise ServiceError(msg)
 
-    def _timeout(self, timeout_s: float, node: RedpandaNode, what: str, seen: str
-                 ) -> NoReturn:
-        msg = (f"timed out after {timeout_s:g}s waiting for {what}; last seen: {seen}; logs in "
-               f"{self.log_dir}\n{tail_block(node.log_path)}")
+    def _timeout(self, timeout_s: float, node: RedpandaNode, what: str, seen: str) -> NoReturn:
+        msg = (
+            f"timed out after {timeout_s:g}s waiting for {what}; last seen: {seen}; logs in "
+            f"{self.log_dir}\n{tail_block(node.log_path)}"
+        )
         raise ReadinessTimeout(msg)
 
     def _spawn(self, node: RedpandaNode) -> None:
         cmd = command(self.spec, node)
         with node.log_path.open("ab") as out:
             self._procs[node.name] = _popen(cmd, out, cwd=node.dir)
-        log.info("redpanda.process.started name=%s pid=%d", node.name,
-                 self._procs[node.name].pid)
+        log.info("redpanda.process.started name=%s pid=%d", node.name, self._procs[node.name].pid)
 
 
 def admin_ready(host: str, port: int, timeout_s: float = 1.0) -> tuple[bool, str]:
@@ -466,8 +509,14 @@ def admin_ready(host: str, port: int, timeout_s: float = 1.0) -> tuple[bool, str
 def binary_version(binary: str) -> str:
     """What ``redpanda --version`` prints (first line), or why it could not be read."""
     try:
-        proc = subprocess.run([binary, "--version"], capture_output=True, text=True,
-                              timeout=30, check=False, stdin=subprocess.DEVNULL)
+        proc = subprocess.run(
+            [binary, "--version"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+            stdin=subprocess.DEVNULL,
+        )
     except (OSError, subprocess.TimeoutExpired) as exc:
         return f"unknown ({exc})"
     lines = (proc.stdout or proc.stderr).strip().splitlines()
@@ -502,8 +551,10 @@ def recorded_alive(state: Mapping[str, Any]) -> list[str]:
     for name, (pid, created) in dict(state.get("processes") or {}).items():
         try:
             proc = psutil.Process(int(pid))
-            if abs(proc.create_time() - float(created)) <= 0.01 and \
-                    proc.status() != psutil.STATUS_ZOMBIE:
+            if (
+                abs(proc.create_time() - float(created)) <= 0.01
+                and proc.status() != psutil.STATUS_ZOMBIE
+            ):
                 alive.append(name)
         except (psutil.NoSuchProcess, psutil.AccessDenied):
             continue

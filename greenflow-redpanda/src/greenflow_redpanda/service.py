@@ -32,8 +32,9 @@ if TYPE_CHECKING:
 #: The image tag used when the plan names none.
 DEFAULT_REDPANDA_VERSION = "v26.1.14"
 #: Where Redpanda's Linux packages (Debian/Ubuntu, Fedora/RHEL) are explained.
-INSTALL_HINT = ("https://docs.redpanda.com/current/deploy/redpanda/manual/production/"
-                "production-deployment/")
+INSTALL_HINT = (
+    "https://docs.redpanda.com/current/deploy/redpanda/manual/production/production-deployment/"
+)
 
 
 def _memory(_inst: Any, attribute: attrs.Attribute[Any], value: str) -> None:
@@ -92,7 +93,8 @@ class RedpandaService(Service):
 
     Config: ClassVar[type] = RedpandaConfig
     requires: ClassVar[frozenset[Capability]] = frozenset(
-        {Capability.LOCAL_PROCESSES, Capability.KUBERNETES})
+        {Capability.LOCAL_PROCESSES, Capability.KUBERNETES}
+    )
     config: RedpandaConfig
 
     @classmethod
@@ -127,7 +129,8 @@ class RedpandaService(Service):
     def check_platform(cls, config: Any, platform: Platform) -> str | None:
         # `greenflow validate` says it before a run starts; deploy checks it again.
         if Capability.KUBERNETES not in type(platform).capabilities and not shutil.which(
-                "redpanda"):
+            "redpanda"
+        ):
             return local_unavailable("redpanda")
         return None
 
@@ -147,18 +150,27 @@ class RedpandaService(Service):
 
         c = self.config
         if c.developer_mode:
-            msg = (f"service {self.name!r}: developer_mode is for local processes; on "
-                   "Kubernetes rpk turns it into --mode dev-container, which bypasses fsync "
-                   "and changes what is measured. Remove it from the plan")
+            msg = (
+                f"service {self.name!r}: developer_mode is for local processes; on "
+                "Kubernetes rpk turns it into --mode dev-container, which bypasses fsync "
+                "and changes what is measured. Remove it from the plan"
+            )
             raise ServiceError(msg)
         kube = session_of(platform, who=f"service {self.name!r} (redpanda)")
         check_broker_nodes(inventory, c.brokers, self.name)
         try:
             spec = RedpandaKubeSpec(
-                name=dns_label(self.name), namespace=kube.namespace, version=c.version,
-                brokers=c.brokers, cores=c.cores, memory=c.memory,
-                write_caching=c.write_caching, overprovisioned=c.overprovisioned,
-                storage=c.storage, storage_size=c.storage_size, image=c.image,
+                name=dns_label(self.name),
+                namespace=kube.namespace,
+                version=c.version,
+                brokers=c.brokers,
+                cores=c.cores,
+                memory=c.memory,
+                write_caching=c.write_caching,
+                overprovisioned=c.overprovisioned,
+                storage=c.storage,
+                storage_size=c.storage_size,
+                image=c.image,
                 overrides=dict(c.overrides),
                 labels={**kube.labels, **kube.service_labels(self.name)},
                 node_selector=kube.node_selector(BROKER_ROLE),
@@ -168,9 +180,18 @@ class RedpandaService(Service):
             msg = f"service {self.name!r} cannot run on Kubernetes as configured: {exc}"
             raise ServiceError(msg) from None
         self._spec = spec
-        self._kube = deploy_statefulset(BrokerStatefulSet(
-            kube, self.name, spec.name, spec.brokers, manifests(spec), spec.bootstrap,
-            kube.service_labels(self.name)), ctx)
+        self._kube = deploy_statefulset(
+            BrokerStatefulSet(
+                kube,
+                self.name,
+                spec.name,
+                spec.brokers,
+                manifests(spec),
+                spec.bootstrap,
+                kube.service_labels(self.name),
+            ),
+            ctx,
+        )
 
     def _deploy_local(self, inventory: Inventory, ctx: DeployContext) -> None:
         from greenflow_redpanda.kube import seastar_memory_mib
@@ -185,16 +206,21 @@ class RedpandaService(Service):
         c = self.config
         try:
             spec = LocalRedpandaSpec(
-                binary=binary, host=brokers[0].address, brokers=c.brokers, cores=c.cores,
-                memory_mib=seastar_memory_mib(c.memory), overprovisioned=c.overprovisioned,
-                developer_mode=c.developer_mode, write_caching=c.write_caching,
-                overrides=dict(c.overrides))
+                binary=binary,
+                host=brokers[0].address,
+                brokers=c.brokers,
+                cores=c.cores,
+                memory_mib=seastar_memory_mib(c.memory),
+                overprovisioned=c.overprovisioned,
+                developer_mode=c.developer_mode,
+                write_caching=c.write_caching,
+                overrides=dict(c.overrides),
+            )
         except ValueError as exc:
             msg = f"service {self.name!r} cannot run Redpanda locally as configured: {exc}"
             raise ServiceError(msg) from None
         self._version = binary_version(binary)
-        self._local = LocalRedpandaCluster(spec, ctx.work_dir / self.name,
-                                           ctx.log_dir / self.name)
+        self._local = LocalRedpandaCluster(spec, ctx.work_dir / self.name, ctx.log_dir / self.name)
         try:
             self._local.start()
         finally:
@@ -203,8 +229,9 @@ class RedpandaService(Service):
         # For a Prometheus the user runs (`file_sd_configs: [{files: [<this path>]}]`), as the
         # kafka service writes one for its JMX exporters: Redpanda serves its metrics itself.
         self._targets_file = ctx.work_dir / self.name / PROMETHEUS_TARGETS_FILE
-        write_targets_file(self._targets_file,
-                           self._local.prometheus_targets({"service": self.name}))
+        write_targets_file(
+            self._targets_file, self._local.prometheus_targets({"service": self.name})
+        )
 
     def wait_ready(self, timeout_s: float) -> None:
         if self._attached is not None:
@@ -213,8 +240,9 @@ class RedpandaService(Service):
             self._local.wait_ready(timeout_s)
             return
         self._require().wait_ready(
-            timeout_s, f"{self.config.brokers} Redpanda broker(s) of service {self.name!r} "
-            "to be ready")
+            timeout_s,
+            f"{self.config.brokers} Redpanda broker(s) of service {self.name!r} to be ready",
+        )
 
     def endpoints(self) -> Mapping[str, str]:
         if self._attached is not None:
@@ -259,26 +287,43 @@ class RedpandaService(Service):
 
     def describe(self) -> Mapping[str, Any]:
         c = self.config
-        facts: dict[str, Any] = {"version": c.version, "brokers": c.brokers, "cores": c.cores,
-                                 "memory": c.memory, "write_caching": c.write_caching,
-                                 "overprovisioned": c.overprovisioned}
+        facts: dict[str, Any] = {
+            "version": c.version,
+            "brokers": c.brokers,
+            "cores": c.cores,
+            "memory": c.memory,
+            "write_caching": c.write_caching,
+            "overprovisioned": c.overprovisioned,
+        }
         if self._local is not None:
             spec = self._local.spec
             # `version` is what the binary reports: the image tag means nothing here.
-            facts.update(platform="local", binary=spec.binary, version=self._version,
-                         seastar_memory_mib=spec.memory_mib, developer_mode=spec.developer_mode,
-                         bootstrap=self._local.bootstrap_servers)
+            facts.update(
+                platform="local",
+                binary=spec.binary,
+                version=self._version,
+                seastar_memory_mib=spec.memory_mib,
+                developer_mode=spec.developer_mode,
+                bootstrap=self._local.bootstrap_servers,
+            )
             if self._targets_file is not None:
-                facts["metrics"] = {"path": PUBLIC_METRICS_PATH,
-                                    "prometheus_file_sd": str(self._targets_file)}
+                facts["metrics"] = {
+                    "path": PUBLIC_METRICS_PATH,
+                    "prometheus_file_sd": str(self._targets_file),
+                }
             return facts
         facts.update(storage=c.storage, storage_size=c.storage_size, tools_image=self.tools_image)
         if self._kube is not None:
-            facts.update(platform="kubernetes", namespace=self._kube.session.namespace,
-                         statefulset=self._kube.name, bootstrap=self._kube.bootstrap)
+            facts.update(
+                platform="kubernetes",
+                namespace=self._kube.session.namespace,
+                statefulset=self._kube.name,
+                bootstrap=self._kube.bootstrap,
+            )
         if self._spec is not None:
-            facts.update(image=self._spec.image_ref,
-                         seastar_memory_mib=self._spec.seastar_memory_mib)
+            facts.update(
+                image=self._spec.image_ref, seastar_memory_mib=self._spec.seastar_memory_mib
+            )
         return facts
 
     @classmethod
@@ -320,10 +365,12 @@ class RedpandaService(Service):
 
 def local_unavailable(name: str) -> str:
     """Why service ``name`` cannot run on a platform without Kubernetes: no binary on PATH."""
-    return (f"service {name!r} (redpanda) needs a `redpanda` binary on PATH to run on this "
-            f"platform, and there is none; install the `redpanda` package (linux.pkg.redpanda.com, "
-            f"see {INSTALL_HINT}) and put the directory holding `redpanda` on PATH, or run the "
-            "plan on a [platform] type = \"kubernetes\"")
+    return (
+        f"service {name!r} (redpanda) needs a `redpanda` binary on PATH to run on this "
+        f"platform, and there is none; install the `redpanda` package (linux.pkg.redpanda.com, "
+        f"see {INSTALL_HINT}) and put the directory holding `redpanda` on PATH, or run the "
+        'plan on a [platform] type = "kubernetes"'
+    )
 
 
 __all__ = ["DEFAULT_REDPANDA_VERSION", "RedpandaConfig", "RedpandaService", "local_unavailable"]

@@ -31,8 +31,9 @@ def kafka_distribution() -> KafkaDistribution:
 
 
 @pytest.fixture
-def fake_redpanda(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                  kafka_distribution: KafkaDistribution) -> Path:
+def fake_redpanda(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kafka_distribution: KafkaDistribution
+) -> Path:
     """A ``redpanda`` on PATH that runs the simulated binary with this interpreter (which has
     PyYAML and greenflow_kafka); returns its directory."""
     bin_dir = tmp_path / "bin"

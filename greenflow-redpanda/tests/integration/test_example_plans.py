@@ -27,8 +27,9 @@ def test_the_examples_are_there() -> None:
 
 
 @pytest.mark.parametrize("plan", PLANS, ids=[p.stem for p in PLANS])
-def test_example_plan_validates(plan: Path, monkeypatch: pytest.MonkeyPatch,
-                                tmp_path: Path) -> None:
+def test_example_plan_validates(
+    plan: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     """``greenflow validate examples/<plan>`` says ok and how many runs the plan makes."""
     monkeypatch.setenv("KUBECONFIG", str(tmp_path / "no-such-kubeconfig"))
     monkeypatch.setenv("HOME", str(tmp_path))

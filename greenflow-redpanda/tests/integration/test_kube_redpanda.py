@@ -33,7 +33,8 @@ from greenflow_kafka.workload import KafkaIngestConfig, KafkaIngestWorkload
 from greenflow_redpanda.service import RedpandaConfig, RedpandaService
 
 pytest.importorskip(
-    "kubernetes", reason='the kubernetes client is not installed: pip install "kubernetes>=30,<38"')
+    "kubernetes", reason='the kubernetes client is not installed: pip install "kubernetes>=30,<38"'
+)
 
 NAMESPACE = "gf-redpanda-it"
 
@@ -48,8 +49,9 @@ def test_manifests_are_accepted_placed_and_idempotent(cluster: KubeCluster, tmp_
     """The ConfigMap, headless Service and StatefulSet pass validation; brokers go one per
     broker node with whole cores and memory as requests = limits; re-applying changes
     nothing; removal leaves nothing."""
-    svc = _deploy(cluster, tmp_path, brokers=2, cores=2, memory="4Gi", write_caching=True,
-                  storage="fast-ssd")
+    svc = _deploy(
+        cluster, tmp_path, brokers=2, cores=2, memory="4Gi", write_caching=True, storage="fast-ssd"
+    )
     try:
         sts = cluster.session.get("StatefulSet", "redpanda")
         assert sts is not None
@@ -57,11 +59,15 @@ def test_manifests_are_accepted_placed_and_idempotent(cluster: KubeCluster, tmp_
         assert pod["nodeSelector"] == {"node.kubernetes.io/broker": "true"}
         assert pod["tolerations"] == [{"key": "node.kubernetes.io/broker", "operator": "Exists"}]
         (term,) = pod["affinity"]["podAntiAffinity"][
-            "requiredDuringSchedulingIgnoredDuringExecution"]
+            "requiredDuringSchedulingIgnoredDuringExecution"
+        ]
         assert term["topologyKey"] == "kubernetes.io/hostname"
         (container,) = pod["containers"]
-        assert container["resources"]["requests"] == container["resources"]["limits"] == {
-            "cpu": "2", "memory": "4Gi"}
+        assert (
+            container["resources"]["requests"]
+            == container["resources"]["limits"]
+            == {"cpu": "2", "memory": "4Gi"}
+        )
         assert "--smp=2" in container["command"][2]
         cm = cluster.session.get("ConfigMap", "redpanda-bootstrap")
         assert cm is not None and '"write_caching_default": "true"' in cm["data"][".bootstrap.yaml"]
@@ -73,7 +79,8 @@ def test_manifests_are_accepted_placed_and_idempotent(cluster: KubeCluster, tmp_
         assert again is not None and again["metadata"]["resourceVersion"] == version
         assert svc.endpoints()["bootstrap"] == (
             f"redpanda-0.redpanda-headless.{NAMESPACE}.svc:9092,"
-            f"redpanda-1.redpanda-headless.{NAMESPACE}.svc:9092")
+            f"redpanda-1.redpanda-headless.{NAMESPACE}.svc:9092"
+        )
     finally:
         svc.remove()
     assert cluster.session.get("ConfigMap", "redpanda-bootstrap") is None
@@ -112,22 +119,41 @@ def test_kafka_ingest_targets_redpanda_unchanged(
     monkeypatch.setattr(kube_ingest, "START_TIMEOUT_S", 2.0)
     svc = _deploy(cluster, tmp_path, brokers=1)
     set_statefulset_ready(cluster.api, NAMESPACE, "redpanda", 1)
-    workload = KafkaIngestWorkload(KafkaIngestConfig(
-        load=500, producers=1, target="redpanda", warmup=Duration(1), duration=Duration(2)))
+    workload = KafkaIngestWorkload(
+        KafkaIngestConfig(
+            load=500, producers=1, target="redpanda", warmup=Duration(1), duration=Duration(2)
+        )
+    )
     assert workload.validate({"redpanda": svc.config}) is None
-    ctx = make_run_context(tmp_path / "run", inventory=cluster.inventory, services={"redpanda": svc}, run_id="00000000000000aa")
+    ctx = make_run_context(
+        tmp_path / "run",
+        inventory=cluster.inventory,
+        services={"redpanda": svc},
+        run_id="00000000000000aa",
+    )
     assert svc._kube is not None
     scripted = ScriptedLogs(svc._kube.session)
     svc._kube.session = scripted
 
     def unschedulable(_pod: Any) -> dict[str, Any]:
-        return {"phase": "Pending", "conditions": [{
-            "type": "PodScheduled", "status": "False", "reason": "Unschedulable",
-            "message": "0/3 nodes are available: 3 Insufficient memory."}]}
+        return {
+            "phase": "Pending",
+            "conditions": [
+                {
+                    "type": "PodScheduled",
+                    "status": "False",
+                    "reason": "Unschedulable",
+                    "message": "0/3 nodes are available: 3 Insufficient memory.",
+                }
+            ],
+        }
 
-    outcome = by_component(topic_create=succeeded, topic_delete=succeeded,
-                           offsets_warmup=empty_topic_read(scripted, "greenflow-00000000000000aa"),
-                           producer=unschedulable)
+    outcome = by_component(
+        topic_create=succeeded,
+        topic_delete=succeeded,
+        offsets_warmup=empty_topic_read(scripted, "greenflow-00000000000000aa"),
+        producer=unschedulable,
+    )
     try:
         with JobController(cluster.api, NAMESPACE, outcome) as jobs:
             workload.prepare(ctx)

@@ -64,8 +64,9 @@ def deploy(tmp_path: Path) -> Iterator[Callable[..., tuple[RedpandaService, list
         svc = RedpandaService("redpanda", RedpandaConfig(**config))
         made.append(svc)
         ctx = make_deploy_context(tmp_path / "ctx", record_state=states.append)
-        svc.deploy(LocalPlatform(LocalConfig()),
-                   Inventory([Host("here", "127.0.0.1", ["broker"])]), ctx)
+        svc.deploy(
+            LocalPlatform(LocalConfig()), Inventory([Host("here", "127.0.0.1", ["broker"])]), ctx
+        )
         return svc, states
 
     yield run
@@ -97,18 +98,24 @@ def test_two_brokers_start_get_ready_and_stop_leaving_nothing(
     config = yaml.safe_load((work / "broker-1" / "redpanda.yaml").read_text())
     assert config["redpanda"]["node_id"] == 1
     assert yaml.safe_load((work / "broker-1" / ".bootstrap.yaml").read_text()) == {
-        "write_caching_default": "true"}
+        "write_caching_default": "true"
+    }
     facts = svc.describe()
     assert facts["platform"] == "local" and "fake" in facts["version"]
     assert svc.health() is None
     # Each broker's own /public_metrics, for a Prometheus the user points at this file.
     targets = json.loads(Path(facts["metrics"]["prometheus_file_sd"]).read_text())
-    admin_ports = [yaml.safe_load((work / f"broker-{i}" / "redpanda.yaml").read_text())
-                   ["redpanda"]["admin"][0]["port"] for i in (0, 1)]
+    admin_ports = [
+        yaml.safe_load((work / f"broker-{i}" / "redpanda.yaml").read_text())["redpanda"]["admin"][
+            0
+        ]["port"]
+        for i in (0, 1)
+    ]
     assert [t["targets"] for t in targets] == [[f"127.0.0.1:{p}"] for p in admin_ports]
     assert [t["labels"] for t in targets] == [
         {"service": "redpanda", "process": f"broker-{i}", "__metrics_path__": "/public_metrics"}
-        for i in (0, 1)]
+        for i in (0, 1)
+    ]
 
     svc.remove()
     assert not wait_gone(tmp_path)
@@ -170,8 +177,9 @@ def test_a_broker_that_ignores_sigterm_is_killed_at_the_deadline(
     monkeypatch.setenv("GREENFLOW_FAKE_REDPANDA_IGNORE_TERM", "1")
     binary = shutil.which("redpanda")
     assert binary == str(fake_redpanda / "redpanda")
-    cluster = LocalRedpandaCluster(LocalRedpandaSpec(binary=binary), tmp_path / "work",
-                                   tmp_path / "logs")
+    cluster = LocalRedpandaCluster(
+        LocalRedpandaSpec(binary=binary), tmp_path / "work", tmp_path / "logs"
+    )
     cluster.start()
     try:
         cluster.wait_ready(120)
@@ -215,10 +223,18 @@ min_achieved_ratio = 0.0
 """
 
 
-def _greenflow(root: Path, *args: str, env: dict[str, str] | None = None
-               ) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "greenflow", *args], cwd=root,
-                          capture_output=True, text=True, timeout=200, check=False, env=env)
+def _greenflow(
+    root: Path, *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "greenflow", *args],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=200,
+        check=False,
+        env=env,
+    )
 
 
 def _output(proc: subprocess.CompletedProcess[str]) -> str:
@@ -244,8 +260,11 @@ def test_greenflow_run_against_local_redpanda_stores_joules_per_message(
         metrics = store.metrics(run.run_id)
     assert run.status.value == "finished", (run.status, run.error)
     assert result is not None and result.unit == "message" and result.units > 0
-    per_message = [m for m in metrics
-                   if m.name == "energy_per_message_joules" and m.labels.get("scope") == "host"]
+    per_message = [
+        m
+        for m in metrics
+        if m.name == "energy_per_message_joules" and m.labels.get("scope") == "host"
+    ]
     assert per_message and all(m.value > 0 for m in per_message), [m.name for m in metrics]
     groups = {m.labels.get("group") for m in metrics if m.name == "energy_joules"}
     assert "service:redpanda" in groups, groups
@@ -255,8 +274,11 @@ def test_greenflow_run_against_local_redpanda_stores_joules_per_message(
 def test_greenflow_run_without_a_redpanda_binary_says_what_to_install(tmp_path: Path) -> None:
     """Without a redpanda on PATH, `greenflow run` of a local plan fails at deploy with the
     install hint, no traceback, and starts nothing."""
-    path = os.pathsep.join(d for d in os.environ.get("PATH", "").split(os.pathsep)
-                           if d and not (Path(d) / "redpanda").exists())
+    path = os.pathsep.join(
+        d
+        for d in os.environ.get("PATH", "").split(os.pathsep)
+        if d and not (Path(d) / "redpanda").exists()
+    )
     plan = tmp_path / "plan.toml"
     plan.write_text(PLAN.format(output=tmp_path / "out", duration="3s"))
     proc = _greenflow(tmp_path, "run", str(plan), env={**os.environ, "PATH": path})
@@ -267,12 +289,14 @@ def test_greenflow_run_without_a_redpanda_binary_says_what_to_install(tmp_path: 
     assert not processes_under(tmp_path)
 
 
-def test_validate_says_what_to_install_before_any_run(tmp_path: Path, fake_redpanda: Path
-                                                       ) -> None:
+def test_validate_says_what_to_install_before_any_run(tmp_path: Path, fake_redpanda: Path) -> None:
     """`greenflow validate` of a local plan names the missing binary, the [[services]] table
     and the install hint (exit 1, no traceback); with the binary on PATH the plan is ok."""
-    without = os.pathsep.join(d for d in os.environ.get("PATH", "").split(os.pathsep)
-                              if d and not (Path(d) / "redpanda").exists())
+    without = os.pathsep.join(
+        d
+        for d in os.environ.get("PATH", "").split(os.pathsep)
+        if d and not (Path(d) / "redpanda").exists()
+    )
     plan = tmp_path / "plan.toml"
     plan.write_text(PLAN.format(output=tmp_path / "out", duration="3s"))
     refused = _greenflow(tmp_path, "validate", str(plan), env={**os.environ, "PATH": without})
@@ -281,8 +305,12 @@ def test_validate_says_what_to_install_before_any_run(tmp_path: Path, fake_redpa
     assert "plan.toml [services.0]: service 'redpanda'" in text, text
     assert "needs a `redpanda` binary on PATH" in text, text
     assert "linux.pkg.redpanda.com" in text and "Traceback" not in text
-    accepted = _greenflow(tmp_path, "validate", str(plan), env={
-        **os.environ, "PATH": os.pathsep.join([str(fake_redpanda), without])})
+    accepted = _greenflow(
+        tmp_path,
+        "validate",
+        str(plan),
+        env={**os.environ, "PATH": os.pathsep.join([str(fake_redpanda), without])},
+    )
     assert accepted.returncode == 0, _output(accepted)
     assert "ok" in accepted.stdout
 
@@ -296,8 +324,13 @@ def test_ctrl_c_during_measure_leaves_no_redpanda_process(
 
     plan = tmp_path / "plan.toml"
     plan.write_text(PLAN.format(output=tmp_path / "out", duration="30s"))
-    proc = subprocess.Popen([sys.executable, "-m", "greenflow", "run", str(plan)], cwd=tmp_path,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "greenflow", "run", str(plan)],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         deadline = time.monotonic() + 150
         measuring = False
@@ -305,8 +338,9 @@ def test_ctrl_c_during_measure_leaves_no_redpanda_process(
             if (tmp_path / "out" / "greenflow.sqlite").exists():
                 with Store.open(tmp_path / "out", create=False) as store:
                     runs = [r for e in store.experiments() for r in store.get_runs(e.id)]
-                measuring = any(r.phases and max(r.phases, key=lambda p: r.phases[p])
-                                == "measure" for r in runs)
+                measuring = any(
+                    r.phases and max(r.phases, key=lambda p: r.phases[p]) == "measure" for r in runs
+                )
             time.sleep(0.2)
         assert measuring, f"no run reached MEASURE (greenflow exit {proc.poll()})"
         assert processes_under(tmp_path / "out"), "no broker process while measuring"
@@ -323,9 +357,7 @@ def test_ctrl_c_during_measure_leaves_no_redpanda_process(
     assert not wait_gone(tmp_path, grace_s=5)
 
 
-def test_up_run_down_reuses_the_brokers_and_stops_them(
-    tmp_path: Path, fake_redpanda: Path
-) -> None:
+def test_up_run_down_reuses_the_brokers_and_stops_them(tmp_path: Path, fake_redpanda: Path) -> None:
     """`greenflow up` leaves the broker running, `greenflow run` loads that same broker (its
     pid unchanged), and `greenflow down` stops it and everything behind it."""
     from greenflow.store import Store
@@ -343,8 +375,10 @@ def test_up_run_down_reuses_the_brokers_and_stops_them(
             (exp,) = store.experiments()
             (row,) = store.get_runs(exp.id)
         assert row.status.value == "finished", (row.status, row.error)
-        assert sorted(p for p in processes_under(tmp_path / "out")
-                      if "redpanda-cfg" in p) == brokers_up
+        assert (
+            sorted(p for p in processes_under(tmp_path / "out") if "redpanda-cfg" in p)
+            == brokers_up
+        )
     finally:
         down = _greenflow(tmp_path, "down", str(plan))
     assert down.returncode == 0, _output(down)
@@ -361,8 +395,9 @@ def test_a_broker_that_never_answers_times_out_with_what_was_seen(tmp_path: Path
     binary = tmp_path / "redpanda"
     binary.write_text("#!/bin/sh\necho 'INFO starting the controller'\nexec sleep 600\n")
     binary.chmod(0o755)
-    cluster = LocalRedpandaCluster(LocalRedpandaSpec(binary=str(binary)), tmp_path / "work",
-                                   tmp_path / "logs")
+    cluster = LocalRedpandaCluster(
+        LocalRedpandaSpec(binary=str(binary)), tmp_path / "work", tmp_path / "logs"
+    )
     cluster.start()
     try:
         with pytest.raises(ReadinessTimeout) as err:

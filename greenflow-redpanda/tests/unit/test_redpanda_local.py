@@ -63,18 +63,33 @@ def test_node_config_is_redpanda_yaml_with_seed_driven_formation(tmp_path: Path)
     assert rp["developer_mode"] is False
     assert rp["empty_seed_starts_cluster"] is False
     assert rp["seed_servers"] == [
-        {"host": {"address": "127.0.0.1", "port": n.rpc_port}} for n in nodes]
-    assert rp["rpc_server"] == rp["advertised_rpc_api"] == {
-        "address": "127.0.0.1", "port": node.rpc_port}
-    assert rp["kafka_api"] == rp["advertised_kafka_api"] == [
-        {"name": "internal", "address": "127.0.0.1", "port": node.kafka_port}]
+        {"host": {"address": "127.0.0.1", "port": n.rpc_port}} for n in nodes
+    ]
+    assert (
+        rp["rpc_server"]
+        == rp["advertised_rpc_api"]
+        == {"address": "127.0.0.1", "port": node.rpc_port}
+    )
+    assert (
+        rp["kafka_api"]
+        == rp["advertised_kafka_api"]
+        == [{"name": "internal", "address": "127.0.0.1", "port": node.kafka_port}]
+    )
     assert rp["admin"] == [{"address": "127.0.0.1", "port": node.admin_port}]
 
 
 def test_yaml_quotes_strings_that_yaml_would_read_otherwise() -> None:
     """Strings that look like booleans, numbers or carry YAML syntax stay strings."""
-    value = {"a": "true", "b": "0123", "c": "x: y # z", "d": 'q"uote', "e": [], "f": {},
-             "g": [1, [2, 3]], "h": None}
+    value = {
+        "a": "true",
+        "b": "0123",
+        "c": "x: y # z",
+        "d": 'q"uote',
+        "e": [],
+        "f": {},
+        "g": [1, [2, 3]],
+        "h": None,
+    }
     assert yaml.safe_load(to_yaml(value)) == value
 
 
@@ -87,9 +102,16 @@ def test_cluster_properties_set_write_caching_and_overrides(tmp_path: Path) -> N
     assert cluster_properties(False, {}) == {"write_caching_default": "false"}
     from greenflow_redpanda.kube import RedpandaKubeSpec
 
-    kube = RedpandaKubeSpec(name="r", namespace="n", version="v", brokers=1, cores=1,
-                            memory="2Gi", write_caching=True,
-                            overrides={"log_segment_size": "134217728"})
+    kube = RedpandaKubeSpec(
+        name="r",
+        namespace="n",
+        version="v",
+        brokers=1,
+        cores=1,
+        memory="2Gi",
+        write_caching=True,
+        overrides={"log_segment_size": "134217728"},
+    )
     assert bootstrap_properties(kube) == props
 
 
@@ -100,9 +122,14 @@ def test_command_is_the_binary_with_its_config_and_seastar_flags(tmp_path: Path)
     spec = LocalRedpandaSpec(binary="/opt/rp/redpanda", cores=2, memory_mib=4096)
     cmd = command(spec, node)
     assert cmd[:3] == ["/opt/rp/redpanda", "--redpanda-cfg", str(node.config_path)]
-    assert cmd[3:] == ["--smp=2", "--memory=4096M", "--reserve-memory=0M",
-                       "--unsafe-bypass-fsync=false", "--default-log-level=info",
-                       "--overprovisioned"]
+    assert cmd[3:] == [
+        "--smp=2",
+        "--memory=4096M",
+        "--reserve-memory=0M",
+        "--unsafe-bypass-fsync=false",
+        "--default-log-level=info",
+        "--overprovisioned",
+    ]
     lean = command(LocalRedpandaSpec(binary="rp", overprovisioned=False), node)
     assert "--overprovisioned" not in lean
     assert not any(a.startswith(("--check", "--seeds", "--kafka-addr", "--mode")) for a in cmd)
@@ -119,8 +146,11 @@ def test_less_than_a_gib_per_core_needs_developer_mode() -> None:
 
 
 def _local_deploy(svc: RedpandaService, root: Path) -> None:
-    svc.deploy(LocalPlatform(LocalConfig()), Inventory([Host("here", "127.0.0.1", ["broker"])]),
-               make_deploy_context(root))
+    svc.deploy(
+        LocalPlatform(LocalConfig()),
+        Inventory([Host("here", "127.0.0.1", ["broker"])]),
+        make_deploy_context(root),
+    )
 
 
 def test_local_platform_without_binary_says_what_to_install(
@@ -180,8 +210,12 @@ def test_recorded_state_of_dead_processes_is_not_attached(tmp_path: Path) -> Non
     proc.wait()
     import psutil
 
-    state = {"local": True, "processes": {"broker-0": [proc.pid, 1.0]},
-             "data_dirs": [str(data)], "bootstrap_servers": "127.0.0.1:1"}
+    state = {
+        "local": True,
+        "processes": {"broker-0": [proc.pid, 1.0]},
+        "data_dirs": [str(data)],
+        "bootstrap_servers": "127.0.0.1:1",
+    }
     assert RedpandaService.attach("redpanda", RedpandaConfig(), state) is None
     # This process exists but was not created at the recorded time: never signalled.
     me = {"local": True, "processes": {"broker-0": [os.getpid(), 1.0]}, "data_dirs": []}
@@ -198,14 +232,25 @@ def test_fake_binary_rejects_unknown_flags_and_bad_config(tmp_path: Path) -> Non
     config = tmp_path / "redpanda.yaml"
     config.write_text("redpanda:\n  node_id: 0\n")
     run = [sys.executable, str(FAKE)]
-    flag = subprocess.run([*run, "--redpanda-cfg", str(config), "--check=false"],
-                          capture_output=True, text=True, timeout=60, check=False)
+    flag = subprocess.run(
+        [*run, "--redpanda-cfg", str(config), "--check=false"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert flag.returncode == 1
     assert "unrecognised option '--check'" in flag.stdout
-    bad = subprocess.run([*run, "--redpanda-cfg", str(config)],
-                         capture_output=True, text=True, timeout=60, check=False)
+    bad = subprocess.run(
+        [*run, "--redpanda-cfg", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert bad.returncode == 1
     assert "data_directory is required" in bad.stdout
-    version = subprocess.run([*run, "--version"], capture_output=True, text=True, timeout=60,
-                             check=False)
+    version = subprocess.run(
+        [*run, "--version"], capture_output=True, text=True, timeout=60, check=False
+    )
     assert version.returncode == 0 and "fake" in version.stdout

@@ -22,8 +22,14 @@ from greenflow_redpanda.service import RedpandaConfig, RedpandaService
 
 
 def _spec(**kw: object) -> RedpandaKubeSpec:
-    base: dict[str, object] = {"name": "redpanda", "namespace": "ns", "version": "v26.1.14",
-                               "brokers": 3, "cores": 2, "memory": "4Gi"}
+    base: dict[str, object] = {
+        "name": "redpanda",
+        "namespace": "ns",
+        "version": "v26.1.14",
+        "brokers": 3,
+        "cores": 2,
+        "memory": "4Gi",
+    }
     base.update(kw)
     return RedpandaKubeSpec(**base)  # type: ignore[arg-type]  # test helper
 
@@ -41,18 +47,20 @@ def test_every_broker_is_a_seed_and_advertises_its_own_name() -> None:
     """Seeds list every pod's RPC address; each pod advertises its DNS name."""
     flags = start_flags(_spec())
     seeds = next(f for f in flags if f.startswith("--seeds="))
-    assert seeds == ("--seeds=" + ",".join(
-        f"redpanda-{i}.redpanda-headless.ns.svc:33145" for i in range(3)))
-    assert ("--advertise-kafka-addr=internal://${HOSTNAME}.redpanda-headless.ns.svc:9092"
-            in flags)
+    assert seeds == (
+        "--seeds=" + ",".join(f"redpanda-{i}.redpanda-headless.ns.svc:33145" for i in range(3))
+    )
+    assert "--advertise-kafka-addr=internal://${HOSTNAME}.redpanda-headless.ns.svc:9092" in flags
     assert _spec().bootstrap.split(",")[2] == "redpanda-2.redpanda-headless.ns.svc:9092"
 
 
 def test_write_caching_and_overrides_go_to_the_bootstrap_file() -> None:
     """.bootstrap.yaml carries write_caching_default and the overrides."""
     spec = _spec(write_caching=True, overrides={"log_segment_size": "134217728"})
-    assert bootstrap_properties(spec) == {"write_caching_default": "true",
-                                          "log_segment_size": "134217728"}
+    assert bootstrap_properties(spec) == {
+        "write_caching_default": "true",
+        "log_segment_size": "134217728",
+    }
     data = json.loads(config_map(spec)["data"][".bootstrap.yaml"])
     assert data["write_caching_default"] == "true"
     with pytest.raises(ValueError, match="write_caching"):
@@ -64,14 +72,19 @@ def test_resources_placement_and_probe() -> None:
     sts = statefulset(_spec(node_selector={"node.kubernetes.io/broker": "true"}))
     pod = sts["spec"]["template"]["spec"]
     (container,) = pod["containers"]
-    assert container["resources"]["requests"] == container["resources"]["limits"] == {
-        "cpu": "2", "memory": "4Gi"}
+    assert (
+        container["resources"]["requests"]
+        == container["resources"]["limits"]
+        == {"cpu": "2", "memory": "4Gi"}
+    )
     assert pod["nodeSelector"] == {"node.kubernetes.io/broker": "true"}
     assert "podAntiAffinity" in pod["affinity"]
     assert container["readinessProbe"]["httpGet"] == {"path": "/v1/status/ready", "port": 9644}
     assert sts["spec"]["template"]["metadata"]["annotations"] == {
-        "prometheus.io/scrape": "true", "prometheus.io/port": "9644",
-        "prometheus.io/path": "/public_metrics"}
+        "prometheus.io/scrape": "true",
+        "prometheus.io/port": "9644",
+        "prometheus.io/path": "/public_metrics",
+    }
     assert [m["kind"] for m in manifests(_spec())] == ["ConfigMap", "Service", "StatefulSet"]
 
 
@@ -90,10 +103,14 @@ def test_start_script_runs_rpk_with_the_pod_name(tmp_path: Path) -> None:
     rpk.chmod(0o755)
     container = statefulset(_spec())["spec"]["template"]["spec"]["containers"][0]
     script = container["command"][2].replace(
-        "cp /etc/greenflow/.bootstrap.yaml /etc/redpanda/.bootstrap.yaml", "true")
+        "cp /etc/greenflow/.bootstrap.yaml /etc/redpanda/.bootstrap.yaml", "true"
+    )
     log = tmp_path / "log"
-    env = {"PATH": f"{tmp_path}:{os.environ['PATH']}", "HOSTNAME": "redpanda-1",
-           "RPK_LOG": str(log)}
+    env = {
+        "PATH": f"{tmp_path}:{os.environ['PATH']}",
+        "HOSTNAME": "redpanda-1",
+        "RPK_LOG": str(log),
+    }
     subprocess.run(["bash", "-c", script], env=env, check=True)
     first, second = log.read_text().splitlines()
     assert first == "rpk redpanda config set redpanda.empty_seed_starts_cluster false"

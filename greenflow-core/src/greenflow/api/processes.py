@@ -24,15 +24,22 @@ from typing import IO
 import psutil
 
 
-def spawn_in_own_session(cmd: Sequence[str], out: IO[bytes], *,
-                         cwd: Path | None = None) -> subprocess.Popen[bytes]:
+def spawn_in_own_session(
+    cmd: Sequence[str], out: IO[bytes], *, cwd: Path | None = None
+) -> subprocess.Popen[bytes]:
     """Start ``cmd`` as the leader of a new session and process group, stdin closed, stdout
     and stderr appended to ``out`` after a first line ``$ <command>``. OSError when it
     cannot start."""
     out.write(f"$ {' '.join(cmd)}\n".encode())
     out.flush()
-    return subprocess.Popen(list(cmd), stdout=out, stderr=subprocess.STDOUT,
-                            stdin=subprocess.DEVNULL, start_new_session=True, cwd=cwd)
+    return subprocess.Popen(
+        list(cmd),
+        stdout=out,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,
+        cwd=cwd,
+    )
 
 
 def signal_group(proc: subprocess.Popen[bytes], sig: signal.Signals) -> None:
@@ -63,8 +70,12 @@ def group_members(procs: Iterable[subprocess.Popen[bytes]], since: float) -> lis
     leaders = {p.pid for p in out}
     for p in psutil.process_iter():
         try:
-            if (p.pid not in leaders and os.getpgid(p.pid) in groups
-                    and p.create_time() <= since and p.status() != psutil.STATUS_ZOMBIE):
+            if (
+                p.pid not in leaders
+                and os.getpgid(p.pid) in groups
+                and p.create_time() <= since
+                and p.status() != psutil.STATUS_ZOMBIE
+            ):
                 out.append(p)
         except (ProcessLookupError, psutil.Error):
             continue

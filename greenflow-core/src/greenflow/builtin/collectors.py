@@ -259,10 +259,12 @@ class RaplCollector(_SamplingCollector):
         reader = RaplReader(self.config.root, max_power_watts=self.config.max_power_watts)
         wrap = reader.min_wrap_time_s
         if self.config.interval_s > wrap / 2:
-            msg = (f"collector {self.name!r}: interval_s = {self.config.interval_s:g} is too "
-                   f"long; a RAPL counter under {reader.root} can wrap in {wrap:.3g} s at "
-                   f"{reader.max_power_watts:g} W, and two wraps between samples look like "
-                   f"one. Use interval_s ≤ {wrap / 2:.3g}.")
+            msg = (
+                f"collector {self.name!r}: interval_s = {self.config.interval_s:g} is too "
+                f"long; a RAPL counter under {reader.root} can wrap in {wrap:.3g} s at "
+                f"{reader.max_power_watts:g} W, and two wraps between samples look like "
+                f"one. Use interval_s ≤ {wrap / 2:.3g}."
+            )
             raise CollectorError(msg)
         self._reader = reader
         self._series = tuple(
@@ -281,9 +283,16 @@ class RaplCollector(_SamplingCollector):
             wraps = reader.wrap_times_s
             facts.update(
                 root=str(reader.root),
-                zones=[{"zone": z.zone, "name": z.name, "domain": z.domain,
+                zones=[
+                    {
+                        "zone": z.zone,
+                        "name": z.name,
+                        "domain": z.domain,
                         "max_energy_range_uj": z.max_energy_range_uj,
-                        "wrap_time_s": round(wraps[z.domain], 3)} for z in reader.zones],
+                        "wrap_time_s": round(wraps[z.domain], 3),
+                    }
+                    for z in reader.zones
+                ],
                 host_domains=reader.host_domains,
                 wraps_seen=dict(reader.wraps),
             )
@@ -326,8 +335,9 @@ class ModelCollector(_SamplingCollector):
     def _open(self, ctx: CollectorContext) -> None:
         c = self.config
         try:
-            model = PowerModel.for_host(idle_watts=c.idle_watts, max_watts=c.max_watts,
-                                        exponent=c.exponent, name=c.model)
+            model = PowerModel.for_host(
+                idle_watts=c.idle_watts, max_watts=c.max_watts, exponent=c.exponent, name=c.model
+            )
         except ValueError as exc:
             raise CollectorError(f"collector {self.name!r}: {exc}") from None
         self._meter = ModelEnergyMeter(model)
@@ -341,9 +351,13 @@ class ModelCollector(_SamplingCollector):
         facts = dict(super().describe())
         if self._meter is not None:
             m = self._meter.model
-            facts.update(method=m.method, idle_watts=m.idle_watts, max_watts=m.max_watts,
-                         exponent=m.exponent,
-                         formula="idle_watts + (max_watts - idle_watts) * u ** exponent")
+            facts.update(
+                method=m.method,
+                idle_watts=m.idle_watts,
+                max_watts=m.max_watts,
+                exponent=m.exponent,
+                formula="idle_watts + (max_watts - idle_watts) * u ** exponent",
+            )
         return facts
 
 
@@ -386,16 +400,19 @@ class ProcessCollector(_SamplingCollector):
 
     def _open(self, ctx: CollectorContext) -> None:
         if HOST_GROUP in ctx.process_groups():
-            msg = (f"collector {self.name!r}: process group {HOST_GROUP!r} is reserved for the "
-                   "host's own CPU time; name the group differently")
+            msg = (
+                f"collector {self.name!r}: process group {HOST_GROUP!r} is reserved for the "
+                "host's own CPU time; name the group differently"
+            )
             raise CollectorError(msg)
         self._tracker = ProcessTracker(self.config.backend)
         self._method = self._tracker.backend
         self._groups = ctx.process_groups
         # The host's CPU time comes from /proc/stat where the tracker reads /proc.
         self._host_cpu = HostCpuReader("/proc" if self._method == "procfs" else None)
-        self._host_series = _Series("cpu_seconds", "seconds", self._host_cpu.method,
-                                    (("group", HOST_GROUP),))
+        self._host_series = _Series(
+            "cpu_seconds", "seconds", self._host_cpu.method, (("group", HOST_GROUP),)
+        )
 
     def _close(self) -> None:
         if self._tracker is not None:
@@ -432,10 +449,17 @@ class ProcessCollector(_SamplingCollector):
                 values += (usage.cpu_seconds, usage.rss_bytes)
             else:
                 series += (cpu, rss, io_read, io_write)
-                values += (usage.cpu_seconds, usage.rss_bytes, usage.io_read_bytes,
-                           usage.io_write_bytes)
+                values += (
+                    usage.cpu_seconds,
+                    usage.rss_bytes,
+                    usage.io_read_bytes,
+                    usage.io_write_bytes,
+                )
         return tuple(series), tuple(values)
 
     def describe(self) -> Mapping[str, Any]:
-        return {**super().describe(), "backend": self._method or self.config.backend,
-                "groups": sorted(self._cache)}
+        return {
+            **super().describe(),
+            "backend": self._method or self.config.backend,
+            "groups": sorted(self._cache),
+        }

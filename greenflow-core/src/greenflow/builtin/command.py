@@ -30,8 +30,10 @@ def _valid_regex(_inst: Any, attribute: attrs.Attribute[Any], value: str | None)
     except re.error as exc:
         raise ValueError(f"{attribute.name}: not a valid regular expression: {exc}") from None
     if pattern.groups < 1:
-        raise ValueError(f"{attribute.name}: needs one group capturing the number, e.g. "
-                         r'"sent (\d+) messages"')
+        raise ValueError(
+            f"{attribute.name}: needs one group capturing the number, e.g. "
+            r'"sent (\d+) messages"'
+        )
 
 
 @attrs.frozen
@@ -67,8 +69,12 @@ class CommandWorkload(Workload):
         self._proc: subprocess.Popen[bytes] | None = None
 
     def _render(self, template: str, ctx: RunContext) -> str:
-        values: dict[str, Any] = {**self.config.params, "run_id": ctx.run_id,
-                                  "repetition": ctx.repetition, "work_dir": str(ctx.work_dir)}
+        values: dict[str, Any] = {
+            **self.config.params,
+            "run_id": ctx.run_id,
+            "repetition": ctx.repetition,
+            "work_dir": str(ctx.work_dir),
+        }
         quoted = {k: shlex.quote(str(v)) for k, v in values.items()}
         try:
             return template.format_map(quoted)
@@ -82,16 +88,22 @@ class CommandWorkload(Workload):
             def __missing__(self, key: str) -> str:
                 raise KeyError(key)
 
-        names = {**{k: "" for k in self.config.params}, "run_id": "", "repetition": "",
-                 "work_dir": ""}
+        names = {
+            **{k: "" for k in self.config.params},
+            "run_id": "",
+            "repetition": "",
+            "work_dir": "",
+        }
         for template in (self.config.command, self.config.warmup_command):
             if template is None:
                 continue
             try:
                 template.format_map(_Probe(names))
             except KeyError as exc:
-                return (f"command refers to {{{exc.args[0]}}}, which is not a parameter; "
-                        f"known: {', '.join(sorted(names))}")
+                return (
+                    f"command refers to {{{exc.args[0]}}}, which is not a parameter; "
+                    f"known: {', '.join(sorted(names))}"
+                )
             except (ValueError, IndexError) as exc:
                 return f"command is not a valid template: {exc}"
         return None
@@ -102,16 +114,20 @@ class CommandWorkload(Workload):
     def _run(self, command: str, ctx: RunContext, log: Path) -> tuple[int, str]:
         with log.open("ab") as out:
             self._proc = subprocess.Popen(
-                ["/bin/sh", "-c", command], stdout=out, stderr=subprocess.STDOUT,
-                cwd=ctx.work_dir, start_new_session=True,  # a group we can kill whole
+                ["/bin/sh", "-c", command],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                cwd=ctx.work_dir,
+                start_new_session=True,  # a group we can kill whole
             )
             deadline = time.monotonic() + self.config.timeout
             try:
                 while self._proc.poll() is None:
                     if time.monotonic() > deadline:
                         self._kill()
-                        raise WorkloadError(f"command did not finish within "
-                                            f"{self.config.timeout:g}s: {command}")
+                        raise WorkloadError(
+                            f"command did not finish within {self.config.timeout:g}s: {command}"
+                        )
                     if ctx.cancel.wait(0.05):
                         raise KeyboardInterrupt
             except BaseException:
@@ -127,8 +143,9 @@ class CommandWorkload(Workload):
             ctx.phases.enter(Phase.WARMUP)
             code, output = self._run(self._render(self.config.warmup_command, ctx), ctx, log)
             if code != 0:
-                raise WorkloadError(f"warm-up command exited with {code}; last lines of "
-                                    f"{log}:\n{_tail(output)}")
+                raise WorkloadError(
+                    f"warm-up command exited with {code}; last lines of {log}:\n{_tail(output)}"
+                )
         command = self._render(self.config.command, ctx)
         log.touch()
         start = log.stat().st_size
@@ -138,8 +155,9 @@ class CommandWorkload(Workload):
         window = ctx.phases.window(Phase.MEASURE)
         output = output.encode()[start:].decode(errors="replace") if start else output
         if code != 0:
-            raise WorkloadError(f"command exited with {code}; last lines of {log}:\n"
-                                f"{_tail(output)}")
+            raise WorkloadError(
+                f"command exited with {code}; last lines of {log}:\n{_tail(output)}"
+            )
         units = _extract(self.config.units_pattern, output, "units_pattern", log)
         payload = _extract(self.config.bytes_pattern, output, "bytes_pattern", log)
         duration = window.duration_s if window else 0.0
@@ -182,10 +200,13 @@ def _extract(pattern: str | None, output: str, key: str, log: Path) -> float | N
         return None
     matches = list(re.finditer(pattern, output))
     if not matches:
-        raise WorkloadError(f"{key} {pattern!r} matched nothing in the command's output "
-                            f"({log}); last lines:\n{_tail(output)}")
+        raise WorkloadError(
+            f"{key} {pattern!r} matched nothing in the command's output "
+            f"({log}); last lines:\n{_tail(output)}"
+        )
     try:
         return float(matches[-1].group(1).replace(",", ""))
     except ValueError:
-        raise WorkloadError(f"{key} {pattern!r} captured {matches[-1].group(1)!r}, "
-                            "not a number") from None
+        raise WorkloadError(
+            f"{key} {pattern!r} captured {matches[-1].group(1)!r}, not a number"
+        ) from None

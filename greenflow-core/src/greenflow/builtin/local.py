@@ -43,6 +43,8 @@ class LocalPlatform(Platform):
     def check_roles(self, roles: frozenset[str]) -> str | None:
         missing = roles - set(self.config.roles)
         if missing:
-            return (f"roles {sorted(missing)} are not carried by this host "
-                    f"(it has {sorted(self.config.roles)}); add them to [platform] roles")
+            return (
+                f"roles {sorted(missing)} are not carried by this host "
+                f"(it has {sorted(self.config.roles)}); add them to [platform] roles"
+            )
         return None

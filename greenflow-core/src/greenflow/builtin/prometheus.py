@@ -38,8 +38,18 @@ log = structlog.get_logger("greenflow.collectors.prometheus")
 
 #: Units a query name may end with (before an optional ``_per_s`` and ``_total``).
 UNITS = (
-    "joules", "watts", "seconds", "bytes", "ratio", "percent", "celsius", "hertz",
-    "messages", "records", "requests", "packets",
+    "joules",
+    "watts",
+    "seconds",
+    "bytes",
+    "ratio",
+    "percent",
+    "celsius",
+    "hertz",
+    "messages",
+    "records",
+    "requests",
+    "packets",
 )
 _NAME = re.compile(rf"^[a-z][a-z0-9_]*_(?P<unit>{'|'.join(UNITS)})(?P<rate>_per_s)?(?:_total)?$")
 #: Prometheus refuses a range query of more than 11,000 points per series.
@@ -71,8 +81,10 @@ def _check_queries(_inst: Any, attribute: attrs.Attribute[Any], value: dict[str,
         raise ValueError(msg)
     for name, promql in value.items():
         if _NAME.match(name) is None:
-            msg = (f"{attribute.name}: {name!r} does not end with its unit; name it like "
-                   f"host_power_watts or in_bytes_per_s (units: {', '.join(UNITS)})")
+            msg = (
+                f"{attribute.name}: {name!r} does not end with its unit; name it like "
+                f"host_power_watts or in_bytes_per_s (units: {', '.join(UNITS)})"
+            )
             raise ValueError(msg)
         if not promql.strip():
             raise ValueError(f"{attribute.name}: {name!r} has an empty PromQL query")
@@ -100,8 +112,10 @@ class PrometheusConfig:
     def __attrs_post_init__(self) -> None:
         energy = sorted(n for n in self.queries if _is_energy_or_power(_unit(n)))
         if energy and self.method.strip() in ("", "prometheus"):
-            msg = (f"method: queries {', '.join(energy)} are energy or power figures; set "
-                   'method to how they were measured, e.g. method = "scaphandre"')
+            msg = (
+                f"method: queries {', '.join(energy)} are energy or power figures; set "
+                'method to how they were measured, e.g. method = "scaphandre"'
+            )
             raise ValueError(msg)
 
 
@@ -167,7 +181,9 @@ class PrometheusSource:
         text = str(exc).strip() or type(exc).__name__
         if len(text) > 500:
             text = text[:500] + "…"
-        return CollectorError(f"collector {self.collector!r}: {what} at {self.safe_url} failed: {text}")
+        return CollectorError(
+            f"collector {self.collector!r}: {what} at {self.safe_url} failed: {text}"
+        )
 
     def call(self, what: str, method: str, *args: Any, **kwargs: Any) -> Any:
         """``client().<method>(...)``, its failures as :meth:`fail` errors about ``what``."""
@@ -195,8 +211,10 @@ class PrometheusSource:
                 interval_s=min(0.5, self.timeout_s / 4),
             )
         except ReadinessTimeout as exc:
-            msg = (f"collector {self.collector!r}: Prometheus at {self.safe_url} does not "
-                   f"answer: {exc}. Check that it runs and that url is right.")
+            msg = (
+                f"collector {self.collector!r}: Prometheus at {self.safe_url} does not "
+                f"answer: {exc}. Check that it runs and that url is right."
+            )
             raise CollectorError(msg) from exc
 
     def close(self) -> None:
@@ -229,8 +247,12 @@ class PrometheusCollector(Collector):
         self._source.wait_until_answering()
         for name, promql in self.config.queries.items():
             self._source.call(f"query {name} = {promql!r}", "custom_query", promql)
-        log.info("collector.prometheus.ready", collector=self.name,
-                 url=self._source.safe_url, queries=len(self.config.queries))
+        log.info(
+            "collector.prometheus.ready",
+            collector=self.name,
+            url=self._source.safe_url,
+            queries=len(self.config.queries),
+        )
 
     def collect(self, window: Window) -> Sequence[Sample]:
         """Every query's points over ``window``, plus the last before and the first after it.
@@ -284,8 +306,15 @@ class PrometheusCollector(Collector):
                 points = _monotonic(points)
             host = _host(labels)
             samples.extend(
-                Sample(timestamp=t, metric=name, value=v, unit=unit, method=method,
-                       host=host, labels=labels)
+                Sample(
+                    timestamp=t,
+                    metric=name,
+                    value=v,
+                    unit=unit,
+                    method=method,
+                    host=host,
+                    labels=labels,
+                )
                 for t, v in points
             )
         return samples

@@ -114,8 +114,10 @@ def _check_label(_inst: Any, attribute: attrs.Attribute[Any], value: str) -> Non
 
 def _check_selector(_inst: Any, attribute: attrs.Attribute[Any], value: str) -> None:
     if "{" in value or "}" in value:
-        msg = (f"{attribute.name}: give label matchers without braces, e.g. "
-               f"'job=\"scaphandre\", namespace=\"monitoring\"'; got {value!r}")
+        msg = (
+            f"{attribute.name}: give label matchers without braces, e.g. "
+            f'\'job="scaphandre", namespace="monitoring"\'; got {value!r}'
+        )
         raise ValueError(msg)
 
 
@@ -328,12 +330,17 @@ class ScaphandreCollector(Collector):
             return True, "answered"
 
         try:
-            wait_until(answers, what=f"Prometheus at {self._safe_url} to answer queries",
-                       timeout_s=self.config.timeout_s,
-                       interval_s=min(0.5, self.config.timeout_s / 4))
+            wait_until(
+                answers,
+                what=f"Prometheus at {self._safe_url} to answer queries",
+                timeout_s=self.config.timeout_s,
+                interval_s=min(0.5, self.config.timeout_s / 4),
+            )
         except ReadinessTimeout as exc:
-            msg = (f"collector {self.name!r}: Prometheus at {self._safe_url} does not answer: "
-                   f"{exc}. Check that it runs and that url is right.")
+            msg = (
+                f"collector {self.name!r}: Prometheus at {self._safe_url} does not answer: "
+                f"{exc}. Check that it runs and that url is right."
+            )
             raise CollectorError(msg) from exc
         found = {}
         for metric in (HOST_ENERGY, PROCESS_POWER):
@@ -343,11 +350,20 @@ class ScaphandreCollector(Collector):
             except (OSError, ValueError, PrometheusApiClientException) as exc:
                 raise self._fail(f"query {promql!r}", exc) from exc
         if not found[HOST_ENERGY]:
-            log.warning("scaphandre.no_series_yet", collector=self.name, url=self._safe_url,
-                        query=self._selector(HOST_ENERGY),
-                        hint="is Scaphandre running and scraped by this Prometheus?")
-        log.info("collector.scaphandre.ready", collector=self.name, url=self._safe_url,
-                 nodes_seen=found[HOST_ENERGY], pods_seen=found[PROCESS_POWER])
+            log.warning(
+                "scaphandre.no_series_yet",
+                collector=self.name,
+                url=self._safe_url,
+                query=self._selector(HOST_ENERGY),
+                hint="is Scaphandre running and scraped by this Prometheus?",
+            )
+        log.info(
+            "collector.scaphandre.ready",
+            collector=self.name,
+            url=self._safe_url,
+            nodes_seen=found[HOST_ENERGY],
+            pods_seen=found[PROCESS_POWER],
+        )
 
     def collect(self, window: Window) -> Sequence[Sample]:
         """Per-node ``energy_joules`` and per-pod ``pod_energy_joules`` over ``window``.
@@ -367,9 +383,11 @@ class ScaphandreCollector(Collector):
                 break
             time.sleep(min(1.0, step / 4, deadline - now))
         if not hosts:
-            msg = (f"collector {self.name!r}: no {self._selector(HOST_ENERGY)} samples at "
-                   f"{self._safe_url} from {lo:.3f} to {hi:.3f}; is Scaphandre scraped "
-                   "by this Prometheus (and does selector match its series)?")
+            msg = (
+                f"collector {self.name!r}: no {self._selector(HOST_ENERGY)} samples at "
+                f"{self._safe_url} from {lo:.3f} to {hi:.3f}; is Scaphandre scraped "
+                "by this Prometheus (and does selector match its series)?"
+            )
             raise CollectorError(msg)
         samples = self._host_samples(hosts, window)
         samples += self._pod_samples(self._read(PROCESS_POWER, lo, hi), window)
@@ -382,8 +400,15 @@ class ScaphandreCollector(Collector):
             cumulative = _trim(unwrap_counter(points), window)
             extra = {"value_source": labels["value_source"]} if labels.get("value_source") else {}
             samples.extend(
-                Sample(timestamp=t, metric="energy_joules", value=v / 1e6, unit="joules",
-                       method=METHOD, host=node, labels={"domain": "host", **extra})
+                Sample(
+                    timestamp=t,
+                    metric="energy_joules",
+                    value=v / 1e6,
+                    unit="joules",
+                    method=METHOD,
+                    host=node,
+                    labels={"domain": "host", **extra},
+                )
                 for t, v in cumulative
             )
         return samples
@@ -394,7 +419,11 @@ class ScaphandreCollector(Collector):
         for node, labels, points in kept:
             energy = integrate_power([(t, v / 1e6) for t, v in points], window)
             if energy:
-                key = (node, labels.get(self.config.namespace_label, ""), labels[self.config.pod_label])
+                key = (
+                    node,
+                    labels.get(self.config.namespace_label, ""),
+                    labels[self.config.pod_label],
+                )
                 pods.setdefault(key, []).append(energy)
         samples: list[Sample] = []
         for (node, namespace, pod), series in sorted(pods.items()):
@@ -402,16 +431,29 @@ class ScaphandreCollector(Collector):
             stamps = [[t for t, _ in s] for s in series]
             labels = {"pod": pod, "node": node, **({"namespace": namespace} if namespace else {})}
             samples.extend(
-                Sample(timestamp=t, metric="pod_energy_joules",
-                       value=sum(_cumulative_at(s, ts, t) for s, ts in zip(series, stamps, strict=True)),
-                       unit="joules",
-                       method=METHOD, host=node, labels=labels)
+                Sample(
+                    timestamp=t,
+                    metric="pod_energy_joules",
+                    value=sum(
+                        _cumulative_at(s, ts, t) for s, ts in zip(series, stamps, strict=True)
+                    ),
+                    unit="joules",
+                    method=METHOD,
+                    host=node,
+                    labels=labels,
+                )
                 for t in times
             )
         return samples
 
-    def _dedupe(self, metric: str, series: Iterable[tuple[Labels, Points]],
-                is_own: Callable[[str], bool], *, by_node_only: bool) -> list[tuple[str, Labels, Points]]:
+    def _dedupe(
+        self,
+        metric: str,
+        series: Iterable[tuple[Labels, Points]],
+        is_own: Callable[[str], bool],
+        *,
+        by_node_only: bool,
+    ) -> list[tuple[str, Labels, Points]]:
         """One series per node (host energy) or per node and process (process power).
 
         Series of one node (and process) that differ only by labels the scrape added
@@ -422,7 +464,9 @@ class ScaphandreCollector(Collector):
         overlaps one already kept; a warning names the kept and dropped targets, once per
         node.
         """
-        groups: dict[tuple[str, _Target], list[tuple[tuple[str, _Target, _Target], Labels, Points]]] = {}
+        groups: dict[
+            tuple[str, _Target], list[tuple[tuple[str, _Target, _Target], Labels, Points]]
+        ] = {}
         unnamed = 0
         for labels, points in series:
             node = _node(labels, self.config.node_label)
@@ -435,8 +479,13 @@ class ScaphandreCollector(Collector):
             order = (labels.get("job", ""), target, own)
             groups.setdefault((node, identity), []).append((order, labels, points))
         if unnamed:
-            log.warning("scaphandre.no_node", collector=self.name, metric=metric, series=unnamed,
-                        reason=f"neither {self.config.node_label!r} nor 'instance' label; ignored")
+            log.warning(
+                "scaphandre.no_node",
+                collector=self.name,
+                metric=metric,
+                series=unnamed,
+                reason=f"neither {self.config.node_label!r} nor 'instance' label; ignored",
+            )
         kept: list[tuple[str, Labels, Points]] = []
         duplicates: dict[str, tuple[set[_Target], set[_Target]]] = {}
         for (node, _identity), members in sorted(groups.items()):
@@ -447,19 +496,23 @@ class ScaphandreCollector(Collector):
                 if any(first <= c[2][-1][0] and c[2][0][0] <= last for c in chosen):
                     entry = duplicates.setdefault(node, (set(), set()))
                     entry[1].add(member[0][1])
-                    entry[0].update(c[0][1] for c in chosen
-                                    if first <= c[2][-1][0] and c[2][0][0] <= last)
+                    entry[0].update(
+                        c[0][1] for c in chosen if first <= c[2][-1][0] and c[2][0][0] <= last
+                    )
                 else:
                     chosen.append(member)
             points = sorted(p for c in chosen for p in c[2])
             kept.append((node, chosen[0][1], points))
         for node, (kept_targets, dropped) in sorted(duplicates.items()):
             log.warning(
-                "scaphandre.duplicate_series", collector=self.name, metric=metric, node=node,
+                "scaphandre.duplicate_series",
+                collector=self.name,
+                metric=metric,
+                node=node,
                 kept=[_fmt(t) for t in sorted(kept_targets)],
                 dropped=[_fmt(t) for t in sorted(dropped - kept_targets)],
                 reason="several scrape targets export the same node's series at the same "
-                       "time; kept the first by job label, never summed",
+                "time; kept the first by job label, never summed",
             )
         return kept
 
@@ -482,4 +535,3 @@ class ScaphandreCollector(Collector):
             "counter_drops": "bridged by the mean power of the neighbouring intervals",
             "pod_energy": "trapezoid integral of sampled process power within the window",
         }
-

@@ -11,8 +11,13 @@ from greenflow.cli._app import App, error_boundary
 
 @click.command()
 @click.argument("target", required=False)
-@click.option("-o", "--output", type=click.Path(path_type=Path), default=None,
-              help="Results directory (default: the plan's, or ./greenflow-output).")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Results directory (default: the plan's, or ./greenflow-output).",
+)
 @click.pass_obj
 def down(app: App, target: str | None, output: Path | None) -> None:
     """Release what an experiment left up (after `up`, a crash or a second Ctrl-C).

@@ -38,7 +38,9 @@ def _print_table(infos: list[PluginInfo]) -> None:
     # Created here, not at import: click's test runner swaps sys.stdout per invocation.
     console = Console()
     if not infos:
-        console.print("No plugins installed (not even greenflow-core's built-ins: is it installed?)")
+        console.print(
+            "No plugins installed (not even greenflow-core's built-ins: is it installed?)"
+        )
         return
     table = Table(box=None, header_style="bold", pad_edge=False)
     for column in ("name", "kind", "distribution", "version"):

@@ -31,9 +31,15 @@ class RichObserver(Observer):
         if not self.enabled or total == 0:
             return
         self.progress = Progress(
-            TextColumn("[bold]runs"), BarColumn(), MofNCompleteColumn(),
-            TextColumn("{task.description}"), TimeElapsedColumn(),
-            TextColumn("left"), TimeRemainingColumn(), console=self.console, transient=False,
+            TextColumn("[bold]runs"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.description}"),
+            TimeElapsedColumn(),
+            TextColumn("left"),
+            TimeRemainingColumn(),
+            console=self.console,
+            transient=False,
         )
         self.task = self.progress.add_task("starting", total=total)
         self.progress.start()

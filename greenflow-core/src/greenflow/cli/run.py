@@ -20,8 +20,16 @@ def _print_dry_run(console: Console, expansion: Any, as_json: bool) -> None:
         return
     runs = expansion.runs
     if as_json:
-        out = [{"order": r.order, "run_id": r.run_id, "repetition": r.repetition,
-                "group": r.group, "params": dict(r.params)} for r in runs]
+        out = [
+            {
+                "order": r.order,
+                "run_id": r.run_id,
+                "repetition": r.repetition,
+                "group": r.group,
+                "params": dict(r.params),
+            }
+            for r in runs
+        ]
         click.echo(json.dumps(out, indent=2, default=str))
         return
     table = Table(title=f"{len(runs)} runs in execution order")
@@ -32,8 +40,7 @@ def _print_dry_run(console: Console, expansion: Any, as_json: bool) -> None:
         table.add_column(a)
     table.add_column("run id")
     for r in runs:
-        table.add_row(str(r.order), str(r.repetition), *(str(r.params[a]) for a in axes),
-                      r.run_id)
+        table.add_row(str(r.order), str(r.repetition), *(str(r.params[a]) for a in axes), r.run_id)
     console.print(table)
 
 
@@ -43,12 +50,23 @@ def _print_adaptive(console: Console, expansion: Any, as_json: bool) -> None:
     bases = [dict(zip(axes, b, strict=True)) for b in expansion.bases]
     first = [s.value for s in protocol.next_steps([], 1)]
     if as_json:
-        click.echo(json.dumps({"protocol": type(protocol).__name__, "axis": protocol.axis,
-                               "first_values": first, "bases": bases}, default=str))
+        click.echo(
+            json.dumps(
+                {
+                    "protocol": type(protocol).__name__,
+                    "axis": protocol.axis,
+                    "first_values": first,
+                    "bases": bases,
+                },
+                default=str,
+            )
+        )
         return
-    console.print(f"adaptive: {type(protocol).__name__} sets {protocol.axis or 'nothing'} run "
-                  f"by run (first: {first}); runs are decided from the results, for each of "
-                  f"{len(bases)} point(s) of the other axes:")
+    console.print(
+        f"adaptive: {type(protocol).__name__} sets {protocol.axis or 'nothing'} run "
+        f"by run (first: {first}); runs are decided from the results, for each of "
+        f"{len(bases)} point(s) of the other axes:"
+    )
     for b in bases:
         console.print("  " + (" ".join(f"{k}={v}" for k, v in b.items()) or "(no other axes)"))
 
@@ -63,22 +81,36 @@ def _summary(console: Console, store: Any, exp_id: int, outcome: Any) -> None:
         table.add_column(col)
     for row in data:
         energy = _metric(store, row["run_id"], "energy_joules", "host")
-        per_unit = next((m for m in store.metrics(row["run_id"])
-                         if m.name.startswith("energy_per_") and m.name != "energy_per_mib_joules"
-                         and m.labels.get("scope") == "host"), None)
-        params = " ".join(f"{k.removeprefix('param.')}={v}" for k, v in row.items()
-                          if k.startswith("param."))
+        per_unit = next(
+            (
+                m
+                for m in store.metrics(row["run_id"])
+                if m.name.startswith("energy_per_")
+                and m.name != "energy_per_mib_joules"
+                and m.labels.get("scope") == "host"
+            ),
+            None,
+        )
+        params = " ".join(
+            f"{k.removeprefix('param.')}={v}" for k, v in row.items() if k.startswith("param.")
+        )
         units = row.get("units")
         table.add_row(
-            str(row["order"]), row["status"], params,
+            str(row["order"]),
+            row["status"],
+            params,
             f"{units:g}" if isinstance(units, float | int) else "",
             f"{energy.value:.1f}" if energy else "",
             f"{per_unit.value:.3g}" if per_unit else "",
             energy.method if energy else "",
         )
     console.print(table)
-    parts = [f"{len(outcome.finished)} finished", f"{len(outcome.failed)} failed",
-             f"{len(outcome.aborted)} aborted", f"{len(outcome.skipped)} already done"]
+    parts = [
+        f"{len(outcome.finished)} finished",
+        f"{len(outcome.failed)} failed",
+        f"{len(outcome.aborted)} aborted",
+        f"{len(outcome.skipped)} already done",
+    ]
     console.print(", ".join(parts))
 
 
@@ -89,8 +121,9 @@ def _metric(store: Any, run_id: str, name: str, scope: str) -> Any:
     return None
 
 
-def _execute(app: App, plan_path: Path, *, dry_run: bool, as_json: bool, fresh: bool,
-             leave_up: bool) -> None:
+def _execute(
+    app: App, plan_path: Path, *, dry_run: bool, as_json: bool, fresh: bool, leave_up: bool
+) -> None:
     from greenflow.cli.progress import RichObserver
     from greenflow.plan import expand, load_plan
     from greenflow.runner import Runner, check_capabilities
@@ -109,15 +142,19 @@ def _execute(app: App, plan_path: Path, *, dry_run: bool, as_json: bool, fresh: 
             runner = Runner(plan, expansion, store, observer=observer, fresh=fresh)
             outcome = runner.up() if leave_up else runner.run()
             if leave_up and outcome.left_up:
-                console.print(f"[green]{plan.experiment.name} is up[/green]; "
-                              f"`greenflow run {plan_path}` reuses it, "
-                              f"`greenflow down {plan_path}` ends it.")
+                console.print(
+                    f"[green]{plan.experiment.name} is up[/green]; "
+                    f"`greenflow run {plan_path}` reuses it, "
+                    f"`greenflow down {plan_path}` ends it."
+                )
             if not app.quiet and not leave_up:
                 _summary(Console(), store, outcome.experiment_id, outcome)
             console.print(f"results: {plan.output_dir / 'greenflow.sqlite'}")
         if outcome.interrupted:
-            console.print("[yellow]interrupted[/yellow]: finished runs are kept; run the same "
-                          "command again to resume.")
+            console.print(
+                "[yellow]interrupted[/yellow]: finished runs are kept; run the same "
+                "command again to resume."
+            )
             sys.exit(130)
         if outcome.failed:
             sys.exit(1)

@@ -47,8 +47,12 @@ def shell(app: App, plan: Path, command: str | None) -> None:
             if svc is not None:
                 services[entry["name"]] = svc
         scope = {
-            "plan": p, "expansion": expansion, "store": store, "results": results,
-            "platform": p.platform.cls(expansion.platform_config), "services": services,
+            "plan": p,
+            "expansion": expansion,
+            "store": store,
+            "results": results,
+            "platform": p.platform.cls(expansion.platform_config),
+            "services": services,
             "output": p.output_dir,
         }
         try:
@@ -56,7 +60,10 @@ def shell(app: App, plan: Path, command: str | None) -> None:
                 # The user's own code, as `python -c` runs it.
                 exec(compile(command, "<greenflow shell -c>", "exec"), scope)
             else:
-                code.interact(banner=BANNER.format(name=p.experiment.name, output=p.output_dir),
-                              local=scope, exitmsg="")
+                code.interact(
+                    banner=BANNER.format(name=p.experiment.name, output=p.output_dir),
+                    local=scope,
+                    exitmsg="",
+                )
         finally:
             store.close()

@@ -33,8 +33,11 @@ def _check_platform(p: Any, expansion: Any) -> None:
 
 @click.command()
 @click.argument("plan", type=click.Path(path_type=Path))
-@click.option("--offline", is_flag=True,
-              help="Don't read the platform (e.g. a cluster's node list) to check roles and services.")
+@click.option(
+    "--offline",
+    is_flag=True,
+    help="Don't read the platform (e.g. a cluster's node list) to check roles and services.",
+)
 @click.pass_obj
 def validate(app: App, plan: Path, offline: bool) -> None:
     """Check a plan without changing anything.
@@ -53,8 +56,12 @@ def validate(app: App, plan: Path, offline: bool) -> None:
             _check_platform(p, expansion)
         axes = ", ".join(f"{a.name} ({len(a.values)})" for a in expansion.axes) or "none"
         if expansion.protocol is not None:
-            click.echo(f"{plan}: ok — adaptive ({p.protocol.type if p.protocol else ''}) over "
-                       f"{len(expansion.bases)} point(s) of the other axes (sweep axes: {axes})")
+            click.echo(
+                f"{plan}: ok — adaptive ({p.protocol.type if p.protocol else ''}) over "
+                f"{len(expansion.bases)} point(s) of the other axes (sweep axes: {axes})"
+            )
             return
-        click.echo(f"{plan}: ok — {len(expansion.runs)} runs "
-                   f"({p.experiment.repetitions} repetition(s); sweep axes: {axes})")
+        click.echo(
+            f"{plan}: ok — {len(expansion.runs)} runs "
+            f"({p.experiment.repetitions} repetition(s); sweep axes: {axes})"
+        )

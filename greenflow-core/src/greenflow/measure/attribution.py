@@ -110,8 +110,10 @@ def _host_energies(samples: Sequence[Sample], window: Window) -> dict[str, tuple
         raise GreenFlowError(f"window {window.start}..{window.end} has no duration")
     energy = _energy_series(split_series(samples))
     if not energy:
-        msg = ("no energy samples (energy_joules with a domain label, or host_energy_joules): "
-               'add an energy collector such as type = "rapl" or type = "model"')
+        msg = (
+            "no energy samples (energy_joules with a domain label, or host_energy_joules): "
+            'add an energy collector such as type = "rapl" or type = "model"'
+        )
         raise CollectorError(msg)
     out = {}
     for host, by_method in energy.items():
@@ -120,8 +122,9 @@ def _host_energies(samples: Sequence[Sample], window: Window) -> dict[str, tuple
     return out
 
 
-def _metric(host: str, name: str, value: float, unit: str, method: str, scope: str,
-            **labels: str) -> Metric:
+def _metric(
+    host: str, name: str, value: float, unit: str, method: str, scope: str, **labels: str
+) -> Metric:
     return Metric(name, value, unit, method, {"host": host, "scope": scope, **labels})
 
 
@@ -145,8 +148,10 @@ def idle_power_from_baseline(
     Raises :class:`~greenflow.errors.CollectorError` when there are no energy samples or
     they do not cover the window.
     """
-    return {host: (joules / baseline.duration_s, method)
-            for host, (joules, method) in _host_energies(samples, baseline).items()}
+    return {
+        host: (joules / baseline.duration_s, method)
+        for host, (joules, method) in _host_energies(samples, baseline).items()
+    }
 
 
 def compute_run_metrics(
@@ -173,31 +178,36 @@ def compute_run_metrics(
     out: list[Metric] = []
     for host in sorted(energies):
         joules, method = energies[host]
-        out += [_metric(host, "energy_joules", joules, "joules", method, "host"),
-                _metric(host, "mean_power_watts", joules / duration, "watts", method, "host")]
+        out += [
+            _metric(host, "energy_joules", joules, "joules", method, "host"),
+            _metric(host, "mean_power_watts", joules / duration, "watts", method, "host"),
+        ]
         idle = (idle_power_watts or {}).get(host)
         unmeasured: dict[str, str] = {}
         if idle is not None and idle[1] == method:
             idle_watts, idle_method = idle
             out += [
                 _metric(host, "idle_power_watts", idle_watts, "watts", idle_method, "idle"),
-                _metric(host, "idle_energy_joules", idle_watts * duration, "joules",
-                        idle_method, "idle"),
+                _metric(
+                    host, "idle_energy_joules", idle_watts * duration, "joules", idle_method, "idle"
+                ),
             ]
             active = joules - idle_watts * duration
         else:
             active = joules
             unmeasured = {"idle": "unmeasured"}
-        out.append(_metric(host, "active_energy_joules", active, "joules", method, "host",
-                           **unmeasured))
+        out.append(
+            _metric(host, "active_energy_joules", active, "joules", method, "host", **unmeasured)
+        )
 
         groups = cpu.get(host, {})
         if HOST_GROUP not in groups:
             continue  # no process collector on this host: nothing to attribute by
         host_series, cpu_method = groups[HOST_GROUP]
         busy = counter_delta(host_series, measure)
-        out.append(_metric(host, "cpu_seconds", busy, "seconds", cpu_method, "host",
-                           group=HOST_GROUP))
+        out.append(
+            _metric(host, "cpu_seconds", busy, "seconds", cpu_method, "host", group=HOST_GROUP)
+        )
         shared = method + SHARE_SUFFIX
         attributed_joules = attributed_cpu = 0.0
         for group in sorted(g for g in groups if g != HOST_GROUP):
@@ -206,16 +216,30 @@ def compute_run_metrics(
             share = seconds / busy if busy > 0 else 0.0
             scope = _scope(group)
             out += [
-                _metric(host, "energy_joules", active * share, "joules", shared, scope,
-                        group=group, **unmeasured),
-                _metric(host, "cpu_seconds", seconds, "seconds", group_method, scope,
-                        group=group),
+                _metric(
+                    host,
+                    "energy_joules",
+                    active * share,
+                    "joules",
+                    shared,
+                    scope,
+                    group=group,
+                    **unmeasured,
+                ),
+                _metric(host, "cpu_seconds", seconds, "seconds", group_method, scope, group=group),
             ]
             attributed_joules += active * share
             attributed_cpu += seconds
         out += [
-            _metric(host, "energy_joules", active - attributed_joules, "joules", shared,
-                    "other", **unmeasured),
+            _metric(
+                host,
+                "energy_joules",
+                active - attributed_joules,
+                "joules",
+                shared,
+                "other",
+                **unmeasured,
+            ),
             _metric(host, "cpu_seconds", busy - attributed_cpu, "seconds", cpu_method, "other"),
         ]
     out += _pod_energy(samples, measure)
@@ -234,6 +258,16 @@ def _pod_energy(samples: Sequence[Sample], measure: Window) -> list[Metric]:
         except NotCoveredError:
             continue  # the pod did not exist for the whole window: no honest figure
         pod = dict(labels)
-        out.append(_metric(host, "energy_joules", joules, "joules", method, "pod",
-                           pod=pod.get("pod", ""), namespace=pod.get("namespace", "")))
+        out.append(
+            _metric(
+                host,
+                "energy_joules",
+                joules,
+                "joules",
+                method,
+                "pod",
+                pod=pod.get("pod", ""),
+                namespace=pod.get("namespace", ""),
+            )
+        )
     return out

@@ -61,9 +61,11 @@ def _points(samples: Sequence[Sample]) -> tuple[list[float], list[float]]:
 
 def _at(ts: list[float], vs: list[float], t: float, samples: Sequence[Sample]) -> float:
     if not ts[0] <= t <= ts[-1]:
-        msg = (f"{_describe(samples)} has samples from {ts[0]:.3f} to {ts[-1]:.3f}, which do "
-               f"not cover {t:.3f} ({t - ts[0]:+.3f} s from the first); the collector "
-               "started late, stopped early or dropped old samples")
+        msg = (
+            f"{_describe(samples)} has samples from {ts[0]:.3f} to {ts[-1]:.3f}, which do "
+            f"not cover {t:.3f} ({t - ts[0]:+.3f} s from the first); the collector "
+            "started late, stopped early or dropped old samples"
+        )
         raise NotCoveredError(msg)
     i = bisect_left(ts, t)
     if ts[i] == t:

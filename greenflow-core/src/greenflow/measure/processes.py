@@ -69,8 +69,22 @@ class _Stat(NamedTuple):
 
 
 class _Proc:
-    __slots__ = ("base_cpu", "base_read", "base_write", "cpu", "fresh", "group", "io_at",
-                 "io_ok", "pid", "ppid", "read", "rss", "start", "write")
+    __slots__ = (
+        "base_cpu",
+        "base_read",
+        "base_write",
+        "cpu",
+        "fresh",
+        "group",
+        "io_at",
+        "io_ok",
+        "pid",
+        "ppid",
+        "read",
+        "rss",
+        "start",
+        "write",
+    )
 
     def __init__(self, pid: int, st: _Stat) -> None:
         self.pid, self.ppid, self.start = pid, st.ppid, st.start
@@ -140,8 +154,12 @@ class _ProcfsSource:
             data = self._read(pid, "stat", keep)
             # The command name may hold spaces and ')'; the fields after the last ')' don't.
             f = data[data.rindex(b")") + 2 :].split(None, 22)
-            return _Stat(int(f[1]), int(f[19]), (int(f[11]) + int(f[12])) / self._tick,
-                         int(f[21]) * self._page)
+            return _Stat(
+                int(f[1]),
+                int(f[19]),
+                (int(f[11]) + int(f[12])) / self._tick,
+                int(f[21]) * self._page,
+            )
         except (OSError, ValueError, IndexError):  # gone (ESRCH/ENOENT) or half-dead
             self.forget(pid)
             return None
@@ -208,8 +226,7 @@ class _PsutilSource:
             # times and memory on macOS.
             with p.oneshot():
                 ct = p.cpu_times()
-                return _Stat(p.ppid(), p.create_time(), ct.user + ct.system,
-                             p.memory_info().rss)
+                return _Stat(p.ppid(), p.create_time(), ct.user + ct.system, p.memory_info().rss)
         except (psutil.NoSuchProcess, psutil.AccessDenied):
             self.forget(pid)
             return None
@@ -287,8 +304,11 @@ class ProcessTracker:
         # Every new process takes a new pid, so an unchanged last pid means no new process.
         last_pid = source.last_pid()
         new: list[_Proc] = []
-        if (last_pid is None or last_pid != self._last_pid
-                or roots.keys() - procs.keys() - self._unreadable - self._absent):
+        if (
+            last_pid is None
+            or last_pid != self._last_pid
+            or roots.keys() - procs.keys() - self._unreadable - self._absent
+        ):
             self._scan(new)
             self._absent = roots.keys() - procs.keys()  # listed, but not running (yet)
         self._last_pid = last_pid
@@ -327,8 +347,9 @@ class ProcessTracker:
                 dirty.add(g)
             # I/O is accounted to a process as it runs, so one whose CPU time has not moved
             # has nothing new; CPU time moves in 10 ms ticks though, hence a read each second.
-            if proc.io_ok is not False and (ran or proc.read is None
-                                            or now - proc.io_at >= IO_REFRESH_S):
+            if proc.io_ok is not False and (
+                ran or proc.read is None or now - proc.io_at >= IO_REFRESH_S
+            ):
                 self._read_io(proc)
                 proc.io_at = now
         for proc in new:
@@ -448,10 +469,12 @@ class ProcessTracker:
         if proc.base_cpu is not None:
             self._dead_cpu[group] = self._dead_cpu.get(group, 0.0) + proc.cpu - proc.base_cpu
         if proc.read is not None and proc.write is not None:
-            self._dead_read[group] = (self._dead_read.get(group, 0)
-                                      + proc.read - (proc.base_read or 0))
-            self._dead_write[group] = (self._dead_write.get(group, 0)
-                                       + proc.write - (proc.base_write or 0))
+            self._dead_read[group] = (
+                self._dead_read.get(group, 0) + proc.read - (proc.base_read or 0)
+            )
+            self._dead_write[group] = (
+                self._dead_write.get(group, 0) + proc.write - (proc.base_write or 0)
+            )
         del self._tracked[proc.pid]
         del self._members[group][proc.pid]
         self._dirty.add(group)

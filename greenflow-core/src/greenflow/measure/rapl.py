@@ -176,8 +176,11 @@ def discover_zones(root: str | Path = DEFAULT_ROOT) -> tuple[RaplZone, ...]:
             # still be package-0 when psys is intel-rapl:0.
             number = _NUMBERED.search(names.get(parent, "")) if parent else None
             domain = f"{name}-{number[1] if number else m[1]}"
-        zones.append(RaplZone(zone, name, domain, path,
-                              _read_int(path / "max_energy_range_uj", root), parent))
+        zones.append(
+            RaplZone(
+                zone, name, domain, path, _read_int(path / "max_energy_range_uj", root), parent
+            )
+        )
     # Names are unique on every machine we know of; if not, the zone keeps them apart.
     seen = [z.domain for z in zones]
     return tuple(

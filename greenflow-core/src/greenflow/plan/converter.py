@@ -55,8 +55,11 @@ _PRIMITIVES = (bool, int, float, str)
 
 def _is_primitive_union(t: Any) -> bool:
     args = typing.get_args(t)
-    return typing.get_origin(t) in (typing.Union, types.UnionType) and bool(args) and all(
-        a in _PRIMITIVES for a in args)
+    return (
+        typing.get_origin(t) in (typing.Union, types.UnionType)
+        and bool(args)
+        and all(a in _PRIMITIVES for a in args)
+    )
 
 
 def _primitive_union(value: Any, t: Any) -> Any:
@@ -71,8 +74,9 @@ def _primitive_union(value: Any, t: Any) -> Any:
         return float(value)
     elif isinstance(value, str) and str in args:
         return value
-    names = " or ".join({bool: "true/false", int: "an integer", float: "a number",
-                         str: "a string"}[a] for a in args)
+    names = " or ".join(
+        {bool: "true/false", int: "an integer", float: "a number", str: "a string"}[a] for a in args
+    )
     raise ValueError(f"expected {names}, got {_describe(value)}")
 
 

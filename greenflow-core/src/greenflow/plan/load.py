@@ -99,8 +99,10 @@ def _plugin_section(
     raw = dict(table)
     type_ = raw.pop("type", None)
     if type_ is None:
-        raise PlanError(f'{_where(path, section, "type")}: required key missing; say which '
-                        f"{kind} to use, e.g. type = \"...\" (see `greenflow plugins`)")
+        raise PlanError(
+            f"{_where(path, section, 'type')}: required key missing; say which "
+            f'{kind} to use, e.g. type = "..." (see `greenflow plugins`)'
+        )
     if not isinstance(type_, str):
         raise PlanError(f"{_where(path, section, 'type')}: expected a string, got {type_!r}")
     name = raw.pop("name", None) if kind in ("service", "collector") else None
@@ -108,8 +110,12 @@ def _plugin_section(
         raise PlanError(f"{_where(path, section, 'name')}: expected a string, got {name!r}")
     cls = load(Kind(kind), type_, where=_where(path, section))
     return PluginSection(
-        kind=kind, type=type_, name=name or default_name or type_, where=_where(path, section),
-        raw=raw, cls=cls,
+        kind=kind,
+        type=type_,
+        name=name or default_name or type_,
+        where=_where(path, section),
+        raw=raw,
+        cls=cls,
     )
 
 
@@ -141,7 +147,9 @@ def load_plan(path: str | Path) -> Plan:
 
     experiment: ExperimentSection | None = None
     try:
-        experiment = structure(data["experiment"], ExperimentSection, path=path, section="experiment")
+        experiment = structure(
+            data["experiment"], ExperimentSection, path=path, section="experiment"
+        )
     except PlanErrors as exc:
         problems += exc.problems
 
@@ -164,24 +172,37 @@ def load_plan(path: str | Path) -> Plan:
         collect(_plugin_section, path, "collector", f"collectors.{i}", t)
         for i, t in enumerate(data.get("collectors", []))
     ]
-    protocol = (collect(_plugin_section, path, "protocol", "protocol", data["protocol"])
-                if "protocol" in data else None)
+    protocol = (
+        collect(_plugin_section, path, "protocol", "protocol", data["protocol"])
+        if "protocol" in data
+        else None
+    )
     remote_write = None
     if "remote_write" in data:
         from greenflow.store.remote_write import RemoteWriteConfig
 
-        remote_write = collect(lambda: structure(data["remote_write"], RemoteWriteConfig,
-                                                 path=path, section="remote_write"))
+        remote_write = collect(
+            lambda: structure(
+                data["remote_write"], RemoteWriteConfig, path=path, section="remote_write"
+            )
+        )
     names = [s.name for s in services if s is not None]
     for dup in sorted({n for n in names if names.count(n) > 1}):
-        problems.append(f"{path.name} [services]: two services are named {dup!r}; give each a "
-                        "distinct `name`")
+        problems.append(
+            f"{path.name} [services]: two services are named {dup!r}; give each a distinct `name`"
+        )
     if problems or experiment is None or platform is None or workload is None:
         raise PlanErrors(path, problems)
     plan = Plan(
-        path=path, text=text, experiment=experiment, platform=platform,
-        services=tuple(services), workload=workload, collectors=tuple(collectors),
-        protocol=protocol, remote_write=remote_write,
+        path=path,
+        text=text,
+        experiment=experiment,
+        platform=platform,
+        services=tuple(services),
+        workload=workload,
+        collectors=tuple(collectors),
+        protocol=protocol,
+        remote_write=remote_write,
     )
     from greenflow.plan.runs import expand
 

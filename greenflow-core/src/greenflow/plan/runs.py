@@ -84,8 +84,13 @@ class _Builder:
                     self.problems.append(p)
             return None
 
-    def spec(self, values: tuple[Any, ...], repetition: int,
-             extra: Mapping[str, Any] | None = None, idle: bool = False) -> RunSpec | None:
+    def spec(
+        self,
+        values: tuple[Any, ...],
+        repetition: int,
+        extra: Mapping[str, Any] | None = None,
+        idle: bool = False,
+    ) -> RunSpec | None:
         """The run for axis ``values`` (workload axes first), with ``extra`` workload keys
         set (a protocol's axis), or None when the point is invalid (problems recorded)."""
         plan, path = self.plan, self.plan.path
@@ -94,23 +99,29 @@ class _Builder:
         # A protocol axis may be dotted to reach into a table: "params.load".
         wl_point.update({tuple(k.split(".")): v for k, v in (extra or {}).items()})
         wl_raw = apply_point(plan.workload.raw, wl_point)
-        wl_config = self.safe(structure, wl_raw, plan.workload.cls.Config, path=path,
-                              section="workload")
+        wl_config = self.safe(
+            structure, wl_raw, plan.workload.cls.Config, path=path, section="workload"
+        )
         if wl_config is None:
             return None
         workload = plan.workload.cls(wl_config)
         targets = set(workload.targets([s.name for s in plan.services])) | {
-            s.name for s in plan.services if s.cls.measurement}
+            s.name for s in plan.services if s.cls.measurement
+        }
         svc_configs: dict[str, Any] = {}
         svc_resolved: dict[str, Any] = {}
         for svc in plan.services:
             if svc.name not in targets:
                 continue  # a run deploys only the services it targets
-            sp = {a.path[1:]: v for a, v in zip(self.svc_axes, values[n_wl:], strict=True)
-                  if a.path[0] == svc.name}
+            sp = {
+                a.path[1:]: v
+                for a, v in zip(self.svc_axes, values[n_wl:], strict=True)
+                if a.path[0] == svc.name
+            }
             raw = apply_point(svc.raw, sp)
-            svc_configs[svc.name] = self.safe(structure, raw, svc.cls.Config, path=path,
-                                              section=f"services: {svc.name}")
+            svc_configs[svc.name] = self.safe(
+                structure, raw, svc.cls.Config, path=path, section=f"services: {svc.name}"
+            )
             svc_resolved[svc.name] = {"type": svc.type, **raw}
         if any(c is None for c in svc_configs.values()):
             return None
@@ -122,8 +133,11 @@ class _Builder:
             return None
         axes = self.wl_axes + self.svc_axes
         # Axes of services this run does not target don't change it: show and count it once.
-        params = {a.name: v for i, (a, v) in enumerate(zip(axes, values, strict=True))
-                  if i < n_wl or a.path[0] in targets}
+        params = {
+            a.name: v
+            for i, (a, v) in enumerate(zip(axes, values, strict=True))
+            if i < n_wl or a.path[0] in targets
+        }
         params.update(extra or {})
         if idle:
             params = {**params, "protocol": "idle"}
@@ -133,13 +147,25 @@ class _Builder:
             "platform": {"type": plan.platform.type},
             "workload": {"type": plan.workload.type, **converter.unstructure(wl_config)},
             "services": {n: converter.unstructure(c) for n, c in svc_configs.items()},
-            "versions": {k: v for k, v in self.versions.items()
-                         if not k.startswith("service:") or k[8:] in targets},
+            "versions": {
+                k: v
+                for k, v in self.versions.items()
+                if not k.startswith("service:") or k[8:] in targets
+            },
             "repetition": repetition,
             **({"idle": True} if idle else {}),
         }
-        return RunSpec(_hash(resolved), 0, repetition, params, _hash(svc_resolved), wl_config,
-                       svc_configs, resolved, idle)
+        return RunSpec(
+            _hash(resolved),
+            0,
+            repetition,
+            params,
+            _hash(svc_resolved),
+            wl_config,
+            svc_configs,
+            resolved,
+            idle,
+        )
 
 
 @attrs.frozen
@@ -160,8 +186,9 @@ class Expansion:
             out.setdefault(run.group, []).append(run)
         return list(out.items())
 
-    def probe(self, base: tuple[Any, ...], value: Any, repetition: int,
-              idle: bool = False) -> RunSpec:
+    def probe(
+        self, base: tuple[Any, ...], value: Any, repetition: int, idle: bool = False
+    ) -> RunSpec:
         """The run of a protocol step at ``base`` (values of the other axes)."""
         assert self.builder is not None, "probe() needs an expansion made with a protocol"
         axis = self.protocol.axis
@@ -181,30 +208,39 @@ def expand(plan: Plan) -> Expansion:
         for ax in find_axes(svc.raw, svc.cls.Config, prefix=f"{svc.name}.")
     ]
     builder = _Builder(plan, wl_axes, svc_axes)
-    platform_config = builder.safe(structure, plan.platform.raw, plan.platform.cls.Config,
-                                   path=path, section="platform")
+    platform_config = builder.safe(
+        structure, plan.platform.raw, plan.platform.cls.Config, path=path, section="platform"
+    )
     collector_configs = tuple(
-        (c, builder.safe(structure, c.raw, c.cls.Config, path=path,
-                         section=c.where.split("[")[1][:-1]))
+        (
+            c,
+            builder.safe(
+                structure, c.raw, c.cls.Config, path=path, section=c.where.split("[")[1][:-1]
+            ),
+        )
         for c in plan.collectors
     )
     protocol = None
     if plan.protocol is not None:
-        pconfig = builder.safe(structure, plan.protocol.raw, plan.protocol.cls.Config,
-                               path=path, section="protocol")
+        pconfig = builder.safe(
+            structure, plan.protocol.raw, plan.protocol.cls.Config, path=path, section="protocol"
+        )
         if pconfig is not None:
             protocol = plan.protocol.cls(pconfig)
             axis = protocol.axis
             if axis is not None and any(a.path == tuple(axis.split(".")) for a in wl_axes):
                 builder.problems.append(
                     f"{path.name} [workload] {axis}: the {plan.protocol.type} protocol sets "
-                    f"{axis} run by run; give it one value or none, not a list")
+                    f"{axis} run by run; give it one value or none, not a list"
+                )
     axes = wl_axes + svc_axes
     for ax in axes:
         if not ax.values:
             section = "workload" if ax in wl_axes else f"services: {ax.path[0]}"
-            builder.problems.append(f"{path.name} [{section}] {ax.path[-1]}: empty list — "
-                                    "a sweep needs at least one value")
+            builder.problems.append(
+                f"{path.name} [{section}] {ax.path[-1]}: empty list — "
+                "a sweep needs at least one value"
+            )
     if builder.problems:
         raise PlanErrors(path, builder.problems)
 
@@ -219,8 +255,9 @@ def expand(plan: Plan) -> Expansion:
                 builder.spec(values, 0, extra, idle=step.idle)
         if builder.problems:
             raise PlanErrors(path, builder.problems)
-        return Expansion(tuple(axes), (), platform_config, collector_configs, protocol,
-                         tuple(points), builder)
+        return Expansion(
+            tuple(axes), (), platform_config, collector_configs, protocol, tuple(points), builder
+        )
 
     runs: list[RunSpec] = []
     seen: set[str] = set()
@@ -244,6 +281,8 @@ def expand(plan: Plan) -> Expansion:
         rng.shuffle(group_keys)
         for key in group_keys:
             rng.shuffle(by_group[key])
-    ordered = [attrs.evolve(r, order=i) for i, r in
-               enumerate(r for key in group_keys for r in by_group[key])]
+    ordered = [
+        attrs.evolve(r, order=i)
+        for i, r in enumerate(r for key in group_keys for r in by_group[key])
+    ]
     return Expansion(tuple(axes), tuple(ordered), platform_config, collector_configs)

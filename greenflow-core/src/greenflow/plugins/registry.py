@@ -146,7 +146,9 @@ class _GivenEntryPoints(ExtensionManager[Any]):
         self,
         group: str,
         entry_points: Iterable[importlib.metadata.EntryPoint],
-        on_failure: Callable[[ExtensionManager[Any], importlib.metadata.EntryPoint, BaseException], None],
+        on_failure: Callable[
+            [ExtensionManager[Any], importlib.metadata.EntryPoint, BaseException], None
+        ],
     ) -> None:
         self._given = list(entry_points)
         super().__init__(group, invoke_on_load=False, on_load_failure_callback=on_failure)
@@ -171,12 +173,17 @@ def _import(reg: _Registration) -> _Outcome:
         failures.append(exc)
     if failures:
         first = failures[0]
-        return _Outcome(None, f"{type(first).__name__}: {first}", import_failed=True, exception=first)
+        return _Outcome(
+            None, f"{type(first).__name__}: {first}", import_failed=True, exception=first
+        )
     obj = manager.extensions[0].plugin
     abc = reg.kind.abc
     target = reg.entry_point.value
     if not inspect.isclass(obj):
-        return _Outcome(None, f"{target} is {_describe_object(obj)}, not a subclass of greenflow.api.{abc.__name__}")
+        return _Outcome(
+            None,
+            f"{target} is {_describe_object(obj)}, not a subclass of greenflow.api.{abc.__name__}",
+        )
     if not issubclass(obj, abc):
         return _Outcome(None, f"{target} is not a subclass of greenflow.api.{abc.__name__}")
     if inspect.isabstract(obj):
@@ -184,7 +191,10 @@ def _import(reg: _Registration) -> _Outcome:
         return _Outcome(None, f"{target} does not implement the abstract method(s) {missing}")
     config = getattr(obj, "Config", None)
     if not (inspect.isclass(config) and attrs.has(config)):
-        return _Outcome(None, f"{target} has no Config attrs class (set `Config = YourConfig`, a frozen attrs class)")
+        return _Outcome(
+            None,
+            f"{target} has no Config attrs class (set `Config = YourConfig`, a frozen attrs class)",
+        )
     return _Outcome(obj)
 
 
@@ -215,14 +225,18 @@ class _Registry:
                 else:
                     eps = [ep for ep in self._given if ep.group == kind.group]
                 regs = (_registration(kind, ep) for ep in eps)
-                self._registrations[kind] = tuple(sorted(regs, key=lambda r: (r.name, r.distribution or "")))
+                self._registrations[kind] = tuple(
+                    sorted(regs, key=lambda r: (r.name, r.distribution or ""))
+                )
             return self._registrations[kind]
 
     def installed_version(self, distribution: str) -> str | None:
         """The version of ``distribution`` if this source has it installed."""
         if self._given is not None:
             dists = (getattr(ep, "dist", None) for ep in self._given)
-            return next((d.version for d in dists if d is not None and d.name == distribution), None)
+            return next(
+                (d.version for d in dists if d is not None and d.name == distribution), None
+            )
         try:
             return importlib.metadata.version(distribution)
         except importlib.metadata.PackageNotFoundError:
@@ -348,23 +362,43 @@ def available(
 
 @overload
 def load(
-    kind: Literal[Kind.PLATFORM], name: str, *, where: str, entry_points: Iterable[importlib.metadata.EntryPoint] | None = None
+    kind: Literal[Kind.PLATFORM],
+    name: str,
+    *,
+    where: str,
+    entry_points: Iterable[importlib.metadata.EntryPoint] | None = None,
 ) -> type[Platform]: ...
 @overload
 def load(
-    kind: Literal[Kind.SERVICE], name: str, *, where: str, entry_points: Iterable[importlib.metadata.EntryPoint] | None = None
+    kind: Literal[Kind.SERVICE],
+    name: str,
+    *,
+    where: str,
+    entry_points: Iterable[importlib.metadata.EntryPoint] | None = None,
 ) -> type[Service]: ...
 @overload
 def load(
-    kind: Literal[Kind.WORKLOAD], name: str, *, where: str, entry_points: Iterable[importlib.metadata.EntryPoint] | None = None
+    kind: Literal[Kind.WORKLOAD],
+    name: str,
+    *,
+    where: str,
+    entry_points: Iterable[importlib.metadata.EntryPoint] | None = None,
 ) -> type[Workload]: ...
 @overload
 def load(
-    kind: Literal[Kind.COLLECTOR], name: str, *, where: str, entry_points: Iterable[importlib.metadata.EntryPoint] | None = None
+    kind: Literal[Kind.COLLECTOR],
+    name: str,
+    *,
+    where: str,
+    entry_points: Iterable[importlib.metadata.EntryPoint] | None = None,
 ) -> type[Collector]: ...
 @overload
 def load(
-    kind: Kind | str, name: str, *, where: str, entry_points: Iterable[importlib.metadata.EntryPoint] | None = None
+    kind: Kind | str,
+    name: str,
+    *,
+    where: str,
+    entry_points: Iterable[importlib.metadata.EntryPoint] | None = None,
 ) -> type[Any]: ...
 def load(
     kind: Kind | str,

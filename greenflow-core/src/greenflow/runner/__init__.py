@@ -12,5 +12,12 @@ from greenflow.runner.lifecycle import (
     service_configs,
 )
 
-__all__ = ["Observer", "Outcome", "Runner", "check_capabilities", "down", "required_roles",
-           "service_configs"]
+__all__ = [
+    "Observer",
+    "Outcome",
+    "Runner",
+    "check_capabilities",
+    "down",
+    "required_roles",
+    "service_configs",
+]

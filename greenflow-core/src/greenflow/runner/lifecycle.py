@@ -105,10 +105,17 @@ def service_configs(plan: Plan, expansion: Expansion) -> list[tuple[PluginSectio
     per_run = [r.service_configs for r in expansion.runs]
     if expansion.protocol is not None and expansion.bases:
         first = expansion.protocol.next_steps([], plan.experiment.repetitions)[0]
-        per_run.append(expansion.probe(expansion.bases[0], first.value, first.repetition,
-                                       first.idle).service_configs)
-    return [(section, configs[section.name]) for configs in per_run
-            for section in plan.services if section.name in configs]
+        per_run.append(
+            expansion.probe(
+                expansion.bases[0], first.value, first.repetition, first.idle
+            ).service_configs
+        )
+    return [
+        (section, configs[section.name])
+        for configs in per_run
+        for section in plan.services
+        if section.name in configs
+    ]
 
 
 def required_roles(plan: Plan, expansion: Expansion) -> frozenset[str]:
@@ -127,8 +134,10 @@ def check_capabilities(plan: Plan) -> None:
         if needs and not (needs & caps):
             wants = " or ".join(sorted(c.value for c in needs))
             has = ", ".join(sorted(c.value for c in caps)) or "nothing"
-            msg = (f"{section.where}: {section.kind} {section.type!r} needs a platform that can "
-                   f"run {wants}; platform {plan.platform.type!r} provides {has}")
+            msg = (
+                f"{section.where}: {section.kind} {section.type!r} needs a platform that can "
+                f"run {wants}; platform {plan.platform.type!r} provides {has}"
+            )
             raise PlanError(msg)
 
 
@@ -178,11 +187,14 @@ class Runner:
         self.observer.phase(phase.value)
         return t
 
-    def _recorder(self, kind: str, name: str, plugin: str, config: Any) -> Callable[
-            [Mapping[str, Any]], None]:
+    def _recorder(
+        self, kind: str, name: str, plugin: str, config: Any
+    ) -> Callable[[Mapping[str, Any]], None]:
         def record(state: Mapping[str, Any]) -> None:
-            self.store.record_state(self.exp_id, kind, name, plugin,
-                                    converter.unstructure(config), state)
+            self.store.record_state(
+                self.exp_id, kind, name, plugin, converter.unstructure(config), state
+            )
+
         return record
 
     def _deploy_ctx(self, kind: str, name: str, plugin: str, config: Any) -> DeployContext:
@@ -216,16 +228,23 @@ class Runner:
         if set(pids) == self._recorded_pids:
             return
         self._recorded_pids = set(pids)
-        self.store.record_state(self.exp_id, "workload", "workload", self.plan.workload.type,
-                                converter.unstructure(wl.config), {"pids": identify(pids)})
+        self.store.record_state(
+            self.exp_id,
+            "workload",
+            "workload",
+            self.plan.workload.type,
+            converter.unstructure(wl.config),
+            {"pids": identify(pids)},
+        )
 
     def _select_runs(self) -> tuple[list[RunSpec], list[RunSpec]]:
         """Register every run; return (to do, already finished)."""
         stored = {r.run_id: r for r in self.store.get_runs(self.exp_id)}
         todo, done = [], []
         for run in self.expansion.runs:
-            self.store.add_run(self.exp_id, run.run_id, dict(run.params), run.repetition,
-                               run.order, run.group)
+            self.store.add_run(
+                self.exp_id, run.run_id, dict(run.params), run.repetition, run.order, run.group
+            )
             row = stored.get(run.run_id)
             if self.fresh and row is not None:
                 self.store.reset_run(run.run_id)
@@ -247,8 +266,9 @@ class Runner:
         outcome = Outcome(self.exp_id, skipped=[r.run_id for r in done])
         self.observer.start(len(todo), len(done))
         if not todo:
-            log.info("experiment.nothing_to_do", experiment=self.plan.experiment.name,
-                     finished=len(done))
+            log.info(
+                "experiment.nothing_to_do", experiment=self.plan.experiment.name, finished=len(done)
+            )
             self.observer.stop()
             return outcome
         with interrupts_as_keyboard_interrupt(self.cancel):
@@ -259,8 +279,11 @@ class Runner:
                 self._run_groups(todo, outcome)
             except KeyboardInterrupt:
                 outcome.interrupted = True
-                log.warning("experiment.interrupted", hint="tearing down; Ctrl-C again to "
-                            "skip waiting (what is left is recorded for `greenflow down`)")
+                log.warning(
+                    "experiment.interrupted",
+                    hint="tearing down; Ctrl-C again to "
+                    "skip waiting (what is left is recorded for `greenflow down`)",
+                )
             finally:
                 self.cancel.set()
                 self._teardown(outcome)
@@ -279,8 +302,11 @@ class Runner:
                 self._protocol_loop(outcome)
             except KeyboardInterrupt:
                 outcome.interrupted = True
-                log.warning("experiment.interrupted", hint="tearing down; finished probes "
-                            "are kept and replayed when the plan runs again")
+                log.warning(
+                    "experiment.interrupted",
+                    hint="tearing down; finished probes "
+                    "are kept and replayed when the plan runs again",
+                )
             finally:
                 self.cancel.set()
                 self._teardown(outcome)
@@ -308,8 +334,14 @@ class Runner:
                     else:
                         spec = attrs.evolve(spec, order=order)
                         order += 1
-                        self.store.add_run(self.exp_id, spec.run_id, dict(spec.params),
-                                           spec.repetition, spec.order, spec.group)
+                        self.store.add_run(
+                            self.exp_id,
+                            spec.run_id,
+                            dict(spec.params),
+                            spec.repetition,
+                            spec.order,
+                            spec.group,
+                        )
                         if row is not None and row.status != RunStatus.PENDING:
                             self.store.reset_run(spec.run_id)
                         self._deploy(spec.group, spec.service_configs)
@@ -317,22 +349,32 @@ class Runner:
                             self._redeploy(spec.group, spec.service_configs)
                         status = self._execute(spec, outcome)
                     fresh_row = self.store.get_run(spec.run_id)
-                    probes.append(Probe(step.value, step.repetition, status.value,
-                                        self.store.result(spec.run_id),
-                                        fresh_row.error if fresh_row else None))
+                    probes.append(
+                        Probe(
+                            step.value,
+                            step.repetition,
+                            status.value,
+                            self.store.result(spec.run_id),
+                            fresh_row.error if fresh_row else None,
+                        )
+                    )
             axes = [a.name for a in self.expansion.axes]
-            conclusion = {"base": dict(zip(axes, base, strict=True)),
-                          **protocol.conclusion(probes)}
+            conclusion = {"base": dict(zip(axes, base, strict=True)), **protocol.conclusion(probes)}
             conclusions.append(conclusion)
-            log.info("protocol.concluded", protocol=self.plan.protocol.type
-                     if self.plan.protocol else "", **{k: str(v) for k, v in conclusion.items()})
+            log.info(
+                "protocol.concluded",
+                protocol=self.plan.protocol.type if self.plan.protocol else "",
+                **{k: str(v) for k, v in conclusion.items()},
+            )
             self._record_conclusions(conclusions)
 
     def _record_conclusions(self, conclusions: list[dict[str, Any]]) -> None:
         row = self.store.get_experiment(self.plan.experiment.name)
         record = dict(row.provenance) if row is not None else {}
-        record["protocol"] = {"type": self.plan.protocol.type if self.plan.protocol else None,
-                              "conclusions": conclusions}
+        record["protocol"] = {
+            "type": self.plan.protocol.type if self.plan.protocol else None,
+            "conclusions": conclusions,
+        }
         self.store.set_provenance(self.exp_id, record)
 
     def up(self) -> Outcome:
@@ -358,12 +400,12 @@ class Runner:
         plan = self.plan
         self.platform = plan.platform.cls(self.expansion.platform_config)
         self._phase(Phase.ACQUIRE)
-        ctx = self._deploy_ctx("platform", "platform", plan.platform.type,
-                               self.expansion.platform_config)
+        ctx = self._deploy_ctx(
+            "platform", "platform", plan.platform.type, self.expansion.platform_config
+        )
         ctx.record_state({})
         self.inventory = self.platform.acquire(ctx)
-        log.info("platform.acquired", platform=plan.platform.type,
-                 hosts=len(self.inventory.hosts))
+        log.info("platform.acquired", platform=plan.platform.type, hosts=len(self.inventory.hosts))
         reason = self.platform.check_roles(required_roles(plan, self.expansion))
         if reason:
             raise PlanError(f"{plan.path.name} [platform]: {reason}")
@@ -397,17 +439,21 @@ class Runner:
         if Capability.LOCAL_PROCESSES not in self.plan.platform.cls.capabilities:
             # rapl/model/process read the machine GreenFlow runs on, which is not where a
             # cluster's services run: their joules would be the control machine's.
-            log.warning("collector.default_none", platform=self.plan.platform.type,
-                        hint="no energy is measured; list [[collectors]] (e.g. type = "
-                             "\"scaphandre\" with the scaphandre and prometheus services)")
+            log.warning(
+                "collector.default_none",
+                platform=self.plan.platform.type,
+                hint="no energy is measured; list [[collectors]] (e.g. type = "
+                '"scaphandre" with the scaphandre and prometheus services)',
+            )
             return []
 
         chosen = []
         rapl = load(Kind.COLLECTOR, "rapl", where="default collectors")
         try:
             probe = rapl("rapl", rapl.Config())
-            probe.start(CollectorContext(self.plan.experiment.name, self.inventory or
-                                         Inventory([])))
+            probe.start(
+                CollectorContext(self.plan.experiment.name, self.inventory or Inventory([]))
+            )
             probe.stop()
             energy = "rapl"
         except CollectorError as exc:
@@ -415,8 +461,9 @@ class Runner:
             log.info("collector.default", chose="model", reason=str(exc).splitlines()[0])
         for name in (energy, "process"):
             cls = load(Kind.COLLECTOR, name, where="default collectors")
-            chosen.append((PluginSection("collector", name, name, "default", {}, cls),
-                           cls.Config()))
+            chosen.append(
+                (PluginSection("collector", name, name, "default", {}, cls), cls.Config())
+            )
         return chosen
 
     def _provenance(self) -> None:
@@ -531,11 +578,14 @@ class Runner:
         except GreenFlowError as exc:
             log.warning("baseline.unusable", reason=str(exc))
             self.idle = None
-        log.info("baseline.measured", idle={h: f"{w:.2f} W ({m})" for h, (w, m) in
-                                            (self.idle or {}).items()})
+        log.info(
+            "baseline.measured",
+            idle={h: f"{w:.2f} W ({m})" for h, (w, m) in (self.idle or {}).items()},
+        )
 
-    def _store_samples(self, run_id: str | None, samples: list[Sample],
-                       bounds: Sequence[tuple[Phase, float]]) -> None:
+    def _store_samples(
+        self, run_id: str | None, samples: list[Sample], bounds: Sequence[tuple[Phase, float]]
+    ) -> None:
         """Store samples locally and, when configured, remote-write them by phase."""
         self.store.add_samples(self.exp_id, run_id, samples)
         if self.remote is None or not samples:
@@ -566,23 +616,38 @@ class Runner:
         if run_dir.exists():
             shutil.rmtree(run_dir, ignore_errors=True)
         run_dir.mkdir(parents=True, exist_ok=True)
+
         def on_enter(phase: Phase, at: float) -> None:
             store.record_phase(self.exp_id, run.run_id, phase.value, at)
             self.observer.phase(phase.value)
 
         phases = PhaseRecorder(on_enter)
         ctx = RunContext(
-            experiment=self.plan.experiment.name, run_id=run.run_id, params=run.params,
-            repetition=run.repetition, inventory=self.inventory, services=dict(self.services),
-            work_dir=run_dir, log_dir=self.log_dir, phases=phases, cancel=self.cancel,
+            experiment=self.plan.experiment.name,
+            run_id=run.run_id,
+            params=run.params,
+            repetition=run.repetition,
+            inventory=self.inventory,
+            services=dict(self.services),
+            work_dir=run_dir,
+            log_dir=self.log_dir,
+            phases=phases,
+            cancel=self.cancel,
         )
         self.observer.run_started(run)
         store.set_run_status(run.run_id, RunStatus.RUNNING)
-        log.info("run.started", run=run.run_id, order=run.order, repetition=run.repetition,
-                 **{k: str(v) for k, v in run.params.items()})
+        log.info(
+            "run.started",
+            run=run.run_id,
+            order=run.order,
+            repetition=run.repetition,
+            **{k: str(v) for k, v in run.params.items()},
+        )
         workload: Workload = (
-            IdleRun(self.expansion.protocol.config.duration) if run.idle
-            else self.plan.workload.cls(run.workload_config))
+            IdleRun(self.expansion.protocol.config.duration)
+            if run.idle
+            else self.plan.workload.cls(run.workload_config)
+        )
         self.workload = workload
         status, error, result = RunStatus.FINISHED, None, None
         try:
@@ -593,9 +658,13 @@ class Runner:
             if reason:
                 status, error = RunStatus.FAILED, reason
             elif phases.window(Phase.MEASURE) is None:
-                status, error = RunStatus.FAILED, (
-                    f"workload {self.plan.workload.type!r} returned without a MEASURE window "
-                    "(it must enter Phase.MEASURE then Phase.COOLDOWN)")
+                status, error = (
+                    RunStatus.FAILED,
+                    (
+                        f"workload {self.plan.workload.type!r} returned without a MEASURE window "
+                        "(it must enter Phase.MEASURE then Phase.COOLDOWN)"
+                    ),
+                )
         except KeyboardInterrupt:
             status, error = RunStatus.ABORTED, "interrupted by the user (SIGINT/SIGTERM)"
             raise
@@ -609,8 +678,11 @@ class Runner:
             error = f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=8)}"
         finally:
             try:
-                if phases.current not in (Phase.COOLDOWN, Phase.CLEAN) and \
-                        phases.window(Phase.MEASURE) is None and phases.current == Phase.MEASURE:
+                if (
+                    phases.current not in (Phase.COOLDOWN, Phase.CLEAN)
+                    and phases.window(Phase.MEASURE) is None
+                    and phases.current == Phase.MEASURE
+                ):
                     phases.enter(Phase.COOLDOWN)
                 phases.enter(Phase.CLEAN)
                 try:
@@ -627,8 +699,15 @@ class Runner:
                 self._finish(run, phases, status, error, result, outcome)
         return status
 
-    def _finish(self, run: RunSpec, phases: PhaseRecorder, status: RunStatus,
-                error: str | None, result: Any, outcome: Outcome) -> None:
+    def _finish(
+        self,
+        run: RunSpec,
+        phases: PhaseRecorder,
+        status: RunStatus,
+        error: str | None,
+        result: Any,
+        outcome: Outcome,
+    ) -> None:
         from greenflow.measure.attribution import compute_run_metrics
 
         store = self.store
@@ -646,17 +725,25 @@ class Runner:
                 except GreenFlowError as exc:
                     log.warning("run.energy_unavailable", run=run.run_id, error=str(exc))
                 metrics += workload_metrics(result)
-                metrics.append(Metric("measure_duration_seconds", measure.duration_s,
-                                      "seconds", "clock"))
+                metrics.append(
+                    Metric("measure_duration_seconds", measure.duration_s, "seconds", "clock")
+                )
                 store.set_result(run.run_id, result)
                 store.add_metrics(run.run_id, metrics)
         store.set_run_status(run.run_id, status, error)
-        {RunStatus.FINISHED: outcome.finished, RunStatus.FAILED: outcome.failed,
-         RunStatus.ABORTED: outcome.aborted}[status].append(run.run_id)
+        {
+            RunStatus.FINISHED: outcome.finished,
+            RunStatus.FAILED: outcome.failed,
+            RunStatus.ABORTED: outcome.aborted,
+        }[status].append(run.run_id)
         self.observer.run_ended(run, status.value, error)
         log_fn = log.info if status == RunStatus.FINISHED else log.warning
-        log_fn("run.ended", run=run.run_id, status=status.value,
-               error=(error or "").splitlines()[0] if error else None)
+        log_fn(
+            "run.ended",
+            run=run.run_id,
+            status=status.value,
+            error=(error or "").splitlines()[0] if error else None,
+        )
 
     # ---------------------------------------------------------------- teardown
 
@@ -665,8 +752,11 @@ class Runner:
             outcome.left_up = True
             for svc in self.services.values():
                 svc.detach()
-            log.info("experiment.left_up", services=sorted(self.services),
-                     hint="`greenflow down` ends it")
+            log.info(
+                "experiment.left_up",
+                services=sorted(self.services),
+                hint="`greenflow down` ends it",
+            )
             self._stop_collectors()
             self._close_remote()
             return
@@ -686,8 +776,9 @@ class Runner:
             fn()
             return True
         except KeyboardInterrupt:
-            log.warning("teardown.skipped", step=what,
-                        hint="left behind; `greenflow down` releases it")
+            log.warning(
+                "teardown.skipped", step=what, hint="left behind; `greenflow down` releases it"
+            )
         except Exception as exc:
             log.error("teardown.failed", step=what, error=str(exc))
         return False
@@ -744,8 +835,9 @@ def down(store: Store, experiment: str) -> list[str]:
         released.append(f"{entry['kind']} {entry['name']} ({entry['plugin']})")
     for run in store.get_runs(row.id):
         if run.status == RunStatus.RUNNING:
-            store.set_run_status(run.run_id, RunStatus.ABORTED,
-                                 "the process running it ended without finishing it")
+            store.set_run_status(
+                run.run_id, RunStatus.ABORTED, "the process running it ended without finishing it"
+            )
     return released
 
 

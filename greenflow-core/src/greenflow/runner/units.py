@@ -27,25 +27,43 @@ def per_unit_metrics(energy: Sequence[Metric], result: WorkloadResult) -> list[M
             continue
         prefix = "active_" if m.name.startswith("active_") else ""
         if result.units > 0:
-            out.append(Metric(f"{prefix}energy_per_{unit}_joules", m.value / result.units,
-                              "joules", m.method, m.labels))
+            out.append(
+                Metric(
+                    f"{prefix}energy_per_{unit}_joules",
+                    m.value / result.units,
+                    "joules",
+                    m.method,
+                    m.labels,
+                )
+            )
         if result.payload_bytes:
-            out.append(Metric(f"{prefix}energy_per_mib_joules",
-                              m.value / (result.payload_bytes / MIB), "joules", m.method,
-                              m.labels))
+            out.append(
+                Metric(
+                    f"{prefix}energy_per_mib_joules",
+                    m.value / (result.payload_bytes / MIB),
+                    "joules",
+                    m.method,
+                    m.labels,
+                )
+            )
     return out
 
 
 def workload_metrics(result: WorkloadResult) -> list[Metric]:
     """The workload's own figures as metrics, so exports and reports see one table."""
     unit = _unit_slug(result.unit)
-    out = [Metric(f"{unit}s_total" if not unit.endswith("s") else f"{unit}_total",
-                  result.units, unit, "workload")]
+    out = [
+        Metric(
+            f"{unit}s_total" if not unit.endswith("s") else f"{unit}_total",
+            result.units,
+            unit,
+            "workload",
+        )
+    ]
     if result.payload_bytes is not None:
         out.append(Metric("payload_bytes", result.payload_bytes, "bytes", "workload"))
     if result.achieved_rate is not None:
-        out.append(Metric(f"achieved_{unit}s_per_s", result.achieved_rate, f"{unit}/s",
-                          "workload"))
+        out.append(Metric(f"achieved_{unit}s_per_s", result.achieved_rate, f"{unit}/s", "workload"))
     for key, value in result.latency_ms.items():
         out.append(Metric(f"latency_{key}_ms", value, "ms", "workload"))
     for key, value in result.metrics.items():

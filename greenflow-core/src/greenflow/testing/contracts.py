@@ -202,7 +202,9 @@ def make_collector_context(
     return CollectorContext(
         experiment=experiment,
         inventory=inventory if inventory is not None else local_inventory(),
-        process_groups=process_groups if process_groups is not None else (lambda: {"contract": [pid]}),
+        process_groups=process_groups
+        if process_groups is not None
+        else (lambda: {"contract": [pid]}),
     )
 
 
@@ -218,8 +220,12 @@ def assert_valid_result(result: object, measure: Window | None = None) -> None:
     assert isinstance(result, WorkloadResult), (
         f"execute() must return a greenflow.api.WorkloadResult, got {type(result).__name__}"
     )
-    assert _finite(result.units) and result.units >= 0, f"WorkloadResult.units must be a finite number ≥ 0, got {result.units!r}"
-    assert isinstance(result.unit, str) and result.unit, f"WorkloadResult.unit must name the unit of work, got {result.unit!r}"
+    assert _finite(result.units) and result.units >= 0, (
+        f"WorkloadResult.units must be a finite number ≥ 0, got {result.units!r}"
+    )
+    assert isinstance(result.unit, str) and result.unit, (
+        f"WorkloadResult.unit must name the unit of work, got {result.unit!r}"
+    )
     if result.payload_bytes is not None:
         assert _finite(result.payload_bytes) and result.payload_bytes >= 0, (
             f"WorkloadResult.payload_bytes must be None or ≥ 0, got {result.payload_bytes!r}"
@@ -229,12 +235,23 @@ def assert_valid_result(result: object, measure: Window | None = None) -> None:
             f"WorkloadResult.achieved_rate must be None or ≥ 0, got {result.achieved_rate!r}"
         )
     unknown = set(result.latency_ms) - _LATENCY_KEYS
-    assert not unknown, f"WorkloadResult.latency_ms keys must be among {sorted(_LATENCY_KEYS)}, got {sorted(unknown)}"
+    assert not unknown, (
+        f"WorkloadResult.latency_ms keys must be among {sorted(_LATENCY_KEYS)}, got {sorted(unknown)}"
+    )
     for key, value in result.latency_ms.items():
-        assert _finite(value) and value >= 0, f"WorkloadResult.latency_ms[{key!r}] must be ≥ 0, got {value!r}"
+        assert _finite(value) and value >= 0, (
+            f"WorkloadResult.latency_ms[{key!r}] must be ≥ 0, got {value!r}"
+        )
     for key, value in result.metrics.items():
-        assert _finite(value), f"WorkloadResult.metrics[{key!r}] must be a finite number, got {value!r}"
-    if measure is not None and result.achieved_rate is not None and result.units > 0 and measure.duration_s >= 0.05:
+        assert _finite(value), (
+            f"WorkloadResult.metrics[{key!r}] must be a finite number, got {value!r}"
+        )
+    if (
+        measure is not None
+        and result.achieved_rate is not None
+        and result.units > 0
+        and measure.duration_s >= 0.05
+    ):
         expected = result.units / measure.duration_s
         assert abs(result.achieved_rate - expected) <= 0.2 * expected, (
             f"WorkloadResult.achieved_rate is {result.achieved_rate:g}/s but units/MEASURE is "
@@ -264,15 +281,23 @@ def assert_valid_samples(
     )
     series: dict[tuple[str, str, tuple[tuple[str, str], ...]], list[Sample]] = {}
     for i, s in enumerate(samples):
-        assert isinstance(s, Sample), f"collect()[{i}] is a {type(s).__name__}, not a greenflow.api.Sample"
+        assert isinstance(s, Sample), (
+            f"collect()[{i}] is a {type(s).__name__}, not a greenflow.api.Sample"
+        )
         where = f"collect()[{i}] ({s.metric!r} on {s.host!r})"
-        assert _finite(s.timestamp), f"{where}: timestamp must be finite Unix seconds, got {s.timestamp!r}"
+        assert _finite(s.timestamp), (
+            f"{where}: timestamp must be finite Unix seconds, got {s.timestamp!r}"
+        )
         assert _finite(s.value), f"{where}: value must be a finite number, got {s.value!r}"
         for attr in ("metric", "unit", "method", "host"):
             value = getattr(s, attr)
-            assert isinstance(value, str) and value, f"{where}: {attr} must be a non-empty string, got {value!r}"
+            assert isinstance(value, str) and value, (
+                f"{where}: {attr} must be a non-empty string, got {value!r}"
+            )
         if s.metric.endswith(("_joules", "_watts")):
-            ok = s.method in energy_methods or (s.method.startswith("model:") and len(s.method) > len("model:"))
+            ok = s.method in energy_methods or (
+                s.method.startswith("model:") and len(s.method) > len("model:")
+            )
             assert ok, (
                 f"{where}: an energy or power sample must say how it was obtained: method "
                 f"must be one of {sorted(energy_methods)} or 'model:<name>', got {s.method!r}"
@@ -281,7 +306,9 @@ def assert_valid_samples(
     for (metric, host, labels), items in series.items():
         name = f"series {metric!r} on {host!r}" + (f" {dict(labels)}" if labels else "")
         stamps = [s.timestamp for s in items]
-        assert stamps == sorted(stamps), f"{name}: samples must come in time order, got timestamps {stamps}"
+        assert stamps == sorted(stamps), (
+            f"{name}: samples must come in time order, got timestamps {stamps}"
+        )
         before = sum(1 for t in stamps if t < window.start)
         after = sum(1 for t in stamps if t > window.end)
         assert before <= 1, (
@@ -312,7 +339,9 @@ def _assert_json(value: object, what: str) -> None:
     try:
         json.dumps(dict(value), allow_nan=False)
     except (TypeError, ValueError) as exc:
-        raise AssertionError(f"{what} must be JSON-serialisable (plain dicts, lists, str, numbers, bool, None): {exc}") from None
+        raise AssertionError(
+            f"{what} must be JSON-serialisable (plain dicts, lists, str, numbers, bool, None): {exc}"
+        ) from None
 
 
 class _Touched(Exception):
@@ -353,11 +382,17 @@ def _construct_touching_nothing(
         except Exception as exc:  # reported below, after what was touched
             error = exc
     problems = list(dict.fromkeys(touched))
-    problems += [f"started thread {t.name!r}" for t in threading.enumerate() if t not in threads_before]
-    children = [p for p in psutil.Process().children(recursive=True) if p.pid not in children_before]
+    problems += [
+        f"started thread {t.name!r}" for t in threading.enumerate() if t not in threads_before
+    ]
+    children = [
+        p for p in psutil.Process().children(recursive=True) if p.pid not in children_before
+    ]
     problems += [f"started process {p.pid}" for p in children]
     problems += [f"created {p.name!r} in the working directory" for p in sorted(cwd.iterdir())]
-    changed = sorted(k for k in set(env_before) | set(os.environ) if env_before.get(k) != os.environ.get(k))
+    changed = sorted(
+        k for k in set(env_before) | set(os.environ) if env_before.get(k) != os.environ.get(k)
+    )
     problems += [f"changed environment variable {k}" for k in changed]
     assert not problems, (
         f"{what} must only store its config (greenflow validate builds plugins without running "
@@ -409,15 +444,21 @@ def _wait_gone(tree: list[tuple[int, float, str]], grace_s: float) -> list[str]:
 
 
 def _check_process_groups(groups: object, what: str) -> list[int]:
-    assert isinstance(groups, Mapping), f"{what} must return a mapping of name → pids, got {type(groups).__name__}"
+    assert isinstance(groups, Mapping), (
+        f"{what} must return a mapping of name → pids, got {type(groups).__name__}"
+    )
     pids: list[int] = []
     for name, members in groups.items():
-        assert isinstance(name, str) and name, f"{what}: group names must be non-empty strings, got {name!r}"
+        assert isinstance(name, str) and name, (
+            f"{what}: group names must be non-empty strings, got {name!r}"
+        )
         assert isinstance(members, Sequence) and not isinstance(members, str), (
             f"{what}[{name!r}] must be a sequence of pids, got {type(members).__name__}"
         )
         for pid in members:
-            assert isinstance(pid, int) and not isinstance(pid, bool) and pid > 0, f"{what}[{name!r}] holds {pid!r}, not a pid"
+            assert isinstance(pid, int) and not isinstance(pid, bool) and pid > 0, (
+                f"{what}[{name!r}] holds {pid!r}, not a pid"
+            )
             pids.append(pid)
     return pids
 
@@ -462,7 +503,9 @@ class _PluginContract:
         attr = f"{self.kind.value}_class"
         cls = getattr(self, attr, None)
         if cls is None:
-            pytest.fail(f"{type(self).__name__} must set `{attr} = YourPlugin` (the class under test)")
+            pytest.fail(
+                f"{type(self).__name__} must set `{attr} = YourPlugin` (the class under test)"
+            )
         return cls  # type: ignore[no-any-return]  # getattr on a name built at run time
 
     def make_plugin(self, config: Any) -> Any:
@@ -494,7 +537,9 @@ class _PluginContract:
             f"{cls!r} must subclass greenflow.api.{abc.__name__}"
         )
         missing = sorted(getattr(cls, "__abstractmethods__", ()))
-        assert not missing, f"{cls.__name__} does not implement the abstract method(s) {', '.join(missing)}"
+        assert not missing, (
+            f"{cls.__name__} does not implement the abstract method(s) {', '.join(missing)}"
+        )
 
     def test_config_is_a_frozen_attrs_class(self, config: Any) -> None:
         """``Config`` is a frozen attrs class and the ``config`` fixture is an instance of it."""
@@ -514,7 +559,9 @@ class _PluginContract:
             return
         except AttributeError:
             pass
-        pytest.fail(f"{cls.__name__}.Config must be frozen (@attrs.frozen): configs are hashed, shared and stored")
+        pytest.fail(
+            f"{cls.__name__}.Config must be frozen (@attrs.frozen): configs are hashed, shared and stored"
+        )
 
     def test_config_rejects_unknown_keys(self, config: Any) -> None:
         """Structuring a plan table with a key the Config lacks fails and names the key."""
@@ -524,7 +571,11 @@ class _PluginContract:
         with pytest.raises(cattrs.errors.CattrsError) as info:
             conv.structure(data, type(config))
         exc = info.value
-        text = "\n".join(cattrs.transform_error(exc)) if isinstance(exc, cattrs.BaseValidationError) else str(exc)
+        text = (
+            "\n".join(cattrs.transform_error(exc))
+            if isinstance(exc, cattrs.BaseValidationError)
+            else str(exc)
+        )
         assert _UNKNOWN_KEY in text, f"the error for an unknown key must name it; got: {text}"
 
     def test_config_round_trips_through_the_plan_converter(self, config: Any) -> None:
@@ -534,7 +585,11 @@ class _PluginContract:
         try:
             again = conv.structure(data, type(config))
         except cattrs.errors.CattrsError as exc:
-            problems = cattrs.transform_error(exc) if isinstance(exc, cattrs.BaseValidationError) else [str(exc)]
+            problems = (
+                cattrs.transform_error(exc)
+                if isinstance(exc, cattrs.BaseValidationError)
+                else [str(exc)]
+            )
             pytest.fail(
                 f"{type(config).__name__} cannot be written in a plan: structuring its own "
                 f"unstructured form fails: {'; '.join(problems)}"
@@ -549,7 +604,10 @@ class _PluginContract:
     ) -> None:
         """Constructing the plugin opens no connection, starts no process or thread, writes no file."""
         _construct_touching_nothing(
-            lambda: self.make_plugin(config), f"{self.plugin_class().__name__}(config)", monkeypatch, tmp_path
+            lambda: self.make_plugin(config),
+            f"{self.plugin_class().__name__}(config)",
+            monkeypatch,
+            tmp_path,
         )
 
     def test_entry_point_resolves_to_the_class(self) -> None:
@@ -557,8 +615,12 @@ class _PluginContract:
         from greenflow.plugins import load
 
         if self.entry_point_name is None:
-            pytest.skip(f"{type(self).__name__}.entry_point_name is not set; set it to check the registration")
-        loaded = load(self.kind, self.entry_point_name, where=f"{type(self).__name__}.entry_point_name")
+            pytest.skip(
+                f"{type(self).__name__}.entry_point_name is not set; set it to check the registration"
+            )
+        loaded = load(
+            self.kind, self.entry_point_name, where=f"{type(self).__name__}.entry_point_name"
+        )
         assert loaded is self.plugin_class(), (
             f"{self.kind.group} entry point {self.entry_point_name!r} loads {loaded!r}, "
             f"not {self.plugin_class()!r}"
@@ -614,7 +676,9 @@ class PlatformContract(_PluginContract):
         )
         assert inventory.hosts, "acquire() returned an inventory without hosts"
         for host in inventory.hosts:
-            assert isinstance(host, Host) and host.name and host.address, f"acquire() returned a malformed host {host!r}"
+            assert isinstance(host, Host) and host.name and host.address, (
+                f"acquire() returned a malformed host {host!r}"
+            )
         return inventory
 
     def test_capabilities_are_capabilities(self) -> None:
@@ -624,11 +688,15 @@ class PlatformContract(_PluginContract):
             f"{self.platform_class.__name__}.capabilities must be a frozenset of Capability, got {caps!r}"
         )
 
-    def test_acquire_returns_an_inventory(self, platform: Platform, deploy_context: DeployContext) -> None:
+    def test_acquire_returns_an_inventory(
+        self, platform: Platform, deploy_context: DeployContext
+    ) -> None:
         """acquire() returns an Inventory of named, addressed hosts."""
         self._acquire(platform, deploy_context)
 
-    def test_acquire_is_safe_to_retry(self, platform: Platform, deploy_context: DeployContext) -> None:
+    def test_acquire_is_safe_to_retry(
+        self, platform: Platform, deploy_context: DeployContext
+    ) -> None:
         """A second acquire() (a retry) returns the same hosts rather than reserving more."""
         first = self._acquire(platform, deploy_context)
         second = self._acquire(platform, deploy_context)
@@ -655,17 +723,23 @@ class PlatformContract(_PluginContract):
         self._release(platform)
         type(platform).release_recorded(platform.config, state.state)
 
-    def test_describe_is_json_serialisable(self, platform: Platform, deploy_context: DeployContext) -> None:
+    def test_describe_is_json_serialisable(
+        self, platform: Platform, deploy_context: DeployContext
+    ) -> None:
         """describe() returns a JSON-serialisable mapping before and after acquire()."""
         _assert_json(platform.describe(), "describe() before acquire()")
         self._acquire(platform, deploy_context)
         _assert_json(platform.describe(), "describe() after acquire()")
 
-    def test_check_roles_accepts_acquired_roles(self, platform: Platform, deploy_context: DeployContext) -> None:
+    def test_check_roles_accepts_acquired_roles(
+        self, platform: Platform, deploy_context: DeployContext
+    ) -> None:
         """check_roles() returns None for the roles the platform's own inventory carries."""
         inventory = self._acquire(platform, deploy_context)
         reason = platform.check_roles(inventory.roles)
-        assert reason is None, f"check_roles({sorted(inventory.roles)}) refused roles acquire() provides: {reason}"
+        assert reason is None, (
+            f"check_roles({sorted(inventory.roles)}) refused roles acquire() provides: {reason}"
+        )
 
 
 class ServiceContract(_PluginContract):
@@ -708,10 +782,14 @@ class ServiceContract(_PluginContract):
         from greenflow.plugins import load
 
         try:
-            cls = load(Kind.PLATFORM, "local", where=f"{type(self).__name__}.platform (greenflow.testing)")
+            cls = load(
+                Kind.PLATFORM, "local", where=f"{type(self).__name__}.platform (greenflow.testing)"
+            )
             platform: Platform = cls(cls.Config())
         except GreenFlowError as exc:
-            pytest.skip(f"greenflow's local platform is not usable and the `platform` fixture is not overridden: {exc}")
+            pytest.skip(
+                f"greenflow's local platform is not usable and the `platform` fixture is not overridden: {exc}"
+            )
         return platform
 
     @pytest.fixture
@@ -743,7 +821,9 @@ class ServiceContract(_PluginContract):
     ) -> tuple[StateRecorder, list[int]]:
         state = StateRecorder()
         self._mark("deploy")
-        service.deploy(platform, inventory, make_deploy_context(tmp_path / "service", record_state=state))
+        service.deploy(
+            platform, inventory, make_deploy_context(tmp_path / "service", record_state=state)
+        )
         service.wait_ready(self.ready_timeout_s)
         pids = _check_process_groups(service.processes(), "processes()")
         if self.expects_processes and Capability.LOCAL_PROCESSES in platform.capabilities:
@@ -771,7 +851,9 @@ class ServiceContract(_PluginContract):
         """The whole lifecycle: deploy, wait_ready, endpoints, processes, remove (twice) leaves nothing."""
         state, pids = self._deploy_ready(platform, inventory, service, tmp_path)
         endpoints = service.endpoints()
-        assert isinstance(endpoints, Mapping) and endpoints, f"endpoints() must be a non-empty mapping once ready, got {endpoints!r}"
+        assert isinstance(endpoints, Mapping) and endpoints, (
+            f"endpoints() must be a non-empty mapping once ready, got {endpoints!r}"
+        )
         for key, value in endpoints.items():
             assert isinstance(key, str) and key and isinstance(value, str) and value, (
                 f"endpoints() must map names to addresses (non-empty strings), got {key!r}: {value!r}"
@@ -783,7 +865,9 @@ class ServiceContract(_PluginContract):
         self._mark("remove")
         service.remove()
         alive = _wait_gone(tree, self.remove_grace_s)
-        assert not alive, f"remove() returned but these processes of the service are still alive: {', '.join(alive)}"
+        assert not alive, (
+            f"remove() returned but these processes of the service are still alive: {', '.join(alive)}"
+        )
         service.remove()
         type(service).remove_recorded(service.config, state.state)
 
@@ -863,7 +947,9 @@ class WorkloadContract(_PluginContract):
         phases = [p for p, _ in entered]
         allowed = (Phase.WARMUP, Phase.MEASURE, Phase.COOLDOWN)
         others = [p.value for p in phases if p not in allowed]
-        assert not others, f"execute() may enter only warmup, measure and cooldown; it entered {others}"
+        assert not others, (
+            f"execute() may enter only warmup, measure and cooldown; it entered {others}"
+        )
         assert phases.count(Phase.MEASURE) == 1, (
             f"execute() must enter Phase.MEASURE exactly once; it entered {[p.value for p in phases]}"
         )
@@ -886,7 +972,9 @@ class WorkloadContract(_PluginContract):
         self._mark("clean")
         workload.clean(ctx)
 
-    def test_validate_accepts_the_services(self, workload: Workload, services: Mapping[str, Service]) -> None:
+    def test_validate_accepts_the_services(
+        self, workload: Workload, services: Mapping[str, Service]
+    ) -> None:
         """validate() returns None for the fixture's services (it is called for every run)."""
         reason = workload.validate({name: s.config for name, s in services.items()})
         assert reason is None, f"validate() refused the test's own setup: {reason}"
@@ -898,7 +986,9 @@ class WorkloadContract(_PluginContract):
         tree = _process_tree(_check_process_groups(workload.processes(), "processes()"))
         self._clean(workload, run_context)
         alive = _wait_gone(tree, self.remove_grace_s)
-        assert not alive, f"clean() returned but load-generator processes are still alive: {', '.join(alive)}"
+        assert not alive, (
+            f"clean() returned but load-generator processes are still alive: {', '.join(alive)}"
+        )
 
     def test_clean_is_idempotent(self, workload: Workload, run_context: RunContext) -> None:
         """clean() twice after a run does not raise."""
@@ -907,11 +997,15 @@ class WorkloadContract(_PluginContract):
         self._clean(workload, run_context)
         workload.clean(run_context)
 
-    def test_clean_without_prepare_is_safe(self, workload: Workload, run_context: RunContext) -> None:
+    def test_clean_without_prepare_is_safe(
+        self, workload: Workload, run_context: RunContext
+    ) -> None:
         """clean() on a workload never prepared (prepare failed at once) does not raise."""
         self._clean(workload, run_context)
 
-    def test_clean_after_prepare_alone_is_safe(self, workload: Workload, run_context: RunContext) -> None:
+    def test_clean_after_prepare_alone_is_safe(
+        self, workload: Workload, run_context: RunContext
+    ) -> None:
         """clean() right after prepare() (a run that failed or was interrupted) does not raise."""
         self._prepare(workload, run_context)
         self._clean(workload, run_context)
@@ -971,14 +1065,20 @@ class CollectorContract(_PluginContract):
         try:
             collector.start(ctx)
         except CollectorError as exc:
-            self._stop(collector)  # must be safe after a failed start: the runner calls it in finally
-            pytest.skip(f"{type(collector).__name__} cannot read its source here (CollectorError from start): {exc}")
+            self._stop(
+                collector
+            )  # must be safe after a failed start: the runner calls it in finally
+            pytest.skip(
+                f"{type(collector).__name__} cannot read its source here (CollectorError from start): {exc}"
+            )
 
     def test_stop_without_start_is_safe(self, collector: Collector) -> None:
         """stop() on a collector never started does not raise."""
         self._stop(collector)
 
-    def test_start_collect_stop(self, collector: Collector, collector_context: CollectorContext) -> None:
+    def test_start_collect_stop(
+        self, collector: Collector, collector_context: CollectorContext
+    ) -> None:
         """Samples collected over a window are valid, ordered, bounded and honest about their method."""
         self._start(collector, collector_context)
         time.sleep(self.window_s / 4)
@@ -995,13 +1095,17 @@ class CollectorContract(_PluginContract):
                 f"expects_samples = False on {type(self).__name__} if that is right)"
             )
 
-    def test_stop_is_idempotent(self, collector: Collector, collector_context: CollectorContext) -> None:
+    def test_stop_is_idempotent(
+        self, collector: Collector, collector_context: CollectorContext
+    ) -> None:
         """stop() twice after start() does not raise."""
         self._start(collector, collector_context)
         self._stop(collector)
         collector.stop()
 
-    def test_describe_is_json_serialisable(self, collector: Collector, collector_context: CollectorContext) -> None:
+    def test_describe_is_json_serialisable(
+        self, collector: Collector, collector_context: CollectorContext
+    ) -> None:
         """describe() returns a JSON-serialisable mapping before and after start()."""
         _assert_json(collector.describe(), "describe() before start()")
         self._start(collector, collector_context)
@@ -1031,13 +1135,23 @@ class ProtocolContract(_PluginContract):
         while steps := protocol.next_steps(probes, self.repetitions):
             for step in steps:
                 assert isinstance(step, Step), f"next_steps returned {step!r}, not a Step"
-                achieved = 0.0 if step.idle or step.value is None else min(
-                    float(step.value), self.capacity)
-                probes.append(Probe(step.value, step.repetition, "finished",
-                                    WorkloadResult(units=achieved, achieved_rate=achieved)))
+                achieved = (
+                    0.0
+                    if step.idle or step.value is None
+                    else min(float(step.value), self.capacity)
+                )
+                probes.append(
+                    Probe(
+                        step.value,
+                        step.repetition,
+                        "finished",
+                        WorkloadResult(units=achieved, achieved_rate=achieved),
+                    )
+                )
             assert len(probes) <= self.max_steps, (
                 f"{type(protocol).__name__} asked for more than {self.max_steps} runs "
-                f"against a system of capacity {self.capacity:g}: does it terminate?")
+                f"against a system of capacity {self.capacity:g}: does it terminate?"
+            )
         return probes
 
     def test_axis_is_a_name_or_none(self, config: Any) -> None:
@@ -1057,5 +1171,6 @@ class ProtocolContract(_PluginContract):
         protocol = self.make_plugin(config)
         probes = self._drive(protocol)
         for i in range(len(probes) + 1):
-            assert protocol.next_steps(probes[:i], self.repetitions) == \
-                self.make_plugin(config).next_steps(list(probes[:i]), self.repetitions)
+            assert protocol.next_steps(probes[:i], self.repetitions) == self.make_plugin(
+                config
+            ).next_steps(list(probes[:i]), self.repetitions)

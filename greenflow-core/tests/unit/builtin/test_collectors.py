@@ -21,19 +21,25 @@ from greenflow.testing import CollectorContract
 # Burns one second of its own CPU time, says how much it used in all, then waits for its
 # stdin to close: the test takes a sample while it is still alive, so nothing depends on
 # how soon the sampler runs after the busy loop ends.
-BUSY = ("import sys, time\nt = time.process_time()\n"
-        "while time.process_time() - t < 1.0:\n    pass\n"
-        "print(time.process_time(), flush=True)\nsys.stdin.read()")
+BUSY = (
+    "import sys, time\nt = time.process_time()\n"
+    "while time.process_time() - t < 1.0:\n    pass\n"
+    "print(time.process_time(), flush=True)\nsys.stdin.read()"
+)
 
 
-def _ctx(groups: dict[str, list[int]] | None = None,
-         hosts: tuple[Host, ...] = ()) -> CollectorContext:
+def _ctx(
+    groups: dict[str, list[int]] | None = None, hosts: tuple[Host, ...] = ()
+) -> CollectorContext:
     return CollectorContext("test", Inventory(hosts), lambda: dict(groups or {}))
 
 
 def _series(samples: list[Sample], metric: str, **labels: str) -> list[Sample]:
-    return [s for s in samples if s.metric == metric
-            and all(s.labels.get(k) == v for k, v in labels.items())]
+    return [
+        s
+        for s in samples
+        if s.metric == metric and all(s.labels.get(k) == v for k, v in labels.items())
+    ]
 
 
 @pytest.fixture
@@ -46,8 +52,11 @@ def model() -> Iterator[ModelCollector]:
 
 @pytest.mark.parametrize(
     ("config", "method"),
-    [({}, "model:linear"), ({"exponent": 1.4}, "model:power"),
-     ({"model": "vm", "idle_watts": 5.0, "max_watts": 20.0}, "model:vm")],
+    [
+        ({}, "model:linear"),
+        ({"exponent": 1.4}, "model:power"),
+        ({"model": "vm", "idle_watts": 5.0, "max_watts": 20.0}, "model:vm"),
+    ],
 )
 def test_model_labels_every_sample_with_its_method(config: dict[str, Any], method: str) -> None:
     """Every sample of the model collector says model:<name>, and its counter only grows."""
@@ -61,7 +70,8 @@ def test_model_labels_every_sample_with_its_method(config: dict[str, Any], metho
         collector.stop()
     assert len(samples) >= 5
     assert {(s.metric, s.method, s.unit, s.labels["domain"]) for s in samples} == {
-        ("energy_joules", method, "joules", "host")}
+        ("energy_joules", method, "joules", "host")
+    }
     values = [s.value for s in samples]
     assert values == sorted(values)
     assert collector.describe()["method"] == method
@@ -122,9 +132,11 @@ def test_samples_carry_this_machines_inventory_host_or_the_configured_name() -> 
     me = socket.gethostname()
     local = (Host("this-one", "127.0.0.1", ["broker"]),)
     remote = (Host("node-1", "10.0.0.1", ["broker"]),)
-    for config, hosts, expected in ((ModelCollector.Config(), local, "this-one"),
-                                    (ModelCollector.Config(), remote, me),
-                                    (ModelCollector.Config(host="custom"), remote, "custom")):
+    for config, hosts, expected in (
+        (ModelCollector.Config(), local, "this-one"),
+        (ModelCollector.Config(), remote, me),
+        (ModelCollector.Config(host="custom"), remote, "custom"),
+    ):
         collector = ModelCollector("model", config)
         collector.start(_ctx(hosts=hosts))
         collector.stop()
@@ -138,16 +150,19 @@ def test_process_refuses_a_group_named_host() -> None:
         collector.start(_ctx({"host": [1]}))
 
 
-def _run_busy(tmp_path: Path, backend: str, command: list[str]) -> tuple[list[Sample], float,
-                                                                           Window]:
+def _run_busy(
+    tmp_path: Path, backend: str, command: list[str]
+) -> tuple[list[Sample], float, Window]:
     groups: dict[str, list[int]] = {"service:busy": []}
-    collector = ProcessCollector("process", ProcessCollector.Config(interval_s=0.02,
-                                                                    backend=backend))
+    collector = ProcessCollector(
+        "process", ProcessCollector.Config(interval_s=0.02, backend=backend)
+    )
     collector.start(CollectorContext("test", Inventory([]), lambda: groups))
     try:
         start = time.time()
-        with subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                              text=True, cwd=tmp_path) as child:
+        with subprocess.Popen(
+            command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=tmp_path
+        ) as child:
             groups["service:busy"] = [child.pid]
             assert child.stdout is not None and child.stdin is not None
             used = float(child.stdout.readline())
@@ -222,7 +237,10 @@ class TestRaplCollectorContract(_Contract):
     def config(self, tmp_path: Path) -> RaplCollector.Config:
         for zone, name in (("intel-rapl:0", "package-0"), ("intel-rapl:0/intel-rapl:0:0", "core")):
             (tmp_path / zone).mkdir()
-            for attribute, value in (("name", name), ("energy_uj", "1000"),
-                                     ("max_energy_range_uj", "262143328850")):
+            for attribute, value in (
+                ("name", name),
+                ("energy_uj", "1000"),
+                ("max_energy_range_uj", "262143328850"),
+            ):
                 (tmp_path / zone / attribute).write_text(value + "\n")
         return RaplCollector.Config(root=str(tmp_path), interval_s=0.05)

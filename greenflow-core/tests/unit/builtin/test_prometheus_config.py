@@ -21,7 +21,9 @@ URL = "http://127.0.0.1:9090"
 
 def test_energy_queries_need_a_method() -> None:
     """Energy or power queries with the default method are refused, naming them and the fix."""
-    with pytest.raises(ValueError, match=r"host_energy_joules, host_power_watts .*method = \"scaphandre\""):
+    with pytest.raises(
+        ValueError, match=r"host_energy_joules, host_power_watts .*method = \"scaphandre\""
+    ):
         PrometheusConfig(url=URL, queries={"host_power_watts": "a", "host_energy_joules": "b"})
     config = PrometheusConfig(url=URL, method="scaphandre", queries={"host_power_watts": "a"})
     assert config.method == "scaphandre"
@@ -33,10 +35,14 @@ def test_other_queries_need_no_method() -> None:
     assert config.method == "prometheus"
 
 
-@pytest.mark.parametrize("name", ["host_power", "power_watt", "Host_power_watts", "watts", "x_joules_per_hour"])
+@pytest.mark.parametrize(
+    "name", ["host_power", "power_watt", "Host_power_watts", "watts", "x_joules_per_hour"]
+)
 def test_query_names_must_end_with_a_unit(name: str) -> None:
     """A query name without a known unit at its end is refused with examples."""
-    with pytest.raises(ValueError, match=r"does not end with its unit; name it like host_power_watts"):
+    with pytest.raises(
+        ValueError, match=r"does not end with its unit; name it like host_power_watts"
+    ):
         PrometheusConfig(url=URL, method="m", queries={name: "up"})
 
 
@@ -96,13 +102,20 @@ def test_host_is_the_instance_without_its_port(labels: dict[str, str], host: str
 def test_counter_resets_are_undone_like_increase() -> None:
     """After a drop the counter continues from where it was, as if it restarted at zero."""
     points = [(0.0, 100.0), (1.0, 150.0), (2.0, 20.0), (3.0, 70.0), (4.0, 5.0)]
-    assert _monotonic(points) == [(0.0, 100.0), (1.0, 150.0), (2.0, 170.0), (3.0, 220.0), (4.0, 225.0)]
+    assert _monotonic(points) == [
+        (0.0, 100.0),
+        (1.0, 150.0),
+        (2.0, 170.0),
+        (3.0, 220.0),
+        (4.0, 225.0),
+    ]
 
 
 def test_describe_hides_the_url_password() -> None:
     """describe() (stored as provenance) never carries the password of the URL."""
-    config = PrometheusConfig(url="https://reader:s3cret@prom.example:9090",
-                              queries={"up_ratio": "up"})
+    config = PrometheusConfig(
+        url="https://reader:s3cret@prom.example:9090", queries={"up_ratio": "up"}
+    )
     described = PrometheusCollector("p", config).describe()
     assert "s3cret" not in repr(described)
     assert described["url"] == "https://reader:***@prom.example:9090"
@@ -131,7 +144,9 @@ def test_plan_error_names_the_collector_table_and_key(tmp_path: Path) -> None:
     """In a plan, a missing method for power queries is an error at [collectors.0] method."""
     plan = tmp_path / "plan.toml"
     plan.write_text(PLAN.format(extra=""))
-    with pytest.raises(PlanError, match=r"plan.toml \[collectors.0\] method: queries host_power_watts"):
+    with pytest.raises(
+        PlanError, match=r"plan.toml \[collectors.0\] method: queries host_power_watts"
+    ):
         load_plan(plan)
     plan.write_text(PLAN.format(extra='method = "scaphandre"'))
     (collector,) = load_plan(plan).collectors

@@ -13,14 +13,21 @@ from greenflow.builtin.protocols import (
 )
 
 
-def _simulate(protocol: MaxThroughputProtocol | ProportionalityProtocol, capacity: float,
-              repetitions: int = 1) -> list[Probe]:
+def _simulate(
+    protocol: MaxThroughputProtocol | ProportionalityProtocol, capacity: float, repetitions: int = 1
+) -> list[Probe]:
     probes: list[Probe] = []
     while steps := protocol.next_steps(probes, repetitions):
         for s in steps:
             achieved = min(float(s.value), capacity)
-            probes.append(Probe(s.value, s.repetition, "finished",
-                                WorkloadResult(units=achieved, achieved_rate=achieved)))
+            probes.append(
+                Probe(
+                    s.value,
+                    s.repetition,
+                    "finished",
+                    WorkloadResult(units=achieved, achieved_rate=achieved),
+                )
+            )
         assert len(probes) < 200
     return probes
 
@@ -28,8 +35,9 @@ def _simulate(protocol: MaxThroughputProtocol | ProportionalityProtocol, capacit
 @pytest.mark.parametrize("capacity", [150, 999, 1000, 7300, 123456])
 def test_bracket_contains_capacity(capacity: float) -> None:
     """Doubling then bisecting ends with low ≤ capacity/threshold < high within precision."""
-    proto = MaxThroughputProtocol(MaxThroughputConfig(start=1000, threshold=0.95,
-                                                      precision=0.05, max_runs=40))
+    proto = MaxThroughputProtocol(
+        MaxThroughputConfig(start=1000, threshold=0.95, precision=0.05, max_runs=40)
+    )
     probes = _simulate(proto, capacity)
     c = proto.conclusion(probes)
     low, high = c["max_sustained"], c["first_unsustained"]

@@ -17,14 +17,19 @@ def test_powercap_path_must_be_absolute_on_the_nodes(path: str) -> None:
         ScaphandreConfig(powercap_path=path)
 
 
-@pytest.mark.parametrize(("image", "two"), [
-    ("prom/prometheus:v3.13.5", False),
-    ("prom/prometheus:v2.53.3", True),
-    ("registry.example:5000/prom/prometheus:v2.45.0", True),
-    ("quay.io/prometheus/prometheus:3.0.0", False),
-    ("prom/prometheus", False),
-])
-def test_the_scrape_fallback_for_scaphandre_is_left_out_for_prometheus_2(image: str, two: bool) -> None:
+@pytest.mark.parametrize(
+    ("image", "two"),
+    [
+        ("prom/prometheus:v3.13.5", False),
+        ("prom/prometheus:v2.53.3", True),
+        ("registry.example:5000/prom/prometheus:v2.45.0", True),
+        ("quay.io/prometheus/prometheus:3.0.0", False),
+        ("prom/prometheus", False),
+    ],
+)
+def test_the_scrape_fallback_for_scaphandre_is_left_out_for_prometheus_2(
+    image: str, two: bool
+) -> None:
     """Prometheus 3 refuses Scaphandre's scrape (no Content-Type) without
     fallback_scrape_protocol, and Prometheus 2 refuses that key: it goes by the tag."""
     assert _prometheus_2(image) is two

@@ -49,7 +49,16 @@ def test_table_shows_name_kind_distribution_version_and_error(installed: list[Pl
     lines = result.output.splitlines()
     assert lines[0].split() == ["name", "kind", "distribution", "version", "status"]
     assert lines[1].split() == ["hello", "workload", "greenflow-hello", "0.1.0", "ok"]
-    assert lines[2].split() == ["broken", "workload", "greenflow-broken", "0.1.0", "failed:", "ImportError:", "needs", "libfoo"]
+    assert lines[2].split() == [
+        "broken",
+        "workload",
+        "greenflow-broken",
+        "0.1.0",
+        "failed:",
+        "ImportError:",
+        "needs",
+        "libfoo",
+    ]
 
 
 def test_json_prints_a_list_of_plugins(installed: list[PluginInfo]) -> None:

@@ -13,32 +13,55 @@ from greenflow.measure.attribution import compute_run_metrics, idle_power_from_b
 MEASURE = Window(2.5, 8.5)  # 6 s, between samples on purpose
 
 
-def _counter(metric: str, rate: float, method: str, labels: dict[str, str], *,
-             host: str = "n1", since: float = 0.0, unit: str = "joules") -> list[Sample]:
+def _counter(
+    metric: str,
+    rate: float,
+    method: str,
+    labels: dict[str, str],
+    *,
+    host: str = "n1",
+    since: float = 0.0,
+    unit: str = "joules",
+) -> list[Sample]:
     """A counter growing at ``rate`` per second from ``since`` (0 there), sampled each second."""
-    return [Sample(float(t), metric, rate * (t - since), unit, method, host, labels)
-            for t in range(int(since), 11)]
+    return [
+        Sample(float(t), metric, rate * (t - since), unit, method, host, labels)
+        for t in range(int(since), 11)
+    ]
 
 
 def _rapl(host: str = "n1", package: float = 50.0, dram: float = 10.0) -> list[Sample]:
-    return (_counter("energy_joules", package, "rapl", {"domain": "package-0"}, host=host)
-            + _counter("energy_joules", dram, "rapl", {"domain": "dram-0"}, host=host)
-            # core is inside the package: adding it would count it twice
-            + _counter("energy_joules", 30.0, "rapl", {"domain": "core-0"}, host=host))
+    return (
+        _counter("energy_joules", package, "rapl", {"domain": "package-0"}, host=host)
+        + _counter("energy_joules", dram, "rapl", {"domain": "dram-0"}, host=host)
+        # core is inside the package: adding it would count it twice
+        + _counter("energy_joules", 30.0, "rapl", {"domain": "core-0"}, host=host)
+    )
 
 
 def _cpu(host: str = "n1") -> list[Sample]:
-    return (_counter("cpu_seconds", 1.5, "procfs", {"group": "host"}, host=host, unit="seconds")
-            + _counter("cpu_seconds", 0.75, "procfs", {"group": "service:kafka"}, host=host,
-                       unit="seconds")
-            + _counter("cpu_seconds", 0.3, "procfs", {"group": "loadgen:ingest"}, host=host,
-                       unit="seconds"))
+    return (
+        _counter("cpu_seconds", 1.5, "procfs", {"group": "host"}, host=host, unit="seconds")
+        + _counter(
+            "cpu_seconds", 0.75, "procfs", {"group": "service:kafka"}, host=host, unit="seconds"
+        )
+        + _counter(
+            "cpu_seconds", 0.3, "procfs", {"group": "loadgen:ingest"}, host=host, unit="seconds"
+        )
+    )
 
 
-def _find(metrics: Sequence[Metric], name: str, scope: str, group: str | None = None,
-          host: str = "n1") -> Metric:
-    found = [m for m in metrics if m.name == name and m.labels.get("scope") == scope
-             and m.labels.get("group") == group and m.labels["host"] == host]
+def _find(
+    metrics: Sequence[Metric], name: str, scope: str, group: str | None = None, host: str = "n1"
+) -> Metric:
+    found = [
+        m
+        for m in metrics
+        if m.name == name
+        and m.labels.get("scope") == scope
+        and m.labels.get("group") == group
+        and m.labels["host"] == host
+    ]
     assert len(found) == 1, (name, scope, group, found)
     return found[0]
 
@@ -96,7 +119,8 @@ def test_psys_alone_is_the_host_energy() -> None:
     """With psys present, packages and DRAM are not added to it."""
     samples = _rapl() + _counter("energy_joules", 80.0, "rapl", {"domain": "psys"})
     assert _find(compute_run_metrics(samples, MEASURE), "energy_joules", "host").value == (
-        pytest.approx(480.0))
+        pytest.approx(480.0)
+    )
 
 
 def test_model_energy_carries_the_model_method_through_attribution() -> None:
@@ -118,15 +142,18 @@ def test_rapl_is_preferred_to_a_model_on_the_same_host() -> None:
 
 def test_group_that_appears_during_measure_counts_from_zero() -> None:
     """A load generator first seen at 4 s has used 0.3 s/s × 4.5 s by the end of MEASURE."""
-    samples = (_rapl()
-               + _counter("cpu_seconds", 1.5, "procfs", {"group": "host"}, unit="seconds")
-               + _counter("cpu_seconds", 0.3, "procfs", {"group": "loadgen:ingest"}, since=4,
-                          unit="seconds"))
+    samples = (
+        _rapl()
+        + _counter("cpu_seconds", 1.5, "procfs", {"group": "host"}, unit="seconds")
+        + _counter(
+            "cpu_seconds", 0.3, "procfs", {"group": "loadgen:ingest"}, since=4, unit="seconds"
+        )
+    )
     metrics = compute_run_metrics(samples, MEASURE, None)
-    assert _find(metrics, "cpu_seconds", "loadgen", "loadgen:ingest").value == (
-        pytest.approx(1.35))
+    assert _find(metrics, "cpu_seconds", "loadgen", "loadgen:ingest").value == (pytest.approx(1.35))
     assert _find(metrics, "energy_joules", "loadgen", "loadgen:ingest").value == (
-        pytest.approx(360.0 * 1.35 / 9.0))
+        pytest.approx(360.0 * 1.35 / 9.0)
+    )
 
 
 def test_each_host_gets_its_own_figures() -> None:
@@ -139,10 +166,13 @@ def test_each_host_gets_its_own_figures() -> None:
 
 def test_idle_power_from_baseline_is_mean_power_per_host() -> None:
     """Baseline energy over its duration gives each host's idle watts and method."""
-    samples = _rapl("n1") + _counter("energy_joules", 7.0, "model:linear", {"domain": "host"},
-                                     host="n2")
+    samples = _rapl("n1") + _counter(
+        "energy_joules", 7.0, "model:linear", {"domain": "host"}, host="n2"
+    )
     assert idle_power_from_baseline(samples, Window(1.0, 3.0)) == {
-        "n1": (pytest.approx(60.0), "rapl"), "n2": (pytest.approx(7.0), "model:linear")}
+        "n1": (pytest.approx(60.0), "rapl"),
+        "n2": (pytest.approx(7.0), "model:linear"),
+    }
 
 
 def test_missing_or_uncovering_energy_is_a_collector_error() -> None:

@@ -17,8 +17,9 @@ from greenflow.measure.integrate import (
 
 
 def _series(points: list[tuple[float, float]], domain: str = "package-0") -> list[Sample]:
-    return [Sample(t, "energy_joules", v, "joules", "rapl", "n1", {"domain": domain})
-            for t, v in points]
+    return [
+        Sample(t, "energy_joules", v, "joules", "rapl", "n1", {"domain": domain}) for t, v in points
+    ]
 
 
 def test_counter_at_interpolates_between_bracketing_samples() -> None:

@@ -7,8 +7,10 @@ from greenflow.measure.attribution import compute_run_metrics
 
 
 def _series(metric: str, labels: dict[str, str], watts: float) -> list[Sample]:
-    return [Sample(float(t), metric, watts * t, "joules", "scaphandre", "node-a", labels)
-            for t in range(0, 11)]
+    return [
+        Sample(float(t), metric, watts * t, "joules", "scaphandre", "node-a", labels)
+        for t in range(0, 11)
+    ]
 
 
 def test_pod_energy_is_the_counter_difference_over_measure() -> None:

@@ -52,10 +52,12 @@ def test_defaults_scale_with_logical_cpus() -> None:
 
 @pytest.mark.parametrize(
     ("kwargs", "message"),
-    [({"idle_watts": 50, "max_watts": 10}, "below idle_watts"),
-     ({"idle_watts": -1, "max_watts": 10}, "idle_watts"),
-     ({"idle_watts": 1, "max_watts": 10, "exponent": 0}, "exponent"),
-     ({"idle_watts": 1, "max_watts": 10, "name": "a:b"}, "name")],
+    [
+        ({"idle_watts": 50, "max_watts": 10}, "below idle_watts"),
+        ({"idle_watts": -1, "max_watts": 10}, "idle_watts"),
+        ({"idle_watts": 1, "max_watts": 10, "exponent": 0}, "exponent"),
+        ({"idle_watts": 1, "max_watts": 10, "name": "a:b"}, "name"),
+    ],
 )
 def test_rejects_impossible_parameters(kwargs: dict[str, Any], message: str) -> None:
     """Parameters that cannot describe a machine are refused with the one at fault."""
@@ -65,8 +67,9 @@ def test_rejects_impossible_parameters(kwargs: dict[str, Any], message: str) -> 
 
 def test_busy_time_leaves_out_idle_iowait_and_guest() -> None:
     """busy = total - idle - iowait; guest time is already inside user and nice."""
-    busy, total = host_cpu_seconds(LinuxTimes(user=10, nice=2, system=3, idle=80, iowait=5,
-                                              guest=4, guest_nice=1))
+    busy, total = host_cpu_seconds(
+        LinuxTimes(user=10, nice=2, system=3, idle=80, iowait=5, guest=4, guest_nice=1)
+    )
     assert (busy, total) == (15, 100)
 
 

@@ -35,8 +35,12 @@ def _comm(pid: int) -> str:
 @pytest.fixture
 def shell_with_child() -> Iterator[tuple[subprocess.Popen[str], int]]:
     """A shell that started a background ``sleep`` and waits for a line before exiting."""
-    with subprocess.Popen(["/bin/sh", "-c", "sleep 60 & echo $!; read _line"],
-                          stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True) as sh:
+    with subprocess.Popen(
+        ["/bin/sh", "-c", "sleep 60 & echo $!; read _line"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    ) as sh:
         assert sh.stdout is not None
         child = int(sh.stdout.readline())
         # Until it has exec'd, the child is a fresh fork of the shell, whose RSS counters
@@ -54,8 +58,9 @@ def shell_with_child() -> Iterator[tuple[subprocess.Popen[str], int]]:
                     os.kill(pid, signal.SIGKILL)
 
 
-def test_orphan_keeps_its_group(tracker: ProcessTracker,
-                                shell_with_child: tuple[subprocess.Popen[str], int]) -> None:
+def test_orphan_keeps_its_group(
+    tracker: ProcessTracker, shell_with_child: tuple[subprocess.Popen[str], int]
+) -> None:
     """When the root exits, its re-parented child still counts for the group."""
     sh, _child = shell_with_child
     groups = {"service:x": [sh.pid]}
@@ -101,10 +106,14 @@ def _recomputed(tracker: ProcessTracker) -> dict[str, tuple[float, int]]:
 def test_usage_recomputed_only_where_something_moved_stays_exact(tracker: ProcessTracker) -> None:
     """A read recomputes only the groups whose processes moved; what it reports must equal a
     full recomputation while children start, burn CPU, exit, and groups come and go."""
-    script = ("for i in 1 2 3 4 5 6; do (i=0; while [ $i -lt 30000 ]; do i=$((i+1)); done) & "
-              "sleep 0.05; done; wait")
-    with subprocess.Popen(["/bin/sh", "-c", script]) as busy, \
-            subprocess.Popen(["sleep", "30"]) as idle:
+    script = (
+        "for i in 1 2 3 4 5 6; do (i=0; while [ $i -lt 30000 ]; do i=$((i+1)); done) & "
+        "sleep 0.05; done; wait"
+    )
+    with (
+        subprocess.Popen(["/bin/sh", "-c", script]) as busy,
+        subprocess.Popen(["sleep", "30"]) as idle,
+    ):
         try:
             groups = {"service:busy": [busy.pid], "service:idle": [idle.pid]}
             seen = 0

@@ -63,7 +63,11 @@ def test_reads_the_flat_sysfs_class_layout_once_per_zone(tmp_path: Path) -> None
         for sub in top.glob("intel-rapl:*"):
             (cls / sub.name).symlink_to(sub)
     assert sorted(z.domain for z in discover_zones(cls)) == [
-        "core-0", "core-1", "dram-0", "package-0", "package-1"
+        "core-0",
+        "core-1",
+        "dram-0",
+        "package-0",
+        "package-1",
     ]
 
 
@@ -74,15 +78,21 @@ def test_subzone_takes_the_number_of_its_package_not_of_its_directory(tmp_path: 
     tree.add("intel-rapl:1", "package-0", 1000 * MJ)
     tree.add("intel-rapl:1:0", "core", 1000 * MJ)
     tree.add("intel-rapl:1:1", "uncore", 1000 * MJ)
-    assert [z.domain for z in discover_zones(tmp_path)] == ["psys", "package-0", "core-0",
-                                                             "uncore-0"]
+    assert [z.domain for z in discover_zones(tmp_path)] == [
+        "psys",
+        "package-0",
+        "core-0",
+        "uncore-0",
+    ]
 
 
 def test_host_energy_rule() -> None:
     """psys alone when present; else packages plus DRAM; never core or uncore."""
     assert host_energy_domains(["psys", "package-0", "dram-0", "core-0"]) == ["psys"]
     assert host_energy_domains(["package-0", "core-0", "uncore-0", "dram-0", "package-1"]) == [
-        "dram-0", "package-0", "package-1"
+        "dram-0",
+        "package-0",
+        "package-1",
     ]
     assert host_energy_domains(["core-0"]) == []
 
@@ -106,8 +116,9 @@ def test_integrates_a_known_profile_through_wraps_within_a_tenth_of_a_percent(
         tree.set("intel-rapl:0:0", round(0.6 * _profile(t) * MJ))  # core: part of package
         tree.set("intel-rapl:0:1", round(8.0 * t * MJ))  # DRAM: a steady 8 W
         for domain, joules in reader.read().items():
-            samples.append(Sample(t, "energy_joules", joules, "joules", "rapl", "n1",
-                                  {"domain": domain}))
+            samples.append(
+                Sample(t, "energy_joules", joules, "joules", "rapl", "n1", {"domain": domain})
+            )
     assert reader.wraps["package-0"] == 3  # 900 J + 2200 J in a 1000 J range
     series = {s[0].labels["domain"]: s for s in split_series(samples).values()}
     for window in (Window(2.25, 27.75), Window(9.9, 10.1), Window(0, 30), Window(12, 12.2)):
@@ -302,10 +313,14 @@ def test_collector_integrates_counters_advancing_in_real_time(tmp_path: Path) ->
     series = {s[0].labels["domain"]: s for s in split_series(samples).values()}
     assert set(series) == {"package-0", "core-0", "dram-0"}
     assert all(s.method == "rapl" for s in samples)
-    for zone, domain in (("intel-rapl:0", "package-0"), ("intel-rapl:0:0", "core-0"),
-                         ("intel-rapl:0:1", "dram-0")):
+    for zone, domain in (
+        ("intel-rapl:0", "package-0"),
+        ("intel-rapl:0:0", "core-0"),
+        ("intel-rapl:0:1", "dram-0"),
+    ):
         assert counter_delta(series[domain], window) == pytest.approx(
-            watts[zone] * writer.seconds, rel=1e-3)
+            watts[zone] * writer.seconds, rel=1e-3
+        )
     host = sum(counter_delta(series[d], window) for d in host_energy_domains(series))
     assert host == pytest.approx((100.0 + 12.0) * writer.seconds, rel=1e-3)
     assert collector.describe()["wraps_seen"]["package-0"] >= 2

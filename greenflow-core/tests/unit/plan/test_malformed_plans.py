@@ -28,46 +28,99 @@ params = { n = [1, 2] }
 # (id, plan text, fragments the message must contain)
 CASES = [
     ("toml-syntax", "[experiment\nname = 't'", ["not valid TOML", "line 1"]),
-    ("missing-experiment", '[platform]\ntype = "local"\n[workload]\ntype = "command"\ncommand="x"',
-     ["missing section [experiment]"]),
+    (
+        "missing-experiment",
+        '[platform]\ntype = "local"\n[workload]\ntype = "command"\ncommand="x"',
+        ["missing section [experiment]"],
+    ),
     ("unknown-section", GOOD + "\n[extra]\na = 1\n", ["unknown section(s) extra", "[workload]"]),
-    ("unknown-key-experiment", GOOD.replace('name = "t"', 'name = "t"\nrepetitons = 3'),
-     ["[experiment]", "unknown key(s): repetitons", "valid keys:", "repetitions"]),
-    ("unknown-key-workload", GOOD + 'colour = "red"\n',
-     ["[workload]", "unknown key(s): colour"]),
-    ("wrong-type-repetitions", GOOD.replace("repetitions = 2", 'repetitions = "two"'),
-     ["[experiment] repetitions", 'expected an integer, got "two"']),
-    ("negative-repetitions", GOOD.replace("repetitions = 2", "repetitions = -1"),
-     ["[experiment]", "expected a number > 0, got -1"]),
-    ("float-for-int", GOOD.replace("repetitions = 2", "repetitions = 1.5"),
-     ["[experiment] repetitions", "expected an integer, got 1.5"]),
-    ("bad-duration", GOOD.replace('name = "t"', 'name = "t"\nbaseline = "ten seconds"'),
-     ["[experiment] baseline", 'expected a duration like "30s"', "ten seconds"]),
-    ("negative-duration", GOOD.replace('name = "t"', 'name = "t"\nbaseline = -3'),
-     ["[experiment] baseline", "≥ 0"]),
-    ("bad-on-error", GOOD.replace('name = "t"', 'name = "t"\non_error = "maybe"'),
-     ["[experiment] on_error", "maybe"]),
-    ("unknown-platform", GOOD.replace('type = "local"', 'type = "g5k"'),
-     ['[platform]: type "g5k" is not installed', "Installed platforms:", "local (greenflow-core",
-      "pip install greenflow-g5k"]),
-    ("unknown-workload", GOOD.replace('type = "command"', 'type = "teleport"'),
-     ['[workload]: type "teleport" is not installed', "Installed workloads"]),
-    ("unknown-collector", GOOD + '\n[[collectors]]\ntype = "wattmeter9000"\n',
-     ['[collectors.0]: type "wattmeter9000" is not installed', "Installed collectors"]),
-    ("missing-type", GOOD.replace('type = "local"', 'kind = "local"'),
-     ["[platform] type: required key missing"]),
-    ("empty-sweep", GOOD.replace("n = [1, 2]", "n = []"),
-     ["[workload]", "empty list", "at least one value"]),
-    ("missing-required", GOOD.replace('command = "echo done {n}"', ""),
-     ["[workload] command: required key missing"]),
-    ("unknown-template-parameter", GOOD.replace("{n}", "{size}"),
-     ["[workload]", "{size}", "not a parameter", "known: n"]),
-    ("bad-regex", GOOD + 'units_pattern = "(unclosed"\n',
-     ["[workload]", "units_pattern", "not a valid regular expression"]),
-    ("services-not-array", GOOD + '\n[services]\ntype = "x"\n',
-     ["[services]", "array of tables"]),
-    ("unknown-service", GOOD + '\n[[services]]\ntype = "kafkaa"\n',
-     ['[services.0]: type "kafkaa" is not installed', "Installed services"]),
+    (
+        "unknown-key-experiment",
+        GOOD.replace('name = "t"', 'name = "t"\nrepetitons = 3'),
+        ["[experiment]", "unknown key(s): repetitons", "valid keys:", "repetitions"],
+    ),
+    ("unknown-key-workload", GOOD + 'colour = "red"\n', ["[workload]", "unknown key(s): colour"]),
+    (
+        "wrong-type-repetitions",
+        GOOD.replace("repetitions = 2", 'repetitions = "two"'),
+        ["[experiment] repetitions", 'expected an integer, got "two"'],
+    ),
+    (
+        "negative-repetitions",
+        GOOD.replace("repetitions = 2", "repetitions = -1"),
+        ["[experiment]", "expected a number > 0, got -1"],
+    ),
+    (
+        "float-for-int",
+        GOOD.replace("repetitions = 2", "repetitions = 1.5"),
+        ["[experiment] repetitions", "expected an integer, got 1.5"],
+    ),
+    (
+        "bad-duration",
+        GOOD.replace('name = "t"', 'name = "t"\nbaseline = "ten seconds"'),
+        ["[experiment] baseline", 'expected a duration like "30s"', "ten seconds"],
+    ),
+    (
+        "negative-duration",
+        GOOD.replace('name = "t"', 'name = "t"\nbaseline = -3'),
+        ["[experiment] baseline", "≥ 0"],
+    ),
+    (
+        "bad-on-error",
+        GOOD.replace('name = "t"', 'name = "t"\non_error = "maybe"'),
+        ["[experiment] on_error", "maybe"],
+    ),
+    (
+        "unknown-platform",
+        GOOD.replace('type = "local"', 'type = "g5k"'),
+        [
+            '[platform]: type "g5k" is not installed',
+            "Installed platforms:",
+            "local (greenflow-core",
+            "pip install greenflow-g5k",
+        ],
+    ),
+    (
+        "unknown-workload",
+        GOOD.replace('type = "command"', 'type = "teleport"'),
+        ['[workload]: type "teleport" is not installed', "Installed workloads"],
+    ),
+    (
+        "unknown-collector",
+        GOOD + '\n[[collectors]]\ntype = "wattmeter9000"\n',
+        ['[collectors.0]: type "wattmeter9000" is not installed', "Installed collectors"],
+    ),
+    (
+        "missing-type",
+        GOOD.replace('type = "local"', 'kind = "local"'),
+        ["[platform] type: required key missing"],
+    ),
+    (
+        "empty-sweep",
+        GOOD.replace("n = [1, 2]", "n = []"),
+        ["[workload]", "empty list", "at least one value"],
+    ),
+    (
+        "missing-required",
+        GOOD.replace('command = "echo done {n}"', ""),
+        ["[workload] command: required key missing"],
+    ),
+    (
+        "unknown-template-parameter",
+        GOOD.replace("{n}", "{size}"),
+        ["[workload]", "{size}", "not a parameter", "known: n"],
+    ),
+    (
+        "bad-regex",
+        GOOD + 'units_pattern = "(unclosed"\n',
+        ["[workload]", "units_pattern", "not a valid regular expression"],
+    ),
+    ("services-not-array", GOOD + '\n[services]\ntype = "x"\n', ["[services]", "array of tables"]),
+    (
+        "unknown-service",
+        GOOD + '\n[[services]]\ntype = "kafkaa"\n',
+        ['[services.0]: type "kafkaa" is not installed', "Installed services"],
+    ),
 ]
 
 
@@ -106,12 +159,20 @@ def test_real_process_prints_no_traceback_and_v_shows_one(tmp_path: Path) -> Non
     """In a real process a bad plan prints one error line; -v adds the traceback."""
     plan = tmp_path / "plan.toml"
     plan.write_text(GOOD.replace("repetitions = 2", 'repetitions = "x"'))
-    quiet = subprocess.run([sys.executable, "-m", "greenflow", "validate", str(plan)],
-                           capture_output=True, text=True, check=False)
+    quiet = subprocess.run(
+        [sys.executable, "-m", "greenflow", "validate", str(plan)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert quiet.returncode == 1
     assert quiet.stderr.startswith("Error: plan.toml [experiment] repetitions")
     assert "Traceback" not in quiet.stderr
-    loud = subprocess.run([sys.executable, "-m", "greenflow", "-v", "validate", str(plan)],
-                          capture_output=True, text=True, check=False)
+    loud = subprocess.run(
+        [sys.executable, "-m", "greenflow", "-v", "validate", str(plan)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert loud.returncode != 0
     assert "Traceback" in loud.stderr

@@ -51,10 +51,14 @@ def test_order_is_shuffled_and_reproducible(tmp_path: Path) -> None:
 
 def test_run_identity_is_stable_and_unique(tmp_path: Path) -> None:
     """Run ids depend on parameters and repetition, not on order or seed."""
-    a = {r.run_id: (r.params["params.a"], r.repetition) for r in
-         expand(load_plan(_plan(tmp_path, 1))).runs}
-    b = {r.run_id: (r.params["params.a"], r.repetition) for r in
-         expand(load_plan(_plan(tmp_path, 2))).runs}
+    a = {
+        r.run_id: (r.params["params.a"], r.repetition)
+        for r in expand(load_plan(_plan(tmp_path, 1))).runs
+    }
+    b = {
+        r.run_id: (r.params["params.a"], r.repetition)
+        for r in expand(load_plan(_plan(tmp_path, 2))).runs
+    }
     assert a == b
     assert len(a) == 18
 

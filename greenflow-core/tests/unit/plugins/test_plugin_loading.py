@@ -38,7 +38,7 @@ from greenflow.plugins import (
 
 _counter = itertools.count()
 
-PLUGIN_MODULE = '''
+PLUGIN_MODULE = """
 from typing import ClassVar
 import attrs
 from greenflow.api import Platform, Workload, Inventory
@@ -71,7 +71,7 @@ class LocalPlatform(Platform):
 
 def make_workload():
     return GoodWorkload(Empty())
-'''
+"""
 
 
 @pytest.fixture
@@ -106,7 +106,11 @@ def dist(
 def test_kinds_map_to_groups_and_abcs() -> None:
     """Each kind names its entry-point group and ABC; groups are listed in kind order."""
     assert [k.group for k in Kind] == [
-        PLATFORMS_GROUP, SERVICES_GROUP, WORKLOADS_GROUP, COLLECTORS_GROUP, PROTOCOLS_GROUP
+        PLATFORMS_GROUP,
+        SERVICES_GROUP,
+        WORKLOADS_GROUP,
+        COLLECTORS_GROUP,
+        PROTOCOLS_GROUP,
     ]
     assert list(GROUPS) == [k.group for k in Kind]
     assert Kind.PLATFORM.abc is Platform and Kind.WORKLOAD.abc is Workload
@@ -116,17 +120,28 @@ def test_kinds_map_to_groups_and_abcs() -> None:
 
 def test_available_reports_distribution_version_and_status(tmp_path: Path, module: str) -> None:
     """available() lists each plugin with the distribution and version that registered it."""
-    eps = dist(tmp_path, "greenflow-good", "1.2.3", {WORKLOADS_GROUP: {"good": f"{module}:GoodWorkload"}})
+    eps = dist(
+        tmp_path, "greenflow-good", "1.2.3", {WORKLOADS_GROUP: {"good": f"{module}:GoodWorkload"}}
+    )
     (info,) = available(Kind.WORKLOAD, entry_points=eps)
     assert (info.name, info.kind, info.group) == ("good", Kind.WORKLOAD, WORKLOADS_GROUP)
-    assert (info.distribution, info.version, info.value) == ("greenflow-good", "1.2.3", f"{module}:GoodWorkload")
+    assert (info.distribution, info.version, info.value) == (
+        "greenflow-good",
+        "1.2.3",
+        f"{module}:GoodWorkload",
+    )
     assert (info.status, info.error) == ("ok", None)
     assert info.to_json()["kind"] == "workload"
 
 
 def test_available_reports_a_failed_import_without_raising(tmp_path: Path, module: str) -> None:
     """A plugin whose module fails to import is listed as failed with the import error."""
-    eps = dist(tmp_path, "greenflow-broken", "0.1.0", {WORKLOADS_GROUP: {"broken": f"{module}_broken:Missing"}})
+    eps = dist(
+        tmp_path,
+        "greenflow-broken",
+        "0.1.0",
+        {WORKLOADS_GROUP: {"broken": f"{module}_broken:Missing"}},
+    )
     (info,) = available("workload", entry_points=eps)
     assert info.status == "failed"
     assert info.error == "ImportError: needs libfoo"
@@ -138,21 +153,33 @@ def test_available_without_kind_lists_every_kind(tmp_path: Path, module: str) ->
         tmp_path,
         "greenflow-two",
         "1.0",
-        {WORKLOADS_GROUP: {"good": f"{module}:GoodWorkload"}, PLATFORMS_GROUP: {"here": f"{module}:LocalPlatform"}},
+        {
+            WORKLOADS_GROUP: {"good": f"{module}:GoodWorkload"},
+            PLATFORMS_GROUP: {"here": f"{module}:LocalPlatform"},
+        },
     )
-    assert [(i.kind, i.name) for i in available(entry_points=eps)] == [(Kind.PLATFORM, "here"), (Kind.WORKLOAD, "good")]
+    assert [(i.kind, i.name) for i in available(entry_points=eps)] == [
+        (Kind.PLATFORM, "here"),
+        (Kind.WORKLOAD, "good"),
+    ]
 
 
 def test_load_returns_the_class(tmp_path: Path, module: str) -> None:
     """load() returns the registered class itself."""
-    eps = dist(tmp_path, "greenflow-good", "1.0", {WORKLOADS_GROUP: {"good": f"{module}:GoodWorkload"}})
+    eps = dist(
+        tmp_path, "greenflow-good", "1.0", {WORKLOADS_GROUP: {"good": f"{module}:GoodWorkload"}}
+    )
     cls = load(Kind.WORKLOAD, "good", where="plan.toml [workload]", entry_points=eps)
     assert cls.__name__ == "GoodWorkload" and issubclass(cls, Workload)
 
 
-def test_load_missing_names_what_is_installed_and_what_to_install(tmp_path: Path, module: str) -> None:
+def test_load_missing_names_what_is_installed_and_what_to_install(
+    tmp_path: Path, module: str
+) -> None:
     """A missing first-party plugin gets the installed list and a pip install hint."""
-    eps = dist(tmp_path, "greenflow-core", "0.1.0", {PLATFORMS_GROUP: {"local": f"{module}:LocalPlatform"}})
+    eps = dist(
+        tmp_path, "greenflow-core", "0.1.0", {PLATFORMS_GROUP: {"local": f"{module}:LocalPlatform"}}
+    )
     with pytest.raises(PluginError) as info:
         load(Kind.PLATFORM, "g5k", where="plan.toml [platform]", entry_points=eps)
     assert str(info.value) == (
@@ -171,7 +198,9 @@ def test_load_missing_names_what_is_installed_and_what_to_install(tmp_path: Path
         (Kind.COLLECTOR, "kwollect", "greenflow-g5k"),
     ],
 )
-def test_load_missing_hints_at_the_conventional_distribution(kind: Kind, name: str, package: str) -> None:
+def test_load_missing_hints_at_the_conventional_distribution(
+    kind: Kind, name: str, package: str
+) -> None:
     """Names GreenFlow's own plugin packages provide hint at installing that package."""
     with pytest.raises(PluginError, match=f"Hint: pip install {package}$"):
         load(kind, name, where="plan.toml", entry_points=[])
@@ -189,14 +218,21 @@ def test_load_missing_unknown_name_hints_at_greenflow_plugins() -> None:
 
 def test_load_missing_suggests_a_close_name(tmp_path: Path, module: str) -> None:
     """A misspelt name gets a did-you-mean for the installed plugin it resembles."""
-    eps = dist(tmp_path, "greenflow-good", "1.0", {WORKLOADS_GROUP: {"hello": f"{module}:GoodWorkload"}})
+    eps = dist(
+        tmp_path, "greenflow-good", "1.0", {WORKLOADS_GROUP: {"hello": f"{module}:GoodWorkload"}}
+    )
     with pytest.raises(PluginError, match='did you mean "hello"'):
         load(Kind.WORKLOAD, "helo", where="plan.toml [workload]", entry_points=eps)
 
 
 def test_load_failed_import_names_distribution_and_error(tmp_path: Path, module: str) -> None:
     """A plugin that fails to import raises PluginError naming its distribution and the import error."""
-    eps = dist(tmp_path, "greenflow-broken", "0.1.0", {WORKLOADS_GROUP: {"broken": f"{module}_broken:Missing"}})
+    eps = dist(
+        tmp_path,
+        "greenflow-broken",
+        "0.1.0",
+        {WORKLOADS_GROUP: {"broken": f"{module}_broken:Missing"}},
+    )
     with pytest.raises(PluginError) as info:
         load(Kind.WORKLOAD, "broken", where="plan.toml [workload]", entry_points=eps)
     message = str(info.value)
@@ -217,19 +253,25 @@ def test_load_failed_import_names_distribution_and_error(tmp_path: Path, module:
         ("NoConfigWorkload", "has no Config attrs class"),
     ],
 )
-def test_load_rejects_what_is_not_a_plugin_class(tmp_path: Path, module: str, attr: str, problem: str) -> None:
+def test_load_rejects_what_is_not_a_plugin_class(
+    tmp_path: Path, module: str, attr: str, problem: str
+) -> None:
     """An entry point that is not a concrete subclass of the kind's ABC with a Config raises PluginError."""
     eps = dist(tmp_path, "greenflow-odd", "2.0", {WORKLOADS_GROUP: {"odd": f"{module}:{attr}"}})
     with pytest.raises(PluginError) as info:
         load(Kind.WORKLOAD, "odd", where="plan.toml [workload]", entry_points=eps)
     message = str(info.value)
-    assert message.startswith('plan.toml [workload]: type "odd" from greenflow-odd 2.0 is not a usable workload: ')
+    assert message.startswith(
+        'plan.toml [workload]: type "odd" from greenflow-odd 2.0 is not a usable workload: '
+    )
     assert problem in message
     (listed,) = available(Kind.WORKLOAD, entry_points=eps)
     assert listed.status == "failed" and listed.error is not None and problem in listed.error
 
 
-def test_duplicate_names_are_detected_and_name_both_distributions(tmp_path: Path, module: str) -> None:
+def test_duplicate_names_are_detected_and_name_both_distributions(
+    tmp_path: Path, module: str
+) -> None:
     """A name two distributions register in one group fails to load and is listed failed, naming both.
 
     stevedore's entry-point cache keeps (name, value, group) without the distribution and
@@ -238,19 +280,37 @@ def test_duplicate_names_are_detected_and_name_both_distributions(tmp_path: Path
     docstring) rather than installed, so the shared test environment keeps one `hello`.
     """
     eps = [
-        *dist(tmp_path, "greenflow-hello", "0.1.0", {WORKLOADS_GROUP: {"hello": f"{module}:GoodWorkload"}}),
-        *dist(tmp_path, "greenflow-duplicate", "0.2.0", {WORKLOADS_GROUP: {"hello": f"{module}:OtherWorkload"}}),
+        *dist(
+            tmp_path,
+            "greenflow-hello",
+            "0.1.0",
+            {WORKLOADS_GROUP: {"hello": f"{module}:GoodWorkload"}},
+        ),
+        *dist(
+            tmp_path,
+            "greenflow-duplicate",
+            "0.2.0",
+            {WORKLOADS_GROUP: {"hello": f"{module}:OtherWorkload"}},
+        ),
     ]
     with pytest.raises(PluginError) as info:
         load(Kind.WORKLOAD, "hello", where="plan.toml [workload]", entry_points=eps)
     message = str(info.value)
-    assert message.startswith('plan.toml [workload]: type "hello" is registered in greenflow.workloads by more than one distribution')
+    assert message.startswith(
+        'plan.toml [workload]: type "hello" is registered in greenflow.workloads by more than one distribution'
+    )
     assert f"greenflow-hello 0.1.0 ({module}:GoodWorkload)" in message
     assert f"greenflow-duplicate 0.2.0 ({module}:OtherWorkload)" in message
     assert "pip uninstall greenflow-duplicate or greenflow-hello" in message
     listed = available(Kind.WORKLOAD, entry_points=eps)
-    assert [(i.distribution, i.status) for i in listed] == [("greenflow-duplicate", "failed"), ("greenflow-hello", "failed")]
-    assert all("greenflow-duplicate" in (i.error or "") and "greenflow-hello" in (i.error or "") for i in listed)
+    assert [(i.distribution, i.status) for i in listed] == [
+        ("greenflow-duplicate", "failed"),
+        ("greenflow-hello", "failed"),
+    ]
+    assert all(
+        "greenflow-duplicate" in (i.error or "") and "greenflow-hello" in (i.error or "")
+        for i in listed
+    )
 
 
 def test_same_name_in_different_groups_is_no_conflict(tmp_path: Path, module: str) -> None:
@@ -259,7 +319,10 @@ def test_same_name_in_different_groups_is_no_conflict(tmp_path: Path, module: st
         tmp_path,
         "greenflow-both",
         "1.0",
-        {PLATFORMS_GROUP: {"same": f"{module}:LocalPlatform"}, WORKLOADS_GROUP: {"same": f"{module}:GoodWorkload"}},
+        {
+            PLATFORMS_GROUP: {"same": f"{module}:LocalPlatform"},
+            WORKLOADS_GROUP: {"same": f"{module}:GoodWorkload"},
+        },
     )
     assert load(Kind.PLATFORM, "same", where="x", entry_points=eps).__name__ == "LocalPlatform"
     assert load(Kind.WORKLOAD, "same", where="x", entry_points=eps).__name__ == "GoodWorkload"
@@ -273,7 +336,9 @@ def test_entry_points_built_by_hand_have_an_unknown_distribution(module: str) ->
     assert info.source == "unknown distribution"
 
 
-def test_default_discovery_reads_installed_entry_points_once(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_default_discovery_reads_installed_entry_points_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     """Without a source, discovery reads importlib.metadata once per group and process, until clear_cache()."""
     calls: list[str] = []
     real = importlib.metadata.entry_points
@@ -290,7 +355,9 @@ def test_default_discovery_reads_installed_entry_points_once(monkeypatch: pytest
         assert calls == [PLATFORMS_GROUP]
         assert first == second
         local = [i for i in first if i.name == "local"]
-        assert [(i.distribution, i.version) for i in local] == [("greenflow-core", importlib.metadata.version("greenflow-core"))]
+        assert [(i.distribution, i.version) for i in local] == [
+            ("greenflow-core", importlib.metadata.version("greenflow-core"))
+        ]
         clear_cache()
         available(Kind.PLATFORM)
         assert calls == [PLATFORMS_GROUP, PLATFORMS_GROUP]
@@ -298,9 +365,15 @@ def test_default_discovery_reads_installed_entry_points_once(monkeypatch: pytest
         clear_cache()
 
 
-def test_load_missing_from_an_installed_first_party_package_says_so(tmp_path: Path, module: str) -> None:
+def test_load_missing_from_an_installed_first_party_package_says_so(
+    tmp_path: Path, module: str
+) -> None:
     """When the conventional package is installed but lacks the name, the hint says so instead of pip install."""
-    eps = dist(tmp_path, "greenflow-kafka", "0.3.0", {SERVICES_GROUP: {"kafka": f"{module}:GoodWorkload"}})
+    eps = dist(
+        tmp_path, "greenflow-kafka", "0.3.0", {SERVICES_GROUP: {"kafka": f"{module}:GoodWorkload"}}
+    )
     with pytest.raises(PluginError) as info:
         load(Kind.WORKLOAD, "kafka-replay", where="plan.toml [workload]", entry_points=eps)
-    assert "Hint: greenflow-kafka 0.3.0 is installed but provides no workload of that name" in str(info.value)
+    assert "Hint: greenflow-kafka 0.3.0 is installed but provides no workload of that name" in str(
+        info.value
+    )

@@ -219,6 +219,7 @@ class PrometheusService(_KubeService):
     @classmethod
     def required_roles(cls, config: Any) -> frozenset[str]:
         return frozenset({config.role})
+
     config: PrometheusConfig
     _app: ClassVar[str] = "prometheus"
 
@@ -542,6 +543,7 @@ class ScaphandreService(_KubeService):
     @classmethod
     def required_roles(cls, config: Any) -> frozenset[str]:
         return frozenset(config.roles)
+
     config: ScaphandreConfig
     _app: ClassVar[str] = "scaphandre"
 
