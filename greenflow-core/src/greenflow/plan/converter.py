@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import types
 import typing
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import cattrs
 from cattrs import transform_error
+from cattrs.cols import homogenous_tuple_structure_factory, is_sequence, list_structure_factory
 
 from greenflow.plan.durations import Duration, parse_duration
 
@@ -92,6 +94,35 @@ def _literal(value: Any, t: Any) -> Any:
     raise ValueError(f"expected one of {options}, got {_describe(value)}")
 
 
+def _is_list(t: Any) -> bool:
+    return is_sequence(t) and typing.get_origin(t) is not tuple
+
+
+def _is_homogeneous_tuple(t: Any) -> bool:
+    args = typing.get_args(t)
+    return typing.get_origin(t) is tuple and len(args) == 2 and args[1] is Ellipsis
+
+
+def _no_text(
+    factory: Callable[[Any, cattrs.Converter], Callable[[Any, Any], Any]],
+) -> Callable[[Any, cattrs.Converter], Callable[[Any, Any], Any]]:
+    """cattrs' own list (or tuple) hook, but a string or a table is an error: iterating
+    ``groups = "service:*"`` would make a list of its characters."""
+
+    def make(t: Any, conv: cattrs.Converter) -> Callable[[Any, Any], Any]:
+        structure = factory(t, conv)
+
+        def hook(value: Any, type_: Any) -> Any:
+            if isinstance(value, str | bytes | Mapping):
+                example = f'["{value}"]' if isinstance(value, str) else "[...]"
+                raise ValueError(f"expected a list, e.g. {example}, got {_describe(value)}")
+            return structure(value, type_)
+
+        return hook
+
+    return make
+
+
 def make_converter() -> cattrs.Converter:
     conv = cattrs.Converter(forbid_extra_keys=True)
     conv.register_structure_hook(int, _strict_int)
@@ -101,6 +132,10 @@ def make_converter() -> cattrs.Converter:
     conv.register_structure_hook(Duration, lambda v, _t: parse_duration(v))
     conv.register_structure_hook_func(_is_primitive_union, _primitive_union)
     conv.register_structure_hook_func(_is_literal, _literal)
+    conv.register_structure_hook_factory(_is_list, _no_text(list_structure_factory))
+    conv.register_structure_hook_factory(
+        _is_homogeneous_tuple, _no_text(homogenous_tuple_structure_factory)
+    )
     conv.register_unstructure_hook(Duration, float)
     return conv
 

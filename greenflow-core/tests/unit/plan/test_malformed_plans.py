@@ -115,6 +115,12 @@ CASES = [
         GOOD + 'units_pattern = "(unclosed"\n',
         ["[workload]", "units_pattern", "not a valid regular expression"],
     ),
+    (
+        # A string where a list is expected is refused, never split into its characters.
+        "string-for-a-list",
+        GOOD.replace('type = "local"', 'type = "local"\nroles = "broker"'),
+        ["[platform] roles: expected a list", '["broker"]', 'got "broker"'],
+    ),
     ("services-not-array", GOOD + '\n[services]\ntype = "x"\n', ["[services]", "array of tables"]),
     (
         "unknown-service",
