@@ -4,15 +4,13 @@ file, the TOML path, what was expected and what was found."""
 from __future__ import annotations
 
 import tomllib
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import cattrs
-
 from greenflow.errors import GreenFlowError, PlanError
-from greenflow.plan.converter import converter, structure_errors
 from greenflow.plan.model import ExperimentSection, Plan, PluginSection
+from greenflow.plan.structure import PlanErrors, structure, where_in_plan
 
 _TOP_LEVEL = {
     "experiment": "a table",
@@ -23,56 +21,6 @@ _TOP_LEVEL = {
     "protocol": "a table",
     "remote_write": "a table",
 }
-
-
-class PlanErrors(PlanError):
-    """Several problems in one plan, reported together so a user fixes them in one go."""
-
-    def __init__(self, path: Path, problems: Sequence[str]) -> None:
-        self.problems = list(problems)
-        lines = [f"{path}: {len(problems)} problem(s) in the plan:"] if len(problems) > 1 else []
-        lines += [f"{p}" for p in problems]
-        super().__init__("\n".join(lines))
-
-
-def _where(path: Path, section: str, key: str = "") -> str:
-    return f"{path.name} [{section}]" + (f" {key}" if key else "")
-
-
-def structure(
-    raw: Mapping[str, Any], cls: type, *, path: Path, section: str, hint: str = ""
-) -> Any:
-    """Structure ``raw`` into ``cls`` or raise PlanErrors naming each bad key."""
-    try:
-        return converter.structure(dict(raw), cls)
-    except (cattrs.BaseValidationError, ValueError, TypeError) as exc:
-        problems = []
-        if isinstance(exc, cattrs.BaseValidationError):
-            pairs = structure_errors(exc)
-        else:
-            pairs = [("", str(exc))]
-        pairs = [_key_from_message(key, message, cls) for key, message in pairs]
-        for key, message in pairs:
-            if message.startswith("unknown key(s)"):
-                valid = ", ".join(_field_names(cls))
-                message += f"; valid keys: {valid}"
-            problems.append(f"{_where(path, section, key)}: {message}{hint}")
-        raise PlanErrors(path, problems) from exc
-
-
-def _key_from_message(key: str, message: str, cls: type) -> tuple[str, str]:
-    """An attrs validator raising inside ``__init__`` has no path; ours start their
-    message with ``<key>: `` (greenflow.plan.validators), which gives it back."""
-    head, sep, rest = message.partition(": ")
-    if not key and sep and head in _field_names(cls):
-        return head, rest
-    return key, message
-
-
-def _field_names(cls: type) -> list[str]:
-    import attrs
-
-    return [f.name for f in attrs.fields(cls)] if attrs.has(cls) else []
 
 
 def read_toml(path: Path) -> tuple[str, dict[str, Any]]:
@@ -95,25 +43,27 @@ def _plugin_section(
     from greenflow.plugins import Kind, load
 
     if not isinstance(table, Mapping):
-        raise PlanError(f"{_where(path, section)}: expected a table, got {type(table).__name__}")
+        raise PlanError(
+            f"{where_in_plan(path, section)}: expected a table, got {type(table).__name__}"
+        )
     raw = dict(table)
     type_ = raw.pop("type", None)
     if type_ is None:
         raise PlanError(
-            f"{_where(path, section, 'type')}: required key missing; say which "
+            f"{where_in_plan(path, section, 'type')}: required key missing; say which "
             f'{kind} to use, e.g. type = "..." (see `greenflow plugins`)'
         )
     if not isinstance(type_, str):
-        raise PlanError(f"{_where(path, section, 'type')}: expected a string, got {type_!r}")
+        raise PlanError(f"{where_in_plan(path, section, 'type')}: expected a string, got {type_!r}")
     name = raw.pop("name", None) if kind in ("service", "collector") else None
     if name is not None and not isinstance(name, str):
-        raise PlanError(f"{_where(path, section, 'name')}: expected a string, got {name!r}")
-    cls = load(Kind(kind), type_, where=_where(path, section))
+        raise PlanError(f"{where_in_plan(path, section, 'name')}: expected a string, got {name!r}")
+    cls = load(Kind(kind), type_, where=where_in_plan(path, section))
     return PluginSection(
         kind=kind,
         type=type_,
         name=name or default_name or type_,
-        where=_where(path, section),
+        where=where_in_plan(path, section),
         raw=raw,
         cls=cls,
     )

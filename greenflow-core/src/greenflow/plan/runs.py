@@ -20,8 +20,8 @@ from typing import Any
 import attrs
 
 from greenflow.plan.converter import converter
-from greenflow.plan.load import PlanErrors, structure
 from greenflow.plan.model import Plan, PluginSection
+from greenflow.plan.structure import PlanErrors, structure
 from greenflow.plan.sweep import Axis, apply_point, find_axes, product
 
 

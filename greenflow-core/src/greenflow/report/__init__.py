@@ -10,43 +10,14 @@ import importlib.util
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import attrs
-
 from greenflow.errors import GreenFlowError
+from greenflow.report.options import ReportOptions, ReportSummary
 
 if TYPE_CHECKING:
     from greenflow.store import Store
 
 #: What to install when matplotlib is missing.
 INSTALL_HINT = "pip install 'greenflow-core[report]'"
-
-
-@attrs.frozen
-class ReportOptions:
-    """What goes into the report.
-
-    ``experiment`` limits it to one experiment (default: every one in the store).
-    ``x_axis`` is the sweep axis the load plots use (default: the first numeric axis).
-    ``power_plots`` caps the per-run power plots, which cost tens of milliseconds each;
-    ``per_run_bars`` is how many finished runs still get one bar each in the energy
-    breakdown (beyond it, one bar per point, the mean of its runs).
-    """
-
-    experiment: str | None = None
-    x_axis: str | None = None
-    power_plots: int = 24
-    per_run_bars: int = 40
-
-
-@attrs.frozen
-class ReportSummary:
-    """What :func:`write_report` wrote, and how long it took."""
-
-    path: Path
-    experiments: int
-    runs: int
-    power_plots: int
-    seconds: float
 
 
 def require_matplotlib() -> None:

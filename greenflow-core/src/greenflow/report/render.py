@@ -20,7 +20,7 @@ from typing import Any
 
 from greenflow import __version__
 from greenflow.errors import GreenFlowError, StoreError
-from greenflow.report import ReportOptions, ReportSummary, plots
+from greenflow.report import plots
 from greenflow.report.data import (
     IDLE_PART,
     OTHER_PART,
@@ -35,6 +35,7 @@ from greenflow.report.data import (
     select_power_runs,
     short_axis,
 )
+from greenflow.report.options import ReportOptions, ReportSummary
 from greenflow.stats import Stat, find
 from greenflow.store.db import RunStatus, Store
 
