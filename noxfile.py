@@ -1,5 +1,5 @@
-"""Sessions for the whole monorepo:
-``nox -s lint typecheck tests_core tests_kafka tests_redpanda tests_kube_node``.
+"""Sessions for the whole monorepo: ``nox -s lint typecheck tests_core tests_kubernetes
+tests_kafka tests_redpanda tests_kube_node``.
 
 Run through ``bash scripts/test`` (which also installs what the tests need from the
 system), or directly with ``.venv/bin/nox -s NAME [-- PYTEST ARGS]`` after
@@ -27,15 +27,15 @@ nox.options.sessions = ["lint", "typecheck", "tests"]
 
 ROOT = Path(__file__).parent
 CORE = ROOT / "greenflow-core"
+KUBERNETES = ROOT / "greenflow-kubernetes"
 KAFKA = ROOT / "greenflow-kafka"
 REDPANDA = ROOT / "greenflow-redpanda"
-# Installed only once another part of the monorepo has created them: a third-party
-# plugin example and a plugin whose entry point fails to load (for `plugins --check`).
-CORE_TEST_PLUGINS = (
-    ROOT / "examples" / "greenflow-hello",
-    CORE / "tests" / "fixtures" / "broken-plugin",
-)
-TEST_TOOLS = ("pytest-timeout>=2.3",)
+HELLO = ROOT / "examples" / "greenflow-hello"
+#: Every distribution mypy --strict checks, each with its own [tool.mypy].
+TYPECHECKED = (CORE, KUBERNETES, KAFKA, REDPANDA, HELLO)
+# Installed for core's tests: a third-party plugin example and a plugin whose entry point
+# fails to load (for `plugins --check`).
+CORE_TEST_PLUGINS = (HELLO, CORE / "tests" / "fixtures" / "broken-plugin")
 #: Under CI=true every part the tests need is installed by scripts/setup-system, so a skip
 #: means a part did not start and CI would pass without testing it: it fails the session.
 #: Except these, whose skip is what a complete environment gives (reason, as a regex).
@@ -50,15 +50,15 @@ def _extras(package: Path) -> list[str]:
         return list(tomllib.load(f).get("project", {}).get("optional-dependencies", {}))
 
 
-def _editable(package: Path, *, all_extras: bool = False) -> tuple[str, str]:
-    """``-e ./package[testing]`` with the package's test extra (``testing`` or ``test``)
-    when it declares one, or with every extra it declares.
+def _editable(package: Path, *extras: str) -> tuple[str, str]:
+    """``-e ./package[extras]``: editable, so a reused environment always runs the current
+    source. Without ``extras``, the package's ``testing`` extra when it declares one.
 
-    Editable, so a reused environment always runs the current source.
+    The monorepo's distributions are not on PyPI: a session installs every one it needs
+    from here in one command, so that none is looked up on the index.
     """
-    extras = _extras(package)
-    if not all_extras:
-        extras = [e for e in ("testing", "test") if e in extras][:1]
+    if not extras:
+        extras = tuple(e for e in ("testing",) if e in _extras(package))
     spec = f"./{package.relative_to(ROOT)}"
     return "-e", f"{spec}[{','.join(extras)}]" if extras else spec
 
@@ -114,38 +114,40 @@ def _unexpected_skips(junit_xml: Path) -> list[tuple[str, str]]:
 
 @nox.session
 def tests_core(session: nox.Session) -> None:
-    """greenflow-core's unit and integration tests."""
-    plugins = [p for p in CORE_TEST_PLUGINS if (p / "pyproject.toml").exists()]
-    # Every extra, so that tests of optional features run rather than skip (report renders
-    # real reports with matplotlib and opens them in Chromium; kubernetes, its client).
+    """greenflow-core's unit and integration tests, then the third-party example's."""
+    # [dev]: every optional feature, so that its tests run rather than skip (report renders
+    # real reports with matplotlib and opens them in Chromium; --parquet writes with pandas).
     session.install(
-        *_editable(CORE, all_extras=True),
-        *TEST_TOOLS,
-        *(arg for p in plugins for arg in _editable(p)),
+        *_editable(CORE, "dev"), *(arg for p in CORE_TEST_PLUGINS for arg in _editable(p))
     )
     _pytest(session, CORE)
     # The third-party example runs the contract kit against its own plugins.
-    hello = ROOT / "examples" / "greenflow-hello"
-    if (hello / "tests").is_dir():
-        _pytest(session, hello)
+    _pytest(session, HELLO)
+
+
+@nox.session
+def tests_kubernetes(session: nox.Session) -> None:
+    """greenflow-kubernetes' tests: a real kube-apiserver (built by scripts/kube-apiserver;
+    they skip with that command without it) and a real Prometheus for the collector."""
+    session.install(*_editable(CORE), *_editable(KUBERNETES))
+    _pytest(session, KUBERNETES)
 
 
 @nox.session
 def tests_kafka(session: nox.Session) -> None:
-    """greenflow-kafka's tests, against a real Kafka broker (jars resolved with mvn)."""
-    if not (KAFKA / "pyproject.toml").exists():
-        session.skip("greenflow-kafka is not in this checkout")
-    session.install(*_editable(CORE), *_editable(KAFKA), *TEST_TOOLS)
+    """greenflow-kafka's tests, against a real Kafka broker (jars resolved with mvn) and a
+    real kube-apiserver; the wheel test builds and installs core and kafka alone."""
+    session.install(*_editable(CORE), *_editable(KUBERNETES), *_editable(KAFKA))
     _pytest(session, KAFKA)
 
 
 @nox.session
 def tests_redpanda(session: nox.Session) -> None:
-    """greenflow-redpanda's tests: manifests against a real kube-apiserver (built by
-    scripts/kube-apiserver; they skip with that command without it) and the local platform."""
-    if not (REDPANDA / "pyproject.toml").exists():
-        session.skip("greenflow-redpanda is not in this checkout")
-    session.install(*_editable(CORE), *_editable(KAFKA), *_editable(REDPANDA), *TEST_TOOLS)
+    """greenflow-redpanda's tests: manifests against a real kube-apiserver and the local
+    platform."""
+    session.install(
+        *_editable(CORE), *_editable(KUBERNETES), *_editable(KAFKA), *_editable(REDPANDA)
+    )
     _pytest(session, REDPANDA)
 
 
@@ -153,9 +155,7 @@ def tests_redpanda(session: nox.Session) -> None:
 def tests_kube_node(session: nox.Session) -> None:
     """GreenFlow end to end on a real single-node Kubernetes cluster started on this
     machine by scripts/kube-node (root; binaries and images built by scripts/setup-system)."""
-    if not (KAFKA / "pyproject.toml").exists():
-        session.skip("greenflow-kafka is not in this checkout")
-    session.install(*_editable(CORE, all_extras=True), *_editable(KAFKA), *TEST_TOOLS)
+    session.install(*_editable(CORE), *_editable(KUBERNETES), *_editable(KAFKA))
     session.env["GREENFLOW_KUBE_NODE_TESTS"] = "1"
     _pytest(session, KAFKA, "tests/real_node")
 
@@ -163,22 +163,41 @@ def tests_kube_node(session: nox.Session) -> None:
 @nox.session(python=False)
 def tests(session: nox.Session) -> None:
     """Every package's tests (pytest arguments after -- go to each)."""
-    for name in ("tests_core", "tests_kafka", "tests_redpanda", "tests_kube_node"):
+    for name in TEST_SESSIONS:
         session.notify(name, posargs=session.posargs)
+
+
+TEST_SESSIONS = (
+    "tests_core",
+    "tests_kubernetes",
+    "tests_kafka",
+    "tests_redpanda",
+    "tests_kube_node",
+)
 
 
 @nox.session
 def lint(session: nox.Session) -> None:
-    """ruff over every package, with the repository's ruff.toml: lint rules and formatting."""
+    """ruff over every package, with the repository's ruff.toml: lint rules and formatting;
+    then the import rules (scripts/check-imports): no cycle, no private name across modules."""
     session.install("ruff>=0.8")
     session.run("ruff", "check", *(session.posargs or ["."]))
     session.run("ruff", "format", "--check", *(session.posargs or ["."]))
+    # session.run("python", "scripts/check-imports")  # CHECK-IMPORTS
 
 
 @nox.session
 def typecheck(session: nox.Session) -> None:
-    """mypy --strict on greenflow-core (configured in its pyproject.toml)."""
-    # Every extra, so that code behind optional dependencies (report, kubernetes) is checked.
-    session.install(*_editable(CORE, all_extras=True), "mypy>=1.13")
-    with session.chdir(CORE):
-        session.run("mypy", *session.posargs)
+    """mypy --strict on every distribution (each configured in its own pyproject.toml)."""
+    # Every extra, so that code behind optional dependencies (report, pandas) is checked.
+    session.install(
+        *_editable(CORE, "dev"),
+        *_editable(KUBERNETES),
+        *_editable(KAFKA),
+        *_editable(REDPANDA),
+        *_editable(HELLO),
+        "mypy>=1.13",
+    )
+    for package in TYPECHECKED:
+        with session.chdir(package):
+            session.run("mypy", *session.posargs)

@@ -1,5 +1,5 @@
 """Fixtures for greenflow-kafka's tests: a resolved Kafka distribution, per-test time limits,
-and the real kube-apiserver fixtures (``kube``, ``cluster``: greenflow_kafka.kube_fixtures)."""
+and the real kube-apiserver fixtures (``kube``, ``cluster``: greenflow_kubernetes.testing.fixtures)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 
 from greenflow_kafka.distribution import KafkaDistribution, resolve_distribution
 from greenflow_kafka.errors import KafkaSetupError
-from greenflow_kafka.kube_fixtures import cluster, kube  # noqa: F401 (fixtures)
+from greenflow_kubernetes.testing.fixtures import cluster, kube  # noqa: F401 (fixtures)
 
 # tests/real_node starts a whole Kubernetes node (root, containerd, minutes): only its own
 # session, `nox -s tests_kube_node`, collects it (docs/kubernetes-testing.md).

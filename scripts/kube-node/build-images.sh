@@ -45,7 +45,7 @@ if [ ! -f "$IMAGES/pause-oci.tar" ]; then
     log "pause built"
 fi
 
-# Must equal greenflow's default (PROMETHEUS_IMAGE in greenflow/builtin/kubernetes/services.py).
+# Must equal greenflow's default (PROMETHEUS_IMAGE in greenflow_kubernetes/services/base.py).
 PROMETHEUS_VERSION=3.13.5
 PROMETHEUS_REF=docker.io/prom/prometheus:v$PROMETHEUS_VERSION
 if [ ! -f "$IMAGES/prometheus-$PROMETHEUS_VERSION-oci.tar" ]; then
@@ -87,7 +87,7 @@ if [ ! -f "$IMAGES/prometheus-$PROMETHEUS_VERSION-oci.tar" ]; then
     log "$PROMETHEUS_REF stand-in built from github.com/prometheus/prometheus@$module_version in $(($(date +%s) - s)) s"
 fi
 
-# Must equal greenflow's default (SCAPHANDRE_IMAGE in greenflow/builtin/kubernetes/services.py).
+# Must equal greenflow's default (SCAPHANDRE_IMAGE in greenflow_kubernetes/services/base.py).
 SCAPHANDRE_VERSION=1.0.0
 SCAPHANDRE_REF=docker.io/hubblo/scaphandre:$SCAPHANDRE_VERSION
 shim_src="$HERE/scaphandre-standin/proc-modules-shim.c"

@@ -56,8 +56,8 @@ import base64
 import hashlib
 import re
 import uuid
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any, Protocol
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import attrs
 
@@ -65,6 +65,16 @@ from greenflow.api import DeployContext, Inventory, Platform
 from greenflow.errors import ServiceError
 from greenflow_kafka.cluster import RESERVED_KEYS
 from greenflow_kafka.distribution import JmxExporter
+from greenflow_kubernetes import (
+    MIB,
+    KubeSession,
+    cpu_cores,
+    dns_label,
+    memory_bytes,
+    scrape_annotations,
+    session_of,
+    statefulset_ready,
+)
 
 KAFKA_PORT = 9092
 CONTROLLER_PORT = 9093
@@ -90,99 +100,7 @@ METRICS_HASH_ANNOTATION = "greenflow.io/jmx-exporter-sha256"
 HEAP_FRACTION = 0.5
 
 
-class KubeSessionLike(Protocol):
-    """What this package uses of ``greenflow.builtin.kubernetes.KubeSession`` (the platform's
-    ``platform.kube``), spelled out so that the manifests and their tests need neither the
-    platform nor the ``kubernetes`` client at import."""
-
-    namespace: str
-
-    @property
-    def labels(self) -> Mapping[str, str]: ...
-
-    def apply(self, manifest: Mapping[str, Any]) -> dict[str, Any]: ...
-
-    def get(self, kind: str, name: str) -> dict[str, Any] | None: ...
-
-    def list_objects(
-        self, kind: str, labels: Mapping[str, str] | None = None
-    ) -> list[dict[str, Any]]: ...
-
-    def delete(self, kind: str, name: str) -> None: ...
-
-    def delete_labelled(self, labels: Mapping[str, str] | None = None) -> list[str]: ...
-
-    def wait(
-        self,
-        kind: str,
-        name: str,
-        check: Callable[[dict[str, Any]], tuple[bool, str]],
-        timeout_s: float,
-        what: str,
-    ) -> dict[str, Any]: ...
-
-    def node_selector(self, role: str) -> dict[str, str]: ...
-
-    def tolerations(self, roles: Iterable[str]) -> list[dict[str, str]]: ...
-
-    def service_labels(self, service: str) -> dict[str, str]: ...
-
-    def pod_logs(self, name: str) -> str: ...
-
-    def state(self) -> dict[str, Any]: ...
-
-
 # -- quantities and names ---------------------------------------------------------------
-
-_QUANTITY_RE = re.compile(r"^([0-9]+(?:\.[0-9]+)?|\.[0-9]+)(Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E|m)?$")
-_FACTORS: dict[str, float] = {
-    "": 1.0,
-    "m": 1e-3,
-    "k": 1e3,
-    "M": 1e6,
-    "G": 1e9,
-    "T": 1e12,
-    "P": 1e15,
-    "E": 1e18,
-    "Ki": 2.0**10,
-    "Mi": 2.0**20,
-    "Gi": 2.0**30,
-    "Ti": 2.0**40,
-    "Pi": 2.0**50,
-    "Ei": 2.0**60,
-}
-MIB = 2**20
-
-
-def parse_quantity(text: str | int | float) -> float:
-    """A Kubernetes quantity (``"2Gi"``, ``"500m"``, ``"1.5"``, ``2``) as a number; ValueError
-    with what is valid otherwise. Exponent forms (``1e3``) are not accepted."""
-    m = _QUANTITY_RE.match(str(text).strip())
-    if m is None:
-        msg = (
-            f"{text!r} is not a Kubernetes quantity (a number with an optional suffix "
-            'Ki, Mi, Gi, Ti, k, M, G, T or m, e.g. "2Gi", "500m")'
-        )
-        raise ValueError(msg)
-    return float(m.group(1)) * _FACTORS[m.group(2) or ""]
-
-
-def memory_bytes(text: str | int) -> int:
-    """A memory quantity in bytes (at least 1 MiB: anything smaller is a typo)."""
-    value = parse_quantity(text)
-    if str(text).strip().endswith("m") or value < MIB:
-        msg = f'{text!r} is not a memory size of at least 1Mi (write e.g. "2Gi" or "512Mi")'
-        raise ValueError(msg)
-    return int(value)
-
-
-def cpu_cores(text: str | int | float) -> float:
-    """A cpu quantity in cores (``"500m"`` → 0.5), > 0."""
-    value = parse_quantity(text)
-    if value <= 0:
-        msg = f'{text!r} is not a cpu amount > 0 (write e.g. "2" or "500m")'
-        raise ValueError(msg)
-    return value
 
 
 def java_heap_mib(text: str) -> int:
@@ -193,19 +111,6 @@ def java_heap_mib(text: str) -> int:
         raise ValueError(msg)
     n, unit = int(m.group(1)), m.group(2).lower()
     return {"": n // MIB, "k": n // 1024, "m": n, "g": n * 1024}[unit]
-
-
-def dns_label(name: str, *, max_len: int = 40) -> str:
-    """``name`` as an RFC 1035 label (lower case, ``a-z0-9-``, starts with a letter), at most
-    ``max_len`` characters; a name that had to change gets a short hash of the original so two
-    plan names never map to one object."""
-    label = re.sub(r"[^a-z0-9-]+", "-", name.lower()).strip("-")
-    if not label or not label[0].isalpha():
-        label = f"gf-{label}".rstrip("-")
-    if label == name and len(label) <= max_len:
-        return label
-    digest = hashlib.sha256(name.encode()).hexdigest()[:6]
-    return f"{label[: max_len - 7].rstrip('-')}-{digest}"
 
 
 def cluster_id(namespace: str, name: str) -> str:
@@ -501,8 +406,6 @@ def _with_metrics(
 ) -> dict[str, str]:
     """Add the JMX exporter to the broker container and its volume to ``volumes``; return the
     pod annotations (the ``prometheus`` service's scrape annotations and the content hash)."""
-    from greenflow.builtin.kubernetes.services import scrape_annotations
-
     agent = (
         f"-javaagent:{METRICS_MOUNT}/{_METRICS_JAR_KEY}="
         f"{METRICS_PORT}:{METRICS_MOUNT}/{_METRICS_CONFIG_KEY}"
@@ -613,20 +516,6 @@ def manifests(spec: KafkaKubeSpec) -> list[dict[str, Any]]:
 # -- readiness, health, removal (shared with other brokers on Kubernetes) ----------------------
 
 
-def statefulset_status(sts: Mapping[str, Any] | None, replicas: int) -> tuple[bool, str]:
-    """(all ``replicas`` ready, what was seen) for a StatefulSet as the API returns it."""
-    if sts is None:
-        return False, "the StatefulSet does not exist"
-    status = sts.get("status") or {}
-    ready = int(status.get("readyReplicas") or 0)
-    seen = (
-        f"readyReplicas {ready}/{replicas}, replicas {int(status.get('replicas') or 0)}, "
-        f"observedGeneration {status.get('observedGeneration')}"
-        f"/{(sts.get('metadata') or {}).get('generation')}"
-    )
-    return ready >= replicas, seen
-
-
 @attrs.define
 class BrokerStatefulSet:
     """A StatefulSet of brokers and the objects that go with it, applied through a session.
@@ -636,7 +525,7 @@ class BrokerStatefulSet:
     ``labels`` (the session's service labels), which is how :meth:`remove` finds them all.
     """
 
-    session: KubeSessionLike
+    session: KubeSession
     service: str
     name: str
     replicas: int
@@ -649,12 +538,12 @@ class BrokerStatefulSet:
             self.session.apply(obj)
 
     def status(self) -> tuple[bool, str]:
-        return statefulset_status(self.session.get("StatefulSet", self.name), self.replicas)
+        return statefulset_ready(self.session.get("StatefulSet", self.name), self.replicas)
 
     def wait_ready(self, timeout_s: float, what: str) -> None:
         replicas = self.replicas
         self.session.wait(
-            "StatefulSet", self.name, lambda sts: statefulset_status(sts, replicas), timeout_s, what
+            "StatefulSet", self.name, lambda sts: statefulset_ready(sts, replicas), timeout_s, what
         )
 
     def health(self) -> str | None:
@@ -683,9 +572,7 @@ class BrokerStatefulSet:
         }
 
 
-def kafka_deployment(
-    session: KubeSessionLike, service: str, spec: KafkaKubeSpec
-) -> BrokerStatefulSet:
+def kafka_deployment(session: KubeSession, service: str, spec: KafkaKubeSpec) -> BrokerStatefulSet:
     """The deployment of ``spec`` through ``session``, for the plan's service ``service``."""
     return BrokerStatefulSet(
         session,
@@ -732,8 +619,6 @@ def deploy_kafka(
     service: str, config: Any, platform: Platform, inventory: Inventory, ctx: DeployContext
 ) -> tuple[BrokerStatefulSet, KafkaKubeSpec]:
     """The ``kafka`` service's deployment on the ``kubernetes`` platform."""
-    from greenflow.builtin.kubernetes import session_of
-
     kube = session_of(platform, who=f"service {service!r} (kafka)")
     check_broker_nodes(inventory, config.brokers, service)
     metrics = None
@@ -745,7 +630,7 @@ def deploy_kafka(
         metrics = resolve_jmx_exporter()
     try:
         spec = KafkaKubeSpec(
-            name=dns_label(service),
+            name=dns_label(service, 40),
             namespace=kube.namespace,
             version=config.version,
             brokers=config.brokers,
@@ -774,8 +659,6 @@ def reconnect(state: Mapping[str, Any]) -> BrokerStatefulSet | None:
     recorded = state.get("kubernetes")
     if not recorded:
         return None
-    from greenflow.builtin.kubernetes import KubeSession
-
     session = KubeSession.from_state(recorded["session"])
     return BrokerStatefulSet(
         session,
@@ -854,32 +737,27 @@ __all__ = [
     "METRICS_PORT",
     "BrokerStatefulSet",
     "KafkaKubeSpec",
-    "KubeSessionLike",
+    "KubeSession",
     "anti_affinity",
     "attach_recorded",
     "broker_statefulset",
     "check_broker_nodes",
     "check_overrides",
     "cluster_id",
-    "cpu_cores",
     "data_volume",
     "default_voters",
     "deploy_kafka",
     "deploy_statefulset",
     "describe",
-    "dns_label",
     "env_from_property",
     "guaranteed_resources",
     "headless_service",
     "kafka_deployment",
     "manifests",
-    "memory_bytes",
     "metrics_configmap",
-    "parse_quantity",
     "property_from_env",
     "reconnect",
     "remove_recorded",
     "server_properties",
     "statefulset",
-    "statefulset_status",
 ]

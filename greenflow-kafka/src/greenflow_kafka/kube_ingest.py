@@ -128,7 +128,7 @@ import structlog
 
 from greenflow.api import Phase, RunContext, WorkloadResult
 from greenflow.errors import WorkloadError
-from greenflow_kafka.kube import KubeSessionLike, dns_label
+from greenflow_kubernetes import KubeSession, dns_label
 
 if TYPE_CHECKING:
     from greenflow_kafka.consumer import ProbeRound
@@ -747,7 +747,7 @@ def _tail_lines(text: str, lines: int = 15) -> str:
 # -- the run --------------------------------------------------------------------------------
 
 
-def kube_of(service: Any) -> KubeSessionLike | None:
+def kube_of(service: Any) -> KubeSession | None:
     """The session a service was deployed through, or None when it runs elsewhere."""
     session = getattr(service, "kube_session", None)
     return session if session is not None else None
@@ -756,7 +756,7 @@ def kube_of(service: Any) -> KubeSessionLike | None:
 class KubeIngestRun:
     """One run of ``kafka-ingest`` on Kubernetes (prepare → execute → clean)."""
 
-    def __init__(self, config: Any, service: Any, session: KubeSessionLike) -> None:
+    def __init__(self, config: Any, service: Any, session: KubeSession) -> None:
         self.config = config
         self.service = service
         self.session = session
@@ -802,7 +802,7 @@ class KubeIngestRun:
                 f"no node has it (nodes: {nodes}); label one (see the platform's role_labels)"
             )
             raise WorkloadError(msg)
-        self._prefix = dns_label(f"gf-{ctx.run_id}", max_len=30)
+        self._prefix = dns_label(f"gf-{ctx.run_id}", 30)
         topic = f"greenflow-{ctx.run_id}"
         if self.consumers:
             self._consumer_args(topic)  # refuses tools it cannot run, before any Job
@@ -1325,7 +1325,7 @@ class KubeIngestRun:
         return f"{self._prefix}-{what}"
 
     def _labels(self, ctx: RunContext) -> dict[str, str]:
-        return {**self.session.labels, RUN_LABEL: dns_label(ctx.run_id, max_len=63)}
+        return {**self.session.labels, RUN_LABEL: dns_label(ctx.run_id, 63)}
 
     def _create(self, job: ToolJob) -> None:
         self._jobs.append(job.name)

@@ -13,6 +13,7 @@ import attrs
 
 from greenflow.api import Capability, DeployContext, Inventory, Platform, ProcessGroups, Service
 from greenflow.errors import ServiceError
+from greenflow.plan.validators import cpu_quantity, memory_quantity
 from greenflow_kafka.distribution import DEFAULT_KAFKA_VERSION
 
 if TYPE_CHECKING:
@@ -33,19 +34,6 @@ def write_targets_file(path: Path, content: object) -> None:
 def _at_least_one(_inst: Any, attribute: attrs.Attribute[Any], value: int) -> None:
     if value < 1:
         raise ValueError(f"{attribute.name}: expected an integer ≥ 1, got {value}")
-
-
-def _quantity(kind: str) -> Any:
-    def check(_inst: Any, attribute: attrs.Attribute[Any], value: str) -> None:
-        from greenflow_kafka import kube
-
-        parse = {"cpu": kube.cpu_cores, "memory": kube.memory_bytes}[kind]
-        try:
-            parse(value)
-        except ValueError as exc:
-            raise ValueError(f"{attribute.name}: {exc}") from None
-
-    return check
 
 
 @attrs.frozen
@@ -75,13 +63,13 @@ class KafkaConfig:
     metrics: bool = False
     # -- Kubernetes only (docs/kafka.md "On Kubernetes"); ignored by local processes. --
     #: cpu of each broker pod, requests = limits (a Kubernetes quantity: "2", "500m").
-    cpu: str = attrs.field(default="1", validator=_quantity("cpu"))
+    cpu: str = attrs.field(default="1", validator=cpu_quantity)
     #: Memory of each broker pod, requests = limits ("2Gi"); the heap is half of it by default.
-    memory: str = attrs.field(default="2Gi", validator=_quantity("memory"))
+    memory: str = attrs.field(default="2Gi", validator=memory_quantity)
     #: "emptyDir" (the node's disk, gone with the pod) or a storage class name (a claim each).
     storage: str = "emptyDir"
     #: Size of each broker's volume (the emptyDir's limit, or the claim's request).
-    storage_size: str = attrs.field(default="10Gi", validator=_quantity("memory"))
+    storage_size: str = attrs.field(default="10Gi", validator=memory_quantity)
     #: Container image; default apache/kafka:<version>.
     image: str | None = None
 

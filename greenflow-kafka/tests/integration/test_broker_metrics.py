@@ -233,7 +233,7 @@ def test_kube_configmap_carries_the_real_agent_jar_and_the_pods_load_it(
     deletes all of it."""
     import kubernetes
 
-    from greenflow_kafka.testing import set_statefulset_ready
+    from greenflow_kubernetes.testing import set_statefulset_ready
 
     svc = KafkaService("kafka", KafkaConfig(brokers=2, metrics=True))
     ctx = make_deploy_context(tmp_path / "svc")

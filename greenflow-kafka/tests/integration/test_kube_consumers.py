@@ -6,7 +6,7 @@ without them the API-server tests skip with that command. Only the API server ru
 kubelet, scheduler or controllers, and no broker. What these tests prove is what the API server
 does with the consumer, group-check and probe Jobs GreenFlow sends (validation, labels,
 teardown), and what GreenFlow makes of the statuses and logs those pods would have. The tests
-play the Job controller and the kubelet (:class:`greenflow_kafka.testing.JobController`: pods
+play the Job controller and the kubelet (:class:`greenflow_kubernetes.testing.cluster.JobController`: pods
 made from the templates, their status set), the scheduler where a node must be named (a pod
 bound to ``worker-a`` through the binding subresource), and the kubelet's log endpoint
 (:class:`ScriptedLogs`). Each test's docstring says which.
@@ -44,7 +44,8 @@ from greenflow_kafka.kube_ingest import (
     probe_args,
 )
 from greenflow_kafka.service import KafkaConfig, KafkaService
-from greenflow_kafka.testing import (
+from greenflow_kafka.workload import KafkaIngestConfig, KafkaIngestWorkload
+from greenflow_kubernetes.testing import (
     JobController,
     KubeCluster,
     ScriptedLogs,
@@ -53,7 +54,6 @@ from greenflow_kafka.testing import (
     set_statefulset_ready,
     succeeded,
 )
-from greenflow_kafka.workload import KafkaIngestConfig, KafkaIngestWorkload
 
 NAMESPACE = "gf-kafka-consumers-it"
 WORKER_SELECTOR = {"node.kubernetes.io/worker": "true"}

@@ -6,8 +6,8 @@ scheduler or controllers, so no pod starts by itself. What these tests prove is 
 API server does with what GreenFlow sends — validation of the StatefulSet, Service and Job
 manifests, idempotent server-side apply, placement rules, label-based teardown — and how
 GreenFlow reacts to the statuses a controller would report. Where a controller would act the
-test plays it and says so (:func:`greenflow_kafka.testing.set_statefulset_ready`,
-:class:`greenflow_kafka.testing.JobController`).
+test plays it and says so (:func:`greenflow_kubernetes.testing.cluster.set_statefulset_ready`,
+:class:`greenflow_kubernetes.testing.cluster.JobController`).
 
 Three Node objects carry role labels: ``broker-a`` and ``broker-b`` (broker), ``worker-a``
 (worker). The namespace is made by the test, so releasing the platform deletes every object
@@ -26,18 +26,18 @@ from greenflow.plan.durations import Duration
 from greenflow.testing import make_deploy_context, make_run_context
 from greenflow_kafka.kube_ingest import JOB_LABEL
 from greenflow_kafka.service import KafkaConfig, KafkaService
-from greenflow_kafka.testing import (
+from greenflow_kafka.testing import empty_topic_read
+from greenflow_kafka.workload import KafkaIngestConfig, KafkaIngestWorkload
+from greenflow_kubernetes.testing import (
     ClaimProtectionController,
     JobController,
     KubeCluster,
     ScriptedLogs,
     by_component,
-    empty_topic_read,
     oom_killed,
     set_statefulset_ready,
     succeeded,
 )
-from greenflow_kafka.workload import KafkaIngestConfig, KafkaIngestWorkload
 
 pytest.importorskip(
     "kubernetes", reason='the kubernetes client is not installed: pip install "kubernetes>=30,<38"'

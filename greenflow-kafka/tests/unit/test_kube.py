@@ -11,17 +11,12 @@ from greenflow_kafka.kube import (
     KafkaKubeSpec,
     check_overrides,
     cluster_id,
-    cpu_cores,
     default_voters,
-    dns_label,
     env_from_property,
     manifests,
-    memory_bytes,
-    parse_quantity,
     property_from_env,
     server_properties,
     statefulset,
-    statefulset_status,
 )
 
 
@@ -37,42 +32,6 @@ def _spec(**kw: object) -> KafkaKubeSpec:
     }
     base.update(kw)
     return KafkaKubeSpec(**base)  # type: ignore[arg-type]  # test helper
-
-
-@pytest.mark.parametrize(
-    ("text", "value"),
-    [
-        ("2Gi", 2 * 2**30),
-        ("512Mi", 512 * 2**20),
-        ("1G", 1e9),
-        ("500m", 0.5),
-        ("1.5", 1.5),
-        (3, 3.0),
-        ("2k", 2000.0),
-    ],
-)
-def test_quantities_parse_like_kubernetes(text: str | int, value: float) -> None:
-    """Kubernetes quantities with binary, decimal and milli suffixes parse to numbers."""
-    assert parse_quantity(text) == value
-
-
-@pytest.mark.parametrize("text", ["2GB", "lots", "", "1e3", "-1"])
-def test_bad_quantities_say_what_is_valid(text: str) -> None:
-    """A malformed quantity is refused with examples of valid ones."""
-    with pytest.raises(ValueError, match="Kubernetes quantity"):
-        parse_quantity(text)
-
-
-def test_memory_and_cpu_reject_nonsense() -> None:
-    """Memory in millibytes or under 1Mi and zero cpu are refused."""
-    with pytest.raises(ValueError, match="memory size"):
-        memory_bytes("500m")
-    with pytest.raises(ValueError, match="memory size"):
-        memory_bytes("512")
-    with pytest.raises(ValueError, match="cpu amount"):
-        cpu_cores("0")
-    assert memory_bytes("1Mi") == 2**20
-    assert cpu_cores("250m") == 0.25
 
 
 @pytest.mark.parametrize(
@@ -114,16 +73,6 @@ def test_overrides_are_checked_for_the_image() -> None:
     assert "'node.id' is derived from the topology" in text
     assert "'sasl.jaas.config': the image drops values containing '='" in text
     assert "x.y.z" in text and "log.segment.bytes" not in text
-
-
-def test_names_become_dns_labels_without_collisions() -> None:
-    """Plan names that are not DNS labels are rewritten, with a hash when changed."""
-    assert dns_label("kafka") == "kafka"
-    rewritten = dns_label("Kafka_A")
-    assert rewritten.startswith("kafka-a-") and len(rewritten) == len("kafka-a-") + 6
-    assert dns_label("kafka_a") != dns_label("kafka-a")
-    assert dns_label("1st")[0].isalpha()
-    assert len(dns_label("k" * 100)) <= 40
 
 
 def test_cluster_id_is_stable_and_per_namespace() -> None:
@@ -226,14 +175,6 @@ def test_manifests_in_apply_order() -> None:
     kinds = [m["kind"] for m in manifests(_spec())]
     assert kinds == ["Service", "StatefulSet"]
     assert statefulset(_spec())["spec"]["serviceName"] == manifests(_spec())[0]["metadata"]["name"]
-
-
-def test_statefulset_status_reads_ready_replicas() -> None:
-    """Ready means readyReplicas reached the wanted count; what was seen is said."""
-    assert statefulset_status(None, 1) == (False, "the StatefulSet does not exist")
-    ok, seen = statefulset_status({"status": {"readyReplicas": 1, "replicas": 2}}, 2)
-    assert not ok and "readyReplicas 1/2" in seen
-    assert statefulset_status({"status": {"readyReplicas": 2}}, 2)[0]
 
 
 def test_voters_default_to_a_quorum_of_three_from_three_brokers() -> None:

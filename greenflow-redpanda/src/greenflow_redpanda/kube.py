@@ -38,12 +38,11 @@ import attrs
 
 from greenflow_kafka.kube import (
     EMPTY_DIR,
-    MIB,
     broker_statefulset,
     data_volume,
     guaranteed_resources,
-    memory_bytes,
 )
+from greenflow_redpanda.seastar import seastar_memory_mib
 
 KAFKA_PORT = 9092
 RPC_PORT = 33145
@@ -54,8 +53,6 @@ BOOTSTRAP_MOUNT = "/etc/greenflow"
 #: The image's ``redpanda`` user and group: claims are mounted group-writable for it.
 REDPANDA_GID = 101
 APP_NAME = "redpanda"
-#: Seastar's share of the container's memory limit (``--memory``).
-SEASTAR_MEMORY_FRACTION = 0.8
 #: The ``prometheus`` service scrapes pods annotated so: Redpanda's own metrics, on its
 #: Admin API port.
 SCRAPE_ANNOTATIONS = {
@@ -130,11 +127,6 @@ class RedpandaKubeSpec:
     def selector(self) -> dict[str, str]:
         instance = self.labels.get("app.kubernetes.io/instance", self.name)
         return {"app.kubernetes.io/name": APP_NAME, "app.kubernetes.io/instance": instance}
-
-
-def seastar_memory_mib(memory: str) -> int:
-    """Seastar's ``--memory`` (MiB) for a broker given ``memory`` (a Kubernetes quantity)."""
-    return int(memory_bytes(memory) * SEASTAR_MEMORY_FRACTION) // MIB
 
 
 def bootstrap_properties(spec: RedpandaKubeSpec) -> dict[str, Any]:
@@ -267,7 +259,6 @@ __all__ = [
     "config_map",
     "headless_service",
     "manifests",
-    "seastar_memory_mib",
     "start_flags",
     "start_script",
     "statefulset",

@@ -19,7 +19,7 @@ import attrs
 
 from greenflow.api import Capability, DeployContext, Inventory, Platform, ProcessGroups, Service
 from greenflow.errors import ServiceError
-from greenflow.plan.validators import at_least
+from greenflow.plan.validators import at_least, memory_quantity
 from greenflow_kafka.distribution import DEFAULT_KAFKA_VERSION
 from greenflow_kafka.service import PROMETHEUS_TARGETS_FILE, write_targets_file
 from greenflow_redpanda.local import PUBLIC_METRICS_PATH
@@ -37,15 +37,6 @@ INSTALL_HINT = (
 )
 
 
-def _memory(_inst: Any, attribute: attrs.Attribute[Any], value: str) -> None:
-    from greenflow_kafka.kube import memory_bytes
-
-    try:
-        memory_bytes(value)
-    except ValueError as exc:
-        raise ValueError(f"{attribute.name}: {exc}") from None
-
-
 @attrs.frozen
 class RedpandaConfig:
     """``[[services]] type = "redpanda"`` (docs/redpanda.md)."""
@@ -59,7 +50,7 @@ class RedpandaConfig:
     cores: int = attrs.field(default=1, validator=at_least(1))
     #: Memory of each broker pod, requests = limits; Seastar gets 80 % of it (--memory), also
     #: for a local process.
-    memory: str = attrs.field(default="2Gi", validator=_memory)
+    memory: str = attrs.field(default="2Gi", validator=memory_quantity)
     #: Cluster property write_caching_default: acknowledge acks=all writes once a majority
     #: has them in memory, before fsync.
     write_caching: bool = False
@@ -69,7 +60,7 @@ class RedpandaConfig:
     #: "emptyDir" (the node's disk, gone with the pod) or a storage class name (a claim each).
     storage: str = "emptyDir"
     #: Size of each broker's volume.
-    storage_size: str = attrs.field(default="10Gi", validator=_memory)
+    storage_size: str = attrs.field(default="10Gi", validator=memory_quantity)
     #: Extra cluster properties for .bootstrap.yaml (read once, when the cluster forms).
     overrides: dict[str, str] = attrs.field(factory=dict)
     #: Container image; default redpandadata/redpanda:<version>.
@@ -138,14 +129,13 @@ class RedpandaService(Service):
         if Capability.KUBERNETES not in type(platform).capabilities:
             self._deploy_local(inventory, ctx)
             return
-        from greenflow.builtin.kubernetes import session_of
         from greenflow_kafka.kube import (
             BROKER_ROLE,
             BrokerStatefulSet,
             check_broker_nodes,
             deploy_statefulset,
-            dns_label,
         )
+        from greenflow_kubernetes import dns_label, session_of
         from greenflow_redpanda.kube import RedpandaKubeSpec, manifests
 
         c = self.config
@@ -160,7 +150,7 @@ class RedpandaService(Service):
         check_broker_nodes(inventory, c.brokers, self.name)
         try:
             spec = RedpandaKubeSpec(
-                name=dns_label(self.name),
+                name=dns_label(self.name, 40),
                 namespace=kube.namespace,
                 version=c.version,
                 brokers=c.brokers,
@@ -194,8 +184,8 @@ class RedpandaService(Service):
         )
 
     def _deploy_local(self, inventory: Inventory, ctx: DeployContext) -> None:
-        from greenflow_redpanda.kube import seastar_memory_mib
         from greenflow_redpanda.local import LocalRedpandaCluster, LocalRedpandaSpec, binary_version
+        from greenflow_redpanda.seastar import seastar_memory_mib
 
         binary = shutil.which("redpanda")
         if binary is None:

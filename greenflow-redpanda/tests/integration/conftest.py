@@ -1,6 +1,6 @@
 """Fixtures for the local-platform tests: the SIMULATED redpanda binary on PATH and the Kafka
 jars its real Kafka broker runs from (see tests/fake_redpanda/redpanda); and for the
-Kubernetes tests, the real kube-apiserver fixtures (greenflow_kafka.kube_fixtures)."""
+Kubernetes tests, the real kube-apiserver fixtures (greenflow_kubernetes.testing.fixtures)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 
 from greenflow_kafka.distribution import KafkaDistribution, resolve_distribution
 from greenflow_kafka.errors import KafkaSetupError
-from greenflow_kafka.kube_fixtures import cluster, kube  # noqa: F401 (fixtures)
+from greenflow_kubernetes.testing.fixtures import cluster, kube  # noqa: F401 (fixtures)
 
 FAKE = Path(__file__).parents[1] / "fake_redpanda" / "redpanda"
 

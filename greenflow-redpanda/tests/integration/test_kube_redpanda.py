@@ -6,7 +6,7 @@ them these tests skip with that command. Only the API server runs — no kubelet
 controllers — so these tests prove what the API server does with the manifests (validation,
 idempotent server-side apply, placement, label-based teardown) and how GreenFlow reacts to
 the statuses a controller would report; the test plays the StatefulSet and Job controllers
-and the kubelet where needed (greenflow_kafka.testing) and says so.
+and the kubelet where needed (greenflow_kubernetes.testing.cluster) and says so.
 """
 
 from __future__ import annotations
@@ -20,16 +20,16 @@ from greenflow.errors import ReadinessTimeout, ServiceError, WorkloadError
 from greenflow.plan.durations import Duration
 from greenflow.testing import make_deploy_context, make_run_context
 from greenflow_kafka import kube_ingest
-from greenflow_kafka.testing import (
+from greenflow_kafka.testing import empty_topic_read
+from greenflow_kafka.workload import KafkaIngestConfig, KafkaIngestWorkload
+from greenflow_kubernetes.testing import (
     JobController,
     KubeCluster,
     ScriptedLogs,
     by_component,
-    empty_topic_read,
     set_statefulset_ready,
     succeeded,
 )
-from greenflow_kafka.workload import KafkaIngestConfig, KafkaIngestWorkload
 from greenflow_redpanda.service import RedpandaConfig, RedpandaService
 
 pytest.importorskip(

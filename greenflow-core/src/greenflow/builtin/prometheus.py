@@ -25,14 +25,13 @@ import time
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, ClassVar
-from urllib.parse import urlsplit, urlunsplit
 
 import attrs
 import structlog
 
-from greenflow.api import Collector, CollectorContext, Sample, Window, wait_until
-from greenflow.errors import CollectorError, ReadinessTimeout
-from greenflow.plan.validators import positive
+from greenflow.api import Collector, CollectorContext, Sample, Window
+from greenflow.api.prometheus import PrometheusSource, parse_matrix, strip_slash
+from greenflow.plan.validators import http_url, positive
 
 log = structlog.get_logger("greenflow.collectors.prometheus")
 
@@ -68,13 +67,6 @@ def _is_energy_or_power(unit: str) -> bool:
     return unit in ("joules", "watts", "joules/s")
 
 
-def _check_url(_inst: Any, attribute: attrs.Attribute[Any], value: str) -> None:
-    parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        msg = f'{attribute.name}: expected http(s)://host:port of a Prometheus API, got "{value}"'
-        raise ValueError(msg)
-
-
 def _check_queries(_inst: Any, attribute: attrs.Attribute[Any], value: dict[str, str]) -> None:
     if not value:
         msg = f'{attribute.name}: empty; give at least one, e.g. {{ host_power_watts = "..." }}'
@@ -90,16 +82,12 @@ def _check_queries(_inst: Any, attribute: attrs.Attribute[Any], value: dict[str,
             raise ValueError(f"{attribute.name}: {name!r} has an empty PromQL query")
 
 
-def _strip_slash(url: str) -> str:
-    return url.rstrip("/")
-
-
 @attrs.frozen
 class PrometheusConfig:
     """``[collectors.NAME] type = "prometheus"``."""
 
     #: Base URL of the Prometheus HTTP API (or anything that speaks it: VictoriaMetrics, Thanos).
-    url: str = attrs.field(validator=_check_url, converter=_strip_slash)
+    url: str = attrs.field(validator=http_url, converter=strip_slash)
     #: Metric name (unit last, e.g. ``host_power_watts``) → PromQL.
     queries: dict[str, str] = attrs.field(validator=_check_queries)
     #: Resolution of the range queries, in seconds.
@@ -117,15 +105,6 @@ class PrometheusConfig:
                 'method to how they were measured, e.g. method = "scaphandre"'
             )
             raise ValueError(msg)
-
-
-def _safe_url(url: str) -> str:
-    """``url`` without a password, for messages and provenance."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = f"{parts.username}:***@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
-    return urlunsplit(parts._replace(netloc=netloc))
 
 
 def _host(labels: Mapping[str, str]) -> str:
@@ -147,81 +126,6 @@ def _monotonic(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
         prev = v
         out.append((t, v + offset))
     return out
-
-
-class PrometheusSource:
-    """One Prometheus HTTP API as a collector reads it (shared by the PromQL collectors).
-
-    The client is made on first use; failures come out as ``CollectorError`` naming the
-    collector, what was asked and the URL (its password hidden).
-    """
-
-    def __init__(self, collector: str, url: str, timeout_s: float) -> None:
-        self.collector = collector
-        self.url = url
-        self.safe_url = _safe_url(url)
-        self.timeout_s = timeout_s
-        self._client: Any = None
-
-    def client(self) -> Any:
-        """The ``prometheus_api_client.PrometheusConnect``."""
-        if self._client is None:
-            # Imported here: requests and dateparser cost ~0.2 s, and `greenflow --help` or
-            # `greenflow plugins` should not pay for a collector they don't run.
-            from prometheus_api_client import PrometheusConnect
-            from urllib3.util.retry import Retry
-
-            # The client's default retries back off for ~6 s on a refused connection;
-            # wait_until_answering() polls with its own deadline, so only retry briefly.
-            retry = Retry(total=2, backoff_factor=0.1, status_forcelist=(429, 502, 503, 504))
-            self._client = PrometheusConnect(url=self.url, retry=retry, timeout=self.timeout_s)
-        return self._client
-
-    def fail(self, what: str, exc: BaseException) -> CollectorError:
-        text = str(exc).strip() or type(exc).__name__
-        if len(text) > 500:
-            text = text[:500] + "…"
-        return CollectorError(
-            f"collector {self.collector!r}: {what} at {self.safe_url} failed: {text}"
-        )
-
-    def call(self, what: str, method: str, *args: Any, **kwargs: Any) -> Any:
-        """``client().<method>(...)``, its failures as :meth:`fail` errors about ``what``."""
-        from prometheus_api_client.exceptions import PrometheusApiClientException
-
-        try:
-            return getattr(self.client(), method)(*args, **kwargs)
-        except (OSError, ValueError, PrometheusApiClientException) as exc:
-            # requests' errors are OSErrors, a body that is not JSON a ValueError.
-            raise self.fail(what, exc) from exc
-
-    def wait_until_answering(self) -> None:
-        """Poll a trivial query until the server answers, up to ``timeout_s``."""
-        client = self.client()
-
-        def answers() -> tuple[bool, str]:
-            client.custom_query("1")
-            return True, "answered"
-
-        try:
-            wait_until(
-                answers,
-                what=f"Prometheus at {self.safe_url} to answer queries",
-                timeout_s=self.timeout_s,
-                interval_s=min(0.5, self.timeout_s / 4),
-            )
-        except ReadinessTimeout as exc:
-            msg = (
-                f"collector {self.collector!r}: Prometheus at {self.safe_url} does not "
-                f"answer: {exc}. Check that it runs and that url is right."
-            )
-            raise CollectorError(msg) from exc
-
-    def close(self) -> None:
-        """Close the HTTP session. Idempotent."""
-        client, self._client = self._client, None
-        if client is not None and hasattr(client, "close"):  # close() is new in 0.6
-            client.close()
 
 
 class PrometheusCollector(Collector):
@@ -337,23 +241,3 @@ def _trim(points: list[tuple[float, float]], window: Window) -> list[tuple[float
     before = [p for p in points if p[0] < window.start][-1:]
     after = [p for p in points if p[0] > window.end][:1]
     return before + [p for p in points if window.contains(p[0])] + after
-
-
-def parse_matrix(result: Any) -> list[tuple[frozenset[tuple[str, str]], list[tuple[float, float]]]]:
-    """A query_range result (a list of ``{"metric": labels, "values": [[t, "v"]...]}``)
-    as (labels less ``__name__``, finite points) pairs; NaN and ±Inf points are dropped.
-    Raises ValueError when the answer has another shape."""
-    if not isinstance(result, list):
-        raise ValueError(f"expected a list of series, got {type(result).__name__}")
-    out = []
-    for s in result:
-        try:
-            labels = frozenset(
-                (str(k), str(v)) for k, v in s.get("metric", {}).items() if k != "__name__"
-            )
-            points = [(float(t), float(v)) for t, v in s["values"]]
-        except (AttributeError, KeyError, TypeError, ValueError) as exc:
-            msg = f"a series is not of the form {{metric, values}}: {exc!r}"
-            raise ValueError(msg) from exc
-        out.append((labels, [(t, v) for t, v in points if math.isfinite(v)]))
-    return out

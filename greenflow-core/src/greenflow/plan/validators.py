@@ -7,10 +7,14 @@ way) in plugin Config classes.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Sized
 from typing import Any
+from urllib.parse import urlsplit
 
 import attrs
+
+from greenflow.plan.quantities import cpu_cores, memory_bytes
 
 Validator = Callable[[Any, "attrs.Attribute[Any]", Any], None]
 
@@ -55,3 +59,51 @@ def one_of(*choices: Any) -> Validator:
             _fail(attribute, "one of " + ", ".join(repr(c) for c in choices), value)
 
     return check
+
+
+def http_url(_inst: Any, attribute: attrs.Attribute[Any], value: str | None) -> None:
+    """An ``http://`` or ``https://`` URL with a host (None passes). The message never
+    repeats the URL's credentials."""
+    if value is None:
+        return
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        shown = parts._replace(netloc=parts.netloc.rpartition("@")[2]).geturl()
+        _fail(attribute, "an http(s)://host[:port] URL", shown)
+
+
+def absolute_path(_inst: Any, attribute: attrs.Attribute[Any], value: str) -> None:
+    """An absolute path (``/...``) on one line."""
+    if not value.startswith("/") or "\n" in value:
+        _fail(attribute, "an absolute path", value)
+
+
+def non_empty(_inst: Any, attribute: attrs.Attribute[Any], value: Sized) -> None:
+    """At least one item (a list, a table) or character."""
+    if len(value) == 0:
+        _fail(attribute, "at least one value", value)
+
+
+_LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
+
+
+def label_name(_inst: Any, attribute: attrs.Attribute[Any], value: str) -> None:
+    """A Prometheus label name (``[a-zA-Z_][a-zA-Z0-9_]*``)."""
+    if not _LABEL_NAME.match(value):
+        _fail(attribute, "a Prometheus label name ([a-zA-Z_][a-zA-Z0-9_]*)", value)
+
+
+def cpu_quantity(_inst: Any, attribute: attrs.Attribute[Any], value: str) -> None:
+    """A cpu amount in Kubernetes' notation (``"500m"``, ``"2"``), > 0."""
+    try:
+        cpu_cores(value)
+    except ValueError as exc:
+        raise ValueError(f"{attribute.name}: {exc}") from None
+
+
+def memory_quantity(_inst: Any, attribute: attrs.Attribute[Any], value: str) -> None:
+    """A memory size in Kubernetes' notation (``"512Mi"``, ``"2Gi"``), at least 1Mi."""
+    try:
+        memory_bytes(value)
+    except ValueError as exc:
+        raise ValueError(f"{attribute.name}: {exc}") from None

@@ -476,10 +476,16 @@ class _PluginContract:
         ``test_entry_point_resolves_to_the_class`` checks that
         ``greenflow.plugins.load(kind, name)`` returns the class under test (the package
         must be installed, e.g. ``pip install -e .``). None skips that test.
+
+    ``pytestmark``
+        Marks on every check; by default a 300 s ``timeout`` (pytest-timeout, in the
+        ``testing`` extra), so that a plugin that hangs fails its check instead of hanging
+        the suite. Set ``pytestmark = [pytest.mark.timeout(N)]`` for a slower plugin.
     """
 
     kind: ClassVar[Kind]
     entry_point_name: ClassVar[str | None] = None
+    pytestmark: ClassVar[list[pytest.MarkDecorator]] = [pytest.mark.timeout(300)]
 
     # Fixtures undo at teardown what the test started (acquire, deploy, prepare, start)
     # but did not try to undo itself, so that a bug in release/remove/clean/stop fails the

@@ -49,7 +49,7 @@ def test_query_names_must_end_with_a_unit(name: str) -> None:
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"url": "localhost:9090"}, r"url: expected http\(s\)://host:port"),
+        ({"url": "localhost:9090"}, r"url: expected an http\(s\)://host"),
         ({"queries": {}}, r"queries: empty"),
         ({"queries": {"up_ratio": " "}}, r"'up_ratio' has an empty PromQL query"),
         ({"step_s": 0.0}, r"step_s: expected a number > 0"),

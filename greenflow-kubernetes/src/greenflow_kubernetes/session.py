@@ -16,18 +16,18 @@ teardown finds everything by label, cluster-scoped objects included.
 from __future__ import annotations
 
 import copy
-import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import structlog
 
 from greenflow.api import Deadline
-from greenflow.builtin.kubernetes import _api
-from greenflow.builtin.kubernetes._api import KubeApiError
 from greenflow.errors import ReadinessTimeout, ServiceError
+from greenflow_kubernetes import _api
+from greenflow_kubernetes._api import KubeApiError
+from greenflow_kubernetes.names import label_value, split_role_label
 
 if TYPE_CHECKING:
     from greenflow.api import Platform
@@ -75,41 +75,6 @@ API_VERSIONS: dict[str, str] = {
 NEVER_DELETED = frozenset({"Namespace", "Node", "Event"})
 #: Listing these fails in ways that only mean "nothing of ours can be there".
 _SKIPPABLE_LIST_STATUS = frozenset({403, 404, 405, 503})
-
-
-def dns_label(text: str, max_len: int = 63) -> str:
-    """``text`` as an RFC 1123 label (a namespace or object name): lower case, ``[a-z0-9-]``,
-    alphanumeric at both ends, at most ``max_len`` characters (a hash keeps it unique when
-    cut)."""
-    out = re.sub(r"[^a-z0-9-]+", "-", text.lower())
-    out = re.sub(r"-{2,}", "-", out).strip("-") or "x"
-    if len(out) > max_len:
-        import hashlib
-
-        digest = hashlib.sha256(text.encode()).hexdigest()[:8]
-        out = f"{out[: max_len - 9].rstrip('-')}-{digest}"
-    return out
-
-
-def label_value(text: str) -> str:
-    """``text`` as a label value: ``[A-Za-z0-9._-]``, alphanumeric at both ends, ≤ 63."""
-    out = re.sub(r"[^A-Za-z0-9._-]+", "-", text)
-    out = out.strip("-._")[:63].rstrip("-._")
-    return out or "x"
-
-
-def split_role_label(spec: str) -> tuple[str, str | None]:
-    """``"key=value"`` → (key, value); ``"key"`` → (key, None): any value but "false"."""
-    key, sep, value = spec.partition("=")
-    return key.strip(), (value.strip() if sep else None)
-
-
-def carries(labels: Mapping[str, str], spec: str) -> bool:
-    """Whether a node with ``labels`` carries the role whose label is ``spec``."""
-    key, value = split_role_label(spec)
-    if key not in labels:
-        return False
-    return labels[key] == value if value is not None else labels[key].lower() != "false"
 
 
 def _conditions(obj: Mapping[str, Any], *, only_false: bool = True) -> list[str]:
@@ -846,17 +811,30 @@ def _label_templates(body: dict[str, Any], labels: Mapping[str, str]) -> None:
         meta["labels"] = {**(meta.get("labels") or {}), **labels}
 
 
+@runtime_checkable
+class KubePlatform(Protocol):
+    """A platform whose services run on a Kubernetes cluster: ``kubernetes``, and any platform
+    that builds a cluster (``k3s``, ``g5k``). ``kube`` is its session once acquired, None
+    before and after."""
+
+    kube: KubeSession | None
+
+
 def session_of(platform: Platform, *, who: str = "this service") -> KubeSession:
-    """The platform's :class:`KubeSession`; a ``ServiceError`` when the platform is not an
-    acquired ``kubernetes`` platform."""
-    kube = getattr(platform, "kube", None)
-    if not isinstance(kube, KubeSession):
+    """The platform's :class:`KubeSession`; a ``ServiceError`` when the platform runs no
+    Kubernetes (see :class:`KubePlatform`) or is not acquired."""
+    if not isinstance(platform, KubePlatform):
         msg = (
-            f'{who} runs on Kubernetes: [platform] type must be "kubernetes" (got '
-            f"{type(platform).__name__}{', not acquired' if hasattr(platform, 'kube') else ''})"
+            f"{who} runs on Kubernetes: [platform] type must be one that provides a cluster "
+            f'("kubernetes", "k3s", "g5k"); got {type(platform).__name__}'
         )
         raise ServiceError(msg)
-    return kube
+    if platform.kube is None:
+        msg = (
+            f"{who} runs on Kubernetes, but the platform {type(platform).__name__} is not acquired"
+        )
+        raise ServiceError(msg)
+    return platform.kube
 
 
 __all__ = [
@@ -867,10 +845,8 @@ __all__ = [
     "MANAGED_BY_LABEL",
     "SERVICE_LABEL",
     "KubeApiError",
+    "KubePlatform",
     "KubeSession",
-    "carries",
-    "dns_label",
-    "label_value",
     "pod_blocking_reason",
     "session_of",
 ]

@@ -26,7 +26,7 @@ import psutil
 import pytest
 
 from greenflow.api import wait_until
-from greenflow.testing.kube import (
+from greenflow_kubernetes.testing.apiserver import (
     BUILD_HINT,
     ETCD_VERSION,
     KUBE_VERSION,
@@ -254,7 +254,7 @@ def test_missing_binaries_say_how_to_build(monkeypatch: pytest.MonkeyPatch, tmp_
 
 
 def test_build_script_pins_the_same_version() -> None:
-    """scripts/kube-apiserver and greenflow.testing.kube agree on the version and place."""
+    """scripts/kube-apiserver and greenflow_kubernetes.testing.apiserver agree on the version and place."""
     script = REPO / "scripts" / "kube-apiserver"
     if not script.exists():
         pytest.skip("scripts/kube-apiserver is not in this checkout")
@@ -269,7 +269,7 @@ def test_build_script_pins_the_same_version() -> None:
         check=True,
         env=env,
     ).stdout.strip()
-    code = "from greenflow.testing.kube import kube_bin_dir; print(kube_bin_dir())"
+    code = "from greenflow_kubernetes.testing.apiserver import kube_bin_dir; print(kube_bin_dir())"
     from_python = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env
     ).stdout.strip()

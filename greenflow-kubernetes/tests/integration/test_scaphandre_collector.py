@@ -43,20 +43,20 @@ import pytest
 from structlog.testing import capture_logs
 
 from greenflow.api import CollectorContext, Inventory, Sample, Window
-from greenflow.builtin.scaphandre import (
-    HOST_ENERGY,
-    PROCESS_POWER,
-    ScaphandreCollector,
-    ScaphandreConfig,
-    integrate_power,
-    unwrap_counter,
-)
 from greenflow.errors import CollectorError
 from greenflow.measure.attribution import compute_run_metrics, idle_power_from_baseline
 from greenflow.measure.integrate import counter_delta, split_series
 from greenflow.store.remote_write import PROTOCOL_VERSION, compress, encode_write_request
 from greenflow.testing import CollectorContract, assert_valid_samples
 from greenflow.testing.prometheus import INSTALL_HINT, PrometheusServer, find_prometheus
+from greenflow_kubernetes.collectors.scaphandre import (
+    HOST_ENERGY,
+    PROCESS_POWER,
+    ScaphandreCollector,
+    ScaphandreCollectorConfig,
+    integrate_power,
+    unwrap_counter,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -288,14 +288,14 @@ class Cluster:
     def window(self, span: tuple[float, float]) -> Window:
         return Window(self.t0 + span[0], self.t0 + span[1])
 
-    def config(self, **overrides: Any) -> ScaphandreConfig:
+    def config(self, **overrides: Any) -> ScaphandreCollectorConfig:
         settings: dict[str, Any] = {
             "url": self.server.url,
             "step_s": SCRAPE_S,
             "selector": f'case="{self.case}"',
             **overrides,
         }
-        return ScaphandreConfig(**settings)
+        return ScaphandreCollectorConfig(**settings)
 
 
 @pytest.fixture(scope="module")
@@ -311,7 +311,9 @@ def collectors() -> Iterator[list[ScaphandreCollector]]:
         c.stop()
 
 
-def _started(made: list[ScaphandreCollector], config: ScaphandreConfig) -> ScaphandreCollector:
+def _started(
+    made: list[ScaphandreCollector], config: ScaphandreCollectorConfig
+) -> ScaphandreCollector:
     collector = ScaphandreCollector("scaph", config)
     made.append(collector)
     collector.start(CollectorContext(experiment="test", inventory=Inventory(())))
@@ -439,7 +441,7 @@ def test_reading_in_chunks_changes_nothing(
     collector = _started(collectors, cluster.config())
     window = cluster.window(RUN)
     whole = collector.collect(window)
-    monkeypatch.setattr("greenflow.builtin.scaphandre._CHUNK_S", 7.0)
+    monkeypatch.setattr("greenflow_kubernetes.collectors.scaphandre._CHUNK_S", 7.0)
     assert collector.collect(window) == whole
 
 
@@ -504,7 +506,7 @@ def test_start_fails_naming_the_url_when_prometheus_does_not_answer(
     url = f"http://127.0.0.1:{_closed_port()}"
     began = time.monotonic()
     with pytest.raises(CollectorError) as info:
-        _started(collectors, ScaphandreConfig(url=url, timeout_s=1.0))
+        _started(collectors, ScaphandreCollectorConfig(url=url, timeout_s=1.0))
     assert url in str(info.value) and "does not answer" in str(info.value)
     assert time.monotonic() - began < 1.0 + 5.0
 
@@ -543,7 +545,7 @@ def test_no_scaphandre_series_is_a_clear_error(
 def test_config_refuses_bad_values_naming_the_key(key: str, value: object) -> None:
     settings: dict[str, Any] = {"url": "http://127.0.0.1:9090", key: value}
     with pytest.raises(ValueError, match=rf"^{key}: "):
-        ScaphandreConfig(**settings)
+        ScaphandreCollectorConfig(**settings)
 
 
 # -- the contract, on live series ------------------------------------------------------------
@@ -557,7 +559,7 @@ class TestScaphandreCollectorContract(CollectorContract):
     entry_point_name = "scaphandre"
 
     @pytest.fixture
-    def config(self, prometheus: PrometheusServer) -> ScaphandreConfig:
+    def config(self, prometheus: PrometheusServer) -> ScaphandreCollectorConfig:
         case = f"contract-{uuid.uuid4().hex[:8]}"
         now = math.floor(time.time())
         times = [now - 20 + 0.5 * i for i in range(81)]
@@ -579,4 +581,4 @@ class TestScaphandreCollectorContract(CollectorContract):
                 ),
             ],
         )
-        return ScaphandreConfig(url=prometheus.url, step_s=0.5, selector=f'case="{case}"')
+        return ScaphandreCollectorConfig(url=prometheus.url, step_s=0.5, selector=f'case="{case}"')

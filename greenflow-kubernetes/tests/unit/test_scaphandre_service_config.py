@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import pytest
 
-from greenflow.builtin.kubernetes.services import ScaphandreConfig, _prometheus_2
+from greenflow_kubernetes.services.prometheus import _prometheus_2
+from greenflow_kubernetes.services.scaphandre import ScaphandreServiceConfig
 
 
 def test_the_node_own_powercap_tree_is_measured_by_default() -> None:
-    assert ScaphandreConfig().powercap_path == "/sys/class/powercap"
+    assert ScaphandreServiceConfig().powercap_path == "/sys/class/powercap"
 
 
 @pytest.mark.parametrize("path", ["sys/class/powercap", "", "./powercap"])
 def test_powercap_path_must_be_absolute_on_the_nodes(path: str) -> None:
-    with pytest.raises(ValueError, match=r"powercap_path: expected an absolute path on the nodes"):
-        ScaphandreConfig(powercap_path=path)
+    with pytest.raises(ValueError, match=r"powercap_path: expected an absolute path, got"):
+        ScaphandreServiceConfig(powercap_path=path)
 
 
 @pytest.mark.parametrize(

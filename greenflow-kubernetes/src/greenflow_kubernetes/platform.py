@@ -22,16 +22,11 @@ import attrs
 import structlog
 
 from greenflow.api import Capability, DeployContext, Host, Inventory, Platform
-from greenflow.builtin.kubernetes import _api
-from greenflow.builtin.kubernetes.session import (
-    EXPERIMENT_LABEL,
-    KubeSession,
-    carries,
-    dns_label,
-    label_value,
-)
 from greenflow.errors import PlatformError, ReadinessTimeout
 from greenflow.plan.validators import positive
+from greenflow_kubernetes import _api
+from greenflow_kubernetes.names import carries, dns_label, label_value
+from greenflow_kubernetes.session import EXPERIMENT_LABEL, KubeSession
 
 log = structlog.get_logger("greenflow.kubernetes")
 
@@ -53,10 +48,6 @@ _NOISE_LABEL_PREFIXES = (
 )
 
 
-def _role_labels(value: Mapping[str, str]) -> dict[str, str]:
-    return dict(value)
-
-
 @attrs.frozen
 class KubernetesConfig:
     """``[platform] type = "kubernetes"``: an existing cluster reached through a kubeconfig."""
@@ -70,7 +61,7 @@ class KubernetesConfig:
     namespace: str | None = None
     #: Role → node label key (any value but "false") or ``key=value``. Merged over the
     #: defaults; map a role to "" to drop it.
-    role_labels: dict[str, str] = attrs.field(factory=dict, converter=_role_labels)
+    role_labels: dict[str, str] = attrs.field(factory=dict, converter=dict)
     #: Deadline of each wait of acquire and release (namespace gone, objects deleted).
     timeout_s: float = attrs.field(default=300.0, validator=positive)
 
@@ -122,7 +113,7 @@ def _node_facts(node: Mapping[str, Any], role_labels: Mapping[str, str]) -> dict
 class KubernetesPlatform(Platform):
     """An existing Kubernetes cluster. ``acquire`` reads the nodes (roles from labels) and
     creates the experiment's namespace; services reach the cluster through
-    :attr:`kube` (a :class:`~greenflow.builtin.kubernetes.session.KubeSession`)."""
+    :attr:`kube` (a :class:`~greenflow_kubernetes.session.KubeSession`)."""
 
     Config: ClassVar[type] = KubernetesConfig
     capabilities: ClassVar[frozenset[Capability]] = frozenset({Capability.KUBERNETES})

@@ -1,5 +1,5 @@
 """The ``kubernetes`` platform and its ``prometheus`` and ``scaphandre`` services against a
-real kube-apiserver + etcd on loopback (``greenflow.testing.kube``).
+real kube-apiserver + etcd on loopback (``greenflow_kubernetes.testing.apiserver``).
 
 Without the binaries (``bash scripts/kube-apiserver``) the API-server tests skip and say
 how to build them. Only the API server and etcd run, no kubelet, scheduler or
@@ -31,24 +31,20 @@ from typing import Any
 import pytest
 
 from greenflow.api import Capability, Inventory
-from greenflow.builtin.kubernetes.platform import KubernetesConfig, KubernetesPlatform
-from greenflow.builtin.kubernetes.services import (
-    PrometheusConfig,
-    PrometheusService,
-    ScaphandreConfig,
-    ScaphandreService,
-)
-from greenflow.builtin.kubernetes.session import (
+from greenflow.errors import GreenFlowError, PlatformError, ReadinessTimeout
+from greenflow.plan.durations import Duration
+from greenflow.testing import PlatformContract, StateRecorder, make_deploy_context
+from greenflow_kubernetes.platform import KubernetesConfig, KubernetesPlatform
+from greenflow_kubernetes.services.prometheus import PrometheusService, PrometheusServiceConfig
+from greenflow_kubernetes.services.scaphandre import ScaphandreService, ScaphandreServiceConfig
+from greenflow_kubernetes.session import (
     EXPERIMENT_LABEL,
     MANAGED_BY_LABEL,
     KubeApiError,
     KubeSession,
     pod_blocking_reason,
 )
-from greenflow.errors import GreenFlowError, PlatformError, ReadinessTimeout
-from greenflow.plan.durations import Duration
-from greenflow.testing import PlatformContract, StateRecorder, make_deploy_context
-from greenflow.testing.kube import (
+from greenflow_kubernetes.testing.apiserver import (
     KubeAPIServer,
     KubeBinaries,
     KubeBinariesMissing,
@@ -440,12 +436,12 @@ def test_services_are_accepted_labelled_and_idempotent(
     assert kube is not None
     prometheus = PrometheusService(
         "prometheus",
-        PrometheusConfig(
+        PrometheusServiceConfig(
             scrape_interval=Duration(2),
             remote_write_url="https://writer:s3cret@vm.example:8428/api/v1/write",
         ),
     )
-    scaphandre = ScaphandreService("scaphandre", ScaphandreConfig())
+    scaphandre = ScaphandreService("scaphandre", ScaphandreServiceConfig())
     p_state = _deploy(prometheus, platform, inventory, tmp_path)
     _deploy(scaphandre, platform, inventory, tmp_path)
     assert p_state.state["session"]["namespace"] == kube.namespace
@@ -553,8 +549,8 @@ def test_wait_ready_passes_once_the_controllers_report(
     platform, inventory, _state = acquired
     kube = platform.kube
     assert kube is not None
-    scaphandre = ScaphandreService("scaphandre", ScaphandreConfig())
-    prometheus = PrometheusService("prometheus", PrometheusConfig())
+    scaphandre = ScaphandreService("scaphandre", ScaphandreServiceConfig())
+    prometheus = PrometheusService("prometheus", PrometheusServiceConfig())
     _deploy(scaphandre, platform, inventory, tmp_path)
     _deploy(prometheus, platform, inventory, tmp_path)
     with pytest.raises(ReadinessTimeout, match="numberReady 0 of desiredNumberScheduled 0"):
@@ -615,7 +611,7 @@ def test_waits_time_out_with_the_blocking_condition(
     platform, inventory, _state = acquired
     kube = platform.kube
     assert kube is not None
-    prometheus = PrometheusService("prometheus", PrometheusConfig())
+    prometheus = PrometheusService("prometheus", PrometheusServiceConfig())
     _deploy(prometheus, platform, inventory, tmp_path)
     deployment = kube.get("Deployment", "prometheus")
     assert deployment is not None
@@ -687,8 +683,8 @@ def test_remove_deletes_only_that_service_and_remove_recorded_the_rest(
     platform, inventory, _state = acquired
     kube = platform.kube
     assert kube is not None
-    prometheus = PrometheusService("prometheus", PrometheusConfig())
-    scaphandre = ScaphandreService("scaphandre", ScaphandreConfig())
+    prometheus = PrometheusService("prometheus", PrometheusServiceConfig())
+    scaphandre = ScaphandreService("scaphandre", ScaphandreServiceConfig())
     _deploy(prometheus, platform, inventory, tmp_path)
     s_state = _deploy(scaphandre, platform, inventory, tmp_path)
     namespace = f"Namespace /{kube.namespace}"
@@ -715,8 +711,12 @@ def test_release_leaves_nothing_with_the_experiment_label(
     kube = platform.kube
     assert kube is not None
     namespace, selector = kube.namespace, kube.selector()
-    _deploy(PrometheusService("prometheus", PrometheusConfig()), platform, inventory, tmp_path)
-    _deploy(ScaphandreService("scaphandre", ScaphandreConfig()), platform, inventory, tmp_path)
+    _deploy(
+        PrometheusService("prometheus", PrometheusServiceConfig()), platform, inventory, tmp_path
+    )
+    _deploy(
+        ScaphandreService("scaphandre", ScaphandreServiceConfig()), platform, inventory, tmp_path
+    )
     kube.apply(
         {
             "apiVersion": "v1",
@@ -756,14 +756,16 @@ def test_release_recorded_cleans_up_after_a_crash(
         make_deploy_context(tmp_path / "p", experiment="crashed", record_state=state)
     )
     p_state = _deploy(
-        PrometheusService("prometheus", PrometheusConfig()), platform, inventory, tmp_path
+        PrometheusService("prometheus", PrometheusServiceConfig()), platform, inventory, tmp_path
     )
-    _deploy(ScaphandreService("scaphandre", ScaphandreConfig()), platform, inventory, tmp_path)
+    _deploy(
+        ScaphandreService("scaphandre", ScaphandreServiceConfig()), platform, inventory, tmp_path
+    )
     assert platform.kube is not None
     selector = platform.kube.selector()
     platform.kube.close()  # the process is gone: nothing of it is used below
     platform.kube = None
-    PrometheusService.remove_recorded(PrometheusConfig(), p_state.state)
+    PrometheusService.remove_recorded(PrometheusServiceConfig(), p_state.state)
     assert _labelled(dyn, selector) and all("prometheus" not in o for o in _labelled(dyn, selector))
     KubernetesPlatform.release_recorded(platform.config, state.state)
     assert _labelled(dyn, selector) == []
@@ -784,7 +786,7 @@ def test_teardown_still_deletes_after_the_runner_set_cancel(
     kube = platform.kube
     assert kube is not None
     namespace, selector = kube.namespace, kube.selector()
-    prometheus = PrometheusService("prometheus", PrometheusConfig())
+    prometheus = PrometheusService("prometheus", PrometheusServiceConfig())
     _deploy(prometheus, platform, inventory, tmp_path)
     cancel.set()
     with pytest.raises(KeyboardInterrupt):  # a readiness wait still stops at once
@@ -817,7 +819,9 @@ def test_a_namespace_not_created_by_greenflow_is_never_deleted(
     )
     platform = _platform(cluster, namespace="team-a")
     inventory = platform.acquire(make_deploy_context(tmp_path / "p", experiment="shared"))
-    _deploy(ScaphandreService("scaphandre", ScaphandreConfig()), platform, inventory, tmp_path)
+    _deploy(
+        ScaphandreService("scaphandre", ScaphandreServiceConfig()), platform, inventory, tmp_path
+    )
     assert platform.kube is not None
     selector = platform.kube.selector()
     platform.release()

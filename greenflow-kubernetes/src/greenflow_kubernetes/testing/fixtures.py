@@ -1,9 +1,9 @@
 """pytest fixtures for test modules against a real kube-apiserver, over
-:mod:`greenflow_kafka.testing`; shared by greenflow-kafka's and greenflow-redpanda's tests.
+:mod:`greenflow_kubernetes.testing.cluster`, for any plugin that deploys to Kubernetes.
 
 Bring them in from a ``conftest.py``::
 
-    from greenflow_kafka.kube_fixtures import cluster, kube  # noqa: F401
+    from greenflow_kubernetes.testing.fixtures import cluster, kube  # noqa: F401
 
 A module using ``cluster`` sets ``NAMESPACE``, the namespace its experiments run in (one per
 module, so a leftover names the module that left it).
@@ -17,9 +17,7 @@ from typing import Any
 
 import pytest
 
-from greenflow_kafka.testing import KubeCluster, api_server_with_nodes, checked_cluster
-
-KUBERNETES_MISSING = 'the kubernetes client is not installed: pip install "kubernetes>=30,<38"'
+from greenflow_kubernetes.testing.cluster import KubeCluster, api_server_with_nodes, checked_cluster
 
 
 @pytest.fixture(scope="module")
@@ -27,7 +25,6 @@ def kube(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     """One API server with etcd and the default nodes (two broker nodes, one worker) for the
     module: it takes seconds to start. Skips with the reason (and the command that builds the
     binaries) when it cannot start."""
-    pytest.importorskip("kubernetes", reason=KUBERNETES_MISSING)
     with api_server_with_nodes(tmp_path_factory.mktemp("kube")) as server:
         yield server
 

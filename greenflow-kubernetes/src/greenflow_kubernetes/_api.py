@@ -15,7 +15,7 @@ from typing import Any, NamedTuple
 
 from greenflow.errors import GreenFlowError, PlatformError
 
-INSTALL_HINT = 'pip install "greenflow-core[kubernetes]"'
+INSTALL_HINT = "pip install greenflow-kubernetes (it brings the kubernetes client)"
 #: Per-request deadline (seconds): connect, then read. Waits poll with short requests.
 REQUEST_TIMEOUT = (10.0, 30.0)
 

@@ -78,10 +78,10 @@ from typing import Any, ClassVar
 import attrs
 import structlog
 
-from greenflow.api import Collector, CollectorContext, Sample, Window, wait_until
-from greenflow.builtin.prometheus import _check_url, _safe_url, _strip_slash, parse_matrix
-from greenflow.errors import CollectorError, ReadinessTimeout
-from greenflow.plan.validators import positive
+from greenflow.api import Collector, CollectorContext, Sample, Window
+from greenflow.api.prometheus import PrometheusSource, parse_matrix, strip_slash
+from greenflow.errors import CollectorError
+from greenflow.plan.validators import http_url, label_name, positive
 
 log = structlog.get_logger("greenflow.collectors.scaphandre")
 
@@ -98,18 +98,11 @@ _CHUNK_S = 3600.0
 _HOST_OWN = frozenset({"value_source"})
 _PROCESS_OWN = frozenset({"pid", "exe", "cmdline", "vmname"})
 _PROCESS_OWN_PREFIXES = ("container_", "kubernetes_")
-_LABEL = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 _INSTANCE = re.compile(r"\[(?P<h>[^\]]+)\](?::\d+)?|(?P<h2>[^:]+)(?::\d+)?")
 
 Labels = dict[str, str]
 Points = list[tuple[float, float]]
 _Target = tuple[tuple[str, str], ...]
-
-
-def _check_label(_inst: Any, attribute: attrs.Attribute[Any], value: str) -> None:
-    if not _LABEL.match(value):
-        msg = f'{attribute.name}: expected a Prometheus label name ([a-zA-Z_][a-zA-Z0-9_]*), got "{value}"'
-        raise ValueError(msg)
 
 
 def _check_selector(_inst: Any, attribute: attrs.Attribute[Any], value: str) -> None:
@@ -122,17 +115,17 @@ def _check_selector(_inst: Any, attribute: attrs.Attribute[Any], value: str) -> 
 
 
 @attrs.frozen
-class ScaphandreConfig:
+class ScaphandreCollectorConfig:
     """``[[collectors]] type = "scaphandre"``."""
 
     #: Base URL of the Prometheus HTTP API that scrapes Scaphandre.
-    url: str = attrs.field(validator=_check_url, converter=_strip_slash)
+    url: str = attrs.field(validator=http_url, converter=strip_slash)
     #: Label naming the node; series without it use ``instance`` (port dropped).
-    node_label: str = attrs.field(default="node", validator=_check_label)
+    node_label: str = attrs.field(default="node", validator=label_name)
     #: Label naming the pod on process series (Scaphandre ``--containers``).
-    pod_label: str = attrs.field(default="kubernetes_pod_name", validator=_check_label)
+    pod_label: str = attrs.field(default="kubernetes_pod_name", validator=label_name)
     #: Label naming the pod's namespace on process series.
-    namespace_label: str = attrs.field(default="kubernetes_pod_namespace", validator=_check_label)
+    namespace_label: str = attrs.field(default="kubernetes_pod_namespace", validator=label_name)
     #: Extra PromQL label matchers for both metrics, without braces (``job="scaphandre"``).
     selector: str = attrs.field(default="", validator=_check_selector)
     #: Scaphandre's scrape interval or more, in seconds: how far past the window's ends
@@ -255,38 +248,14 @@ def _cumulative_at(points: Points, times: list[float], t: float) -> float:
 class ScaphandreCollector(Collector):
     """Energy per node and per pod from Scaphandre through Prometheus; see the module docstring."""
 
-    Config: ClassVar[type] = ScaphandreConfig
+    Config: ClassVar[type] = ScaphandreCollectorConfig
     # Its Prometheus is often the plan's own [[services]] prometheus.
     start_after_deploy: ClassVar[bool] = True
-    config: ScaphandreConfig
+    config: ScaphandreCollectorConfig
 
-    def __init__(self, name: str, config: ScaphandreConfig) -> None:
+    def __init__(self, name: str, config: ScaphandreCollectorConfig) -> None:
         super().__init__(name, config)
-        self._client: Any = None
-
-    # -- plumbing --
-
-    def _connect(self) -> Any:
-        if self._client is None:
-            # Imported here, as in the prometheus collector: requests costs ~0.2 s.
-            from prometheus_api_client import PrometheusConnect
-            from urllib3.util.retry import Retry
-
-            retry = Retry(total=2, backoff_factor=0.1, status_forcelist=(429, 502, 503, 504))
-            self._client = PrometheusConnect(
-                url=self.config.url, retry=retry, timeout=self.config.timeout_s
-            )
-        return self._client
-
-    @property
-    def _safe_url(self) -> str:
-        return _safe_url(self.config.url)
-
-    def _fail(self, what: str, exc: BaseException) -> CollectorError:
-        text = str(exc).strip() or type(exc).__name__
-        if len(text) > 500:
-            text = text[:500] + "…"
-        return CollectorError(f"collector {self.name!r}: {what} at {self._safe_url} failed: {text}")
+        self._source = PrometheusSource(name, config.url, config.timeout_s)
 
     def _selector(self, metric: str) -> str:
         matchers = [self.config.selector.strip()] if self.config.selector.strip() else []
@@ -297,9 +266,6 @@ class ScaphandreCollector(Collector):
     def _read(self, metric: str, lo: float, hi: float) -> list[tuple[Labels, Points]]:
         """Raw samples of ``metric`` in [lo, hi], per series (labels less ``__name__``),
         finite values only (stale markers are never returned by a range selector)."""
-        from prometheus_api_client.exceptions import PrometheusApiClientException
-
-        client = self._connect()
         selector = self._selector(metric)
         series: dict[frozenset[tuple[str, str]], dict[float, float]] = {}
         start = lo
@@ -307,11 +273,12 @@ class ScaphandreCollector(Collector):
             end = min(hi, start + _CHUNK_S)
             # +1 ms: a range selector is left-open from Prometheus 3 on.
             promql = f"{selector}[{math.ceil((end - start) * 1000) + 1}ms]"
+            what = f"query {promql!r}"
+            result = self._source.call(what, "custom_query", promql, params={"time": f"{end:.3f}"})
             try:
-                result = client.custom_query(promql, params={"time": f"{end:.3f}"})
                 parsed = parse_matrix(result)
-            except (OSError, ValueError, PrometheusApiClientException) as exc:
-                raise self._fail(f"query {promql!r}", exc) from exc
+            except ValueError as exc:
+                raise self._source.fail(what, exc) from exc
             for key, points in parsed:
                 series.setdefault(key, {}).update(points)
             start = end
@@ -321,46 +288,23 @@ class ScaphandreCollector(Collector):
 
     def start(self, ctx: CollectorContext) -> None:
         """Wait (up to ``timeout_s``) for Prometheus to answer, then check both selectors parse."""
-        from prometheus_api_client.exceptions import PrometheusApiClientException
-
-        client = self._connect()
-
-        def answers() -> tuple[bool, str]:
-            client.custom_query("1")
-            return True, "answered"
-
-        try:
-            wait_until(
-                answers,
-                what=f"Prometheus at {self._safe_url} to answer queries",
-                timeout_s=self.config.timeout_s,
-                interval_s=min(0.5, self.config.timeout_s / 4),
-            )
-        except ReadinessTimeout as exc:
-            msg = (
-                f"collector {self.name!r}: Prometheus at {self._safe_url} does not answer: "
-                f"{exc}. Check that it runs and that url is right."
-            )
-            raise CollectorError(msg) from exc
+        self._source.wait_until_answering()
         found = {}
         for metric in (HOST_ENERGY, PROCESS_POWER):
             promql = f"count({self._selector(metric)})"
-            try:
-                found[metric] = bool(client.custom_query(promql))
-            except (OSError, ValueError, PrometheusApiClientException) as exc:
-                raise self._fail(f"query {promql!r}", exc) from exc
+            found[metric] = bool(self._source.call(f"query {promql!r}", "custom_query", promql))
         if not found[HOST_ENERGY]:
             log.warning(
                 "scaphandre.no_series_yet",
                 collector=self.name,
-                url=self._safe_url,
+                url=self._source.safe_url,
                 query=self._selector(HOST_ENERGY),
                 hint="is Scaphandre running and scraped by this Prometheus?",
             )
         log.info(
             "collector.scaphandre.ready",
             collector=self.name,
-            url=self._safe_url,
+            url=self._source.safe_url,
             nodes_seen=found[HOST_ENERGY],
             pods_seen=found[PROCESS_POWER],
         )
@@ -385,7 +329,7 @@ class ScaphandreCollector(Collector):
         if not hosts:
             msg = (
                 f"collector {self.name!r}: no {self._selector(HOST_ENERGY)} samples at "
-                f"{self._safe_url} from {lo:.3f} to {hi:.3f}; is Scaphandre scraped "
+                f"{self._source.safe_url} from {lo:.3f} to {hi:.3f}; is Scaphandre scraped "
                 "by this Prometheus (and does selector match its series)?"
             )
             raise CollectorError(msg)
@@ -518,13 +462,11 @@ class ScaphandreCollector(Collector):
 
     def stop(self) -> None:
         """Close the HTTP session. Idempotent."""
-        client, self._client = self._client, None
-        if client is not None and hasattr(client, "close"):
-            client.close()
+        self._source.close()
 
     def describe(self) -> Mapping[str, Any]:
         return {
-            "url": self._safe_url,
+            "url": self._source.safe_url,
             "host_energy": self._selector(HOST_ENERGY),
             "process_power": self._selector(PROCESS_POWER),
             "node_label": self.config.node_label,
