@@ -31,8 +31,12 @@ Status = Literal["ok", "failed"]
 #: Where a name is conventionally provided by a first-party distribution, for the hint in
 #: "not installed" messages. Names outside this map get a hint at `greenflow plugins`.
 _KNOWN_DISTRIBUTIONS: Mapping[str, str] = {
+    "kubernetes": "greenflow-kubernetes",
+    "scaphandre": "greenflow-kubernetes",
+    # The prometheus *collector* is core's; only the service can be missing.
+    "prometheus": "greenflow-kubernetes",
+    "k3s": "greenflow-k3s",
     "g5k": "greenflow-g5k",
-    "ssh": "greenflow-g5k",
     "kwollect": "greenflow-g5k",
     "kafka": "greenflow-kafka",
     "redpanda": "greenflow-redpanda",

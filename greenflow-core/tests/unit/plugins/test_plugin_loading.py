@@ -196,6 +196,11 @@ def test_load_missing_names_what_is_installed_and_what_to_install(
         (Kind.SERVICE, "redpanda", "greenflow-redpanda"),
         (Kind.WORKLOAD, "theodolite-uc1", "greenflow-theodolite"),
         (Kind.COLLECTOR, "kwollect", "greenflow-g5k"),
+        (Kind.PLATFORM, "kubernetes", "greenflow-kubernetes"),
+        (Kind.PLATFORM, "k3s", "greenflow-k3s"),
+        (Kind.SERVICE, "prometheus", "greenflow-kubernetes"),
+        (Kind.SERVICE, "scaphandre", "greenflow-kubernetes"),
+        (Kind.COLLECTOR, "scaphandre", "greenflow-kubernetes"),
     ],
 )
 def test_load_missing_hints_at_the_conventional_distribution(
