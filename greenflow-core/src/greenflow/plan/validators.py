@@ -8,7 +8,7 @@ way) in plugin Config classes.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sized
+from collections.abc import Callable, Collection, Mapping, Sized
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -23,15 +23,23 @@ def _fail(attribute: attrs.Attribute[Any], expected: str, value: Any) -> None:
     raise ValueError(f"{attribute.name}: expected {expected}, got {value!r}")
 
 
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _is_integer(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 def positive(_inst: Any, attribute: attrs.Attribute[Any], value: float | None) -> None:
-    """> 0 (None passes: use it on optional fields)."""
-    if value is not None and not value > 0:
+    """A number > 0 (None passes: use it on optional fields)."""
+    if value is not None and not (_is_number(value) and value > 0):
         _fail(attribute, "a number > 0", value)
 
 
 def non_negative(_inst: Any, attribute: attrs.Attribute[Any], value: float | None) -> None:
-    """≥ 0 (None passes)."""
-    if value is not None and not value >= 0:
+    """A number ≥ 0 (None passes)."""
+    if value is not None and not (_is_number(value) and value >= 0):
         _fail(attribute, "a number ≥ 0", value)
 
 
@@ -42,10 +50,10 @@ def fraction(_inst: Any, attribute: attrs.Attribute[Any], value: float) -> None:
 
 
 def at_least(minimum: int) -> Validator:
-    """An integer ≥ ``minimum``."""
+    """An integer ≥ ``minimum`` (not a float, not a bool)."""
 
     def check(_inst: Any, attribute: attrs.Attribute[Any], value: int) -> None:
-        if value < minimum:
+        if not (_is_integer(value) and value >= minimum):
             _fail(attribute, f"an integer ≥ {minimum}", value)
 
     return check
@@ -66,10 +74,24 @@ def http_url(_inst: Any, attribute: attrs.Attribute[Any], value: str | None) -> 
     repeats the URL's credentials."""
     if value is None:
         return
-    parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        shown = parts._replace(netloc=parts.netloc.rpartition("@")[2]).geturl()
+    try:
+        parts = urlsplit(value)
+        ok = parts.scheme in ("http", "https") and bool(parts.hostname)
+    except (TypeError, ValueError, AttributeError):  # not a string, or "http://[::1"
+        ok = False
+    if not ok:
+        shown = _without_userinfo(value) if isinstance(value, str) else value
         _fail(attribute, "an http(s)://host[:port] URL", shown)
+
+
+def _without_userinfo(url: str) -> str:
+    """``url`` without what lies between its scheme and its last ``@``, for a message about
+    a URL that is not valid: that may cut more than the credentials, never less (in
+    ``http://user:pa/ss@host``, urlsplit sees no ``@`` in the authority)."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        scheme, rest = "", url
+    return scheme + sep + rest.rpartition("@")[2]
 
 
 def absolute_path(_inst: Any, attribute: attrs.Attribute[Any], value: str) -> None:
@@ -84,13 +106,76 @@ def non_empty(_inst: Any, attribute: attrs.Attribute[Any], value: Sized) -> None
         _fail(attribute, "at least one value", value)
 
 
+def regex(*, groups: int = 0, example: str | None = None) -> Validator:
+    """A regular expression Python's :mod:`re` compiles, with at least ``groups`` capturing
+    groups (None passes). ``example`` is shown in the message: ``r"sent (\\d+) messages"``."""
+    expected = "a regular expression"
+    if groups:
+        expected += (
+            " with a capturing group"
+            if groups == 1
+            else f" with at least {groups} capturing groups"
+        )
+    if example is not None:
+        expected += f", e.g. {example!r}"
+
+    def check(_inst: Any, attribute: attrs.Attribute[Any], value: str | None) -> None:
+        if value is None:
+            return
+        try:
+            pattern = re.compile(value)
+        except (re.error, TypeError) as exc:
+            raise ValueError(
+                f"{attribute.name}: expected {expected}, got {value!r} ({exc})"
+            ) from None
+        if pattern.groups < groups:
+            _fail(attribute, expected, value)
+
+    return check
+
+
 _LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 
 
 def label_name(_inst: Any, attribute: attrs.Attribute[Any], value: str) -> None:
     """A Prometheus label name (``[a-zA-Z_][a-zA-Z0-9_]*``)."""
-    if not _LABEL_NAME.match(value):
+    if not (isinstance(value, str) and _LABEL_NAME.match(value)):
         _fail(attribute, "a Prometheus label name ([a-zA-Z_][a-zA-Z0-9_]*)", value)
+
+
+def label_map(*, reserved: Collection[str] = (), why: str = "reserved") -> Validator:
+    """A table of Prometheus label name → string value, e.g. ``{ lab = "rack-3" }``; the
+    names in ``reserved`` are refused, ``why`` saying why (``"set on every series"``)."""
+
+    def check(_inst: Any, attribute: attrs.Attribute[Any], value: Mapping[str, str]) -> None:
+        for name, text in value.items():
+            if not (isinstance(name, str) and _LABEL_NAME.match(name)):
+                _fail(attribute, "Prometheus label names ([a-zA-Z_][a-zA-Z0-9_]*) as keys", name)
+            if name in reserved:
+                expected = f"label names other than {', '.join(reserved)} ({why})"
+                _fail(attribute, expected, name)
+            if not isinstance(text, str):
+                raise ValueError(f"{attribute.name}.{name}: expected a string, got {text!r}")
+
+    return check
+
+
+# PromQL strings are double- or single-quoted with backslash escapes, or raw in backticks;
+# a label name is an identifier or (Prometheus 3) a double-quoted UTF-8 string.
+_QUOTED = r""""(?:[^"\\\n]|\\.)*"|'(?:[^'\\\n]|\\.)*'|`[^`]*`"""
+_MATCHER = (
+    rf"""\s*(?:[a-zA-Z_][a-zA-Z0-9_]*|"(?:[^"\\\n]|\\.)*")\s*(?:=~|!~|!=|=)\s*(?:{_QUOTED})\s*"""
+)
+_MATCHERS = re.compile(rf"\s*(?:{_MATCHER}(?:,{_MATCHER})*,?\s*)?")
+
+
+def label_matchers(_inst: Any, attribute: attrs.Attribute[Any], value: str) -> None:
+    """PromQL label matchers without the braces, e.g. ``job="scaphandre", node=~"n.*"``
+    (``=``, ``!=``, ``=~``, ``!~``; empty passes). Only the syntax is checked: a regular
+    expression is Prometheus' (RE2) to judge."""
+    if not (isinstance(value, str) and _MATCHERS.fullmatch(value)):
+        expected = 'PromQL label matchers without braces, e.g. \'job="scaphandre", node=~"n.*"\''
+        _fail(attribute, expected, value)
 
 
 def cpu_quantity(_inst: Any, attribute: attrs.Attribute[Any], value: str) -> None:
