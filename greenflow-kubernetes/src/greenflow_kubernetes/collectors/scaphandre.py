@@ -1,68 +1,10 @@
-"""The ``scaphandre`` collector: energy per node and per pod from Scaphandre, read through Prometheus.
+"""The ``scaphandre`` collector: energy per node (``energy_joules``, Scaphandre's host counter)
+and per pod (``pod_energy_joules``, the integral of its processes' sampled power), read from
+the Prometheus that scrapes Scaphandre.
 
-```toml
-[[collectors]]
-type = "scaphandre"
-url = "http://127.0.0.1:9090"        # the Prometheus that scrapes Scaphandre
-node_label = "node"                   # falls back to `instance` (port dropped)
-pod_label = "kubernetes_pod_name"     # set by `scaphandre prometheus --containers`
-namespace_label = "kubernetes_pod_namespace"
-selector = 'job="scaphandre"'         # optional extra label matchers
-step_s = 15                           # Scaphandre's scrape interval (or more)
-```
-
-**What is read.** Scaphandre's Prometheus exporter names its metrics ``scaph_*``:
-``scaph_host_energy_microjoules`` (a counter: the host's RAPL ``energy_uj`` — PSYS when the
-machine has it, else the sum of every socket's package and DRAM counters, label
-``value_source``) and ``scaph_process_power_consumption_microwatts`` (a gauge per process,
-labels ``pid``, ``exe``, ``cmdline``; with ``--containers`` also ``container_scheduler``,
-``container_id``, ``kubernetes_pod_name``, ``kubernetes_pod_namespace``,
-``kubernetes_node_name``). The exporter puts no host name on its series: the node comes
-from the scrape — ``node`` when the scrape config copies ``__meta_kubernetes_pod_node_name``
-there (the prometheus-community chart does), else ``instance`` (``podIP:port`` under
-Kubernetes service discovery). Both are read as **raw samples** (an instant query of a
-range selector, ``metric[…]``), never resampled by ``query_range``, from 3 × ``step_s``
-before the window to 3 × ``step_s`` after it. ``collect()`` waits (at most 2 × ``step_s``
-past the window's end) until every node has a sample after the window.
-
-**Per node** (``energy_joules``, ``domain="host"``, method ``scaphandre``, ``host`` = the
-node): the counter in joules, made cumulative. Between two consecutive samples the energy
-is the counter's difference; when the counter **drops** (a RAPL wrap, a node reboot, any
-counter that restarted from zero — a restarted Scaphandre reads ``energy_uj`` again and
-so does not reset it), the energy of that one interval is its duration × the mean
-power of the intervals right before and after it (those without a drop; one of them when
-only one exists), and the series continues from the last value plus that. The rule
-needs no knowledge of the counter's range, which Scaphandre does not export and which
-differs per domain: a summed package + DRAM counter drops by one domain's range when that
-domain wraps, and Prometheus' ``increase()`` rule (take the new value as the increment)
-would count the other domains' whole running totals there, up to hundreds of kilojoules. Its error is the change of power within one scrape
-interval, for that interval only; when neither neighbour exists (two samples in all) the
-new value is the increment, as ``increase()`` does. Several wraps within one interval
-cannot be seen. Power is never averaged beyond those neighbours, and never over the
-window: the window's energy is the counter at its end minus at its start (see
-:mod:`greenflow.measure.integrate`), which :mod:`greenflow.measure.attribution` uses as
-this node's host energy. The series holds the last sample before the window, those
-inside and the first after it.
-
-**Per pod** (``pod_energy_joules``, labels ``pod``, ``namespace``, ``node``, method
-``scaphandre``): Scaphandre exports per-process *power*, not energy, so this is an
-**integral of sampled power**: for each process of the pod (series with a non-empty
-``pod_label``), the trapezoid rule over its samples inside the window, the power at each
-window end interpolated between the samples around it (when the process has samples on
-both sides; otherwise its integral starts at its first or ends at its last sample), then
-summed over the pod's processes. It is cumulative from 0 at the window's start to the
-pod's energy at its end, so that the energy over any sub-window (MEASURE within a run) is
-its difference. Scaphandre's process power is itself the host's power × the process's
-share of CPU time: an attribution, like ``<method>+cpu-share``, not a meter.
-
-**Duplicates and restarts.** Series of one node (for processes: one node and process)
-that differ only by labels the scrape adds (``job``, ``instance``, the exporter pod's
-``pod``...) are either successive — a restarted exporter pod comes back with a new name
-and address: they are joined into one series, the counter rules above applying at the
-join — or simultaneous — two scrape jobs reading the same exporter: duplicates. These are
-never added: in the order of their ``job`` label (ties broken by the other labels), a
-series is kept unless its time span overlaps one already kept, and a
-``scaphandre.duplicate_series`` warning names the kept and the dropped targets.
+The method — what is read, how a counter drop is bridged, how pod energy is integrated, what
+happens to duplicate and restarted exporters — is described in docs/measurement.md
+("Scaphandre"); the plan keys are :class:`ScaphandreCollectorConfig`'s.
 """
 
 from __future__ import annotations
