@@ -50,20 +50,11 @@ from greenflow.measure.attribution import HOST_GROUP
 from greenflow.measure.model import HostCpuReader, ModelEnergyMeter, PowerModel
 from greenflow.measure.processes import BACKENDS, ProcessTracker
 from greenflow.measure.rapl import ASSUMED_MAX_POWER_WATTS, DEFAULT_ROOT, RaplReader
+from greenflow.plan.validators import non_negative, one_of, positive
 
 log = structlog.get_logger("greenflow.collectors")
 
 _LOCAL_ADDRESSES = {"127.0.0.1", "::1", "localhost"}
-
-
-def _positive(_inst: Any, attribute: attrs.Attribute[Any], value: float | None) -> None:
-    if value is not None and not value > 0:
-        raise ValueError(f"{attribute.name}: must be > 0, got {value!r}")
-
-
-def _non_negative(_inst: Any, attribute: attrs.Attribute[Any], value: float | None) -> None:
-    if value is not None and not value >= 0:
-        raise ValueError(f"{attribute.name}: must be ≥ 0, got {value!r}")
 
 
 @attrs.frozen
@@ -71,9 +62,9 @@ class SamplingConfig:
     """Settings every sampling collector shares."""
 
     #: Seconds between samples.
-    interval_s: float = attrs.field(default=1.0, validator=_positive)
+    interval_s: float = attrs.field(default=1.0, validator=positive)
     #: Seconds of samples kept in memory; collect each window before this much time passes.
-    retention_s: float = attrs.field(default=6 * 3600.0, validator=_positive)
+    retention_s: float = attrs.field(default=6 * 3600.0, validator=positive)
     #: Host name on the samples; empty: worked out from the inventory (module docstring).
     host: str = ""
 
@@ -236,7 +227,7 @@ class RaplConfig(SamplingConfig):
     root: str = DEFAULT_ROOT
     #: Highest power a zone may draw, only to compute wrap times (interval_s must stay
     #: below half the shortest).
-    max_power_watts: float = attrs.field(default=ASSUMED_MAX_POWER_WATTS, validator=_positive)
+    max_power_watts: float = attrs.field(default=ASSUMED_MAX_POWER_WATTS, validator=positive)
 
 
 class RaplCollector(_SamplingCollector):
@@ -311,11 +302,11 @@ class ModelConfig(SamplingConfig):
     """
 
     #: Power of the idle host, in watts.
-    idle_watts: float | None = attrs.field(default=None, validator=_non_negative)
+    idle_watts: float | None = attrs.field(default=None, validator=non_negative)
     #: Power with every CPU busy, in watts.
-    max_watts: float | None = attrs.field(default=None, validator=_non_negative)
+    max_watts: float | None = attrs.field(default=None, validator=non_negative)
     #: Curvature: 1 is linear.
-    exponent: float = attrs.field(default=1.0, validator=_positive)
+    exponent: float = attrs.field(default=1.0, validator=positive)
     #: The method is ``model:<model>``; default ``linear`` (exponent 1) or ``power``. Not
     #: ``name``: in a plan, ``name`` names the collector itself.
     model: str | None = None
@@ -364,18 +355,12 @@ class ModelCollector(_SamplingCollector):
 # ------------------------------------------------------------------------------ process
 
 
-def _backend(_inst: Any, attribute: attrs.Attribute[Any], value: str) -> None:
-    if value not in BACKENDS:
-        msg = f"{attribute.name}: expected one of {', '.join(BACKENDS)}, got {value!r}"
-        raise ValueError(msg)
-
-
 @attrs.frozen
 class ProcessConfig(SamplingConfig):
     """``[[collectors]] type = "process"``: CPU time, memory and I/O per group."""
 
     #: ``procfs`` (Linux, fastest), ``psutil`` (portable) or ``auto``.
-    backend: str = attrs.field(default="auto", validator=_backend)
+    backend: str = attrs.field(default="auto", validator=one_of(*BACKENDS))
 
 
 class ProcessCollector(_SamplingCollector):

@@ -40,6 +40,8 @@ from typing import Any
 
 import attrs
 
+from greenflow.plan.validators import non_negative, positive
+
 #: Default idle power per logical CPU (see the module docstring).
 IDLE_WATTS_PER_CPU = 1.0
 #: Default full-load power per logical CPU (see the module docstring).
@@ -106,16 +108,6 @@ class HostCpuReader:
             self._fd = None
 
 
-def _non_negative(_inst: Any, attribute: attrs.Attribute[Any], value: float) -> None:
-    if not value >= 0:
-        raise ValueError(f"{attribute.name}: must be ≥ 0 W, got {value!r}")
-
-
-def _positive(_inst: Any, attribute: attrs.Attribute[Any], value: float) -> None:
-    if not value > 0:
-        raise ValueError(f"{attribute.name}: must be > 0, got {value!r}")
-
-
 def _default_name(model: PowerModel) -> str:
     return "linear" if model.exponent == 1 else "power"
 
@@ -124,9 +116,9 @@ def _default_name(model: PowerModel) -> str:
 class PowerModel:
     """``P(u) = idle_watts + (max_watts - idle_watts) * u ** exponent`` (see module docstring)."""
 
-    idle_watts: float = attrs.field(validator=_non_negative)
-    max_watts: float = attrs.field(validator=_non_negative)
-    exponent: float = attrs.field(default=1.0, validator=_positive)
+    idle_watts: float = attrs.field(validator=non_negative)
+    max_watts: float = attrs.field(validator=non_negative)
+    exponent: float = attrs.field(default=1.0, validator=positive)
     #: Goes into the method, ``model:<name>``.
     name: str = attrs.field(default=attrs.Factory(_default_name, takes_self=True))
 
