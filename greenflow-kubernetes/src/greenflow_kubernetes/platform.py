@@ -1,17 +1,6 @@
-"""The ``kubernetes`` platform: an existing cluster, one namespace per experiment.
-
-```toml
-[platform]
-type = "kubernetes"
-context = "g5k"                       # default: the kubeconfig's current context
-role_labels = { broker = "node.kubernetes.io/broker" }
-```
-
-Roles come from node labels; everything GreenFlow creates carries
-``app.kubernetes.io/managed-by=greenflow`` and ``greenflow.io/experiment=<name>``, and
-release deletes all of it (cluster-scoped objects included), then the namespace, and
-waits until they are gone.
-"""
+"""The ``kubernetes`` platform: an existing cluster reached through a kubeconfig, one namespace
+per experiment, everything the experiment created deleted at release. docs/kubernetes.md has
+its plan keys and what acquire and release do."""
 
 from __future__ import annotations
 

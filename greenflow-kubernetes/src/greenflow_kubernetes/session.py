@@ -1,17 +1,6 @@
-"""``KubeSession``: what services use to put objects on the cluster, wait for them, remove them.
-
-The ``kubernetes`` platform builds one at ``acquire`` and exposes it as ``platform.kube``::
-
-    kube = session_of(platform)                     # ServiceError on another platform
-    kube.apply({"apiVersion": "apps/v1", "kind": "Deployment", ...})
-    kube.wait("Deployment", "prometheus", available, timeout_s, "prometheus to be available")
-    kube.delete_labelled(kube.service_labels("prometheus"))
-
-Every object applied carries :attr:`KubeSession.labels` (``app.kubernetes.io/managed-by=
-greenflow`` and ``greenflow.io/experiment=<name>``), on its metadata and on the pod and
-volume-claim templates it holds, so that pods and volumes made from them carry them too:
-teardown finds everything by label, cluster-scoped objects included.
-"""
+"""``KubeSession``: what services use to put objects on the cluster, wait for them and remove
+them, and :func:`session_of`, which takes it from the platform. docs/kubernetes.md ("For
+plugin authors") lists its calls and the labels everything applied carries."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """A real kube-apiserver with its own etcd for tests, on loopback.
 
 The binaries are built from their Go modules by ``bash scripts/kube-apiserver`` (once per
-machine, cached by version; see docs/kubernetes-testing.md)::
+machine, cached by version)::
 
     try:
         binaries = find_kube_binaries()
@@ -10,22 +10,10 @@ machine, cached by version; see docs/kubernetes-testing.md)::
     with KubeAPIServer(binaries=binaries) as kube:
         client = kubernetes.config.new_client_from_config(config_file=str(kube.kubeconfig_path))
 
-:class:`KubeAPIServer` starts etcd (a temporary data dir, client and peer ports free on
-127.0.0.1) and kube-apiserver on a free port of 127.0.0.1: it makes its own serving
-certificate in a temporary ``--cert-dir``, signs service-account tokens with a key pair
-made here, authorizes with RBAC and authenticates one static admin token (group
-``system:masters``). :meth:`KubeAPIServer.start` returns once ``/readyz`` answers 200 (a
-deadline, no fixed sleep) and has written a kubeconfig that trusts the server's own CA.
-On exit both processes are stopped and the temporary files removed.
-
-Only the API server and etcd run: no kubelet, scheduler or controllers. Objects are
-stored and validated as on a real cluster, but nothing acts on them (no pods start, a
-Deployment gets no ReplicaSet, a deleted namespace stays ``Terminating`` until its
-``kubernetes`` finalizer is removed through the ``finalize`` subresource). Tests that
-need those effects play the controller's part themselves.
-
-The admin token is in :attr:`KubeAPIServer.token` and the kubeconfig file (mode 0600);
-it is never logged or put in a message.
+Only the API server and etcd run: objects are validated and stored, but nothing acts on them
+(:mod:`greenflow_kubernetes.testing.controllers` plays the controllers a test needs). The
+admin token is never logged. docs/kubernetes-testing.md says how the server is configured and
+built, and what tests against it can and cannot prove.
 """
 
 from __future__ import annotations
