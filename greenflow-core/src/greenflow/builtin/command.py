@@ -18,22 +18,13 @@ import attrs
 from greenflow.api import Phase, ProcessGroups, RunContext, Workload, WorkloadResult
 from greenflow.errors import WorkloadError
 from greenflow.plan.durations import Duration
+from greenflow.plan.validators import regex
 
 Scalar = str | int | float | bool
 
 
-def _valid_regex(_inst: Any, attribute: attrs.Attribute[Any], value: str | None) -> None:
-    if value is None:
-        return
-    try:
-        pattern = re.compile(value)
-    except re.error as exc:
-        raise ValueError(f"{attribute.name}: not a valid regular expression: {exc}") from None
-    if pattern.groups < 1:
-        raise ValueError(
-            f"{attribute.name}: needs one group capturing the number, e.g. "
-            r'"sent (\d+) messages"'
-        )
+#: A regular expression whose first group captures a number of the command's output.
+_NUMBER_PATTERN = regex(groups=1, example=r"sent (\d+) messages")
 
 
 @attrs.frozen
@@ -48,11 +39,11 @@ class CommandConfig:
     command: str
     params: dict[str, Scalar] = attrs.field(factory=dict)
     #: Regex with one group: the units of work the command reports (last match wins).
-    units_pattern: str | None = attrs.field(default=None, validator=_valid_regex)
+    units_pattern: str | None = attrs.field(default=None, validator=_NUMBER_PATTERN)
     #: What a unit is called, e.g. "message", "request" (used in J/<unit>).
     unit: str = "run"
     #: Regex with one group: bytes of payload processed, for J/MiB.
-    bytes_pattern: str | None = attrs.field(default=None, validator=_valid_regex)
+    bytes_pattern: str | None = attrs.field(default=None, validator=_NUMBER_PATTERN)
     #: Run before MEASURE, with the same substitutions; not measured.
     warmup_command: str | None = None
     timeout: Duration = Duration(3600)

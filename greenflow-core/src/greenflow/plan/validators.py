@@ -108,7 +108,7 @@ def non_empty(_inst: Any, attribute: attrs.Attribute[Any], value: Sized) -> None
 
 def regex(*, groups: int = 0, example: str | None = None) -> Validator:
     """A regular expression Python's :mod:`re` compiles, with at least ``groups`` capturing
-    groups (None passes). ``example`` is shown in the message: ``r"sent (\\d+) messages"``."""
+    groups (None passes). ``example``, shown in the message, is a valid one."""
     expected = "a regular expression"
     if groups:
         expected += (
@@ -117,7 +117,7 @@ def regex(*, groups: int = 0, example: str | None = None) -> Validator:
             else f" with at least {groups} capturing groups"
         )
     if example is not None:
-        expected += f", e.g. {example!r}"
+        expected += f", e.g. '{example}'"  # as TOML writes it: a literal string, no escapes
 
     def check(_inst: Any, attribute: attrs.Attribute[Any], value: str | None) -> None:
         if value is None:

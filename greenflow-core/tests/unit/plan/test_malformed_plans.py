@@ -113,7 +113,7 @@ CASES = [
     (
         "bad-regex",
         GOOD + 'units_pattern = "(unclosed"\n',
-        ["[workload]", "units_pattern", "not a valid regular expression"],
+        ["[workload] units_pattern: expected a regular expression", "missing )"],
     ),
     (
         # A string where a list is expected is refused, never split into its characters.

@@ -94,7 +94,7 @@ def test_regex_checks_it_compiles_and_has_the_groups_asked() -> None:
     assert message.startswith("key: expected a regular expression, got '(unclosed' (missing )")
     example, bad = r"sent (\d+) messages", r"sent \d+"
     assert _refused(v.regex(groups=1, example=example), bad) == (
-        f"key: expected a regular expression with a capturing group, e.g. {example!r}, got {bad!r}"
+        f"key: expected a regular expression with a capturing group, e.g. '{example}', got {bad!r}"
     )
     assert "at least 2 capturing groups" in _refused(v.regex(groups=2), "(a)b")
 
