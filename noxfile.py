@@ -157,6 +157,9 @@ def tests_kube_node(session: nox.Session) -> None:
     machine by scripts/kube-node (root; binaries and images built by scripts/setup-system)."""
     session.install(*_editable(CORE), *_editable(KUBERNETES), *_editable(KAFKA))
     session.env["GREENFLOW_KUBE_NODE_TESTS"] = "1"
+    # The Kubernetes layer alone (Prometheus, Scaphandre, the collector), then Kafka on it;
+    # each suite starts and stops the node (~15 s warm).
+    _pytest(session, KUBERNETES, "tests/real_node")
     _pytest(session, KAFKA, "tests/real_node")
 
 

@@ -6,6 +6,7 @@
   the API server (:func:`kube_cluster`, :func:`checked_cluster`: nothing left after release).
 - :mod:`.controllers`: the controllers and kubelet parts a bare API server lacks, played by
   the test (StatefulSet status, Jobs and their pods, claim finalizers, pod logs).
+- :func:`real_node`: a real single-node cluster from a checkout's ``scripts/kube-node``.
 - :mod:`.fixtures`: pytest fixtures ``kube`` (one API server per module) and ``cluster``;
   bring them in from a ``conftest.py``:
   ``from greenflow_kubernetes.testing.fixtures import cluster, kube  # noqa: F401``.
@@ -46,6 +47,7 @@ from greenflow_kubernetes.testing.controllers import (
     set_statefulset_ready,
     succeeded,
 )
+from greenflow_kubernetes.testing.node import real_node
 
 __all__ = [
     "BROKER_LABEL",
@@ -70,6 +72,7 @@ __all__ = [
     "kube_cluster",
     "leftovers",
     "oom_killed",
+    "real_node",
     "set_statefulset_ready",
     "succeeded",
 ]
