@@ -474,16 +474,32 @@ def test_names_are_sanitised() -> None:
 
 
 def test_config_validates_and_builds_a_writer() -> None:
+    """A config builds a writer; both refuse a bad value with its key and no credential."""
     config = RemoteWriteConfig(url="https://u:p@vm.example:8428/api/v1/write", labels={"lab": "x"})
     assert config.safe_url == "https://vm.example:8428/api/v1/write"
     writer = config.writer()
     assert writer.url == config.safe_url and writer.batch_size == 500
     writer.close()
-    for bad in (
-        {"url": "ftp://x/y"},
-        {"url": "http://x/api/v1/write", "batch_size": 0},
-        {"url": "http://x/api/v1/write", "labels": {"run_id": "x"}},
-        {"url": "http://x/api/v1/write", "labels": {"bad-name": "x"}},
+    for bad, message in (
+        (
+            {"url": "ftp://u:secret@x/y"},
+            r"^url: expected an http\(s\)://host\[:port\] URL, got 'ftp://x/y'$",
+        ),
+        ({"batch_size": 0}, r"^batch_size: expected an integer ≥ 1, got 0$"),
+        ({"max_retries": 1.5}, r"^max_retries: expected an integer ≥ 0, got 1.5$"),
+        ({"timeout_s": "10"}, r"^timeout_s: expected a number > 0, got '10'$"),
+        (
+            {"labels": {"run_id": "x"}},
+            r"^labels: expected label names other than .*run_id.*, got 'run_id'$",
+        ),
+        (
+            {"labels": {"bad-name": "x"}},
+            r"^labels: expected Prometheus label names .*, got 'bad-name'$",
+        ),
     ):
-        with pytest.raises(ValueError):
-            RemoteWriteConfig(**bad)
+        with pytest.raises(ValueError, match=message):
+            RemoteWriteConfig(**{"url": "http://x/api/v1/write", **bad})
+        with pytest.raises(ValueError, match=message):
+            RemoteWriter(**{"url": "http://x/api/v1/write", **bad})
+    with pytest.raises(ValueError, match=r"^max_queued_batches: expected an integer ≥ 1, got 0$"):
+        RemoteWriter("http://x/api/v1/write", max_queued_batches=0)

@@ -80,6 +80,7 @@ import cramjam
 import structlog
 
 from greenflow.api.context import Sample
+from greenflow.plan.validators import at_least, http_url, label_map, non_negative, positive
 from greenflow.store.redact import redact_text
 
 log = structlog.get_logger("greenflow.store.remote_write")
@@ -92,8 +93,6 @@ MAX_BACKOFF_S = 30.0
 #: renamed ``exported_<name>``.
 STANDARD_LABELS = ("__name__", "experiment", "run_id", "phase", "method", "host", "unit")
 
-_METRIC_NAME = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
-_LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 _NOT_METRIC_CHAR = re.compile(r"[^a-zA-Z0-9_:]")
 _NOT_LABEL_CHAR = re.compile(r"[^a-zA-Z0-9_]")
 
@@ -287,59 +286,6 @@ def decode_body(body: bytes) -> list[DecodedSeries]:
 # --- configuration -----------------------------------------------------------------------
 
 
-def _require_url(url: str) -> None:
-    parts = urllib.parse.urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        msg = f"url: expected an http:// or https:// URL, got {strip_userinfo(url)!r}"
-        raise ValueError(msg)
-
-
-def _require_positive(name: str, value: float) -> None:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
-        raise ValueError(f"{name}: expected a number > 0, got {value!r}")
-
-
-def _require_non_negative(name: str, value: float) -> None:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0:
-        raise ValueError(f"{name}: expected a number ≥ 0, got {value!r}")
-
-
-def _require_int(name: str, value: float) -> None:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ValueError(f"{name}: expected a whole number, got {value!r}")
-
-
-def _require_labels(labels: Mapping[str, str]) -> None:
-    for name, value in labels.items():
-        if not isinstance(name, str) or not _LABEL_NAME.match(name):
-            raise ValueError(f"labels: {name!r} is not a label name ([a-zA-Z_][a-zA-Z0-9_]*)")
-        if name in STANDARD_LABELS:
-            msg = f"labels: {name!r} is set by GreenFlow on every series; choose another name"
-            raise ValueError(msg)
-        if not isinstance(value, str):
-            raise ValueError(f"labels.{name}: expected a string, got {value!r}")
-
-
-def _check_url(_inst: Any, _attr: attrs.Attribute[Any], url: str) -> None:
-    _require_url(url)
-
-
-def _check_int(_inst: Any, attr: attrs.Attribute[Any], value: float) -> None:
-    _require_int(attr.name, value)
-
-
-def _check_positive(_inst: Any, attr: attrs.Attribute[Any], value: float) -> None:
-    _require_positive(attr.name, value)
-
-
-def _check_non_negative(_inst: Any, attr: attrs.Attribute[Any], value: float) -> None:
-    _require_non_negative(attr.name, value)
-
-
-def _check_labels(_inst: Any, _attr: attrs.Attribute[Any], labels: Mapping[str, str]) -> None:
-    _require_labels(labels)
-
-
 def _dict_of_str(labels: Mapping[str, str]) -> dict[str, str]:
     return dict(labels)
 
@@ -361,13 +307,15 @@ class RemoteWriteConfig:
     the stored plan and the logs never show them.
     """
 
-    url: str = attrs.field(validator=_check_url)
-    batch_size: int = attrs.field(default=500, validator=[_check_int, _check_positive])
-    max_retries: int = attrs.field(default=5, validator=[_check_int, _check_non_negative])
-    timeout_s: float = attrs.field(default=10.0, validator=_check_positive)
-    backoff_s: float = attrs.field(default=0.5, validator=_check_non_negative)
+    url: str = attrs.field(validator=http_url)
+    batch_size: int = attrs.field(default=500, validator=at_least(1))
+    max_retries: int = attrs.field(default=5, validator=at_least(0))
+    timeout_s: float = attrs.field(default=10.0, validator=positive)
+    backoff_s: float = attrs.field(default=0.5, validator=non_negative)
     labels: Mapping[str, str] = attrs.field(
-        factory=dict, converter=_dict_of_str, validator=_check_labels
+        factory=dict,
+        converter=_dict_of_str,
+        validator=label_map(reserved=STANDARD_LABELS, why="GreenFlow sets them on every series"),
     )
 
     @property
@@ -434,9 +382,10 @@ class RemoteWriter:
     thread. Also a context manager that closes on exit.
 
     Raises ``ValueError`` at construction for a URL that is not http(s), a count that is
-    not a whole number (``batch_size`` ≥ 1, ``max_retries`` ≥ 0), and extra ``labels``
-    with invalid or standard names (see :class:`RemoteWriteConfig`): configuration
-    errors show when the plan is checked, never in the middle of a run.
+    not an integer (``batch_size`` ≥ 1, ``max_retries`` ≥ 0, ``max_queued_batches`` ≥ 1),
+    and extra ``labels`` with invalid or standard names (the checks of
+    :class:`RemoteWriteConfig`): configuration errors show when the plan is checked, never
+    in the middle of a run.
     """
 
     def __init__(
@@ -452,19 +401,20 @@ class RemoteWriter:
         max_queued_batches: int = 100,
         close_timeout_s: float = 60.0,
     ) -> None:
-        _require_url(url)
-        for name, count in (
-            ("batch_size", batch_size),
-            ("max_retries", max_retries),
-            ("max_queued_batches", max_queued_batches),
+        # The plan's checks and messages: a writer made in code is held to the same rules.
+        RemoteWriteConfig(
+            url,
+            batch_size=batch_size,
+            max_retries=max_retries,
+            timeout_s=timeout_s,
+            backoff_s=backoff_s,
+            labels=labels or {},
+        )
+        if isinstance(max_queued_batches, bool) or not (
+            isinstance(max_queued_batches, int) and max_queued_batches >= 1
         ):
-            _require_int(name, count)
-        _require_positive("batch_size", batch_size)
-        _require_non_negative("max_retries", max_retries)
-        _require_non_negative("backoff_s", backoff_s)
-        _require_positive("timeout_s", timeout_s)
-        _require_positive("max_queued_batches", max_queued_batches)
-        _require_labels(labels or {})
+            msg = f"max_queued_batches: expected an integer ≥ 1, got {max_queued_batches!r}"
+            raise ValueError(msg)
         self.url = strip_userinfo(url)
         self.batch_size = int(batch_size)
         self.max_retries = int(max_retries)
