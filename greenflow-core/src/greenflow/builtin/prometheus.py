@@ -67,6 +67,8 @@ def _is_energy_or_power(unit: str) -> bool:
     return unit in ("joules", "watts", "joules/s")
 
 
+# Not in plan/validators.py: the rule (a metric name ending with one of this collector's
+# UNITS) is what this collector's output needs, not a shape another Config would share.
 def _check_queries(_inst: Any, attribute: attrs.Attribute[Any], value: dict[str, str]) -> None:
     if not value:
         msg = f'{attribute.name}: empty; give at least one, e.g. {{ host_power_watts = "..." }}'
