@@ -538,6 +538,7 @@ def test_no_scaphandre_series_is_a_clear_error(
         ("node_label", "node-name"),
         ("pod_label", ""),
         ("selector", '{job="x"}'),
+        ("selector", 'job="x" namespace="y"'),
         ("step_s", 0.0),
         ("url", "127.0.0.1:9090"),
     ],

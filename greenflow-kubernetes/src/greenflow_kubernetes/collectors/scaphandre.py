@@ -23,7 +23,7 @@ import structlog
 from greenflow.api import Collector, CollectorContext, Sample, Window
 from greenflow.api.prometheus import PrometheusSource, parse_matrix, strip_slash
 from greenflow.errors import CollectorError
-from greenflow.plan.validators import http_url, label_name, positive
+from greenflow.plan.validators import http_url, label_matchers, label_name, positive
 
 log = structlog.get_logger("greenflow.collectors.scaphandre")
 
@@ -47,15 +47,6 @@ Points = list[tuple[float, float]]
 _Target = tuple[tuple[str, str], ...]
 
 
-def _check_selector(_inst: Any, attribute: attrs.Attribute[Any], value: str) -> None:
-    if "{" in value or "}" in value:
-        msg = (
-            f"{attribute.name}: give label matchers without braces, e.g. "
-            f'\'job="scaphandre", namespace="monitoring"\'; got {value!r}'
-        )
-        raise ValueError(msg)
-
-
 @attrs.frozen
 class ScaphandreCollectorConfig:
     """``[[collectors]] type = "scaphandre"``."""
@@ -69,7 +60,7 @@ class ScaphandreCollectorConfig:
     #: Label naming the pod's namespace on process series.
     namespace_label: str = attrs.field(default="kubernetes_pod_namespace", validator=label_name)
     #: Extra PromQL label matchers for both metrics, without braces (``job="scaphandre"``).
-    selector: str = attrs.field(default="", validator=_check_selector)
+    selector: str = attrs.field(default="", validator=label_matchers)
     #: Scaphandre's scrape interval or more, in seconds: how far past the window's ends
     #: samples are looked for (3×) and how long collect() waits for one after it (2×).
     step_s: float = attrs.field(default=15.0, validator=positive)
