@@ -11,6 +11,7 @@ from typing import Any, ClassVar
 import attrs
 
 from greenflow.api import Collector, CollectorContext, Sample, Window
+from greenflow.plan.validators import positive
 
 
 @attrs.frozen
@@ -18,7 +19,7 @@ class HelloClockConfig:
     """``[[collectors]] type = "hello-clock"``."""
 
     #: Seconds between ticks.
-    interval_s: float = attrs.field(default=0.1, validator=attrs.validators.gt(0))
+    interval_s: float = attrs.field(default=0.1, validator=positive)
 
 
 class HelloClockCollector(Collector):

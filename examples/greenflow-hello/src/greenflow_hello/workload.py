@@ -9,6 +9,7 @@ from typing import ClassVar
 import attrs
 
 from greenflow.api import Phase, RunContext, Workload, WorkloadResult
+from greenflow.plan.validators import at_least, positive
 
 #: SHA-256 rounds per greeting: enough CPU per unit that energy per unit is measurable.
 ROUNDS_PER_UNIT = 200
@@ -21,14 +22,16 @@ class HelloConfig:
     """``[workload] type = "hello"``.
 
     Any field may be a list in the plan, which makes it a sweep axis, e.g.
-    ``count = [1000, 10000, 100000]`` runs one point per value.
+    ``count = [1000, 10000, 100000]`` runs one point per value. The validators come from
+    :mod:`greenflow.plan.validators`, so that a bad value reads like any plan error:
+    ``plan.toml [workload] duration_s: expected a number > 0, got 0.0``.
     """
 
     greeting: str = "hello"
     #: Greetings to hash during MEASURE (the units of work).
-    count: int = attrs.field(default=1000, validator=attrs.validators.ge(0))
+    count: int = attrs.field(default=1000, validator=at_least(0))
     #: Seconds MEASURE is paced over: the asked rate is count / duration_s.
-    duration_s: float = attrs.field(default=1.0, validator=attrs.validators.gt(0))
+    duration_s: float = attrs.field(default=1.0, validator=positive)
 
 
 class HelloWorkload(Workload):
