@@ -12,7 +12,7 @@ import structlog
 
 from greenflow.api import Capability, DeployContext, Host, Inventory, Platform
 from greenflow.errors import PlatformError, ReadinessTimeout
-from greenflow.plan.validators import positive
+from greenflow.plan.validators import matches, positive
 from greenflow_kubernetes import _api
 from greenflow_kubernetes.names import carries, dns_label, label_value
 from greenflow_kubernetes.session import EXPERIMENT_LABEL, KubeSession
@@ -36,6 +36,14 @@ _NOISE_LABEL_PREFIXES = (
     "kubernetes.io/arch",
 )
 
+#: A namespace name is an RFC 1123 label; checked here so that `greenflow validate` says so,
+#: not the API server in the middle of acquire.
+_NAMESPACE = matches(
+    r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?",
+    "a namespace name (lower-case letters, digits and '-', alphanumeric at both ends, "
+    "at most 63 characters)",
+)
+
 
 @attrs.frozen
 class KubernetesConfig:
@@ -47,7 +55,7 @@ class KubernetesConfig:
     context: str | None = None
     #: Namespace of the experiment; default ``greenflow-<experiment>`` (made a valid name).
     #: An existing namespace GreenFlow did not create is used but never deleted.
-    namespace: str | None = None
+    namespace: str | None = attrs.field(default=None, validator=_NAMESPACE)
     #: Role → node label key (any value but "false") or ``key=value``. Merged over the
     #: defaults; map a role to "" to drop it.
     role_labels: dict[str, str] = attrs.field(factory=dict, converter=dict)

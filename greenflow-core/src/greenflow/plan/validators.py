@@ -134,6 +134,18 @@ def regex(*, groups: int = 0, example: str | None = None) -> Validator:
     return check
 
 
+def matches(pattern: str, what: str) -> Validator:
+    """A string that ``pattern`` matches whole (None passes); ``what`` is what the message
+    says is expected, e.g. ``"a namespace name (lower-case letters, digits and '-')"``."""
+    compiled = re.compile(pattern)
+
+    def check(_inst: Any, attribute: attrs.Attribute[Any], value: str | None) -> None:
+        if value is not None and not (isinstance(value, str) and compiled.fullmatch(value)):
+            _fail(attribute, what, value)
+
+    return check
+
+
 _LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 
 

@@ -99,6 +99,15 @@ def test_regex_checks_it_compiles_and_has_the_groups_asked() -> None:
     assert "at least 2 capturing groups" in _refused(v.regex(groups=2), "(a)b")
 
 
+def test_matches_wants_a_whole_match_and_says_what_it_is() -> None:
+    """`matches` refuses a string the pattern does not match whole, saying what is expected."""
+    check = v.matches(r"[a-z]+", "lower-case letters")
+    _check(check, "abc")
+    _check(check, None)
+    for value in ("abc1", "", 3):
+        assert _refused(check, value) == f"key: expected lower-case letters, got {value!r}"
+
+
 @pytest.mark.parametrize(
     "matchers",
     [
