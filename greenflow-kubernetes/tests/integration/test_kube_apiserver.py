@@ -63,10 +63,8 @@ def kube(
 @pytest.fixture(scope="module")
 def k8s(kube: KubeAPIServer) -> Iterator[Any]:
     """The ``kubernetes`` package with an ApiClient configured from the kubeconfig."""
-    kubernetes = pytest.importorskip(
-        "kubernetes",
-        reason='the kubernetes client is not installed: pip install "greenflow-core[kubernetes]"',
-    )
+    import kubernetes  # a dependency of greenflow-kubernetes: always there
+
     api = kubernetes.config.new_client_from_config(config_file=str(kube.kubeconfig_path))
     try:
         yield kubernetes, api

@@ -80,10 +80,6 @@ def kube_binaries() -> KubeBinaries:
 def kube(
     kube_binaries: KubeBinaries, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[KubeAPIServer]:
-    pytest.importorskip(
-        "kubernetes",
-        reason='the kubernetes client is not installed: pip install "greenflow-core[kubernetes]"',
-    )
     with KubeAPIServer(tmp_path_factory.mktemp("kube"), binaries=kube_binaries) as server:
         yield server
 

@@ -179,7 +179,8 @@ def _cumulative_at(points: Points, times: list[float], t: float) -> float:
 
 
 class ScaphandreCollector(Collector):
-    """Energy per node and per pod from Scaphandre through Prometheus; see the module docstring."""
+    """Energy per node and per pod from Scaphandre through Prometheus; the method, and what
+    a counter drop means, are in docs/measurement.md ("Scaphandre")."""
 
     Config: ClassVar[type] = ScaphandreCollectorConfig
     # Its Prometheus is often the plan's own [[services]] prometheus.
