@@ -204,3 +204,9 @@ def memory_quantity(_inst: Any, attribute: attrs.Attribute[Any], value: str) -> 
         memory_bytes(value)
     except ValueError as exc:
         raise ValueError(f"{attribute.name}: {exc}") from None
+
+
+def ratio(_inst: Any, attribute: attrs.Attribute[Any], value: float) -> None:
+    """A number in [0, 1] (0 included: a threshold that 0 turns off)."""
+    if not (_is_number(value) and 0 <= value <= 1):
+        _fail(attribute, "a fraction in [0, 1]", value)

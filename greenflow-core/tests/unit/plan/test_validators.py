@@ -34,6 +34,7 @@ def _refused(validator: v.Validator, value: Any) -> str:
         (v.positive, [0.1, 3, Duration(2), None], [0, -5, True, "3", float("nan")], "a number > 0"),
         (v.non_negative, [0, 2.5, None], [-0.1, False, "0"], "a number ≥ 0"),
         (v.fraction, [1, 0.5], [0, 1.5], "a fraction in (0, 1]"),
+        (v.ratio, [0, 1, 0.9], [-0.1, 1.5, True, "1"], "a fraction in [0, 1]"),
         (v.at_least(1), [1, 10], [0, 1.5, True, "2"], "an integer ≥ 1"),
         (v.at_least(0), [0, 3], [-1, 0.0], "an integer ≥ 0"),
         (v.one_of("auto", "procfs"), ["auto", "procfs"], ["proc"], "one of 'auto', 'procfs'"),
