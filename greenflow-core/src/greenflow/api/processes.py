@@ -8,6 +8,9 @@ resort for ``weakref.finalize``).
 
 A pid alone is not an identity: after a crash the pid may belong to another process. A
 recorded process is ``[pid, create_time]``; it is only signalled if both still match.
+
+Error messages end with the last lines of the process's log: :func:`tail`,
+:func:`tail_block` (for a log file), :func:`tail_text` (for output already in memory).
 """
 
 from __future__ import annotations
@@ -126,3 +129,37 @@ def kill_recorded(recorded: Iterable[Sequence[float]], timeout_s: float = 10.0) 
             proc.kill()
     psutil.wait_procs(alive, timeout=5)
     return [p.pid for p in procs]
+
+
+#: How many lines of a log an error message shows by default.
+TAIL_LINES = 30
+# Enough for any tail worth printing; a log of gigabytes is never read whole.
+_TAIL_BYTES = 65536
+
+
+def tail(path: Path, lines: int = TAIL_LINES) -> list[str]:
+    """The last ``lines`` lines of a text file, reading at most its last 64 KiB; ``[]``
+    when it is missing or unreadable (a process that never wrote its log)."""
+    try:
+        with path.open("rb") as fh:
+            fh.seek(0, os.SEEK_END)
+            fh.seek(max(0, fh.tell() - _TAIL_BYTES))
+            data = fh.read()
+    except OSError:
+        return []
+    return data.decode(errors="replace").splitlines()[-lines:]
+
+
+def tail_text(text: str, lines: int = TAIL_LINES) -> list[str]:
+    """The last ``lines`` non-blank lines of ``text``: a log already in memory (a pod's,
+    read through the API server)."""
+    return [line for line in text.splitlines() if line.strip()][-lines:]
+
+
+def tail_block(path: Path, lines: int = TAIL_LINES) -> str:
+    """``last N lines of <path>:`` and those lines indented, to end an error message with;
+    says so when the log is empty or missing."""
+    got = tail(path, lines)
+    if not got:
+        return f"(log {path} is empty or missing)"
+    return f"last {len(got)} lines of {path}:\n" + "\n".join(f"  {line}" for line in got)

@@ -128,6 +128,10 @@ def parse_matrix(result: Any) -> list[tuple[frozenset[tuple[str, str]], list[tup
     return out
 
 
+#: The customary name of a service's ``file_sd_configs`` file in its work directory.
+PROMETHEUS_TARGETS_FILE = "prometheus-targets.json"
+
+
 def write_targets_file(path: Path, content: object) -> None:
     """Write a Prometheus ``file_sd_configs`` file (JSON) atomically: Prometheus re-reads
     such files when they change and must never see half of one."""
@@ -136,4 +140,11 @@ def write_targets_file(path: Path, content: object) -> None:
     os.replace(tmp, path)
 
 
-__all__ = ["PrometheusSource", "parse_matrix", "safe_url", "strip_slash", "write_targets_file"]
+__all__ = [
+    "PROMETHEUS_TARGETS_FILE",
+    "PrometheusSource",
+    "parse_matrix",
+    "safe_url",
+    "strip_slash",
+    "write_targets_file",
+]

@@ -31,7 +31,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import urllib.parse
 import urllib.request
@@ -41,6 +40,8 @@ from types import TracebackType
 from typing import Any, Self
 
 from greenflow.api import wait_until
+from greenflow.api.net import free_ports
+from greenflow.api.processes import tail
 from greenflow.errors import ServiceError
 
 #: How to get the binary on Debian and Ubuntu (the repository's setup does it for you).
@@ -69,13 +70,6 @@ def find_victoria_metrics() -> str | None:
     """Path of the victoria-metrics binary: ``$GREENFLOW_VICTORIA_METRICS``, else PATH
     (Debian installs ``/usr/bin/victoria-metrics``), else None."""
     return _find_binary("victoria-metrics", VM_BINARY_ENV)
-
-
-def _free_port(host: str) -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 class _LoopbackServer:
@@ -117,7 +111,7 @@ class _LoopbackServer:
         # The port is free when chosen but another process may take it before the server
         # binds it; that shows as "address already in use" and is retried with a new port.
         for attempt in range(3):
-            self.port = _free_port(self.host)
+            (self.port,) = free_ports(self.host, 1)
             with self.log_path.open("ab") as log:
                 self._proc = subprocess.Popen(
                     self._command(self.binary),
@@ -196,11 +190,7 @@ class _LoopbackServer:
         wait_until(found, what=f"{promql!r} on {self.url}", timeout_s=timeout_s, interval_s=0.1)
 
     def _log_tail(self, lines: int = 20) -> str:
-        try:
-            text = self.log_path.read_text(encoding="utf-8", errors="replace")
-        except OSError:
-            return "(no log)"
-        return "\n".join(text.splitlines()[-lines:])
+        return "\n".join(tail(self.log_path, lines)) or "(no log)"
 
     def stop(self, timeout_s: float = 10.0) -> None:
         """Terminate the server (then kill it after ``timeout_s``). Idempotent."""

@@ -22,7 +22,6 @@ import json
 import os
 import secrets
 import shutil
-import socket
 import ssl
 import subprocess
 import tempfile
@@ -35,6 +34,8 @@ from types import TracebackType
 from typing import NamedTuple, Self
 
 from greenflow.api import wait_until
+from greenflow.api.net import free_ports
+from greenflow.api.processes import tail
 from greenflow.errors import ServiceError
 
 #: The Kubernetes version ``scripts/kube-apiserver`` builds (keep both in step).
@@ -93,19 +94,8 @@ def find_kube_binaries() -> KubeBinaries:
     return binaries
 
 
-def _free_port(host: str) -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-def _tail(path: Path, lines: int = 25) -> str:
-    try:
-        text = path.read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return "(no log)"
-    return "\n".join(text.splitlines()[-lines:])
+def _log_tail(path: Path) -> str:
+    return "\n".join(tail(path, 25)) or "(no log)"
 
 
 def _stop(proc: subprocess.Popen[bytes] | None, timeout_s: float) -> None:
@@ -232,7 +222,7 @@ class KubeAPIServer:
                     self._start_etcd(binaries.etcd)
                     break
                 except ServiceError:
-                    in_use = "address already in use" in _tail(self.etcd_log_path)
+                    in_use = "address already in use" in _log_tail(self.etcd_log_path)
                     _stop(self._etcd, 10)
                     self._etcd = None
                     if attempt == 2 or not in_use:
@@ -244,7 +234,7 @@ class KubeAPIServer:
                     self._start_apiserver(binaries.apiserver)
                     break
                 except ServiceError:
-                    in_use = "address already in use" in _tail(self.apiserver_log_path)
+                    in_use = "address already in use" in _log_tail(self.apiserver_log_path)
                     _stop(self._apiserver, 10)
                     self._apiserver = None
                     if attempt == 2 or not in_use:
@@ -265,8 +255,7 @@ class KubeAPIServer:
             )
 
     def _start_etcd(self, binary: Path) -> None:
-        self.etcd_client_port = _free_port(self.host)
-        self.etcd_peer_port = _free_port(self.host)
+        self.etcd_client_port, self.etcd_peer_port = free_ports(self.host, 2)
         peer = f"http://{self.host}:{self.etcd_peer_port}"
         command = [
             str(binary),
@@ -302,7 +291,7 @@ class KubeAPIServer:
         if proc.poll() is not None:
             msg = (
                 f"etcd exited with code {proc.returncode} before it was healthy; "
-                f"log {self.etcd_log_path}:\n{_tail(self.etcd_log_path)}"
+                f"log {self.etcd_log_path}:\n{_log_tail(self.etcd_log_path)}"
             )
             raise ServiceError(msg)
 
@@ -340,7 +329,7 @@ class KubeAPIServer:
         ]
 
     def _start_apiserver(self, binary: Path) -> None:
-        self.port = _free_port(self.host)
+        (self.port,) = free_ports(self.host, 1)
         started = time.monotonic()
         self._apiserver = self._popen(self._apiserver_command(binary), self.apiserver_log_path)
         proc = self._apiserver
@@ -364,7 +353,7 @@ class KubeAPIServer:
         if proc.poll() is not None:
             msg = (
                 f"kube-apiserver exited with code {proc.returncode} before it was ready; "
-                f"log {self.apiserver_log_path}:\n{_tail(self.apiserver_log_path)}"
+                f"log {self.apiserver_log_path}:\n{_log_tail(self.apiserver_log_path)}"
             )
             raise ServiceError(msg)
         self.ready_after_s = time.monotonic() - started
