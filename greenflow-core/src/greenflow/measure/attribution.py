@@ -29,8 +29,9 @@ the host energy and the figures that derive from it carry ``idle="unmeasured"``.
 its share of the host's busy CPU time over MEASURE (group CPU seconds / host busy CPU
 seconds). What no group used goes to scope ``other``. Attributed figures carry the method
 ``<energy method>+cpu-share`` (e.g. ``rapl+cpu-share``), so that nobody mistakes them
-for a direct measurement. Shares are not normalised: if the groups' CPU time exceeds the
-host's busy time (timing skew between the reads), ``other`` goes slightly negative.
+for a direct measurement. When the groups' CPU time exceeds the host's busy time (the
+reads are a few milliseconds apart), the shares are scaled to add up to one, ``other``
+is zero and the excess is stored as ``cpu_excess_seconds`` (scope ``other``).
 
 **Outputs** (:class:`~greenflow.api.Metric`, labels ``host`` and ``scope``):
 
@@ -48,7 +49,8 @@ name                          scope    value
 ``cpu_seconds``               service  the group's CPU seconds, same labels
                               loadgen
 ``energy_joules``             other    active energy not attributed to a group
-``cpu_seconds``               other    busy CPU seconds not in a group
+``cpu_seconds``               other    busy CPU seconds not in a group (≥ 0)
+``cpu_excess_seconds``        other    the groups' CPU seconds beyond the host's, when any
 ============================  =======  ===================================================
 """
 
@@ -210,10 +212,22 @@ def compute_run_metrics(
         )
         shared = method + SHARE_SUFFIX
         attributed_joules = attributed_cpu = 0.0
-        for group in sorted(g for g in groups if g != HOST_GROUP):
-            series, group_method = groups[group]
-            seconds = _group_delta(series, measure)
-            share = seconds / busy if busy > 0 else 0.0
+        seconds_of = {
+            group: _group_delta(groups[group][0], measure)
+            for group in sorted(g for g in groups if g != HOST_GROUP)
+        }
+        # The groups' CPU time is read per process, the host's from /proc/stat, at slightly
+        # different instants: their sum can exceed the host's busy time. The shares are then
+        # scaled down to add up to it (other = 0, never negative) and the excess is stored.
+        total = sum(seconds_of.values())
+        scale = busy / total if total > busy > 0 else 1.0
+        if total > busy:
+            out.append(
+                _metric(host, "cpu_excess_seconds", total - busy, "seconds", cpu_method, "other")
+            )
+        for group, seconds in seconds_of.items():
+            group_method = groups[group][1]
+            share = seconds * scale / busy if busy > 0 else 0.0
             scope = _scope(group)
             out += [
                 _metric(
@@ -229,7 +243,7 @@ def compute_run_metrics(
                 _metric(host, "cpu_seconds", seconds, "seconds", group_method, scope, group=group),
             ]
             attributed_joules += active * share
-            attributed_cpu += seconds
+            attributed_cpu += seconds * scale
         out += [
             _metric(
                 host,
@@ -240,7 +254,9 @@ def compute_run_metrics(
                 "other",
                 **unmeasured,
             ),
-            _metric(host, "cpu_seconds", busy - attributed_cpu, "seconds", cpu_method, "other"),
+            _metric(
+                host, "cpu_seconds", max(0.0, busy - attributed_cpu), "seconds", cpu_method, "other"
+            ),
         ]
     out += _pod_energy(samples, measure)
     return out

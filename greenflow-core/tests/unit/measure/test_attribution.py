@@ -181,3 +181,25 @@ def test_missing_or_uncovering_energy_is_a_collector_error() -> None:
         compute_run_metrics(_cpu(), MEASURE)
     with pytest.raises(CollectorError, match="do not cover"):
         compute_run_metrics(_rapl(), Window(5.0, 12.0))
+
+
+def test_groups_using_more_cpu_than_the_host_never_make_other_negative() -> None:
+    """Groups read at 1.9 s/s of CPU on a host busy 1.5 s/s (reads a few ms apart): shares
+    are scaled to add up to the host's, other is 0 J and 0 s, the excess is stored."""
+    samples = (
+        _rapl()
+        + _counter("cpu_seconds", 1.5, "procfs", {"group": "host"}, unit="seconds")
+        + _counter("cpu_seconds", 1.2, "procfs", {"group": "service:kafka"}, unit="seconds")
+        + _counter("cpu_seconds", 0.7, "procfs", {"group": "loadgen:ingest"}, unit="seconds")
+    )
+    metrics = compute_run_metrics(samples, MEASURE, {"n1": (40.0, "rapl")})
+    active = 360.0 - 40.0 * 6
+    kafka = _find(metrics, "energy_joules", "service", "service:kafka")
+    loadgen = _find(metrics, "energy_joules", "loadgen", "loadgen:ingest")
+    assert kafka.value == pytest.approx(active * 1.2 / 1.9)
+    assert loadgen.value == pytest.approx(active * 0.7 / 1.9)
+    assert _find(metrics, "energy_joules", "other").value == pytest.approx(0.0, abs=1e-9)
+    assert _find(metrics, "cpu_seconds", "other").value == pytest.approx(0.0, abs=1e-9)
+    # The measured group seconds are kept as read; the discrepancy is a figure of its own.
+    assert _find(metrics, "cpu_seconds", "service", "service:kafka").value == pytest.approx(7.2)
+    assert _find(metrics, "cpu_excess_seconds", "other").value == pytest.approx(0.4 * 6)
