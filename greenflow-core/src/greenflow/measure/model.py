@@ -3,9 +3,11 @@
     P(u) = idle_watts + (max_watts - idle_watts) * u ** exponent
 
 where ``u`` is the host's CPU utilisation over a sampling interval, from
-``psutil.cpu_times()`` deltas: busy = total - idle - iowait, u = busy / total, summed
-over all logical CPUs. Power is taken as constant over each interval and integrated into
-a cumulative energy counter, so windows are handled exactly like RAPL counters.
+``psutil.cpu_times()`` deltas summed over all logical CPUs: busy = user + nice + system +
+irq + softirq, total = busy + idle + iowait, u = busy / total. Steal (time the hypervisor
+gave to other guests) is in neither; guest time is already inside user and nice. Power is
+taken as constant over each interval and integrated into a cumulative energy counter, so
+windows are handled exactly like RAPL counters.
 
 **Defaults, and why.** Without figures from the plan, the model scales with the number of
 logical CPUs ``n`` (what the utilisation is measured over):
@@ -48,19 +50,29 @@ IDLE_WATTS_PER_CPU = 1.0
 MAX_WATTS_PER_CPU = 4.0
 
 
+def _busy_total_steal(times: Any) -> tuple[float, float, float]:
+    # Linux counts guest time in user and nice already (psutil's cpu_percent leaves it out
+    # of the total too); steal is the hypervisor running other guests: neither our busy
+    # time nor our idle time.
+    steal = getattr(times, "steal", 0.0)
+    total = sum(times) - getattr(times, "guest", 0.0) - getattr(times, "guest_nice", 0.0) - steal
+    busy = total - times.idle - getattr(times, "iowait", 0.0)
+    return busy, total, steal
+
+
 def host_cpu_seconds(times: Any = None) -> tuple[float, float]:
     """``(busy, total)`` CPU seconds of the host since boot, summed over logical CPUs.
 
-    ``times`` is a ``psutil.cpu_times()`` result (read now when None). busy = total -
-    idle - iowait. ``guest`` and ``guest_nice`` are left out of the total because Linux
-    already counts them in ``user`` and ``nice`` (psutil's ``cpu_percent`` does the same).
+    ``times`` is a ``psutil.cpu_times()`` result (read now when None). busy = user + nice
+    + system + irq + softirq; total = busy + idle + iowait. ``steal`` is in neither (the
+    hypervisor gave that time to other guests); ``guest`` and ``guest_nice`` are left out
+    because Linux already counts them in ``user`` and ``nice``.
     """
     if times is None:
         import psutil
 
         times = psutil.cpu_times()
-    total = sum(times) - getattr(times, "guest", 0.0) - getattr(times, "guest_nice", 0.0)
-    busy = total - times.idle - getattr(times, "iowait", 0.0)
+    busy, total, _steal = _busy_total_steal(times)
     return busy, total
 
 
@@ -94,10 +106,11 @@ class HostCpuReader:
         if self._fd is None:
             return host_cpu_seconds()
         # "cpu  user nice system idle iowait irq softirq steal guest guest_nice", in ticks.
+        # Steal is neither busy nor idle; guest is already counted in user and nice (see
+        # host_cpu_seconds). Old kernels give fewer fields.
         fields = os.pread(self._fd, 512, 0).split(b"\n", 1)[0].split()[1:]
         ticks = [int(f) for f in fields]
-        guest = sum(ticks[8:10])  # already counted in user and nice
-        total = sum(ticks) - guest
+        total = sum(ticks[:7])
         busy = total - ticks[3] - (ticks[4] if len(ticks) > 4 else 0)
         return busy / self._tick, total / self._tick
 
@@ -171,13 +184,27 @@ class ModelEnergyMeter:
         self._cpu_times = cpu_times
         self._t: float | None = None
         self._busy = self._total = 0.0
+        self._first: tuple[float, float] | None = None  # (total, steal) at the first read
         #: Utilisation over the last interval, 0..1.
         self.utilisation = 0.0
+        #: CPU seconds of steal left out since the first read, and the total they were left
+        #: out of (busy + idle + iowait) over the same time.
+        self.steal_seconds = self.total_seconds = 0.0
         self._joules = 0.0
 
     def read(self, t: float) -> float:
         """Cumulative energy in joules at time ``t`` (Unix seconds, increasing)."""
-        busy, total = host_cpu_seconds(None if self._cpu_times is None else self._cpu_times())
+        if self._cpu_times is None:
+            import psutil
+
+            times = psutil.cpu_times()
+        else:
+            times = self._cpu_times()
+        busy, total, steal = _busy_total_steal(times)
+        if self._first is None:
+            self._first = (total, steal)
+        self.total_seconds = total - self._first[0]
+        self.steal_seconds = steal - self._first[1]
         if self._t is not None:
             d_total = total - self._total
             if d_total > 0:

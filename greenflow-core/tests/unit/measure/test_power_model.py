@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, NamedTuple
 
 import pytest
 
-from greenflow.measure.model import ModelEnergyMeter, PowerModel, host_cpu_seconds
+from greenflow.measure.model import HostCpuReader, ModelEnergyMeter, PowerModel, host_cpu_seconds
 
 
 class Times(NamedTuple):
@@ -19,13 +20,18 @@ class Times(NamedTuple):
 
 
 class LinuxTimes(NamedTuple):
+    """psutil.cpu_times() on Linux, in its field order."""
+
     user: float
     nice: float
     system: float
     idle: float
     iowait: float
-    guest: float
-    guest_nice: float
+    irq: float = 0.0
+    softirq: float = 0.0
+    steal: float = 0.0
+    guest: float = 0.0
+    guest_nice: float = 0.0
 
 
 def test_power_follows_the_formula() -> None:
@@ -73,6 +79,57 @@ def test_busy_time_leaves_out_idle_iowait_and_guest() -> None:
     assert (busy, total) == (15, 100)
 
 
+def test_steal_is_neither_busy_nor_total() -> None:
+    """Steal (other guests' time on our CPUs) is left out of busy and of the total; irq and
+    softirq are busy."""
+    times = LinuxTimes(10, 2, 3, 70, 5, irq=1, softirq=2, steal=40, guest=4, guest_nice=1)
+    assert host_cpu_seconds(times) == (18, 93)  # busy 10+2+3+1+2, total 18+70+5
+
+
+def test_procfs_reader_leaves_out_steal_and_guest(tmp_path: Path) -> None:
+    """The /proc/stat reader gives what host_cpu_seconds gives for the same ticks."""
+    import os
+
+    tick = os.sysconf("SC_CLK_TCK")
+    ticks = LinuxTimes(1000, 200, 300, 7000, 500, 100, 200, 4000, 400, 100)
+    lines = ["cpu  " + " ".join(str(int(t)) for t in ticks), "cpu0 1 2 3 4 5 6 7 8 9 10"]
+    (tmp_path / "stat").write_text("\n".join(lines) + "\n")
+    reader = HostCpuReader(str(tmp_path))
+    try:
+        assert reader.method == "procfs"
+        busy, total = reader.read()
+    finally:
+        reader.close()
+    expected = host_cpu_seconds(ticks)
+    assert (busy * tick, total * tick) == pytest.approx(expected)
+    assert expected == (1800, 9300)
+
+
+def test_procfs_reader_takes_old_kernels_without_steal(tmp_path: Path) -> None:
+    """A /proc/stat line with only user..iowait (pre-2.6.11 layout) still reads."""
+    import os
+
+    (tmp_path / "stat").write_text("cpu  10 0 10 70 10\n")
+    reader = HostCpuReader(str(tmp_path))
+    try:
+        busy, total = reader.read()
+    finally:
+        reader.close()
+    tick = os.sysconf("SC_CLK_TCK")
+    assert (busy * tick, total * tick) == pytest.approx((20, 100))
+
+
+def test_meter_utilisation_leaves_out_steal() -> None:
+    """Over 10 s of 1 CPU: 3 s busy, 3 s idle, 4 s stolen gives u = 0.5, not 0.7 or 0.3;
+    the steal left out is counted."""
+    times = iter([LinuxTimes(0, 0, 0, 0, 0), LinuxTimes(2, 0, 1, 3, 0, steal=4)])
+    meter = ModelEnergyMeter(PowerModel(10, 50), cpu_times=lambda: next(times))
+    meter.read(0.0)
+    assert meter.read(10.0) == pytest.approx(30 * 10)  # 10 + 40 * 0.5 W for 10 s
+    assert meter.utilisation == pytest.approx(0.5)
+    assert (meter.steal_seconds, meter.total_seconds) == (4, 6)
+
+
 def test_meter_integrates_power_over_each_interval() -> None:
     """Half-busy for 10 s at 10..50 W is 300 J; an interval with no tick keeps the last u."""
     times = iter([Times(0, 0, 0, 0), Times(4, 1, 4, 1), Times(4, 1, 4, 1), Times(4, 1, 14, 1)])
@@ -86,8 +143,6 @@ def test_meter_integrates_power_over_each_interval() -> None:
 def test_host_cpu_reader_agrees_with_psutil() -> None:
     """The kept-open /proc/stat reader gives what psutil.cpu_times() gives, read between two
     psutil reads (so it lies between them), and falls back to psutil once closed."""
-    from greenflow.measure.model import HostCpuReader, host_cpu_seconds
-
     reader = HostCpuReader()
     before = host_cpu_seconds()
     ours = reader.read()
