@@ -47,7 +47,14 @@ import structlog
 from greenflow.api import Collector, CollectorContext, ProcessGroups, Sample, Window
 from greenflow.errors import CollectorError
 from greenflow.measure.attribution import HOST_GROUP
-from greenflow.measure.model import HostCpuReader, ModelEnergyMeter, PowerModel
+from greenflow.measure.model import (
+    CpuInfo,
+    CpuMatch,
+    HostCpuReader,
+    ModelEnergyMeter,
+    PowerModel,
+    lookup_cpu_power,
+)
 from greenflow.measure.processes import BACKENDS, ProcessTracker
 from greenflow.measure.rapl import ASSUMED_MAX_POWER_WATTS, DEFAULT_ROOT, RaplReader
 from greenflow.plan.validators import non_negative, one_of, positive
@@ -297,8 +304,9 @@ class RaplCollector(_SamplingCollector):
 class ModelConfig(SamplingConfig):
     """``[[collectors]] type = "model"``: power estimated from CPU utilisation.
 
-    Unset watts default per logical CPU (1 W idle, 4 W at full load); the reasons are in
-    :mod:`greenflow.measure.model`. Set both from a measurement of your hardware when you can.
+    Unset watts default per logical CPU from the table entry for the CPU this machine
+    reports, else a generic 1 W idle, 4 W at full load (:mod:`greenflow.measure.model`,
+    docs/measurement.md). Set both from a measurement of your hardware when you can.
     """
 
     #: Power of the idle host, in watts.
@@ -322,15 +330,25 @@ class ModelCollector(_SamplingCollector):
         super().__init__(name, config)
         self._meter: ModelEnergyMeter | None = None
         self._series: tuple[_Series, ...] = ()
+        self._cpu: CpuInfo | None = None
+        self._cpu_match: CpuMatch | None = None
 
     def _open(self, ctx: CollectorContext) -> None:
         c = self.config
+        cpu = CpuInfo.read()
+        match = lookup_cpu_power(cpu)
         try:
             model = PowerModel.for_host(
-                idle_watts=c.idle_watts, max_watts=c.max_watts, exponent=c.exponent, name=c.model
+                idle_watts=c.idle_watts,
+                max_watts=c.max_watts,
+                exponent=c.exponent,
+                name=c.model,
+                cpus=cpu.logical_cpus,
+                cpu_power=match.entry,
             )
         except ValueError as exc:
             raise CollectorError(f"collector {self.name!r}: {exc}") from None
+        self._cpu, self._cpu_match = cpu, match
         self._meter = ModelEnergyMeter(model)
         self._series = (_Series("energy_joules", "joules", model.method, (("domain", "host"),)),)
 
@@ -340,14 +358,26 @@ class ModelCollector(_SamplingCollector):
 
     def describe(self) -> Mapping[str, Any]:
         facts = dict(super().describe())
-        if self._meter is not None:
-            m = self._meter.model
+        meter, cpu, match = self._meter, self._cpu, self._cpu_match
+        if meter is not None and cpu is not None and match is not None:
+            m = meter.model
+            default = "generic" if match.rule == "generic" else f"cpu table: {match.entry.key}"
             facts.update(
                 method=m.method,
                 idle_watts=m.idle_watts,
                 max_watts=m.max_watts,
                 exponent=m.exponent,
                 formula="idle_watts + (max_watts - idle_watts) * u ** exponent",
+                # Idle power is an input here, not a measurement: say whose figure it is.
+                watts_from={
+                    "idle_watts": default if self.config.idle_watts is None else "plan",
+                    "max_watts": default if self.config.max_watts is None else "plan",
+                },
+                cpu=cpu.describe(),
+                cpu_table=match.describe(),
+                utilisation="busy / (busy + idle + iowait); steal in neither",
+                steal_excluded_s=round(meter.steal_seconds, 3),
+                cpu_seconds_counted=round(meter.total_seconds, 3),
             )
         return facts
 

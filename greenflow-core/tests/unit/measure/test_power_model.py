@@ -7,7 +7,13 @@ from typing import Any, NamedTuple
 
 import pytest
 
-from greenflow.measure.model import HostCpuReader, ModelEnergyMeter, PowerModel, host_cpu_seconds
+from greenflow.measure.model import (
+    GENERIC,
+    HostCpuReader,
+    ModelEnergyMeter,
+    PowerModel,
+    host_cpu_seconds,
+)
 
 
 class Times(NamedTuple):
@@ -50,10 +56,21 @@ def test_method_names_the_model() -> None:
 
 
 def test_defaults_scale_with_logical_cpus() -> None:
-    """Unset watts come from 1 W idle and 4 W busy per logical CPU."""
-    model = PowerModel.for_host(cpus=8)
+    """Unset watts are the entry's per-CPU figures times the logical CPUs (generic: 1 W and 4 W)."""
+    model = PowerModel.for_host(cpus=8, cpu_power=GENERIC)
     assert (model.idle_watts, model.max_watts, model.method) == (8.0, 32.0, "model:linear")
-    assert PowerModel.for_host(idle_watts=20, cpus=8).max_watts == 32.0
+    assert PowerModel.for_host(idle_watts=20, cpus=8, cpu_power=GENERIC).max_watts == 32.0
+
+
+def test_defaults_come_from_this_machines_cpu() -> None:
+    """Without an entry, for_host looks up the CPU this machine reports."""
+    from greenflow.measure.model import CpuInfo, lookup_cpu_power
+
+    cpu = CpuInfo.read()
+    entry = lookup_cpu_power(cpu).entry
+    model = PowerModel.for_host()
+    assert model.max_watts == pytest.approx(entry.max_watts_per_cpu * cpu.logical_cpus)
+    assert model.idle_watts == pytest.approx(entry.idle_watts_per_cpu * cpu.logical_cpus)
 
 
 @pytest.mark.parametrize(
