@@ -40,12 +40,12 @@ import attrs
 from greenflow_kafka.admin import create_topic, delete_topic
 from greenflow_kafka.cluster import LocalKafkaCluster
 from greenflow_kafka.distribution import KafkaDistribution, package_data, resolve_distribution
+from greenflow_kafka.ingest import KafkaIngestConfig
 from greenflow_kafka.perf import (
     PRODUCER_PERFORMANCE_MAIN,
     ProducerPerf,
     producer_perf_command,
 )
-from greenflow_kafka.workload import KafkaIngestConfig
 
 TARGET_RATIO = 1.0
 SIZES = {100: 500_000, 1024: 200_000}

@@ -56,7 +56,7 @@ class AdminSession:
         self.close()
 
 
-def _kafka_error(exc: BaseException) -> tuple[Any, str]:
+def kafka_error(exc: BaseException) -> tuple[Any, str]:
     """The KafkaError inside a KafkaException (or None) and a readable text."""
     err: Any = exc.args[0] if exc.args else None
     if hasattr(err, "code") and hasattr(err, "str"):
@@ -97,7 +97,7 @@ def create_topic(
         try:
             future.result(timeout=timeout_s)
         except KafkaException as exc:
-            err, text = _kafka_error(exc)
+            err, text = kafka_error(exc)
             if not (exist_ok and err is not None and err.code() == KafkaError.TOPIC_ALREADY_EXISTS):
                 msg = (
                     f"creating topic {topic!r} (partitions={partitions}, replication={replication_factor}) "
@@ -124,7 +124,7 @@ def create_topic(
                         return
                     last = f"partition leaders {dict(sorted(leaders.items()))}"
             except KafkaException as exc:
-                last = _kafka_error(exc)[1]
+                last = kafka_error(exc)[1]
             if time.monotonic() >= deadline:
                 msg = (
                     f"topic {topic!r} was created on {bootstrap_servers} but its {partitions} partition(s) "
@@ -153,7 +153,7 @@ def delete_topic(
         try:
             future.result(timeout=timeout_s)
         except KafkaException as exc:
-            err, text = _kafka_error(exc)
+            err, text = kafka_error(exc)
             if not (
                 missing_ok and err is not None and err.code() == KafkaError.UNKNOWN_TOPIC_OR_PART
             ):
@@ -174,7 +174,7 @@ def delete_topic(
                     return
                 last = "topic still listed"
             except KafkaException as exc:
-                last = _kafka_error(exc)[1]
+                last = kafka_error(exc)[1]
             if time.monotonic() >= deadline:
                 msg = f"topic {topic!r} still exists on {bootstrap_servers} {timeout_s:g}s after deletion; last seen: {last}"
                 raise KafkaAdminError(msg)
@@ -194,7 +194,7 @@ def topic_exists(
         try:
             md = session.client.list_topics(timeout=timeout_s)
         except KafkaException as exc:
-            msg = f"listing topics on {bootstrap_servers} failed: {_kafka_error(exc)[1]}"
+            msg = f"listing topics on {bootstrap_servers} failed: {kafka_error(exc)[1]}"
             raise KafkaAdminError(msg) from exc
         return topic in md.topics
 
@@ -224,7 +224,7 @@ def partition_end_offsets(
                 tp.partition: fut.result(timeout=timeout_s).offset for tp, fut in futures.items()
             }
         except KafkaException as exc:
-            msg = f"reading end offsets of topic {topic!r} on {bootstrap_servers} failed: {_kafka_error(exc)[1]}"
+            msg = f"reading end offsets of topic {topic!r} on {bootstrap_servers} failed: {kafka_error(exc)[1]}"
             raise KafkaAdminError(msg) from exc
         except TimeoutError as exc:
             msg = f"reading end offsets of topic {topic!r} on {bootstrap_servers} got no answer within {timeout_s:g}s"
@@ -251,6 +251,7 @@ __all__ = [
     "create_topic",
     "delete_topic",
     "end_offsets",
+    "kafka_error",
     "partition_end_offsets",
     "topic_exists",
 ]

@@ -32,7 +32,6 @@ import logging
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import time
 import uuid
@@ -43,7 +42,14 @@ from typing import IO, Any
 
 import attrs
 
-from greenflow.api.processes import kill_groups, signal_group, spawn_in_own_session, wait_all
+from greenflow.api.net import free_ports
+from greenflow.api.processes import (
+    kill_groups,
+    signal_group,
+    spawn_in_own_session,
+    tail_block,
+    wait_all,
+)
 from greenflow_kafka.distribution import JmxExporter, KafkaDistribution, package_data
 from greenflow_kafka.errors import KafkaClusterError, KafkaNotReadyError
 
@@ -80,7 +86,6 @@ RESERVED_KEYS = frozenset(
         "metadata.log.dir",
     }
 )
-_TAIL_LINES = 30
 
 
 @attrs.frozen
@@ -240,7 +245,7 @@ class LocalKafkaCluster:
                 node = self._node(name)
                 msg = (
                     f"Kafka process {name} exited with code {code} while waiting for {what}; "
-                    f"last seen: {last}\n{_tail_block(node.log_path)}"
+                    f"last seen: {last}\n{tail_block(node.log_path)}"
                 )
                 raise KafkaClusterError(msg)
             remaining = deadline - time.monotonic()
@@ -264,7 +269,7 @@ class LocalKafkaCluster:
                 node = missing[0] if missing else self.nodes[0]
                 msg = (
                     f"timed out after {timeout_s:g}s waiting for {what}; last seen: {last}; "
-                    f"logs in {self.log_dir}\n{_tail_block(node.log_path)}"
+                    f"logs in {self.log_dir}\n{tail_block(node.log_path)}"
                 )
                 raise KafkaNotReadyError(msg)
             time.sleep(0.2)  # poll interval, not a wait for readiness
@@ -514,7 +519,7 @@ class LocalKafkaCluster:
                     why = "did not finish in 120s" if code is None else f"exited with {code}"
                     msg = (
                         f"formatting the storage of Kafka {node.name} ({node.config_path}) {why}\n"
-                        f"{_tail_block(node.log_path)}"
+                        f"{tail_block(node.log_path)}"
                     )
                     raise KafkaClusterError(msg)
         finally:
@@ -569,23 +574,6 @@ def random_cluster_id() -> str:
         cid = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
         if not cid.startswith("-"):
             return cid
-
-
-def free_ports(host: str, count: int) -> list[int]:
-    """``count`` distinct TCP ports that are free on ``host`` right now (bind-tested)."""
-    socks: list[socket.socket] = []
-    try:
-        # Hold every socket until all are chosen so the kernel cannot hand one out twice.
-        for _ in range(count):
-            s = socket.socket(
-                socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM
-            )
-            socks.append(s)
-            s.bind((host, 0))
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
 
 
 def kill_pids(pids: Iterable[int], timeout_s: float = 10.0) -> list[int]:
@@ -678,34 +666,12 @@ def _render_properties(props: Mapping[str, str], name: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def tail(path: Path, lines: int = _TAIL_LINES) -> list[str]:
-    """The last ``lines`` lines of a text file (reads at most its last 64 KiB)."""
-    try:
-        with path.open("rb") as fh:
-            fh.seek(0, os.SEEK_END)
-            size = fh.tell()
-            fh.seek(max(0, size - 65536))
-            data = fh.read()
-    except OSError:
-        return []
-    return data.decode(errors="replace").splitlines()[-lines:]
-
-
-def _tail_block(path: Path) -> str:
-    got = tail(path)
-    if not got:
-        return f"(log {path} is empty or missing)"
-    return f"last {len(got)} lines of {path}:\n" + "\n".join(f"  {line}" for line in got)
-
-
 __all__ = [
     "PROCESS_MARKER",
     "KafkaNode",
     "LocalKafkaCluster",
     "cleanup_recorded",
-    "free_ports",
     "is_greenflow_kafka_cmdline",
     "kill_pids",
     "random_cluster_id",
-    "tail",
 ]

@@ -40,18 +40,19 @@ from typing import Any
 
 import attrs
 
-from greenflow_kafka.admin import AdminSession, _kafka_error
-from greenflow_kafka.cluster import PROCESS_MARKER, tail
+from greenflow.api.processes import tail
+from greenflow_kafka.admin import AdminSession, kafka_error
+from greenflow_kafka.cluster import PROCESS_MARKER
 from greenflow_kafka.distribution import KafkaDistribution, package_data
 from greenflow_kafka.errors import KafkaAdminError, ProducerPerfError
 from greenflow_kafka.perf import (
-    _NUM,
-    _TOOL_JVM_OPTIONS,
+    NUMBER,
+    TOOL_JVM_OPTIONS,
     EndToEndLatencyStats,
     ProducerPerf,
-    _version_tuple,
     end_to_end_latency_command,
     parse_end_to_end_latency_output,
+    version_tuple,
 )
 
 CONSUMER_PERFORMANCE_MAIN = "org.apache.kafka.tools.ConsumerPerformance"
@@ -61,10 +62,10 @@ UNBOUNDED_RECORDS = 2**63 - 1
 _DATE_FORMAT = "yyyy-MM-dd'T'HH:mm:ss.SSSXXX"
 
 _PROGRESS_RE = re.compile(
-    rf"^(\S+), (\d+), {_NUM}, {_NUM}, (\d+), {_NUM}, (\d+), (-?\d+), {_NUM}, {_NUM}$"
+    rf"^(\S+), (\d+), {NUMBER}, {NUMBER}, (\d+), {NUMBER}, (\d+), (-?\d+), {NUMBER}, {NUMBER}$"
 )
 _EARLY_EXIT = "WARNING: Exiting before consuming the expected number of"
-_E2E_FIRST_RE = re.compile(rf"^0\t{_NUM}$")
+_E2E_FIRST_RE = re.compile(rf"^0\t{NUMBER}$")
 
 
 @attrs.frozen
@@ -157,7 +158,7 @@ def consumer_perf_args(
     args += ["--show-detailed-stats", "--date-format", _DATE_FORMAT]
     if from_latest:
         args.append("--from-latest")
-    if _version_tuple(version) >= (4, 2):
+    if version_tuple(version) >= (4, 2):
         args += ["--num-records", str(num_records)]
         # joptsimple takes one value per flag (ProducerPerformance's argparse4j takes many):
         # a second KEY=VALUE after one --command-property would be silently ignored.
@@ -215,7 +216,7 @@ def consumer_perf_command(
         CONSUMER_PERFORMANCE_MAIN,
         args,
         heap=heap,
-        jvm_options=[f"{PROCESS_MARKER}{name}", *_TOOL_JVM_OPTIONS],
+        jvm_options=[f"{PROCESS_MARKER}{name}", *TOOL_JVM_OPTIONS],
         log4j2_config=package_data("log4j2-tools.properties"),
     )
 
@@ -242,7 +243,7 @@ def committed_offsets(
             )
             answer = futures[group].result(timeout=timeout_s)
         except KafkaException as exc:
-            msg = f"reading the committed offsets of group {group!r} on {bootstrap_servers} failed: {_kafka_error(exc)[1]}"
+            msg = f"reading the committed offsets of group {group!r} on {bootstrap_servers} failed: {kafka_error(exc)[1]}"
             raise KafkaAdminError(msg) from exc
         except TimeoutError as exc:
             msg = f"reading the committed offsets of group {group!r} on {bootstrap_servers} got no answer within {timeout_s:g}s"
@@ -281,9 +282,7 @@ def describe_group(
             futures = session.client.describe_consumer_groups([group], request_timeout=timeout_s)
             desc = futures[group].result(timeout=timeout_s)
         except KafkaException as exc:
-            msg = (
-                f"describing group {group!r} on {bootstrap_servers} failed: {_kafka_error(exc)[1]}"
-            )
+            msg = f"describing group {group!r} on {bootstrap_servers} failed: {kafka_error(exc)[1]}"
             raise KafkaAdminError(msg) from exc
         except TimeoutError as exc:
             msg = f"describing group {group!r} on {bootstrap_servers} got no answer within {timeout_s:g}s"

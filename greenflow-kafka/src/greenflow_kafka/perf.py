@@ -40,7 +40,8 @@ from pathlib import Path
 
 import attrs
 
-from greenflow_kafka.cluster import PROCESS_MARKER, tail
+from greenflow.api.processes import tail
+from greenflow_kafka.cluster import PROCESS_MARKER
 from greenflow_kafka.distribution import KafkaDistribution, package_data
 from greenflow_kafka.errors import ProducerPerfError
 
@@ -49,7 +50,7 @@ PRODUCER_PERFORMANCE_MAIN = "org.apache.kafka.tools.ProducerPerformance"
 # Java formats numbers with the default locale ("1234,5" under de_DE); the parser wants dots.
 # Kafka's own KAFKA_JVM_PERFORMANCE_OPTS (kafka-run-class.sh), so our producers run as
 # fast as kafka-producer-perf-test does (benchmarks/kafka_generator_ceiling.py compares).
-_TOOL_JVM_OPTIONS = (
+TOOL_JVM_OPTIONS = (
     "-Duser.language=en",
     "-Duser.country=US",
     "-server",
@@ -60,13 +61,14 @@ _TOOL_JVM_OPTIONS = (
     "-XX:MaxInlineLevel=15",
 )
 
-_NUM = r"(NaN|-?Infinity|-?\d+(?:\.\d+)?)"
+#: A number as the Kafka tools print it (Java's NaN and Infinity included), one regex group.
+NUMBER = r"(NaN|-?Infinity|-?\d+(?:\.\d+)?)"
 _WINDOW_RE = re.compile(
-    rf"^(\d+) records sent, {_NUM} records/sec \({_NUM} MB/sec\), {_NUM} ms avg latency, {_NUM} ms max latency\.$"
+    rf"^(\d+) records sent, {NUMBER} records/sec \({NUMBER} MB/sec\), {NUMBER} ms avg latency, {NUMBER} ms max latency\.$"
 )
 _SUMMARY_RE = re.compile(
-    rf"^(\d+)( steady state)? records sent, {_NUM} records/sec \({_NUM} MB/sec\), {_NUM} ms avg latency, "
-    rf"{_NUM} ms max latency, (\d+) ms 50th, (\d+) ms 95th, (\d+) ms 99th, (\d+) ms 99\.9th\.$"
+    rf"^(\d+)( steady state)? records sent, {NUMBER} records/sec \({NUMBER} MB/sec\), {NUMBER} ms avg latency, "
+    rf"{NUMBER} ms max latency, (\d+) ms 50th, (\d+) ms 95th, (\d+) ms 99th, (\d+) ms 99\.9th\.$"
 )
 # First line of a stack trace printed by the send callback, e.g.
 # "org.apache.kafka.common.errors.TimeoutException: Expiring 12 record(s) ...".
@@ -222,7 +224,8 @@ def records_for(rate_per_s: float, seconds: float) -> int:
     return max(1, round(rate_per_s * seconds))
 
 
-def _version_tuple(version: str) -> tuple[int, ...]:
+def version_tuple(version: str) -> tuple[int, ...]:
+    """``"4.2.0"`` → ``(4, 2, 0)``, to compare Kafka versions (suffixes ignored)."""
     return tuple(int(x) for x in re.findall(r"\d+", version)[:3])
 
 
@@ -258,7 +261,7 @@ def producer_perf_args(
         # The tool splits each KEY=VALUE on "=" and rejects more than two pieces.
         msg = f"producer properties {bad} contain '=' or spaces, which ProducerPerformance cannot take on its command line"
         raise ProducerPerfError(msg)
-    modern = _version_tuple(version) >= (4, 2)
+    modern = version_tuple(version) >= (4, 2)
     args = ["--topic", topic, "--num-records", str(num_records), "--record-size", str(record_size)]
     args += ["--throughput", f"{throughput:g}" if throughput > 0 else "-1"]
     if modern:
@@ -311,7 +314,7 @@ def producer_perf_command(
         PRODUCER_PERFORMANCE_MAIN,
         args,
         heap=heap,
-        jvm_options=[f"{PROCESS_MARKER}{name}", *_TOOL_JVM_OPTIONS],
+        jvm_options=[f"{PROCESS_MARKER}{name}", *TOOL_JVM_OPTIONS],
         log4j2_config=package_data("log4j2-tools.properties"),
     )
 
@@ -467,7 +470,7 @@ def run_producer_perf(
 # -- end-to-end latency probe -------------------------------------------------------------
 
 END_TO_END_LATENCY_MAIN = "org.apache.kafka.tools.EndToEndLatency"
-_E2E_AVG_RE = re.compile(rf"^Avg latency: {_NUM} ms$")
+_E2E_AVG_RE = re.compile(rf"^Avg latency: {NUMBER} ms$")
 _E2E_PCT_RE = re.compile(r"^Percentiles: 50th = (\d+), 99th = (\d+), 99\.9th = (\d+)$")
 
 
@@ -513,16 +516,45 @@ def end_to_end_latency_command(
     heap: str = "256m",
     name: str = "end-to-end-latency",
 ) -> list[str]:
-    """The argv of one ``EndToEndLatency`` run. Create ``topic`` first: the tool would
-    otherwise create it itself with one partition and replication factor 1."""
+    """The argv of one ``EndToEndLatency`` run (arguments from
+    :func:`end_to_end_latency_args`). Create ``topic`` first: the tool would otherwise
+    create it itself with one partition and replication factor 1."""
+    args = end_to_end_latency_args(
+        distribution.version,
+        bootstrap_servers=bootstrap_servers,
+        topic=topic,
+        num_records=num_records,
+        record_size=record_size,
+        acks=acks,
+    )
+    return distribution.java_command(
+        END_TO_END_LATENCY_MAIN,
+        args,
+        heap=heap,
+        jvm_options=[f"{PROCESS_MARKER}{name}", *TOOL_JVM_OPTIONS],
+        log4j2_config=package_data("log4j2-tools.properties"),
+    )
+
+
+def end_to_end_latency_args(
+    version: str,
+    *,
+    bootstrap_servers: str,
+    topic: str,
+    num_records: int,
+    record_size: int,
+    acks: str = "all",
+) -> list[str]:
+    """The arguments of one ``EndToEndLatency`` run of Kafka ``version`` (what follows the
+    main class, or ``kafka-run-class.sh <main class>``)."""
     if acks not in ("1", "all"):
         msg = f"EndToEndLatency takes acks '1' or 'all', got {acks!r}"
         raise ProducerPerfError(msg)
     if num_records < 1 or record_size < 1:
         msg = f"num_records and record_size must be >= 1, got {num_records} and {record_size}"
         raise ProducerPerfError(msg)
-    if _version_tuple(distribution.version) >= (4, 2):
-        args = [
+    if version_tuple(version) >= (4, 2):
+        return [
             "--bootstrap-server",
             bootstrap_servers,
             "--topic",
@@ -534,15 +566,8 @@ def end_to_end_latency_command(
             "--record-size",
             str(record_size),
         ]
-    else:  # positional before 4.2 (deprecated, still accepted, in 4.2+)
-        args = [bootstrap_servers, topic, str(num_records), acks, str(record_size)]
-    return distribution.java_command(
-        END_TO_END_LATENCY_MAIN,
-        args,
-        heap=heap,
-        jvm_options=[f"{PROCESS_MARKER}{name}", *_TOOL_JVM_OPTIONS],
-        log4j2_config=package_data("log4j2-tools.properties"),
-    )
+    # Positional before 4.2 (deprecated, still accepted, in 4.2+).
+    return [bootstrap_servers, topic, str(num_records), acks, str(record_size)]
 
 
 def run_end_to_end_latency(
@@ -587,13 +612,16 @@ def run_end_to_end_latency(
 
 __all__ = [
     "END_TO_END_LATENCY_MAIN",
+    "NUMBER",
     "PRODUCER_PERFORMANCE_MAIN",
+    "TOOL_JVM_OPTIONS",
     "EndToEndLatencyStats",
     "ProducerOutput",
     "ProducerPerf",
     "ProducerResult",
     "ProducerStats",
     "WindowStats",
+    "end_to_end_latency_args",
     "end_to_end_latency_command",
     "parse_end_to_end_latency_output",
     "parse_producer_output",
@@ -602,4 +630,5 @@ __all__ = [
     "records_for",
     "run_end_to_end_latency",
     "run_producer_perf",
+    "version_tuple",
 ]

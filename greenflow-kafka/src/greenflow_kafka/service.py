@@ -1,10 +1,9 @@
 """The ``kafka`` service: a real Apache Kafka cluster in KRaft mode, as local processes or, on
-the ``kubernetes`` platform, as a StatefulSet of the official image (:mod:`greenflow_kafka.kube`)."""
+the ``kubernetes`` platform, as a StatefulSet of the official image (:mod:`greenflow_kafka.kube`).
+It is a :class:`~greenflow_kafka.target.KafkaTarget`: ``kafka-ingest`` loads it."""
 
 from __future__ import annotations
 
-import json
-import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -12,28 +11,14 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import attrs
 
 from greenflow.api import Capability, DeployContext, Inventory, Platform, ProcessGroups, Service
+from greenflow.api.prometheus import PROMETHEUS_TARGETS_FILE, write_targets_file
 from greenflow.errors import ServiceError
-from greenflow.plan.validators import cpu_quantity, memory_quantity
+from greenflow.plan.validators import at_least, cpu_quantity, memory_quantity
 from greenflow_kafka.distribution import DEFAULT_KAFKA_VERSION
 
 if TYPE_CHECKING:
     from greenflow_kafka.kube import BrokerStatefulSet, KafkaKubeSpec
-
-#: Written into the service's work directory when ``metrics = true`` (local platform).
-PROMETHEUS_TARGETS_FILE = "prometheus-targets.json"
-
-
-def write_targets_file(path: Path, content: object) -> None:
-    """Write a Prometheus ``file_sd_configs`` file (JSON) atomically: Prometheus re-reads
-    such files when they change and must never see half of one."""
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(content, indent=1))
-    os.replace(tmp, path)
-
-
-def _at_least_one(_inst: Any, attribute: attrs.Attribute[Any], value: int) -> None:
-    if value < 1:
-        raise ValueError(f"{attribute.name}: expected an integer ≥ 1, got {value}")
+    from greenflow_kubernetes import KubeSession
 
 
 @attrs.frozen
@@ -43,12 +28,12 @@ class KafkaConfig:
     #: Apache Kafka version; jars come from KAFKA_HOME or Maven Central (see docs/kafka.md).
     version: str = DEFAULT_KAFKA_VERSION
     #: Brokers; 1 runs one combined controller+broker, N>1 adds dedicated controllers.
-    brokers: int = attrs.field(default=1, validator=_at_least_one)
+    brokers: int = attrs.field(default=1, validator=at_least(1))
     #: Dedicated controllers when brokers > 1 (1 saves a JVM on small machines; 3 for a quorum).
     #: Unset: 1 locally. On Kubernetes the controllers are the first brokers (combined
     #: nodes): this many, at most `brokers`; unset, 3 with 3+ brokers, else 1.
     controllers: int | None = attrs.field(
-        default=None, validator=attrs.validators.optional(_at_least_one)
+        default=None, validator=attrs.validators.optional(at_least(1))
     )
     #: JVM heap of each broker (-Xms = -Xmx). Unset: 512m locally, half of `memory` on
     #: Kubernetes.
@@ -100,12 +85,16 @@ class KafkaService(Service):
         #: The file_sd targets file of the local JMX exporters, when they run.
         self._targets_file: Path | None = None
 
-    # -- Kubernetes (greenflow_kafka.kube); each method below starts with its branch --------
+    # -- KafkaTarget: what kafka-ingest needs -------------------------------------------------
+
+    @classmethod
+    def broker_count(cls, config: KafkaConfig) -> int:
+        return config.brokers
 
     @property
-    def kube_session(self) -> Any:
-        """The platform's KubeSession when deployed on Kubernetes, else None (kafka-ingest
-        then runs its clients as Jobs)."""
+    def kube_session(self) -> KubeSession | None:
+        """The platform's KubeSession when deployed on Kubernetes (kafka-ingest then runs its
+        clients as Jobs), else None."""
         return self._kube.session if self._kube is not None else None
 
     @property
@@ -116,6 +105,8 @@ class KafkaService(Service):
     @property
     def tools_version(self) -> str:
         return self.config.version
+
+    # -- Kubernetes (greenflow_kafka.kube); each method below starts with its branch --------
 
     def _deploy_kube(self, platform: Platform, inventory: Inventory, ctx: DeployContext) -> None:
         from greenflow_kafka.kube import deploy_kafka

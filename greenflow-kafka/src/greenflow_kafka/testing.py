@@ -3,16 +3,20 @@ over :mod:`greenflow_kubernetes.testing`: what a bare API server cannot do for k
 
 :func:`empty_topic_read` plays the first offsets read of a run (before any producer writes),
 through the :class:`~greenflow_kubernetes.testing.ScriptedLogs` that play the kubelet's
-log endpoint.
+log endpoint; :func:`shorten_start_timeout` makes a run give up on pods that never start
+in seconds rather than minutes.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from greenflow_kubernetes.testing import ScriptedLogs, succeeded
+
+if TYPE_CHECKING:
+    import pytest
 
 
 def empty_topic_read(
@@ -33,4 +37,12 @@ def empty_topic_read(
     return outcome
 
 
-__all__ = ["empty_topic_read"]
+def shorten_start_timeout(monkeypatch: pytest.MonkeyPatch, seconds: float) -> None:
+    """Make kafka-ingest on Kubernetes wait at most ``seconds`` (180 s otherwise) for a Job's
+    pods to start, for a test whose pods never do; ``monkeypatch`` restores it."""
+    from greenflow_kafka.ingest import kube
+
+    monkeypatch.setattr(kube, "START_TIMEOUT_S", seconds)
+
+
+__all__ = ["empty_topic_read", "shorten_start_timeout"]

@@ -27,6 +27,7 @@ from typing import Any
 import pytest
 
 from greenflow.api import Platform
+from greenflow.api.prometheus import PROMETHEUS_TARGETS_FILE
 from greenflow.testing import make_deploy_context
 from greenflow.testing.prometheus import INSTALL_HINT, PrometheusServer, find_prometheus
 from greenflow_kafka import admin
@@ -37,7 +38,7 @@ from greenflow_kafka.distribution import (
     resolve_jmx_exporter,
 )
 from greenflow_kafka.errors import KafkaSetupError
-from greenflow_kafka.service import PROMETHEUS_TARGETS_FILE, KafkaConfig, KafkaService
+from greenflow_kafka.service import KafkaConfig, KafkaService
 
 MESSAGES_IN = "kafka_server_brokertopicmetrics_messagesin_total"
 

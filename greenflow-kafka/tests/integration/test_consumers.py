@@ -24,8 +24,8 @@ from greenflow_kafka.consumer import (
 )
 from greenflow_kafka.distribution import KafkaDistribution
 from greenflow_kafka.errors import ProducerPerfError
+from greenflow_kafka.ingest import KafkaIngestConfig, KafkaIngestWorkload
 from greenflow_kafka.service import KafkaConfig, KafkaService
-from greenflow_kafka.workload import KafkaIngestConfig, KafkaIngestWorkload
 
 LOAD = 1000
 

@@ -32,19 +32,12 @@ from greenflow.api import Host, Inventory, Phase, PhaseRecorder
 from greenflow.errors import WorkloadError
 from greenflow.plan.durations import Duration
 from greenflow.testing import make_deploy_context, make_run_context
-from greenflow_kafka import kube_ingest
 from greenflow_kafka.consumer import consumer_perf_args
-from greenflow_kafka.kube_ingest import (
-    INSTANCE_ENV,
-    JOB_LABEL,
-    KubeIngestRun,
-    last_group_check,
-    parse_group_output,
-    parse_probe_output,
-    probe_args,
-)
+from greenflow_kafka.ingest import KafkaIngestConfig, KafkaIngestWorkload, jobs, kube
+from greenflow_kafka.ingest.jobs import INSTANCE_ENV, JOB_LABEL, probe_args
+from greenflow_kafka.ingest.kube import KubeIngestRun
+from greenflow_kafka.ingest.parse import last_group_check, parse_group_output, parse_probe_output
 from greenflow_kafka.service import KafkaConfig, KafkaService
-from greenflow_kafka.workload import KafkaIngestConfig, KafkaIngestWorkload
 from greenflow_kubernetes.testing import (
     JobController,
     KubeCluster,
@@ -621,7 +614,7 @@ def test_a_group_that_never_forms_times_out_saying_what_was_seen(
     any producer starts. Played by the test: the Job controller and kubelet, and the group
     check's log (2 of 3 members, rebalancing); the start timeout is shortened to 2 s."""
     svc, scripted = _deploy(cluster, tmp_path)
-    monkeypatch.setattr(kube_ingest, "START_TIMEOUT_S", 2.0)
+    monkeypatch.setattr(kube, "START_TIMEOUT_S", 2.0)
 
     def outcome(job: Any, pod: Any, _index: int) -> dict[str, Any] | None:
         component, name = _component(job), pod["metadata"]["name"]
@@ -698,7 +691,7 @@ def _image_bin(dist: Any, where: Path) -> Path:
 
 
 def _local(command: list[str], bin_dir: Path) -> list[str]:
-    return [a.replace(kube_ingest.KAFKA_BIN, str(bin_dir)) for a in command]
+    return [a.replace(jobs.KAFKA_BIN, str(bin_dir)) for a in command]
 
 
 def test_the_job_commands_run_against_a_real_broker(
@@ -714,15 +707,15 @@ def test_the_job_commands_run_against_a_real_broker(
 
     from greenflow.plugins import Kind, load
     from greenflow_kafka.consumer import parse_consumer_output
-    from greenflow_kafka.kube_ingest import (
+    from greenflow_kafka.ingest.jobs import (
         consumer_command,
         group_check_command,
         offsets_command,
-        parse_offsets_output,
         probe_command,
         producer_command,
         topic_command,
     )
+    from greenflow_kafka.ingest.parse import parse_offsets_output
     from greenflow_kafka.perf import ProducerPerf, producer_perf_args
 
     bin_dir = _image_bin(kafka_distribution, tmp_path / "bin")

@@ -24,10 +24,10 @@ import pytest
 from greenflow.errors import ReadinessTimeout, ServiceError, WorkloadError
 from greenflow.plan.durations import Duration
 from greenflow.testing import make_deploy_context, make_run_context
-from greenflow_kafka.kube_ingest import JOB_LABEL
+from greenflow_kafka.ingest import KafkaIngestConfig, KafkaIngestWorkload
+from greenflow_kafka.ingest.jobs import JOB_LABEL
 from greenflow_kafka.service import KafkaConfig, KafkaService
 from greenflow_kafka.testing import empty_topic_read
-from greenflow_kafka.workload import KafkaIngestConfig, KafkaIngestWorkload
 from greenflow_kubernetes.testing import (
     ClaimProtectionController,
     JobController,

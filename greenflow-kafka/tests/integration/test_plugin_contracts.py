@@ -10,8 +10,8 @@ from greenflow.api import Service
 from greenflow.plan.durations import Duration
 from greenflow.testing import ServiceContract, WorkloadContract, make_deploy_context
 from greenflow_kafka.distribution import KafkaDistribution
+from greenflow_kafka.ingest import KafkaIngestConfig, KafkaIngestWorkload
 from greenflow_kafka.service import KafkaConfig, KafkaService
-from greenflow_kafka.workload import KafkaIngestConfig, KafkaIngestWorkload
 
 
 class TestKafkaService(ServiceContract):

@@ -1,9 +1,9 @@
-"""Cluster pieces that need no JVM: argument checks, ids, ports, pid safety, log tails."""
+"""Cluster pieces that need no JVM: argument checks, ids, pid safety (free ports and log
+tails are greenflow.api's, tested in greenflow-core)."""
 
 from __future__ import annotations
 
 import re
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -13,11 +13,9 @@ import pytest
 
 from greenflow_kafka.cluster import (
     LocalKafkaCluster,
-    free_ports,
     is_greenflow_kafka_cmdline,
     kill_pids,
     random_cluster_id,
-    tail,
 )
 from greenflow_kafka.distribution import KafkaDistribution
 from greenflow_kafka.errors import KafkaClusterError
@@ -66,15 +64,6 @@ def test_cluster_ids_look_like_kafka_uuids() -> None:
     assert all(re.fullmatch(r"[A-Za-z0-9_-]{22}", i) and not i.startswith("-") for i in ids)
 
 
-def test_free_ports_are_distinct_and_bindable() -> None:
-    """Free ports are distinct and can be bound right after."""
-    ports = free_ports("127.0.0.1", 5)
-    assert len(set(ports)) == 5
-    for port in ports:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", port))
-
-
 def test_marker_recognises_only_our_java() -> None:
     """Only a java command line carrying the greenflow marker counts as ours."""
     assert is_greenflow_kafka_cmdline(
@@ -96,14 +85,6 @@ def test_kill_pids_leaves_foreign_processes_alone() -> None:
     finally:
         proc.kill()
         proc.wait()
-
-
-def test_tail_reads_the_last_lines(tmp_path: Path) -> None:
-    """tail() returns the last lines of a log, and nothing for a missing file."""
-    log = tmp_path / "x.log"
-    log.write_text("".join(f"line {i}\n" for i in range(100)))
-    assert tail(log, 3) == ["line 97", "line 98", "line 99"]
-    assert tail(tmp_path / "missing.log") == []
 
 
 def test_missing_java_at_start_is_a_cluster_error(tmp_path: Path) -> None:

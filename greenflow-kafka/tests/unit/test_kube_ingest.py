@@ -4,15 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from greenflow_kafka.kube_ingest import (
+from greenflow_kafka.ingest.jobs import (
     JOB_LABEL,
-    BoundaryRead,
-    OffsetsReading,
     ToolJob,
     job_complete,
     job_failure,
     offsets_command,
-    parse_offsets_output,
     pod_blocked,
     pod_failure,
     pod_index,
@@ -22,6 +19,7 @@ from greenflow_kafka.kube_ingest import (
     tool_memory,
     topic_command,
 )
+from greenflow_kafka.ingest.parse import BoundaryRead, OffsetsReading, parse_offsets_output
 from greenflow_kafka.perf import producer_perf_args
 
 

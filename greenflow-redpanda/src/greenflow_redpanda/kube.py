@@ -36,12 +36,7 @@ from typing import Any
 
 import attrs
 
-from greenflow_kafka.kube import (
-    EMPTY_DIR,
-    broker_statefulset,
-    data_volume,
-    guaranteed_resources,
-)
+from greenflow_kafka import EMPTY_DIR, broker_statefulset, data_volume, guaranteed_resources
 from greenflow_redpanda.seastar import seastar_memory_mib
 
 KAFKA_PORT = 9092

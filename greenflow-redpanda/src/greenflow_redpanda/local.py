@@ -49,15 +49,16 @@ from typing import IO, Any, NoReturn
 
 import attrs
 
+from greenflow.api.net import free_ports
 from greenflow.api.processes import (
     group_members,
     kill_groups,
     signal_group,
     spawn_in_own_session,
+    tail_block,
     wait_all,
 )
 from greenflow.errors import ReadinessTimeout, ServiceError
-from greenflow_kafka.cluster import free_ports, tail
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +70,6 @@ PUBLIC_METRICS_PATH = "/public_metrics"
 LISTENER = "internal"
 #: Redpanda refuses to start (outside developer_mode) with less memory per core (shard).
 MIN_SHARD_MEMORY_MIB = 1024
-_TAIL_LINES = 30
 
 
 @attrs.frozen
@@ -322,7 +322,7 @@ class LocalRedpandaCluster:
     def _wait_metadata(self, deadline: float, timeout_s: float) -> None:
         from confluent_kafka import KafkaException
 
-        from greenflow_kafka.admin import AdminSession
+        from greenflow_kafka import AdminSession
 
         expected = {n.node_id for n in self.nodes}
         errors: list[str] = []
@@ -523,13 +523,6 @@ def binary_version(binary: str) -> str:
     if proc.returncode != 0 or not lines:
         return f"unknown (`{binary} --version` exited with {proc.returncode})"
     return lines[0].strip()
-
-
-def tail_block(path: Path, lines: int = _TAIL_LINES) -> str:
-    got = tail(path, lines)
-    if not got:
-        return f"(log {path} is empty or missing)"
-    return f"last {len(got)} lines of {path}:\n" + "\n".join(f"  {line}" for line in got)
 
 
 def cleanup_recorded(state: Mapping[str, Any], timeout_s: float = 20.0) -> list[int]:

@@ -1,8 +1,10 @@
 """The ``redpanda`` service: Redpanda brokers as a StatefulSet on the ``kubernetes`` platform
 (:mod:`greenflow_redpanda.kube`) or as local processes (:mod:`greenflow_redpanda.local`).
 
-Its Kafka API address is ``endpoints()["bootstrap"]``, the key the ``kafka`` service uses, so
-``kafka-ingest`` loads either one: ``target = ["kafka", "redpanda"]`` compares them in one plan.
+It is a :class:`greenflow_kafka.KafkaTarget` (its Kafka API address is
+``endpoints()["bootstrap"]``, its client tools Apache Kafka's ``tools_version``), so
+``kafka-ingest`` loads it like the ``kafka`` service: ``target = ["kafka", "redpanda"]``
+compares them in one plan.
 On a platform without Kubernetes it runs the ``redpanda`` binary found on PATH, one process
 per broker, each named (``broker-<i>``) for per-process energy attribution; without the binary
 deploy fails at once saying what to install.
@@ -18,14 +20,15 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import attrs
 
 from greenflow.api import Capability, DeployContext, Inventory, Platform, ProcessGroups, Service
+from greenflow.api.prometheus import PROMETHEUS_TARGETS_FILE, write_targets_file
 from greenflow.errors import ServiceError
 from greenflow.plan.validators import at_least, memory_quantity
-from greenflow_kafka.distribution import DEFAULT_KAFKA_VERSION
-from greenflow_kafka.service import PROMETHEUS_TARGETS_FILE, write_targets_file
+from greenflow_kafka import DEFAULT_KAFKA_VERSION
 from greenflow_redpanda.local import PUBLIC_METRICS_PATH
 
 if TYPE_CHECKING:
-    from greenflow_kafka.kube import BrokerStatefulSet
+    from greenflow_kafka import BrokerStatefulSet
+    from greenflow_kubernetes import KubeSession
     from greenflow_redpanda.kube import RedpandaKubeSpec
     from greenflow_redpanda.local import LocalRedpandaCluster
 
@@ -103,9 +106,16 @@ class RedpandaService(Service):
         #: The local brokers' Prometheus file_sd targets file.
         self._targets_file: Path | None = None
 
+    # -- KafkaTarget: what kafka-ingest needs -------------------------------------------------
+
+    @classmethod
+    def broker_count(cls, config: RedpandaConfig) -> int:
+        return config.brokers
+
     @property
-    def kube_session(self) -> Any:
-        """The platform's KubeSession once deployed (kafka-ingest runs its Jobs through it)."""
+    def kube_session(self) -> KubeSession | None:
+        """The platform's KubeSession once deployed on Kubernetes (kafka-ingest runs its
+        Jobs through it), else None."""
         return self._kube.session if self._kube is not None else None
 
     @property
@@ -115,6 +125,8 @@ class RedpandaService(Service):
     @property
     def tools_version(self) -> str:
         return self.config.tools_version
+
+    # -- the service --------------------------------------------------------------------------
 
     @classmethod
     def check_platform(cls, config: Any, platform: Platform) -> str | None:
@@ -129,7 +141,7 @@ class RedpandaService(Service):
         if Capability.KUBERNETES not in type(platform).capabilities:
             self._deploy_local(inventory, ctx)
             return
-        from greenflow_kafka.kube import (
+        from greenflow_kafka import (
             BROKER_ROLE,
             BrokerStatefulSet,
             check_broker_nodes,
@@ -327,7 +339,7 @@ class RedpandaService(Service):
             svc = cls(name, config)
             svc._attached = dict(state)
             return svc
-        from greenflow_kafka.kube import attach_recorded
+        from greenflow_kafka import attach_recorded
 
         deployment = attach_recorded(state)
         if deployment is None:
@@ -343,7 +355,7 @@ class RedpandaService(Service):
 
             cleanup_recorded(state)
             return
-        from greenflow_kafka.kube import remove_recorded
+        from greenflow_kafka import remove_recorded
 
         remove_recorded(state)
 

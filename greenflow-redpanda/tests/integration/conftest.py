@@ -10,8 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from greenflow_kafka.distribution import KafkaDistribution, resolve_distribution
-from greenflow_kafka.errors import KafkaSetupError
+from greenflow_kafka import KafkaDistribution, KafkaSetupError, resolve_distribution
 from greenflow_kubernetes.testing.fixtures import cluster, kube  # noqa: F401 (fixtures)
 
 FAKE = Path(__file__).parents[1] / "fake_redpanda" / "redpanda"

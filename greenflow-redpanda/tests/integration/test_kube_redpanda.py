@@ -19,9 +19,8 @@ import pytest
 from greenflow.errors import ReadinessTimeout, ServiceError, WorkloadError
 from greenflow.plan.durations import Duration
 from greenflow.testing import make_deploy_context, make_run_context
-from greenflow_kafka import kube_ingest
-from greenflow_kafka.testing import empty_topic_read
-from greenflow_kafka.workload import KafkaIngestConfig, KafkaIngestWorkload
+from greenflow_kafka import KafkaIngestConfig, KafkaIngestWorkload
+from greenflow_kafka.testing import empty_topic_read, shorten_start_timeout
 from greenflow_kubernetes.testing import (
     JobController,
     KubeCluster,
@@ -116,7 +115,7 @@ def test_kafka_ingest_targets_redpanda_unchanged(
     (the test plays the Job controller, the kubelet's logs for the first offsets read and the
     scheduler's verdict) fails the run at the start deadline with the blocking condition, and
     clean removes every Job and pod of the run."""
-    monkeypatch.setattr(kube_ingest, "START_TIMEOUT_S", 2.0)
+    shorten_start_timeout(monkeypatch, 2.0)
     svc = _deploy(cluster, tmp_path, brokers=1)
     set_statefulset_ready(cluster.api, NAMESPACE, "redpanda", 1)
     workload = KafkaIngestWorkload(

@@ -30,7 +30,7 @@ from greenflow.api import Host, Inventory
 from greenflow.builtin.local import LocalConfig, LocalPlatform
 from greenflow.errors import ServiceError
 from greenflow.testing import make_deploy_context
-from greenflow_kafka.admin import AdminSession
+from greenflow_kafka import AdminSession
 from greenflow_redpanda.service import RedpandaConfig, RedpandaService
 
 
