@@ -33,9 +33,13 @@ REDPANDA = ROOT / "greenflow-redpanda"
 HELLO = ROOT / "examples" / "greenflow-hello"
 #: Every distribution mypy --strict checks, each with its own [tool.mypy].
 TYPECHECKED = (CORE, KUBERNETES, KAFKA, REDPANDA, HELLO)
-# Installed for core's tests: a third-party plugin example and a plugin whose entry point
-# fails to load (for `plugins --check`).
-CORE_TEST_PLUGINS = (HELLO, CORE / "tests" / "fixtures" / "broken-plugin")
+# Installed for core's tests: a third-party plugin example, a plugin whose entry point
+# fails to load (for `plugins --check`) and a service busy after start-up (baselines).
+CORE_TEST_PLUGINS = (
+    HELLO,
+    CORE / "tests" / "fixtures" / "broken-plugin",
+    CORE / "tests" / "fixtures" / "busy-service",
+)
 #: Under CI=true every part the tests need is installed by scripts/setup-system, so a skip
 #: means a part did not start and CI would pass without testing it: it fails the session.
 #: Except these, whose skip is what a complete environment gives (reason, as a regex).
@@ -186,7 +190,7 @@ def lint(session: nox.Session) -> None:
     session.install("ruff>=0.8")
     session.run("ruff", "check", *(session.posargs or ["."]))
     session.run("ruff", "format", "--check", *(session.posargs or ["."]))
-    # session.run("python", "scripts/check-imports")  # CHECK-IMPORTS
+    session.run("python", "scripts/check-imports")
 
 
 @nox.session
