@@ -58,6 +58,15 @@ class Collector(ABC):
     def stop(self) -> None:
         """**REQUIRED.** Stop sampling and release the source. Idempotent."""
 
+    def mark(self) -> None:
+        """Called by the runner at every phase boundary (baseline, MEASURE, cool-down...),
+        from the thread that crosses it. A collector that samples counters in a background
+        thread takes one sample now, so that each window starts and ends on a reading and
+        nothing from before or after it is interpolated in (a burst just before MEASURE would
+        otherwise be smeared into it). Must be quick (a few milliseconds) and must not
+        raise; the default does nothing, which is right for collectors that query a store
+        (Prometheus) or sample too slowly for it to matter."""
+
     def describe(self) -> Mapping[str, Any]:
         """Facts for provenance (RAPL domains found, model parameters)."""
         return {}

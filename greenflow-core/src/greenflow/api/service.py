@@ -24,6 +24,11 @@ class Service(ABC):
     #: A measurement service (Prometheus, Scaphandre) is deployed for every run, whatever
     #: services the workload targets; a system under test only for the runs targeting it.
     measurement: ClassVar[bool] = False
+    #: Unmeasured runs the runner makes after deploying this service, before the idle
+    #: baseline, when the plan leaves ``[experiment] warmup_runs`` unset: a JVM compiles
+    #: its hot paths under its first load, and a cold one would make the first measured
+    #: run an outlier (Kafka's first runs used ~2.4× the CPU of later ones). 0: none.
+    warmup_runs: ClassVar[int] = 0
 
     def __init__(self, name: str, config: Any) -> None:
         self.name = name

@@ -186,6 +186,17 @@ class _SamplingCollector(Collector):
             if due < time.monotonic():  # fell behind (suspend, overload): skip, don't burst
                 due = time.monotonic() + interval
 
+    def mark(self) -> None:
+        """Take a sample now: the phase boundary the runner just crossed is on a reading."""
+        with self._lock:
+            if self._thread is None or self._stopping.is_set():
+                return
+            try:
+                self._sample()
+            except CollectorError as exc:  # the next tick may read again; never raise here
+                self._last_error = str(exc)
+                log.warning("collector.read_failed", collector=self.name, error=str(exc))
+
     def collect(self, window: Window) -> Sequence[Sample]:
         with self._lock:
             running = self._thread is not None and not self._stopping.is_set()

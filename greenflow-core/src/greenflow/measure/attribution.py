@@ -106,22 +106,31 @@ def _primary(methods: Iterable[str]) -> str:
     return min(methods, key=lambda m: (0 if m == "rapl" else 2 if m.startswith("model:") else 1, m))
 
 
+def host_energy_series(samples: Sequence[Sample]) -> dict[str, tuple[str, list[list[Sample]]]]:
+    """Host → (the preferred method, the series whose deltas add up to its energy), by the
+    host energy rule and method preference of the module docstring."""
+    out = {}
+    for host, by_method in _energy_series(split_series(samples)).items():
+        method = _primary(by_method)
+        out[host] = (method, by_method[method])
+    return out
+
+
 def _host_energies(samples: Sequence[Sample], window: Window) -> dict[str, tuple[float, str]]:
     """Host → (joules over ``window``, method), with the preferred method of each host."""
     if window.duration_s <= 0:
         raise GreenFlowError(f"window {window.start}..{window.end} has no duration")
-    energy = _energy_series(split_series(samples))
+    energy = host_energy_series(samples)
     if not energy:
         msg = (
             "no energy samples (energy_joules with a domain label, or host_energy_joules): "
             'add an energy collector such as type = "rapl" or type = "model"'
         )
         raise CollectorError(msg)
-    out = {}
-    for host, by_method in energy.items():
-        method = _primary(by_method)
-        out[host] = (sum(counter_delta(s, window) for s in by_method[method]), method)
-    return out
+    return {
+        host: (sum(counter_delta(s, window) for s in series), method)
+        for host, (method, series) in energy.items()
+    }
 
 
 def _metric(

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from bisect import bisect_left
 from collections.abc import Iterable, Sequence
+from itertools import pairwise
 
 from greenflow.api import Sample, Window
 from greenflow.errors import CollectorError
@@ -115,3 +116,24 @@ def mean_power_watts(samples: Sequence[Sample], window: Window) -> float:
     if window.duration_s <= 0:
         raise ValueError(f"window {window.start}..{window.end} has no duration")
     return counter_delta(samples, window) / window.duration_s
+
+
+#: A gap between two samples longer than this many times the series' usual interval (its
+#: median), and longer than :data:`MIN_GAP_LIMIT_S`, is flagged: a counter read across it
+#: is an interpolation, not a measurement.
+GAP_FACTOR = 3.0
+MIN_GAP_LIMIT_S = 2.0
+
+
+def longest_gap(samples: Sequence[Sample], window: Window) -> tuple[float, float]:
+    """(the longest interval between consecutive samples that overlaps ``window``, the limit
+    above which it is flagged: :data:`GAP_FACTOR` × the series' median interval, at least
+    :data:`MIN_GAP_LIMIT_S`). (0, limit) for fewer than two samples."""
+    ts = sorted(s.timestamp for s in samples)
+    steps = [b - a for a, b in pairwise(ts) if b > a]
+    if not steps:
+        return 0.0, MIN_GAP_LIMIT_S
+    median = sorted(steps)[len(steps) // 2]
+    limit = max(MIN_GAP_LIMIT_S, GAP_FACTOR * median)
+    overlapping = [b - a for a, b in pairwise(ts) if b > window.start and a < window.end]
+    return max(overlapping, default=0.0), limit

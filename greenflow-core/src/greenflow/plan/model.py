@@ -11,6 +11,7 @@ from typing import Any, Literal
 import attrs
 
 from greenflow.plan.durations import Duration
+from greenflow.plan.validators import at_least, fraction
 from greenflow.plan.validators import non_negative as _non_negative
 from greenflow.plan.validators import positive as _positive
 
@@ -26,8 +27,32 @@ class ExperimentSection:
     #: Results directory; relative paths are relative to the current directory.
     output: str = "greenflow-output"
     on_error: Literal["continue", "stop"] = "continue"
-    #: Idle measurement with services up and no load, before the first run of a deployment.
+    #: Idle measurement with services up and no load, before the first run of a deployment
+    #: (and, with ``closing_baseline``, again after its last run). 0: none.
     baseline: Duration = attrs.field(default=Duration(10), validator=_non_negative)
+    #: Before the baseline, wait at most this long for the hosts' power to settle (services
+    #: finishing their start-up); 0: start the baseline at once.
+    settle: Duration = attrs.field(default=Duration(60), validator=_non_negative)
+    #: Settled: two consecutive ``settle_window`` windows of host power differ by at most
+    #: this fraction (or 0.05 W).
+    settle_tolerance: float = attrs.field(default=0.05, validator=fraction)
+    settle_window: Duration = attrs.field(default=Duration(2), validator=_positive)
+    #: Settled also needs each service's processes (where the ``process`` collector sees
+    #: them) below this many CPU seconds per second: a steady start-up burst is stable,
+    #: not quiet.
+    settle_cpu: float = attrs.field(default=0.1, validator=_non_negative)
+    #: Measure idle again after each deployment's runs: its drift goes into the
+    #: uncertainty of the idle-subtracted (dynamic) figures.
+    closing_baseline: bool = True
+    #: Also measure idle once with the platform up and no service deployed, so that the
+    #: services' own idle cost shows (for comparisons between systems).
+    services_down_baseline: bool = False
+    #: Unmeasured runs after each deploy, at the first point of the deployment, so that the
+    #: first measured run does not meet a cold JVM. Unset: 1 when a deployed service asks
+    #: for a warm-up (Kafka does), else 0.
+    warmup_runs: int | None = attrs.field(
+        default=None, validator=attrs.validators.optional(at_least(0))
+    )
     #: Pause after each run so the next run's MEASURE doesn't see its tail.
     cooldown: Duration = attrs.field(default=Duration(0), validator=_non_negative)
     #: Deadline for a service to become ready.

@@ -48,10 +48,25 @@ from greenflow.plan.converter import converter
 from greenflow.plan.model import PluginSection
 from greenflow.runner.provenance import host_facts, software
 from greenflow.runner.signals import interrupts_as_keyboard_interrupt
-from greenflow.runner.units import per_unit_metrics, workload_metrics
-from greenflow.store import RunStatus, Store
+from greenflow.runner.units import per_unit_metrics, share_metrics, workload_metrics
+from greenflow.store import BaselineRow, RunStatus, Store
 
 log = structlog.get_logger("greenflow.runner")
+
+#: Busy CPU outside the services and the load generator, as a share of the host's, above
+#: which a run's figures get a background-load warning.
+BACKGROUND_SHARE = 0.05
+
+
+def _idle_uncertainty(host: str, watts: float, duration_s: float, method: str) -> Metric:
+    """One standard uncertainty of a run's idle-subtracted energy from its idle power's."""
+    return Metric(
+        "active_energy_uncertainty_joules",
+        watts * duration_s,
+        "joules",
+        method,
+        {"host": host, "scope": "host"},
+    )
 
 
 class Observer:
@@ -169,6 +184,10 @@ class Runner:
         self.current_group: str | None = None
         self.workload: Workload | None = None
         self.idle: dict[str, tuple[float, str]] | None = None
+        # The opening baseline of the current deployment group, and its finished runs with
+        # their MEASURE length, whose idle uncertainty the closing baseline updates.
+        self._opening: dict[str, Any] = {}
+        self._group_runs: list[tuple[str, float]] = []
         #: Set when services left up by `greenflow up` were attached; they stay up.
         self.reused = False
         self._recorded_pids: set[int] = set()
@@ -183,9 +202,18 @@ class Runner:
 
     def _phase(self, phase: Phase, run_id: str | None = None) -> float:
         t = time.time()
+        self._mark()
         self.store.record_phase(self.exp_id, run_id, phase.value, t)
         self.observer.phase(phase.value)
         return t
+
+    def _mark(self) -> None:
+        """Every collector takes a reading now: a phase boundary was crossed."""
+        for c in self.collectors:
+            try:
+                c.mark()
+            except Exception as exc:  # mark must not raise; a plugin bug must not stop a run
+                log.warning("collector.mark_failed", collector=c.name, error=repr(exc))
 
     def _recorder(
         self, kind: str, name: str, plugin: str, config: Any
@@ -276,7 +304,10 @@ class Runner:
                 self._acquire()
                 self._start_collectors()
                 self._provenance()
+                self._check_repetitions()
+                self._services_down_baseline()
                 self._run_groups(todo, outcome)
+                self._close_group()
             except KeyboardInterrupt:
                 outcome.interrupted = True
                 log.warning(
@@ -299,7 +330,10 @@ class Runner:
                 self._acquire()
                 self._start_collectors()
                 self._provenance()
+                self._check_repetitions()
+                self._services_down_baseline()
                 self._protocol_loop(outcome)
+                self._close_group()
             except KeyboardInterrupt:
                 outcome.interrupted = True
                 log.warning(
@@ -344,7 +378,7 @@ class Runner:
                         )
                         if row is not None and row.status != RunStatus.PENDING:
                             self.store.reset_run(spec.run_id)
-                        self._deploy(spec.group, spec.service_configs)
+                        self._deploy(spec.group, spec.service_configs, first=spec)
                         if self._unhealthy():
                             self._redeploy(spec.group, spec.service_configs)
                         status = self._execute(spec, outcome)
@@ -485,7 +519,7 @@ class Runner:
             pending = [r for r in runs if r.run_id in todo_ids]
             if not pending:
                 continue
-            self._deploy(group, pending[0].service_configs)
+            self._deploy(group, pending[0].service_configs, first=pending[0])
             for run in pending:
                 if self.cancel.is_set():
                     return
@@ -509,10 +543,19 @@ class Runner:
         if self.cancel.wait(seconds):
             raise KeyboardInterrupt
 
-    def _deploy(self, group: str, configs: Mapping[str, Any], baseline: bool = True) -> None:
+    def _deploy(
+        self,
+        group: str,
+        configs: Mapping[str, Any],
+        baseline: bool = True,
+        first: RunSpec | None = None,
+    ) -> None:
+        """Deploy ``group``'s services (closing the previous group first); then, with
+        ``baseline``, warm them up at ``first``'s point and measure the opening baseline."""
         assert self.platform is not None and self.inventory is not None
         if self.current_group == group:
             return
+        self._close_group()
         self._remove_services()
         self._phase(Phase.DEPLOY)
         live = {(s["kind"], s["name"]): s for s in self.store.live_state(self.exp_id)}
@@ -551,7 +594,9 @@ class Runner:
             self._provenance()  # again, now with their descriptions
         self.current_group = group
         if baseline:
-            self._baseline()
+            if first is not None and not first.idle:
+                self._warm_up(first)
+            self._baseline("opening", group)
 
     def _redeploy(self, group: str, configs: Mapping[str, Any]) -> None:
         """Replace a deployment that died; the group's idle baseline still holds."""
@@ -559,29 +604,199 @@ class Runner:
         self.current_group = None
         self._deploy(group, configs, baseline=False)
 
-    def _baseline(self) -> None:
-        from greenflow.measure.attribution import idle_power_from_baseline
+    # ---------------------------------------------------------------- idle baselines
+
+    def _check_repetitions(self) -> None:
+        """Fewer than 3 repetitions give intervals too wide to tell points apart."""
+        n = self.plan.experiment.repetitions
+        if n >= 3:
+            self.store.clear_warning(self.exp_id, None, "repetitions")
+            return
+        self._warn(
+            None,
+            "repetitions",
+            f"repetitions = {n}: confidence intervals from fewer than 3 repetitions are "
+            "too wide to compare points (and n = 1 gives none); set [experiment] "
+            "repetitions = 3 or more",
+        )
+
+    def _warn(self, run_id: str | None, code: str, message: str) -> None:
+        """A warning on the screen, in the log and in the store (results and report)."""
+        log.warning("experiment.warning", code=code, run=run_id, message=message)
+        self.store.add_warning(self.exp_id, run_id, code, message)
+
+    def _warm_up(self, first: RunSpec) -> None:
+        """The unmeasured runs after a deploy (``warmup_runs``), at ``first``'s point."""
+        count = self.plan.experiment.warmup_runs
+        if count is None:
+            count = max((svc.warmup_runs for svc in self.services.values()), default=0)
+        for i in range(count):
+            self._phase(Phase.WARMUP)
+            self.observer.phase("warm-up", f"unmeasured run {i + 1}/{count}")
+            log.info("service.warmup", run=i + 1, of=count, **first.params)
+            run_dir = self.work_root / "warmup" / str(i)
+            shutil.rmtree(run_dir, ignore_errors=True)
+            run_dir.mkdir(parents=True, exist_ok=True)
+            ctx = RunContext(
+                experiment=self.plan.experiment.name,
+                run_id=f"warmup-{i}",
+                params=first.params,
+                repetition=-1,
+                inventory=self.inventory or Inventory([]),
+                services=dict(self.services),
+                work_dir=run_dir,
+                log_dir=self.log_dir,
+                phases=PhaseRecorder(lambda _phase, _at: self._mark()),
+                cancel=self.cancel,
+            )
+            workload = self.plan.workload.cls(first.workload_config)
+            self.workload = workload
+            try:
+                workload.prepare(ctx)
+                workload.execute(ctx)
+            except KeyboardInterrupt:
+                raise
+            except Exception as exc:  # a failed warm-up is worth knowing, not fatal
+                self._warn(None, "warmup-failed", f"warm-up run {i + 1} failed: {exc}")
+            finally:
+                try:
+                    workload.clean(ctx)
+                except Exception as exc:
+                    log.warning("service.warmup_clean_failed", error=str(exc))
+                self.workload = None
+                self._recorded_pids = set()
+                self.store.clear_state(self.exp_id, "workload", "workload")
+            self._phase(Phase.END)
+
+    def _wait_quiet(self) -> tuple[bool | None, float]:
+        """Wait until the hosts' power settles (``settle``, ``settle_window``,
+        ``settle_tolerance``): (settled, seconds waited); settled is None when not waited
+        for or not judgeable (no energy samples)."""
+        from greenflow.measure.baseline import host_baselines, service_cpu, unsettled
+
+        exp = self.plan.experiment
+        if exp.settle <= 0:
+            return None, 0.0
+        t0 = last = time.time()
+        self._mark()
+        previous: dict[str, float] | None = None
+        self.observer.phase("settle", "waiting for the services to go quiet")
+        while True:
+            self._sleep(exp.settle_window)
+            self._mark()
+            now = time.time()
+            window = Window(last, now)
+            samples = self._collect(window)
+            try:
+                power = {h: b.mean_watts for h, b in host_baselines(samples, window).items()}
+            except GreenFlowError as exc:
+                log.warning("baseline.settle_unjudged", reason=str(exc).splitlines()[0])
+                return None, now - t0
+            busy = {
+                group: rate
+                for group, rate in service_cpu(samples, window).items()
+                if rate > exp.settle_cpu
+            }
+            why = "; ".join(f"{g} used {r:.2f} CPU-s/s" for g, r in sorted(busy.items())) or (
+                "first window"
+                if previous is None
+                else unsettled(previous, power, exp.settle_tolerance)
+            )
+            if why is None:
+                log.info("baseline.settled", after_s=round(now - t0, 1))
+                return True, now - t0
+            if now - t0 >= exp.settle:
+                log.warning("baseline.not_settled", waited_s=round(now - t0, 1), reason=why)
+                return False, now - t0
+            previous, last = power, now
+
+    def _baseline(self, kind: str, group: str) -> dict[str, Any]:
+        """Measure idle power (``kind``: opening, closing or services-down) and store it per
+        host; the opening one becomes the idle power of the group's runs."""
+        from greenflow.measure.baseline import host_baselines
 
         seconds = self.plan.experiment.baseline
+        if kind == "opening":
+            self.idle, self._opening, self._group_runs = None, {}, []
         if seconds <= 0:
-            self.idle = None
-            return
+            return {}
+        settled, waited = self._wait_quiet()
         start = self._phase(Phase.BASELINE)
-        self.observer.phase("baseline", f"{seconds:g}s idle with services up")
+        self.observer.phase("baseline", f"{seconds:g}s idle ({kind})")
         self._sleep(seconds)
-        end = self._phase(Phase.DEPLOY)  # closes the baseline window
+        end = self._phase(Phase.END)
         window = Window(start, end)
         samples = self._collect(window)
         self._store_samples(None, samples, [(Phase.BASELINE, start)])
         try:
-            self.idle = idle_power_from_baseline(samples, window)
+            stats = host_baselines(samples, window)
         except GreenFlowError as exc:
-            log.warning("baseline.unusable", reason=str(exc))
-            self.idle = None
+            self._warn(None, f"baseline-unusable:{kind}:{group}", f"the {kind} baseline: {exc}")
+            return {}
+        for b in stats.values():
+            self.store.add_baseline(
+                BaselineRow(
+                    self.exp_id, group, kind, start, end, b.host, b.method, b.mean_watts,
+                    b.stdev_watts, b.intervals, settled, waited if settled is not None else None,
+                )
+            )  # fmt: skip
+        if settled is False:
+            self._warn(
+                None,
+                f"baseline-unsettled:{kind}:{group}",
+                f"the {kind} baseline{f' of {group}' if group else ''} started after "
+                f"{waited:.0f} s without the hosts' power settling (settle = "
+                f"{self.plan.experiment.settle:g} s): its idle power may include start-up work",
+            )
         log.info(
             "baseline.measured",
-            idle={h: f"{w:.2f} W ({m})" for h, (w, m) in (self.idle or {}).items()},
+            kind=kind,
+            idle={
+                h: f"{b.mean_watts:.3f} ± {b.stdev_watts:.3f} W ({b.method})"
+                for h, b in stats.items()
+            },
         )
+        if kind == "opening":
+            self._opening = stats
+            self.idle = {h: (b.mean_watts, b.method) for h, b in stats.items()}
+        return stats
+
+    def _services_down_baseline(self) -> None:
+        if self.plan.experiment.services_down_baseline:
+            self._baseline("services-down", "")
+
+    def _close_group(self) -> None:
+        """The closing baseline of the group whose runs are over: its drift from the opening
+        one updates the idle uncertainty of the group's runs."""
+        from greenflow.measure.baseline import idle_uncertainty_watts
+
+        runs, self._group_runs = self._group_runs, []
+        if (
+            not runs
+            or not self._opening
+            or not self.plan.experiment.closing_baseline
+            or self.cancel.is_set()
+        ):
+            return
+        closing = self._baseline("closing", self.current_group or "")
+        for host, opening in self._opening.items():
+            end = closing.get(host)
+            if end is None or end.method != opening.method:
+                continue
+            drift = end.mean_watts - opening.mean_watts
+            if abs(drift) > 0.05 * abs(opening.mean_watts):
+                self._warn(
+                    None,
+                    f"baseline-drift:{self.current_group or ''}:{host}",
+                    f"idle power of {host} drifted by {drift:+.3g} W "
+                    f"({drift / opening.mean_watts:+.1%}) over the deployment "
+                    f"{self.current_group or ''}: it is in the dynamic figures' uncertainty",
+                )
+            u = idle_uncertainty_watts(opening, end)
+            for run_id, duration in runs:
+                self.store.add_metrics(
+                    run_id, [_idle_uncertainty(host, u, duration, opening.method)]
+                )
 
     def _store_samples(
         self, run_id: str | None, samples: list[Sample], bounds: Sequence[tuple[Phase, float]]
@@ -618,6 +833,7 @@ class Runner:
         run_dir.mkdir(parents=True, exist_ok=True)
 
         def on_enter(phase: Phase, at: float) -> None:
+            self._mark()
             store.record_phase(self.exp_id, run.run_id, phase.value, at)
             self.observer.phase(phase.value)
 
@@ -721,7 +937,10 @@ class Runner:
                 metrics: list[Metric] = []
                 try:
                     energy = compute_run_metrics(samples, measure, self.idle)
-                    metrics = [*energy, *per_unit_metrics(energy, result)]
+                    metrics = [*energy, *per_unit_metrics(energy, result), *share_metrics(energy)]
+                    metrics += self._idle_uncertainties(measure)
+                    self._group_runs.append((run.run_id, measure.duration_s))
+                    self._check_run(run.run_id, energy, samples, measure)
                 except GreenFlowError as exc:
                     log.warning("run.energy_unavailable", run=run.run_id, error=str(exc))
                 metrics += workload_metrics(result)
@@ -744,6 +963,53 @@ class Runner:
             status=status.value,
             error=(error or "").splitlines()[0] if error else None,
         )
+
+    def _idle_uncertainties(self, measure: Window) -> list[Metric]:
+        """Each host's idle uncertainty over ``measure`` from the opening baseline alone;
+        the closing baseline replaces it with one that includes the drift."""
+        from greenflow.measure.baseline import idle_uncertainty_watts
+
+        return [
+            _idle_uncertainty(host, idle_uncertainty_watts(b, None), measure.duration_s, b.method)
+            for host, b in self._opening.items()
+        ]
+
+    def _check_run(
+        self, run_id: str, energy: Sequence[Metric], samples: Sequence[Sample], measure: Window
+    ) -> None:
+        """Warn when what a run's figures say is not what they seem to: busy CPU outside
+        the groups (background processes) above 5 %, or energy read across a gap."""
+        from greenflow.measure.integrate import longest_gap, split_series
+
+        busy = {
+            m.labels["host"]: m.value
+            for m in energy
+            if m.name == "cpu_seconds" and m.labels.get("scope") == "host"
+        }
+        for m in energy:
+            host = m.labels.get("host", "")
+            if m.name == "cpu_seconds" and m.labels.get("scope") == "other" and busy.get(host):
+                share = m.value / busy[host]
+                if share > BACKGROUND_SHARE:
+                    self._warn(
+                        run_id,
+                        f"background-load:{host}",
+                        f"{share:.0%} of {host}'s busy CPU time in MEASURE was used by "
+                        "processes outside the services and the load generator: their energy "
+                        "is in the host figures (see energy_joules scope other)",
+                    )
+        for (host, metric, method, _labels), series in split_series(samples).items():
+            if metric not in ("energy_joules", "host_energy_joules"):
+                continue
+            gap, limit = longest_gap(series, measure)
+            if gap > limit:
+                self._warn(
+                    run_id,
+                    f"sample-gap:{host}:{method}",
+                    f"{method} energy of {host} has a {gap:.1f} s gap between samples in or "
+                    f"around MEASURE (more than {limit:.1f} s): the energy across it is "
+                    "interpolated, not measured",
+                )
 
     # ---------------------------------------------------------------- teardown
 

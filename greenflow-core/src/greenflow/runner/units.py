@@ -69,3 +69,22 @@ def workload_metrics(result: WorkloadResult) -> list[Metric]:
     for key, value in result.metrics.items():
         out.append(Metric(key, value, "", "workload"))
     return out
+
+
+def share_metrics(energy: Sequence[Metric]) -> list[Metric]:
+    """``energy_share_ratio``: each attributed energy figure (a service, the load generator,
+    other) as a share of its host's energy over MEASURE, so that a reader sees how much of
+    a host J/unit is the system under test."""
+    host = {
+        m.labels.get("host"): m.value
+        for m in energy
+        if m.name == "energy_joules" and m.labels.get("scope") == "host"
+    }
+    out = []
+    for m in energy:
+        scope = m.labels.get("scope")
+        whole = host.get(m.labels.get("host"))
+        if m.name != "energy_joules" or scope in ("host", "idle", None) or not whole:
+            continue
+        out.append(Metric("energy_share_ratio", m.value / whole, "ratio", m.method, m.labels))
+    return out

@@ -2,6 +2,24 @@
 
 from __future__ import annotations
 
-from greenflow.store.db import DB_NAME, SCHEMA_VERSION, ExperimentRow, RunRow, RunStatus, Store
+from greenflow.store.db import (
+    DB_NAME,
+    SCHEMA_VERSION,
+    BaselineRow,
+    ExperimentRow,
+    RunRow,
+    RunStatus,
+    Store,
+    WarningRow,
+)
 
-__all__ = ["DB_NAME", "SCHEMA_VERSION", "ExperimentRow", "RunRow", "RunStatus", "Store"]
+__all__ = [
+    "DB_NAME",
+    "SCHEMA_VERSION",
+    "BaselineRow",
+    "ExperimentRow",
+    "RunRow",
+    "RunStatus",
+    "Store",
+    "WarningRow",
+]

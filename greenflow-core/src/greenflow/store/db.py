@@ -30,7 +30,7 @@ from greenflow.store.redact import redact, redact_text, redact_toml
 DB_NAME = "greenflow.sqlite"
 
 #: Version of the schema this code writes (``PRAGMA user_version``).
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 # How long a writer waits for another process's write transaction before giving up;
 # the only other writer is a short-lived command such as `greenflow down`.
@@ -108,6 +108,33 @@ CREATE TABLE IF NOT EXISTS results (
     metrics       TEXT NOT NULL DEFAULT '{}'
 );
 
+CREATE TABLE IF NOT EXISTS baselines (
+    id          INTEGER PRIMARY KEY,
+    exp_id      INTEGER NOT NULL REFERENCES experiments(id) ON DELETE CASCADE,
+    run_group   TEXT    NOT NULL DEFAULT '',
+    kind        TEXT    NOT NULL,
+    start       REAL    NOT NULL,
+    end         REAL    NOT NULL,
+    host        TEXT    NOT NULL,
+    method      TEXT    NOT NULL,
+    mean_watts  REAL,
+    stdev_watts REAL,
+    intervals   INTEGER NOT NULL,
+    settled     INTEGER,
+    settle_s    REAL
+);
+CREATE INDEX IF NOT EXISTS baselines_by_experiment ON baselines (exp_id, start);
+
+CREATE TABLE IF NOT EXISTS warnings (
+    id          INTEGER PRIMARY KEY,
+    exp_id      INTEGER NOT NULL REFERENCES experiments(id) ON DELETE CASCADE,
+    run_id      TEXT    NOT NULL DEFAULT '',
+    code        TEXT    NOT NULL,
+    message     TEXT    NOT NULL,
+    at          REAL    NOT NULL,
+    UNIQUE (exp_id, run_id, code)
+);
+
 CREATE TABLE IF NOT EXISTS live_state (
     exp_id      INTEGER NOT NULL REFERENCES experiments(id) ON DELETE CASCADE,
     kind        TEXT    NOT NULL,
@@ -148,6 +175,40 @@ class ExperimentRow:
     seed: int
     created_at: float
     provenance: dict[str, Any]
+
+
+@attrs.frozen
+class BaselineRow:
+    """One host's idle power over one baseline: ``kind`` is ``opening`` (after a deployment,
+    before its runs), ``closing`` (after its runs) or ``services-down`` (before anything is
+    deployed). ``settled`` says whether the host power had settled before it started (None:
+    not waited for), after ``settle_s`` seconds of waiting."""
+
+    exp_id: int
+    group: str
+    kind: str
+    start: float
+    end: float
+    host: str
+    method: str
+    mean_watts: float
+    stdev_watts: float
+    intervals: int
+    settled: bool | None
+    settle_s: float | None
+
+
+@attrs.frozen
+class WarningRow:
+    """Something a reader of the figures must know: ``code`` names the kind
+    (``repetitions``, ``background-load``, ``baseline-unsettled``, ``sample-gap``...),
+    ``run_id`` is "" for the experiment as a whole."""
+
+    exp_id: int
+    run_id: str
+    code: str
+    message: str
+    at: float
 
 
 @attrs.frozen
@@ -523,7 +584,7 @@ class Store:
             )
             if cur.rowcount == 0:
                 raise StoreError(f"no run {run_id} in {self.path}")
-            for table in ("phases", "samples", "metrics", "results"):
+            for table in ("phases", "samples", "metrics", "results", "warnings"):
                 conn.execute(f"DELETE FROM {table} WHERE run_id = ?", (run_id,))
 
     # -- phases --------------------------------------------------------------------
@@ -606,6 +667,88 @@ class Store:
                 labels=json.loads(r["labels"]),
             )
             for r in self._query("read samples", sql + " ORDER BY timestamp, id", args)
+        ]
+
+    # -- baselines and warnings ----------------------------------------------------
+
+    def add_baseline(self, row: BaselineRow) -> None:
+        """Store one host's baseline."""
+        what = f"store the {row.kind} baseline of {row.host}"
+        with self._transaction(what) as conn, self._errors(what):
+            conn.execute(
+                "INSERT INTO baselines (exp_id, run_group, kind, start, end, host, method,"
+                " mean_watts, stdev_watts, intervals, settled, settle_s)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    row.exp_id,
+                    row.group,
+                    row.kind,
+                    row.start,
+                    row.end,
+                    row.host,
+                    row.method,
+                    _real(row.mean_watts),
+                    _real(row.stdev_watts),
+                    row.intervals,
+                    None if row.settled is None else int(row.settled),
+                    _real(row.settle_s),
+                ),
+            )
+
+    def baselines(self, exp_id: int) -> list[BaselineRow]:
+        """Every baseline of the experiment, in time order."""
+        rows = self._query(
+            "read baselines",
+            "SELECT * FROM baselines WHERE exp_id = ? ORDER BY start, host",
+            (exp_id,),
+        )
+        return [
+            BaselineRow(
+                exp_id=r["exp_id"],
+                group=r["run_group"],
+                kind=r["kind"],
+                start=r["start"],
+                end=r["end"],
+                host=r["host"],
+                method=r["method"],
+                mean_watts=_float(r["mean_watts"]),
+                stdev_watts=_float(r["stdev_watts"]),
+                intervals=r["intervals"],
+                settled=None if r["settled"] is None else bool(r["settled"]),
+                settle_s=r["settle_s"],
+            )
+            for r in rows
+        ]
+
+    def add_warning(self, exp_id: int, run_id: str | None, code: str, message: str) -> None:
+        """Store a warning (one per experiment, run and code: a newer one replaces it)."""
+        what = f"store warning {code}"
+        with self._transaction(what) as conn, self._errors(what):
+            conn.execute(
+                "INSERT INTO warnings (exp_id, run_id, code, message, at) VALUES (?, ?, ?, ?, ?)"
+                " ON CONFLICT (exp_id, run_id, code) DO UPDATE SET"
+                " message = excluded.message, at = excluded.at",
+                (exp_id, run_id or "", code, redact_text(message), time.time()),
+            )
+
+    def clear_warning(self, exp_id: int, run_id: str | None, code: str) -> None:
+        """Forget a warning that no longer holds (e.g. enough repetitions now)."""
+        what = f"clear warning {code}"
+        with self._transaction(what) as conn, self._errors(what):
+            conn.execute(
+                "DELETE FROM warnings WHERE exp_id = ? AND run_id = ? AND code = ?",
+                (exp_id, run_id or "", code),
+            )
+
+    def warnings(self, exp_id: int, run_id: str | None = None) -> list[WarningRow]:
+        """The experiment's warnings (all, or one run's with ``run_id``), oldest first."""
+        sql = "SELECT * FROM warnings WHERE exp_id = ?"
+        args: list[object] = [exp_id]
+        if run_id is not None:
+            sql, args = sql + " AND run_id = ?", [*args, run_id]
+        rows = self._query("read warnings", sql + " ORDER BY at, id", args)
+        return [
+            WarningRow(r["exp_id"], r["run_id"], r["code"], r["message"], r["at"]) for r in rows
         ]
 
     # -- metrics and results -------------------------------------------------------
