@@ -21,7 +21,8 @@ class Stat:
     95 % Student-t interval of the mean. With ``n`` = 1 there is no spread to estimate:
     ``sd`` and the interval are None (not 0, which would claim certainty). ``method`` is
     how every value was obtained (``rapl``, ``model:linear``, ``workload``, ...); values of
-    different methods are never in one Stat.
+    different methods are never in one Stat. ``systematic`` is an uncertainty shared by all
+    repetitions (see :func:`widen`).
     """
 
     mean: float
@@ -30,6 +31,9 @@ class Stat:
     ci_high: float | None
     n: int
     method: str
+    #: One standard uncertainty common to every repetition (the idle power subtracted from
+    #: dynamic figures), included in the interval; None for figures without one.
+    systematic: float | None = None
 
     @property
     def half_width(self) -> float | None:
@@ -62,3 +66,16 @@ def describe(values: Iterable[float], method: str, confidence: float = CONFIDENC
     sd = math.sqrt(math.fsum((v - mean) ** 2 for v in data) / (n - 1))
     half = t_quantile(1.0 - (1.0 - confidence) / 2.0, n - 1) * sd / math.sqrt(n)
     return Stat(mean, sd, mean - half, mean + half, n, method)
+
+
+def widen(stat: Stat, systematic: float) -> Stat:
+    """``stat`` with a standard uncertainty ``systematic`` shared by all its repetitions
+    (it does not shrink with n) added to the interval: half-width √(h² + (z·u)²), z the
+    normal quantile of the confidence level. With n = 1 there is still no interval."""
+    if stat.ci_high is None or stat.ci_low is None:
+        return attrs.evolve(stat, systematic=systematic)
+    z = 1.959963984540054  # the standard normal's 97.5 % quantile
+    half = math.hypot(stat.ci_high - stat.mean, z * systematic)
+    return attrs.evolve(
+        stat, ci_low=stat.mean - half, ci_high=stat.mean + half, systematic=systematic
+    )

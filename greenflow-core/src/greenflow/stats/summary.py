@@ -18,7 +18,7 @@ import attrs
 
 from greenflow.api.context import Metric, WorkloadResult
 from greenflow.errors import StoreError
-from greenflow.stats.describe import Stat, describe
+from greenflow.stats.describe import Stat, describe, widen
 from greenflow.store.db import RunRow, RunStatus, Store
 from greenflow.store.export import columns as export_columns
 from greenflow.store.export import metric_column
@@ -93,14 +93,18 @@ def summarize(store: Store, experiment: str) -> list[PointSummary]:
     for runs in sorted(points.values(), key=lambda rs: _sort_key(rs[0].params, keys)):
         finished = [r for r in runs if r.status is RunStatus.FINISHED]
         values: dict[tuple[str, tuple[tuple[str, str], ...]], dict[str, list[float]]] = {}
+        idle_u: dict[_Key, list[float]] = {}
         units: set[str] = set()
         for run in finished:
             result = store.result(run.run_id)
             if result is not None:
                 units.add(result.unit)
-            for (name, labels, method), value in _figures(store.metrics(run.run_id), result):
+            metrics = store.metrics(run.run_id)
+            for (name, labels, method), value in _figures(metrics, result):
                 if value is not None and math.isfinite(value):
                     values.setdefault((name, labels), {}).setdefault(method, []).append(value)
+            for key, u in _idle_uncertainties(metrics, result).items():
+                idle_u.setdefault(key, []).append(u)
         out.append(
             PointSummary(
                 experiment=exp.name,
@@ -109,7 +113,7 @@ def summarize(store: Store, experiment: str) -> list[PointSummary]:
                 n_failed=sum(r.status is RunStatus.FAILED for r in runs),
                 n_aborted=sum(r.status is RunStatus.ABORTED for r in runs),
                 unit=units.pop() if len(units) == 1 else None,
-                stats=_stats(values),
+                stats=_stats(values, idle_u),
             )
         )
     return out
@@ -153,7 +157,7 @@ def to_json(summaries: Iterable[PointSummary]) -> str:
 
 
 #: Fields of each figure in :func:`to_rows`, as ``<column>.<field>``.
-STAT_FIELDS = ("mean", "sd", "ci_low", "ci_high", "n", "method")
+STAT_FIELDS = ("mean", "sd", "ci_low", "ci_high", "n", "method", "systematic")
 
 
 def to_rows(summaries: Sequence[PointSummary]) -> list[dict[str, Any]]:
@@ -223,13 +227,65 @@ def _host_totals(metrics: Sequence[Metric], stored: set[_Key]) -> list[tuple[_Ke
 
 def _stats(
     values: Mapping[tuple[str, tuple[tuple[str, str], ...]], Mapping[str, list[float]]],
+    idle_u: Mapping[_Key, list[float]],
 ) -> dict[str, Stat]:
     stats: dict[str, Stat] = {}
     for (name, labels), by_method in values.items():
         for i, method in enumerate(sorted(by_method, key=_method_rank)):
             shown = dict(labels) if i == 0 else {**dict(labels), "method": method}
-            stats[metric_column(name, shown)] = describe(by_method[method], method)
+            stat = describe(by_method[method], method)
+            u = idle_u.get((name, labels, method))
+            if u and len(u) == stat.n:
+                # The idle power subtracted is common to the point's repetitions: its
+                # uncertainty does not average out (docs/measurement.md, Idle baselines).
+                stat = widen(stat, math.fsum(u) / len(u))
+            stats[metric_column(name, shown)] = stat
     return {k: stats[k] for k in _ordered(stats)}
+
+
+def _idle_uncertainties(
+    metrics: Sequence[Metric], result: WorkloadResult | None
+) -> dict[_Key, float]:
+    """One run's standard uncertainty, from its idle power, of each dynamic figure: the
+    host's ``active_energy_*`` and the attributed (service, load generator, other) energy
+    and their per-unit figures, which are shares of the host's active energy."""
+    u_host = {
+        m.labels.get("host"): (m.value, m.method)
+        for m in metrics
+        if m.name == "active_energy_uncertainty_joules"
+    }
+    active = {
+        m.labels.get("host"): m.value
+        for m in metrics
+        if m.name == "active_energy_joules" and m.labels.get("scope") == "host"
+    }
+    units = result.units if result is not None and result.units > 0 else None
+    out: dict[_Key, float] = {}
+    for m in metrics:
+        host = m.labels.get("host")
+        if host not in u_host:
+            continue
+        u, _ = u_host[host]
+        scope = m.labels.get("scope")
+        if scope == "host" and m.name.startswith("active_energy_"):
+            fraction = 1.0
+        elif scope in ("service", "loadgen", "other") and m.name.startswith("energy_"):
+            whole = active.get(host)
+            if not whole or m.name == "energy_share_ratio":
+                continue
+            # An attributed figure is the host's active energy × a share: so is its error.
+            per_unit = "_per_" in m.name
+            value = m.value * units if per_unit and units else m.value
+            fraction = abs(value / whole)
+        else:
+            continue
+        if "_per_" in m.name:
+            if units is None or "_per_mib_" in m.name:
+                continue
+            out[(m.name, _items(m.labels), m.method)] = u * fraction / units
+        elif m.name.endswith("_joules") and "uncertainty" not in m.name:
+            out[(m.name, _items(m.labels), m.method)] = u * fraction
+    return out
 
 
 def _method_rank(method: str) -> tuple[int, str]:

@@ -55,7 +55,7 @@ def test_json(sweep_dir: Path) -> None:
     data = json.loads(out)
     assert [p["params"]["rate"] for p in data] == [500, 1000, 2000, 4000]
     stat = data[1]["stats"]["energy_joules[host]"]
-    assert set(stat) == {"mean", "sd", "ci_low", "ci_high", "n", "method"}
+    assert set(stat) == {"mean", "sd", "ci_low", "ci_high", "n", "method", "systematic"}
     assert (stat["mean"], stat["sd"], stat["n"], stat["method"]) == (18, 3, 3, "rapl")
     assert (data[2]["n"], data[2]["n_failed"], data[2]["n_aborted"]) == (2, 1, 1)
 

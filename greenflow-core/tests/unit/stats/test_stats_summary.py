@@ -236,3 +236,50 @@ def test_results_summary_api(sweep_dir: Path) -> None:
     assert len(results.summary(sweep_dir, "sweep")) == 4
     with pytest.raises(StoreError):
         results.summary(sweep_dir, "nope")
+
+
+def test_idle_uncertainty_widens_the_dynamic_intervals_only(tmp_path: Path) -> None:
+    """Three runs with a 0.5 J idle uncertainty each: the active (dynamic) energy's
+    interval is √(h² + (1.96 × 0.5)²) wide and records the 0.5 J, the service's share of
+    it carries half of it, per message the same ÷ units; the total energy is untouched."""
+    from greenflow.api.context import WorkloadResult
+
+    with Store.open(tmp_path) as store:
+        exp = store.upsert_experiment("sweep", "plan.toml", "", 1)
+        for i, active in enumerate((10.0, 12.0, 14.0)):
+            metrics = [
+                host("energy_joules", active + 20, "rapl", "n1"),
+                host("active_energy_joules", active, "rapl", "n1"),
+                host("active_energy_uncertainty_joules", 0.5, "rapl", "n1"),
+                host("active_energy_per_message_joules", active / 100, "rapl", "n1"),
+                host(
+                    "energy_joules",
+                    active / 2,
+                    "rapl+cpu-share",
+                    "n1",
+                    scope="service",
+                    group="service:kafka",
+                ),
+            ]
+            add_run(
+                store,
+                exp,
+                f"r{i}",
+                {"rate": 1},
+                i,
+                RunStatus.FINISHED,
+                metrics,
+                WorkloadResult(units=100.0, unit="message"),
+            )
+        (point,) = summarize(store, "sweep")
+    z, half = 1.959963984540054, T_975[2] * 2 / math.sqrt(3)
+    active = point.stats["active_energy_joules[host/n1]"]
+    assert active.systematic == pytest.approx(0.5)
+    assert active.ci_high - active.mean == pytest.approx(math.hypot(half, z * 0.5), rel=1e-3)
+    service = point.stats["energy_joules[service/kafka@n1]"]
+    assert service.systematic == pytest.approx(0.25)
+    per_message = point.stats["active_energy_per_message_joules[host/n1]"]
+    assert per_message.systematic == pytest.approx(0.005)
+    total = point.stats["energy_joules[host/n1]"]
+    assert total.systematic is None
+    assert total.ci_high - total.mean == pytest.approx(half, rel=1e-3)
