@@ -157,13 +157,14 @@ def test_a_baseline_waits_out_a_cpu_burst_and_matches_quiet_idle(tmp_path: Path)
 
 def test_without_settling_the_burst_is_in_the_baseline(tmp_path: Path) -> None:
     """The same burst with settle = 0: the service burns about one CPU through the opening
-    baseline, which is stored as not waited for — what the settling above prevents."""
+    baseline (it gets at least 0.3 CPU-s/s even on a busy machine), which is stored as not
+    waited for — what the settling above prevents."""
     plan = _plan(tmp_path, reps=3, settle="0s", services=BUSY_SERVICE)
     run = _greenflow(tmp_path, "run", str(plan))
     assert run.returncode == 0, run.stderr[-3000:]
     opening, samples = _opening(tmp_path / "out")
     assert opening.settled is None
-    assert _service_cpu_rate(opening, samples) > 0.5
+    assert _service_cpu_rate(opening, samples) > 0.3
 
 
 def test_the_warm_up_run_is_not_stored_as_measured(tmp_path: Path) -> None:
