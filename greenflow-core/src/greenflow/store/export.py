@@ -33,6 +33,12 @@ RUN_COLUMNS = (
 )
 MEASURE_COLUMNS = ("measure.start", "measure.end", "measure.duration_s")
 RESULT_COLUMNS = ("units", "unit", "payload_bytes", "achieved_rate")
+#: Prefix of a metric column that would otherwise take one of the columns above.
+METRIC_PREFIX = "metric."
+
+# Parameters are always `param.<axis>`, so an axis named `error` or `status` cannot take a
+# run column; a metric can (a workload figure named `error` is stored as a metric too).
+_RESERVED = frozenset(RUN_COLUMNS + MEASURE_COLUMNS + RESULT_COLUMNS)
 
 # Labels that make up the bracketed part of a metric column; any others follow as k=v.
 _SCOPE, _HOST = "scope", "host"
@@ -109,22 +115,36 @@ def metric_columns(metrics: Iterable[Metric]) -> dict[str, Any]:
 
     When two methods give the same metric with the same labels (RAPL and a model, say),
     the first stored keeps the plain column and each other one gets ``,method=<method>``
-    inside its brackets, so no figure is silently dropped.
+    inside its brackets, so no figure is silently dropped. A metric whose column would be
+    a run, window or result column (a workload figure named ``error``) is
+    ``metric.<column>`` instead; the workload's own copy of a result figure (``payload_bytes``,
+    method ``workload``) keeps the result's column, which holds the same value.
     """
     out: dict[str, Any] = {}
     methods: dict[str, str] = {}
     for m in metrics:
-        column = metric_column(m.name, m.labels)
+        column = _unreserved(metric_column(m.name, m.labels), m.method)
         if column in methods and methods[column] != m.method:
-            column = metric_column(m.name, {**m.labels, "method": m.method})
+            column = _unreserved(metric_column(m.name, {**m.labels, "method": m.method}), m.method)
         methods[column] = m.method
         out[column] = _value(m.value)
         out[f"{column}.method"] = m.method
     return {k: out[k] for k in sorted(out)}
 
 
+def _unreserved(column: str, method: str) -> str:
+    if column not in _RESERVED or (method == "workload" and column in RESULT_COLUMNS):
+        return column
+    return f"{METRIC_PREFIX}{column}"
+
+
 def rows(store: Store, experiment: str | None = None) -> list[dict[str, Any]]:
-    """One row per run: of ``experiment``, or of every experiment (oldest first)."""
+    """One row per run: of ``experiment``, or of every experiment (oldest first).
+
+    Every row has every column of :func:`columns`, in that order; a value a run lacks (no
+    result, a metric another run has) is None, so JSON shows ``null`` rather than leaving
+    the key out.
+    """
     if experiment is None:
         experiments = store.experiments()
     else:
@@ -135,9 +155,9 @@ def rows(store: Store, experiment: str | None = None) -> list[dict[str, Any]]:
             raise StoreError(msg)
         experiments = [found]
     data = [run_row(exp, run, store) for exp in experiments for run in store.get_runs(exp.id)]
-    # Every row lists its keys in the shared column order, so JSON reads like the CSV.
-    order = {c: i for i, c in enumerate(columns(data))}
-    return [dict(sorted(row.items(), key=lambda kv: order[kv[0]])) for row in data]
+    # Every row lists every key in the shared column order, so JSON reads like the CSV.
+    cols = columns(data)
+    return [{c: row.get(c) for c in cols} for row in data]
 
 
 def columns(rows: Sequence[Mapping[str, Any]]) -> list[str]:

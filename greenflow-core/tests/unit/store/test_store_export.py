@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from greenflow.api.context import Metric
+from greenflow.api.context import Metric, WorkloadResult
 from greenflow.errors import StoreError
-from greenflow.store import Store
+from greenflow.store import RunStatus, Store
 from greenflow.store.export import columns, metric_column, metric_columns, rows, to_json, write_csv
 
 
@@ -107,8 +107,50 @@ def test_rows(results_dir: Path) -> None:
         "producer exited with 1\ntraceback...",
         None,
     )
-    assert "units" not in failed
+    assert failed["units"] is None
     assert data[2]["status"] == "pending"
+
+
+def test_every_row_has_every_column_and_json_says_null(results_dir: Path) -> None:
+    """Rows share one set of keys (missing values are None), so --json shows null, never a gap."""
+    with Store.open(results_dir) as store:
+        data = rows(store)
+    cols = columns(data)
+    assert all(list(row) == cols for row in data)
+    pending = json.loads(to_json(data))[2]
+    assert pending["status"] == "pending"
+    assert pending["units"] is None and pending["energy_joules[host/node-1]"] is None
+    assert pending["measure.start"] is None
+
+
+def test_axes_and_figures_named_like_run_columns_keep_their_own_column(tmp_path: Path) -> None:
+    """An axis named `error` is `param.error`; a metric named `error` is `metric.error`: the run's `error` stays."""
+    with Store.open(tmp_path) as store:
+        exp = store.upsert_experiment("e", "plan.toml", "", 1)
+        store.add_run(exp, "r1", {"error": 0.1, "status": "x"}, 0, 0)
+        store.set_run_status("r1", RunStatus.RUNNING)
+        store.set_run_status("r1", RunStatus.FAILED, "producer exited with 1")
+        store.set_result("r1", WorkloadResult(units=10, payload_bytes=100.0))
+        store.add_metrics(
+            "r1",
+            [
+                Metric("error", 3.0, "", "workload"),
+                Metric("units", 7.0, "", "model:x"),
+                Metric("payload_bytes", 100.0, "bytes", "workload"),
+            ],
+        )
+        (row,) = rows(store)
+    assert (row["error"], row["param.error"], row["status"], row["param.status"]) == (
+        "producer exited with 1",
+        0.1,
+        "failed",
+        "x",
+    )
+    assert (row["metric.error"], row["metric.error.method"]) == (3.0, "workload")
+    assert (row["units"], row["metric.units"]) == (10.0, 7.0)
+    # The workload's own copy of a result figure is that figure: no second column.
+    assert (row["payload_bytes"], row["payload_bytes.method"]) == (100.0, "workload")
+    assert "metric.payload_bytes" not in row
 
 
 def test_column_order(results_dir: Path) -> None:
