@@ -31,6 +31,8 @@ def plugins(check: bool, as_json: bool) -> None:
 
 
 def _print_table(infos: list[PluginInfo]) -> None:
+    import io
+
     from rich.console import Console
     from rich.table import Table
     from rich.text import Text
@@ -55,4 +57,14 @@ def _print_table(infos: list[PluginInfo]) -> None:
         table.add_row(
             info.name, info.kind.value, info.distribution or "?", info.version or "?", status
         )
-    console.print(table)
+    if console.is_terminal:
+        console.print(table)
+        return
+    # A pipe, a file, CI's log: rich would fit the table to 80 columns and fold an error
+    # into a column a few characters wide. As wide as the widest row instead, so that each
+    # plugin is one line to read or grep, without the blanks that pad the last column.
+    width = Console(width=1_000_000, file=io.StringIO()).measure(table).maximum
+    text = io.StringIO()
+    Console(width=width, file=text, color_system=None).print(table)
+    for line in text.getvalue().splitlines():
+        click.echo(line.rstrip())

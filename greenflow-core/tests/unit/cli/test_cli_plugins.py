@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import json
 
+import attrs
 import pytest
 from click.testing import CliRunner
 
@@ -59,6 +60,21 @@ def test_table_shows_name_kind_distribution_version_and_error(installed: list[Pl
         "needs",
         "libfoo",
     ]
+
+
+def test_without_a_terminal_each_plugin_is_one_whole_line(
+    installed: list[PluginInfo], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Piped output keeps a long error on its plugin's line, whole, with no trailing blanks."""
+    monkeypatch.delenv("COLUMNS")
+    error = "ImportError: cannot import name 'Missing' from 'greenflow_broken' " + "x" * 120
+    installed[1] = attrs.evolve(FAILED, error=error)
+    result = CliRunner().invoke(plugins_module.plugins, [])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert len(lines) == 3
+    assert lines[2].startswith("broken") and lines[2].endswith(f"failed: {error}")
+    assert all(line == line.rstrip() for line in lines)
 
 
 def test_json_prints_a_list_of_plugins(installed: list[PluginInfo]) -> None:
