@@ -1,16 +1,28 @@
-"""Protocols end to end on `local` with a `command` workload that emulates a system with a
-known capacity (it completes at most CAPACITY units per second, whatever it is asked)."""
+"""Protocols end to end on `local` with a `command` workload that emulates a system of known
+capacity whose load generator, once saturated, bursts to catch up (issue 17): up to
+CAPACITY it does what it is asked; above it, it reports BURST × the asked work.
+
+No assertion here depends on timing. The achieved rate is the units over the measured
+window, which includes the interpreter's start: on a busy machine a sustainable load reads
+somewhat below 1 × asked, never above, and an overshoot stays far above 1. The plans use a
+wide tolerance (0.5) so that scheduling noise cannot flip a verdict, and the checks are on
+what the protocol stored: every verdict re-derived from the stored result, nothing above
+the capacity sustained, the conclusion confirmed by runs that all passed."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
-from greenflow.builtin.protocols import sustained
+from greenflow.api import Probe
+from greenflow.builtin.protocols import ABOVE, Criterion
 from greenflow.store import RunStatus, Store
 
 CAPACITY = 3000
+BURST = 5
+TOLERANCE = 0.5
 PLAN = """
 [experiment]
 name = "adaptive"
@@ -23,8 +35,8 @@ type = "local"
 
 [workload]
 type = "command"
-# Works for one second at min(asked, capacity) units per second.
-command = "python3 -c 'import sys, time; l = float(sys.argv[1]); time.sleep(1.0); print(\\"processed\\", int(min(l, {cap})))' {{load}}"
+# One second of work at the asked rate; past the capacity, a backlog drained: BURST × asked.
+command = "python3 -c 'import sys, time; l = float(sys.argv[1]); time.sleep(1.0); print(\\"processed\\", int(l if l <= {cap} else {burst} * l))' {{load}}"
 params = {{ load = 1 }}
 units_pattern = "processed (\\\\d+)"
 unit = "item"
@@ -36,70 +48,94 @@ unit = "item"
 
 def _run(tmp_path: Path, protocol: str, reps: int = 1) -> subprocess.CompletedProcess[str]:
     plan = tmp_path / "plan.toml"
-    plan.write_text(PLAN.format(out=tmp_path / "out", cap=CAPACITY, protocol=protocol, reps=reps))
+    plan.write_text(
+        PLAN.format(out=tmp_path / "out", cap=CAPACITY, burst=BURST, protocol=protocol, reps=reps)
+    )
     return subprocess.run(
         [sys.executable, "-m", "greenflow", "run", str(plan)],
         cwd=tmp_path,
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=600,
         check=False,
     )
 
 
-def _probes(tmp_path: Path) -> tuple[list[tuple[float, float | None, str]], dict]:
+def _stored(tmp_path: Path) -> tuple[dict[str, Probe], dict[str, Any]]:
+    """Each stored run as the protocol saw it, by run id, and the protocol record."""
     with Store.open(tmp_path / "out") as store:
         exp = store.get_experiment("adaptive")
         assert exp is not None
-        out = []
-        for row in store.get_runs(exp.id):
-            result = store.result(row.run_id)
-            rate = result.achieved_rate if result else None
-            out.append((float(row.params["params.load"]), rate, row.status.value))
-        return out, exp.provenance["protocol"]
+        probes = {
+            row.run_id: Probe(
+                row.params["params.load"],
+                row.repetition,
+                row.status.value,
+                store.result(row.run_id),
+                row.error,
+            )
+            for row in store.get_runs(exp.id)
+        }
+        return probes, exp.provenance["protocol"]
 
 
-def test_max_throughput_brackets_the_capacity(tmp_path: Path) -> None:
-    """The bracket found contains the first asked rate whose achieved/asked drops below
-    the threshold, checked from the stored probes; every probe is a stored run."""
-    proto = 'type = "max-throughput"\naxis = "params.load"\nstart = 1000\nthreshold = 0.8\n'
-    run = _run(tmp_path, proto)
+SEARCH = f'type = "max-throughput"\naxis = "params.load"\nstart = 1000\ntolerance = {TOLERANCE}\n'
+
+
+def test_max_throughput_concludes_a_confirmed_rate_below_the_bursts(tmp_path: Path) -> None:
+    """The conclusion is the highest sustained load, confirmed by three more runs that all
+    passed; the overshooting loads above the capacity are unsustained for being above the
+    asked rate; every stored verdict is the criterion's on the stored result."""
+    run = _run(tmp_path, SEARCH)
     assert run.returncode == 0, run.stderr
-    probes, record = _probes(tmp_path)
-    assert len(probes) >= 4 and all(s == "finished" for _, _, s in probes)
-    conclusion = record["conclusions"][0]
-    low, high = conclusion["max_sustained"], conclusion["first_unsustained"]
-    assert low is not None and high is not None
-    assert (high - low) / high <= 0.05
-    # From the stored probes: everything up to `low` sustained, `high` did not.
-    ratios = {load: rate / load for load, rate, _ in probes if rate is not None}
-    assert ratios[low] >= 0.8 > ratios[high]
-    assert all(r >= 0.8 for load, r in ratios.items() if load <= low)
-    assert all(r < 0.8 for load, r in ratios.items() if load >= high)
-    # The emulated system cannot do more than its capacity.
-    assert low <= CAPACITY / 0.8
+    probes, record = _stored(tmp_path)
+    (conclusion,) = record["conclusions"]
+    points = conclusion["curve"]
+    assert len(points) == len(probes) >= 6 and all(p.status == "finished" for p in probes.values())
+    criterion = Criterion(tolerance=TOLERANCE)
+    for pt in points:
+        probe = probes[pt["run_id"]]
+        assert (probe.value, probe.repetition) == (pt["value"], pt["repetition"])
+        verdict = criterion.judge(probe, None)
+        assert pt["sustained"] == verdict.sustained and pt["failures"] == [
+            f.as_dict() for f in verdict.failures
+        ]
+        if float(probe.value) > CAPACITY:
+            assert not pt["sustained"] and ABOVE in [f["reason"] for f in pt["failures"]]
+    top = conclusion["max_sustained"]
+    assert top is not None and conclusion["confirmed"] and top <= CAPACITY
+    at_top = [pt for pt in points if pt["value"] == top]
+    assert sorted(pt["repetition"] for pt in at_top) == [0, 1, 2, 3]
+    assert all(pt["sustained"] for pt in at_top)
+    assert conclusion["confirmation"]["runs"] == 3
+    above = [float(pt["value"]) for pt in points if float(pt["value"]) > top]
+    assert conclusion["first_unsustained"] == min(above)
+    assert all(not pt["sustained"] for pt in points if float(pt["value"]) > top)
 
 
 def test_rerun_replays_probes_from_the_store(tmp_path: Path) -> None:
     """A second run of the same plan repeats no probe and reaches the same conclusion."""
-    proto = 'type = "max-throughput"\naxis = "params.load"\nstart = 2000\nthreshold = 0.8\n'
-    assert _run(tmp_path, proto).returncode == 0
-    first, rec1 = _probes(tmp_path)
-    assert _run(tmp_path, proto).returncode == 0
-    second, rec2 = _probes(tmp_path)
-    assert len(first) == len(second)
+    assert _run(tmp_path, SEARCH.replace("1000", "2000")).returncode == 0
+    first, rec1 = _stored(tmp_path)
+    assert _run(tmp_path, SEARCH.replace("1000", "2000")).returncode == 0
+    second, rec2 = _stored(tmp_path)
+    assert first.keys() == second.keys()
     assert rec1["conclusions"] == rec2["conclusions"]
 
 
 def test_proportionality_runs_levels_of_a_given_maximum(tmp_path: Path) -> None:
-    """Levels are percentages of the maximum, each repeated."""
+    """Levels are percentages of the maximum, each repeated, and judged on the curve."""
     proto = (
         'type = "proportionality"\naxis = "params.load"\nmaximum = 2000\nlevels = [25, 50, 100]\n'
+        f"tolerance = {TOLERANCE}\n"
     )
     run = _run(tmp_path, proto, reps=2)
     assert run.returncode == 0, run.stderr
-    probes, _ = _probes(tmp_path)
-    assert sorted(load for load, _, _ in probes) == [500, 500, 1000, 1000, 2000, 2000]
+    probes, record = _stored(tmp_path)
+    assert sorted(p.value for p in probes.values()) == [500, 500, 1000, 1000, 2000, 2000]
+    (conclusion,) = record["conclusions"]
+    assert {pt["role"] for pt in conclusion["curve"]} == {"level"}
+    assert len(conclusion["curve"]) == 6
 
 
 def test_idle_protocol_measures_without_load(tmp_path: Path) -> None:
@@ -113,13 +149,3 @@ def test_idle_protocol_measures_without_load(tmp_path: Path) -> None:
         assert row.status == RunStatus.FINISHED and row.params.get("protocol") == "idle"
         names = {m.name for m in store.metrics(row.run_id)}
         assert "energy_joules" in names
-
-
-def test_sustained_needs_a_finished_run() -> None:
-    """A failed probe never counts as sustained, whatever its ratio."""
-    from greenflow.api import Probe, WorkloadResult
-
-    ok = WorkloadResult(units=100, achieved_rate=100.0)
-    assert sustained(Probe(100, 0, "finished", ok), 0.95)
-    assert not sustained(Probe(100, 0, "failed", ok), 0.95)
-    assert not sustained(Probe(200, 0, "finished", ok), 0.95)
