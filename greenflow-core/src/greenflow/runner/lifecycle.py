@@ -348,6 +348,8 @@ class Runner:
         return outcome
 
     def _protocol_loop(self, outcome: Outcome) -> None:
+        from greenflow.builtin.protocols import add_run_figures
+
         protocol = self.expansion.protocol
         repetitions = self.plan.experiment.repetitions
         stored = {r.run_id: r for r in self.store.get_runs(self.exp_id)}
@@ -355,6 +357,7 @@ class Runner:
         conclusions = []
         for base in self.expansion.bases:
             probes: list[Probe] = []
+            run_ids: list[str] = []  # each probe's run, for the conclusion's figures
             while steps := protocol.next_steps(probes, repetitions):
                 for step in steps:
                     spec = self.expansion.probe(base, step.value, step.repetition, step.idle)
@@ -392,13 +395,16 @@ class Runner:
                             fresh_row.error if fresh_row else None,
                         )
                     )
+                    run_ids.append(spec.run_id)
             axes = [a.name for a in self.expansion.axes]
             conclusion = {"base": dict(zip(axes, base, strict=True)), **protocol.conclusion(probes)}
+            # A saturation curve's points get their run's id and energy per unit of work.
+            conclusion = add_run_figures(conclusion, run_ids, self.store.metrics)
             conclusions.append(conclusion)
             log.info(
                 "protocol.concluded",
                 protocol=self.plan.protocol.type if self.plan.protocol else "",
-                **{k: str(v) for k, v in conclusion.items()},
+                **{k: str(v) for k, v in conclusion.items() if k != "curve"},
             )
             self._record_conclusions(conclusions)
 
