@@ -11,6 +11,7 @@ from __future__ import annotations
 import enum
 import json
 import math
+import os
 import sqlite3
 import threading
 import time
@@ -241,6 +242,36 @@ class RunRow:
         return Window(start, min(later)) if later else None
 
 
+def _connect_read_only(path: Path) -> sqlite3.Connection:
+    """A read-only connection to the store at ``path``, for a directory this process
+    cannot write.
+
+    SQLite reads a WAL database read-only when its ``-wal`` and ``-shm`` files exist (a
+    store still open, or not closed cleanly). After a clean close they are gone and a
+    read-only directory cannot get them back, so the file is then opened ``immutable``:
+    nothing can change it there, and a checkpointed store has nothing outside the file.
+    """
+    uri = path.resolve().as_uri()
+    error: sqlite3.Error | None = None
+    for query in ("mode=ro", "immutable=1"):
+        conn = sqlite3.connect(
+            f"{uri}?{query}",
+            uri=True,
+            timeout=_BUSY_TIMEOUT_S,
+            isolation_level=None,
+            check_same_thread=False,
+        )
+        try:
+            conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        except sqlite3.Error as exc:  # SQLite opens lazily: the first read says
+            conn.close()
+            error = exc
+            continue
+        return conn
+    assert error is not None
+    raise error
+
+
 class Store:
     """The SQLite store of one output directory; open it with :meth:`open`.
 
@@ -263,7 +294,9 @@ class Store:
         """Open (and with ``create``, make) ``<output_dir>/greenflow.sqlite``.
 
         ``create=False`` is for readers (``greenflow results``): a missing store is a
-        :class:`StoreError` rather than a new empty database.
+        :class:`StoreError` rather than a new empty database, and a store this process
+        cannot write (a read-only file system, another user's results) is opened
+        read-only: reading works, a write raises :class:`StoreError`.
         """
         output_dir = Path(output_dir)
         path = output_dir / DB_NAME
@@ -273,38 +306,54 @@ class Store:
                 "results directory of a plan that has run (its [experiment] output)"
             )
             raise StoreError(msg)
+        # os.access says False for a read-only file system too (EROFS), even to root.
+        read_only = not create and not (os.access(output_dir, os.W_OK) and os.access(path, os.W_OK))
         try:
-            output_dir.mkdir(parents=True, exist_ok=True)
-            conn = sqlite3.connect(
-                path,
-                timeout=_BUSY_TIMEOUT_S,
-                # Transactions are opened explicitly (BEGIN IMMEDIATE) by _transaction.
-                isolation_level=None,
-                # The runner's main thread owns the store, but a signal handler or a
-                # helper thread may write; self._lock serialises them.
-                check_same_thread=False,
-            )
+            if read_only:
+                conn = _connect_read_only(path)
+            else:
+                output_dir.mkdir(parents=True, exist_ok=True)
+                conn = sqlite3.connect(
+                    path,
+                    timeout=_BUSY_TIMEOUT_S,
+                    # Transactions are opened explicitly (BEGIN IMMEDIATE) by _transaction.
+                    isolation_level=None,
+                    # The runner's main thread owns the store, but a signal handler or a
+                    # helper thread may write; self._lock serialises them.
+                    check_same_thread=False,
+                )
         except (OSError, sqlite3.Error) as exc:
             msg = f"cannot open the store {path}: {exc}"
             raise StoreError(msg) from exc
         conn.row_factory = sqlite3.Row
         store = cls(conn, path)
         try:
-            store._prepare()
+            store._prepare(read_only=read_only)
         except BaseException:
             conn.close()
             raise
         return store
 
-    def _prepare(self) -> None:
+    def _prepare(self, *, read_only: bool = False) -> None:
+        mode = "wal"  # read-only: nothing may be written, the journal mode is what it is
         try:
-            mode = self._conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
-            self._conn.execute("PRAGMA synchronous=NORMAL")
+            if not read_only:
+                mode = self._conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+                self._conn.execute("PRAGMA synchronous=NORMAL")
             self._conn.execute("PRAGMA foreign_keys=ON")
             version = int(self._conn.execute("PRAGMA user_version").fetchone()[0])
         except sqlite3.DatabaseError as exc:
             msg = f"{self.path} is not a GreenFlow store: {exc}"
             raise StoreError(msg) from exc
+        if read_only and version == 0:
+            raise StoreError(f"{self.path} is not a GreenFlow store (it has no schema)")
+        if read_only and version < SCHEMA_VERSION:
+            msg = (
+                f"{self.path} was written by an older GreenFlow (schema version {version}; this "
+                f"one upgrades it to {SCHEMA_VERSION} in place) and its directory is read-only: "
+                "copy the results directory somewhere writable and read the copy"
+            )
+            raise StoreError(msg)
         if str(mode).lower() != "wal":
             msg = f"cannot switch {self.path} to WAL mode (got {mode!r}); is it on a network file system?"
             raise StoreError(msg)

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import math
+import os
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -73,6 +75,45 @@ def test_open_without_create_needs_an_existing_store(tmp_path: Path) -> None:
     with pytest.raises(StoreError, match="no GreenFlow store in"):
         Store.open(tmp_path / "missing", create=False)
     assert not (tmp_path / "missing").exists()
+
+
+@pytest.fixture
+def unwritable(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Directories and files read as not writable, as on a read-only file system (tests run
+    as root, whom permission bits do not stop; tests/integration mounts a real one)."""
+    real = os.access
+
+    def access(path: Any, mode: int, *args: Any, **kwargs: Any) -> bool:
+        return False if mode & os.W_OK else real(path, mode, *args, **kwargs)
+
+    monkeypatch.setattr(os, "access", access)
+
+
+@pytest.mark.parametrize("left_open", [False, True], ids=["closed", "still-open"])
+def test_a_store_that_cannot_be_written_opens_read_only(
+    tmp_path: Path, unwritable: None, left_open: bool
+) -> None:
+    """A reader opens an unwritable store read-only (closed cleanly, or still open with its
+    WAL): it reads everything and refuses a write with a StoreError."""
+    writer = Store.open(tmp_path)
+    exp = writer.upsert_experiment("e", "plan.toml", "", 1)
+    writer.add_run(exp, "r1", {"rate": 1}, 0, 0)
+    if not left_open:
+        writer.close()
+    try:
+        with Store.open(tmp_path, create=False) as store:
+            assert [r.run_id for r in store.get_runs(exp)] == ["r1"]
+            with pytest.raises(StoreError):
+                store.upsert_experiment("other", "plan.toml", "", 1)
+    finally:
+        writer.close()
+
+
+def test_an_unwritable_file_that_is_not_a_store_says_so(tmp_path: Path, unwritable: None) -> None:
+    """An SQLite file without GreenFlow's schema, read-only, is 'not a GreenFlow store'."""
+    sqlite3.connect(tmp_path / DB_NAME).execute("CREATE TABLE t (x)").connection.close()
+    with pytest.raises(StoreError, match="is not a GreenFlow store"):
+        Store.open(tmp_path, create=False)
 
 
 def test_reopen_keeps_data(tmp_path: Path) -> None:
