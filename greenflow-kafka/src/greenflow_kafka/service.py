@@ -13,12 +13,42 @@ import attrs
 from greenflow.api import Capability, DeployContext, Inventory, Platform, ProcessGroups, Service
 from greenflow.api.prometheus import PROMETHEUS_TARGETS_FILE, write_targets_file
 from greenflow.errors import ServiceError
-from greenflow.plan.validators import at_least, cpu_quantity, memory_quantity
+from greenflow.plan.validators import at_least, cpu_quantity, matches, memory_quantity
 from greenflow_kafka.distribution import DEFAULT_KAFKA_VERSION
 
 if TYPE_CHECKING:
     from greenflow_kafka.kube import BrokerStatefulSet, KafkaKubeSpec
     from greenflow_kubernetes import KubeSession
+
+
+#: A JVM heap size as -Xmx takes it: bytes, or a number with k, m or g.
+HEAP_PATTERN = r"[0-9]+[kKmMgG]?"
+#: Heap of each local JVM when `heap` is unset.
+DEFAULT_LOCAL_HEAP = "512m"
+
+
+def heap_bytes(heap: str) -> int:
+    """A JVM heap size (``"512m"``, ``"2g"``, ``"1024k"``, bytes) in bytes."""
+    unit = heap[-1].lower() if heap[-1].isalpha() else ""
+    number = int(heap[:-1] if unit else heap)
+    return number * {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}[unit]
+
+
+def local_heap_problem(config: KafkaConfig, memory_bytes: int) -> str | None:
+    """Why the local JVMs' heaps (each broker's and dedicated controller's, -Xms = -Xmx) do
+    not fit in ``memory_bytes`` of memory, or None."""
+    heap = config.heap or DEFAULT_LOCAL_HEAP
+    jvms = config.brokers + ((config.controllers or 1) if config.brokers > 1 else 0)
+    total = jvms * heap_bytes(heap)
+    if total < memory_bytes:
+        return None
+    gib = 1 << 30
+    what = f"{jvms} JVMs × {heap} = {total / gib:.1f} GiB" if jvms > 1 else heap
+    return (
+        f"heap: {what} does not fit in this machine's {memory_bytes / gib:.1f} GiB of memory "
+        "(each broker and controller JVM reserves its whole heap, -Xms = -Xmx); lower heap "
+        f"(unset, it is {DEFAULT_LOCAL_HEAP}) or use fewer brokers"
+    )
 
 
 @attrs.frozen
@@ -36,8 +66,10 @@ class KafkaConfig:
         default=None, validator=attrs.validators.optional(at_least(1))
     )
     #: JVM heap of each broker (-Xms = -Xmx). Unset: 512m locally, half of `memory` on
-    #: Kubernetes.
-    heap: str | None = None
+    #: Kubernetes. Locally the heaps of all JVMs must fit in this machine's memory.
+    heap: str | None = attrs.field(
+        default=None, validator=matches(HEAP_PATTERN, 'a JVM heap size such as "512m" or "2g"')
+    )
     #: Extra server.properties for every node.
     overrides: dict[str, str] = attrs.field(factory=dict)
     #: Keep the data directories after the service is removed (local only).
@@ -75,6 +107,14 @@ class KafkaService(Service):
     @classmethod
     def required_roles(cls, config: Any) -> frozenset[str]:
         return frozenset({"broker"})
+
+    @classmethod
+    def check_platform(cls, config: Any, platform: Platform) -> str | None:
+        if Capability.KUBERNETES in type(platform).capabilities:
+            return None  # the heap is checked against each pod's memory limit there
+        import psutil
+
+        return local_heap_problem(config, psutil.virtual_memory().total)
 
     def __init__(self, name: str, config: KafkaConfig) -> None:
         super().__init__(name, config)
@@ -132,6 +172,10 @@ class KafkaService(Service):
         brokers = inventory.with_role("broker")
         if not brokers:
             raise ServiceError(f"service {self.name!r}: no host carries the role 'broker'")
+        # `greenflow validate` says it first; a run that skipped it must not start the JVMs.
+        problem = self.check_platform(self.config, platform)
+        if problem:
+            raise ServiceError(f"service {self.name!r}: {problem}")
         dist = resolve_distribution(self.config.version)
         metrics = None
         if self.config.metrics:
@@ -144,7 +188,7 @@ class KafkaService(Service):
             log_dir=ctx.log_dir / self.name,
             brokers=self.config.brokers,
             controllers=self.config.controllers or 1,
-            heap=self.config.heap or "512m",
+            heap=self.config.heap or DEFAULT_LOCAL_HEAP,
             overrides=self.config.overrides,
             host=brokers[0].address,
             metrics=metrics,

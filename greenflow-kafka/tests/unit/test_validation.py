@@ -124,3 +124,70 @@ def test_run_without_java_or_mvn_exits_1_with_the_install_hint(
     assert not list(cache.rglob("*.jar")), (
         "jars appeared in the cache although Java or Maven is missing"
     )
+
+
+def _heap_plan(tmp_path: Path, services: str) -> Path:
+    path = tmp_path / "plan.toml"
+    plan = PLAN.format(output=tmp_path / "out", workload="load = 1000")
+    path.write_text(plan.replace('brokers = 1\nheap = "256m"\n', services))
+    return path
+
+
+def test_validate_refuses_a_heap_larger_than_this_machine(tmp_path: Path) -> None:
+    """A local broker heap beyond this machine's memory is refused at validate, naming the key
+    and both sizes (heap = "64g" on a 23 GiB machine was accepted)."""
+    import psutil
+
+    too_big = f"{psutil.virtual_memory().total // (1 << 30) + 2}g"
+    result = CliRunner().invoke(
+        main, ["validate", str(_heap_plan(tmp_path, f'heap = "{too_big}"\n'))]
+    )
+    assert result.exit_code == 1, result.output
+    text = result.output
+    assert "[services.0]" in text and f"heap: {too_big} does not fit in this machine's" in text
+    assert "Traceback" not in text
+
+
+def test_the_heaps_of_all_local_jvms_must_fit(tmp_path: Path) -> None:
+    """Brokers and controllers each reserve the heap: their sum is what must fit."""
+    from greenflow_kafka.service import KafkaConfig, local_heap_problem
+
+    gib = 1 << 30
+    assert local_heap_problem(KafkaConfig(brokers=3, heap="4g"), 16 * gib) == (
+        "heap: 4 JVMs × 4g = 16.0 GiB does not fit in this machine's 16.0 GiB of memory (each "
+        "broker and controller JVM reserves its whole heap, -Xms = -Xmx); lower heap (unset, it "
+        "is 512m) or use fewer brokers"
+    )
+    assert local_heap_problem(KafkaConfig(brokers=3, heap="4g"), 17 * gib) is None
+    assert local_heap_problem(KafkaConfig(), 1 * gib) is None  # 512m by default
+    assert local_heap_problem(KafkaConfig(heap="2048m"), 2 * gib) is not None
+
+
+@pytest.mark.parametrize("heap", ["lots", "2 g", "1.5g", "2t", ""])
+def test_a_heap_that_is_no_jvm_size_is_refused_naming_the_key(heap: str) -> None:
+    """heap must read like -Xmx: bytes, or a whole number with k, m or g."""
+    from greenflow_kafka.service import KafkaConfig
+
+    with pytest.raises(ValueError, match=r'^heap: expected a JVM heap size such as "512m"'):
+        KafkaConfig(heap=heap)
+
+
+def test_heap_bytes_reads_jvm_sizes() -> None:
+    """k, m and g are binary multiples, as the JVM reads them."""
+    from greenflow_kafka.service import heap_bytes
+
+    assert [heap_bytes(h) for h in ("1024", "1k", "512m", "2G")] == [1024, 1024, 512 << 20, 2 << 30]
+
+
+def test_deploy_refuses_the_heap_before_starting_anything(tmp_path: Path) -> None:
+    """A run that skipped validate gets the same refusal from deploy, before any jar or JVM."""
+    from greenflow.errors import ServiceError
+    from greenflow.plugins import Kind, load
+    from greenflow.testing import local_inventory, make_deploy_context
+    from greenflow_kafka.service import KafkaConfig, KafkaService
+
+    local = load(Kind.PLATFORM, "local", where="test")
+    service = KafkaService("kafka", KafkaConfig(heap="100000g"))
+    with pytest.raises(ServiceError, match=r"service 'kafka': heap: 100000g does not fit"):
+        service.deploy(local(local.Config()), local_inventory(), make_deploy_context(tmp_path))
+    assert service.processes() == {}
