@@ -17,6 +17,7 @@ import pytest
 from structlog.testing import capture_logs
 
 from greenflow.api import Phase, Sample, wait_until
+from greenflow.store.redact import strip_userinfo
 from greenflow.store.remote_write import (
     PROTOCOL_VERSION,
     DecodedSeries,
@@ -27,7 +28,6 @@ from greenflow.store.remote_write import (
     encode_write_request,
     sanitize_label_name,
     sanitize_metric_name,
-    strip_userinfo,
 )
 from greenflow.testing.prometheus import (
     VM_INSTALL_HINT,

@@ -1,7 +1,7 @@
 """Reading a Prometheus HTTP API from a plugin, and writing the files Prometheus reads.
 
 :class:`PrometheusSource` is what the ``prometheus`` and ``scaphandre`` collectors read
-through (errors name the collector and the URL, its password hidden); :func:`parse_matrix`
+through (errors name the collector and the URL, its credentials left out); :func:`parse_matrix`
 turns a range answer into points; :func:`write_targets_file` writes a ``file_sd_configs``
 file for a service's own scrape targets (a local broker's metrics port, say).
 """
@@ -13,10 +13,10 @@ import math
 import os
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 from greenflow.api.context import wait_until
 from greenflow.errors import CollectorError, ReadinessTimeout
+from greenflow.store.redact import strip_userinfo
 
 
 def strip_slash(url: str) -> str:
@@ -24,13 +24,9 @@ def strip_slash(url: str) -> str:
     return url.rstrip("/")
 
 
-def safe_url(url: str) -> str:
-    """``url`` without a password, for messages and provenance."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = f"{parts.username}:***@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
-    return urlunsplit(parts._replace(netloc=netloc))
+#: ``url`` without its user part (``user:password@``, ``TOKEN@``), for messages and
+#: provenance: :func:`greenflow.store.redact.strip_userinfo`, under the name plugins know.
+safe_url = strip_userinfo
 
 
 class PrometheusSource:

@@ -32,6 +32,8 @@ class App:
 
 
 def configure_logging(app: App) -> None:
+    from greenflow.store.redact import redact_event
+
     level = logging.DEBUG if app.verbose else logging.WARNING if app.quiet else logging.INFO
     renderer: Any = (
         structlog.processors.JSONRenderer()
@@ -42,6 +44,10 @@ def configure_logging(app: App) -> None:
         processors=[
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso" if app.log_json else "%H:%M:%S"),
+            # Tracebacks as text, so that the store's redaction reaches them too: a log line
+            # shows no more of a password, token or key than the store keeps.
+            structlog.processors.format_exc_info,
+            redact_event,
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(level),
@@ -60,5 +66,7 @@ def error_boundary(app: App) -> Iterator[None]:
     except GreenFlowError as exc:
         if app.verbose:
             raise
-        click.echo(f"Error: {exc}", err=True)
+        from greenflow.store.redact import redact_text
+
+        click.echo(f"Error: {redact_text(str(exc))}", err=True)
         sys.exit(1)

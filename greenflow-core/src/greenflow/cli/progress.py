@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -15,6 +16,7 @@ from rich.progress import (
 
 from greenflow.plan import RunSpec
 from greenflow.runner import Observer
+from greenflow.store.redact import redact_text
 
 
 class RichObserver(Observer):
@@ -57,8 +59,8 @@ class RichObserver(Observer):
         if self.progress is not None and self.task is not None:
             self.progress.advance(self.task)
         if status != "finished":
-            first = (error or "").splitlines()[0] if error else ""
-            self.console.print(f"[red]run #{run.order} {status}[/red]: {first}")
+            first = redact_text(error).splitlines()[0] if error else ""
+            self.console.print(f"[red]run #{run.order} {status}[/red]: ", escape(first), sep="")
         self.run_label = ""
 
     def stop(self) -> None:

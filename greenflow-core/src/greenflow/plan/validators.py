@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 import attrs
 
 from greenflow.plan.quantities import cpu_cores, memory_bytes
+from greenflow.store.redact import strip_userinfo
 
 Validator = Callable[[Any, "attrs.Attribute[Any]", Any], None]
 
@@ -76,22 +77,15 @@ def http_url(_inst: Any, attribute: attrs.Attribute[Any], value: str | None) -> 
         return
     try:
         parts = urlsplit(value)
+        # Raises for a port that is no number: a raw "/" in a password makes
+        # "http://user:pa/ss@host" read as host "user", port "pa".
+        _port = parts.port
         ok = parts.scheme in ("http", "https") and bool(parts.hostname)
     except (TypeError, ValueError, AttributeError):  # not a string, or "http://[::1"
         ok = False
     if not ok:
-        shown = _without_userinfo(value) if isinstance(value, str) else value
+        shown = strip_userinfo(value) if isinstance(value, str) else value
         _fail(attribute, "an http(s)://host[:port] URL", shown)
-
-
-def _without_userinfo(url: str) -> str:
-    """``url`` without what lies between its scheme and its last ``@``, for a message about
-    a URL that is not valid: that may cut more than the credentials, never less (in
-    ``http://user:pa/ss@host``, urlsplit sees no ``@`` in the authority)."""
-    scheme, sep, rest = url.partition("://")
-    if not sep:
-        scheme, rest = "", url
-    return scheme + sep + rest.rpartition("@")[2]
 
 
 def absolute_path(_inst: Any, attribute: attrs.Attribute[Any], value: str) -> None:

@@ -81,7 +81,7 @@ import structlog
 
 from greenflow.api.context import Sample
 from greenflow.plan.validators import at_least, http_url, label_map, non_negative, positive
-from greenflow.store.redact import redact_text
+from greenflow.store.redact import redact_text, strip_userinfo
 
 log = structlog.get_logger("greenflow.store.remote_write")
 
@@ -116,17 +116,6 @@ def sanitize_label_name(name: str) -> str:
     """``name`` in the Prometheus label-name charset (no ``:``), like :func:`sanitize_metric_name`."""
     clean = _NOT_LABEL_CHAR.sub("_", name)
     return clean if clean and not clean[0].isdigit() else f"_{clean}"
-
-
-def strip_userinfo(url: str) -> str:
-    """``url`` without ``user:password@``: what logs and error messages may show."""
-    try:
-        parts = urllib.parse.urlsplit(url)
-    except ValueError:
-        return redact_text(url)
-    if "@" not in parts.netloc:
-        return url
-    return urllib.parse.urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
 
 
 def _basic_auth(url: str) -> str | None:

@@ -112,13 +112,13 @@ def test_counter_resets_are_undone_like_increase() -> None:
 
 
 def test_describe_hides_the_url_password() -> None:
-    """describe() (stored as provenance) never carries the password of the URL."""
+    """describe() (stored as provenance) never carries the credentials of the URL."""
     config = PrometheusConfig(
         url="https://reader:s3cret@prom.example:9090", queries={"up_ratio": "up"}
     )
     described = PrometheusCollector("p", config).describe()
     assert "s3cret" not in repr(described)
-    assert described["url"] == "https://reader:***@prom.example:9090"
+    assert described["url"] == "https://prom.example:9090"
 
 
 PLAN = """

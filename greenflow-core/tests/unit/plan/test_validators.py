@@ -66,6 +66,10 @@ def test_each_validator_names_the_key_and_what_is_valid(
         ("http://user:secret@/api", "http:///api"),
         ("user:secret@host:9090", "host:9090"),  # no scheme: "user" would be taken for one
         ("http://user:secret@[::1", "http://[::1"),  # unparsable
+        ("ftp://secret@host/x", "ftp://host/x"),  # a token as the user
+        ("ftp://user:p@secret@host/x", "ftp://host/x"),  # a raw @ in the password
+        ("ftp://user:p'secret\"@host/x", "ftp://host/x"),  # quotes in the password
+        ("http://user:p/secret@[::1", "http://[::1"),  # a raw / in the password
     ],
 )
 def test_http_url_never_repeats_credentials(url: str, shown: str) -> None:

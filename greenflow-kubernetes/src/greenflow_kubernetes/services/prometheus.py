@@ -9,7 +9,7 @@ import json
 import re
 from collections.abc import Mapping
 from typing import Any, ClassVar
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import attrs
 import structlog
@@ -17,6 +17,7 @@ import structlog
 from greenflow.api import DeployContext, Inventory, Platform, Service
 from greenflow.plan.durations import Duration
 from greenflow.plan.validators import cpu_quantity, http_url, memory_quantity, positive
+from greenflow.store.redact import strip_userinfo
 from greenflow_kubernetes.readiness import deployment_available
 from greenflow_kubernetes.services.base import (
     NAME_LABEL,
@@ -139,9 +140,7 @@ class PrometheusService(KubeService):
         if self.config.remote_write_url:
             parts = urlsplit(self.config.remote_write_url)
             # Credentials never go into the ConfigMap: basic auth from a mounted Secret.
-            target: dict[str, Any] = {
-                "url": urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
-            }
+            target: dict[str, Any] = {"url": strip_userinfo(self.config.remote_write_url)}
             if parts.username:
                 target["basic_auth"] = {
                     "username": parts.username,
