@@ -34,11 +34,11 @@ HELLO = ROOT / "examples" / "greenflow-hello"
 #: Every distribution mypy --strict checks, each with its own [tool.mypy].
 TYPECHECKED = (CORE, KUBERNETES, KAFKA, REDPANDA, HELLO)
 # Installed for core's tests: a third-party plugin example, a plugin whose entry point
-# fails to load (for `plugins --check`) and a service busy after start-up (baselines).
+# fails to load (for `plugins --check`) and plugins that misbehave on purpose (runner tests).
 CORE_TEST_PLUGINS = (
     HELLO,
     CORE / "tests" / "fixtures" / "broken-plugin",
-    CORE / "tests" / "fixtures" / "busy-service",
+    CORE / "tests" / "fixtures" / "test-plugins",
 )
 #: Under CI=true every part the tests need is installed by scripts/setup-system, so a skip
 #: means a part did not start and CI would pass without testing it: it fails the session.

@@ -124,3 +124,18 @@ def scraped(prometheus_binary: str, tmp_path_factory: pytest.TempPathFactory) ->
 def own_scraped(prometheus_binary: str, tmp_path: Path) -> Iterator[Scraped]:
     """Like ``scraped`` but for one test, which may stop the server."""
     yield from _serve(tmp_path / "prometheus", prometheus_binary)
+
+
+@pytest.fixture
+def test_plugins() -> None:
+    """The test fixture greenflow-test-plugins (plugins that misbehave on purpose), or a
+    skip saying how to install it."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        version("greenflow-test-plugins")
+    except PackageNotFoundError:
+        pytest.skip(
+            "the test fixture greenflow-test-plugins is not installed: "
+            "pip install -e greenflow-core/tests/fixtures/test-plugins"
+        )

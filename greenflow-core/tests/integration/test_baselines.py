@@ -2,7 +2,7 @@
 collectors (the model's power comes from the real CPU time of this machine).
 
 The start-up burst is a real busy process, the `busy` service of the test fixture
-greenflow-busy (tests/fixtures/busy-service): busy on one CPU for a few seconds after it is
+greenflow-test-plugins (tests/fixtures/test-plugins): busy on one CPU for a few seconds after it is
 ready, as a JVM starting up is. Nothing is simulated but the energy itself, which under the
 `model` collector is a function of measured CPU time (no RAPL in a VM)."""
 
@@ -86,17 +86,8 @@ BUSY_SERVICE = '[[services]]\ntype = "busy"\nburst_s = 6\n'
 
 @pytest.fixture(autouse=True)
 def _needs_the_busy_service(request: pytest.FixtureRequest) -> None:
-    if "burst" not in request.node.name:
-        return
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        version("greenflow-busy")
-    except PackageNotFoundError:
-        pytest.skip(
-            "the test fixture greenflow-busy is not installed: "
-            "pip install -e greenflow-core/tests/fixtures/busy-service"
-        )
+    if "burst" in request.node.name:
+        request.getfixturevalue("test_plugins")
 
 
 #: How close to a phase boundary the collectors' reading there is (they sample right after

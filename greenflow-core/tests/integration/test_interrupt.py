@@ -175,7 +175,7 @@ def test_down_cleans_up_after_a_crash(tmp_path: Path) -> None:
         check=False,
     )
     assert down.returncode == 0, down.stderr
-    assert "released workload" in down.stdout
+    assert "released the load generator of command" in down.stdout
     time.sleep(0.2)
     assert _sleepers(token) == []
     statuses, _ = _status(tmp_path)

@@ -67,6 +67,13 @@ class Collector(ABC):
         raise; the default does nothing, which is right for collectors that query a store
         (Prometheus) or sample too slowly for it to matter."""
 
+    def health(self) -> str | None:
+        """Why the collector can no longer produce samples (its sampling thread died, its
+        source went away), or None. Checked by the runner between runs: an unhealthy
+        collector is stopped and started again, and a run it could not measure is failed,
+        never stored as finished without energy."""
+        return None
+
     def describe(self) -> Mapping[str, Any]:
         """Facts for provenance (RAPL domains found, model parameters)."""
         return {}

@@ -186,6 +186,14 @@ class _SamplingCollector(Collector):
             if due < time.monotonic():  # fell behind (suspend, overload): skip, don't burst
                 due = time.monotonic() + interval
 
+    def health(self) -> str | None:
+        """Unhealthy when the sampling thread is gone while the collector should sample."""
+        thread = self._thread
+        if thread is None or self._stopping.is_set() or thread.is_alive():
+            return None
+        last = f" (last error: {self._last_error})" if self._last_error else ""
+        return f"its sampling thread stopped{last}"
+
     def mark(self) -> None:
         """Take a sample now: the phase boundary the runner just crossed is on a reading."""
         with self._lock:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
 from collections.abc import Iterator
@@ -19,7 +20,10 @@ class _StderrLogger:
 
     def msg(self, message: str) -> None:
         stream: TextIO = sys.stderr
-        print(message, file=stream, flush=True)
+        # The terminal may be gone (SIGHUP: a closed window, a dropped SSH session): a log
+        # line that cannot be written must never stop the teardown that follows.
+        with contextlib.suppress(OSError, ValueError):
+            print(message, file=stream, flush=True)
 
     log = debug = info = warning = warn = error = critical = exception = fatal = msg
 

@@ -126,7 +126,7 @@ def _execute(
 ) -> None:
     from greenflow.cli.progress import RichObserver
     from greenflow.plan import expand, load_plan
-    from greenflow.runner import Runner, check_capabilities
+    from greenflow.runner import Runner, check_capabilities, output_lock
     from greenflow.store import Store
 
     console = Console(stderr=True)
@@ -137,7 +137,10 @@ def _execute(
         if dry_run:
             _print_dry_run(Console(), expansion, as_json)
             return
-        with Store.open(plan.output_dir) as store:
+        with (
+            output_lock(plan.output_dir, "up" if leave_up else "run"),
+            Store.open(plan.output_dir) as store,
+        ):
             observer = RichObserver(console, enabled=not app.quiet and not app.log_json)
             runner = Runner(plan, expansion, store, observer=observer, fresh=fresh)
             outcome = runner.up() if leave_up else runner.run()

@@ -15,6 +15,32 @@ from greenflow.plan.validators import at_least, fraction
 from greenflow.plan.validators import non_negative as _non_negative
 from greenflow.plan.validators import positive as _positive
 
+#: Deadlines (seconds) of the plugin steps the runner calls, which ``[experiment] timeouts``
+#: may change; ``wait_ready``'s is ``ready_timeout`` plus a minute (ExperimentSection.timeout_s).
+STEP_TIMEOUTS_S: dict[str, float] = {
+    "deploy": 600.0,
+    "prepare": 600.0,
+    "execute": 3600.0,
+    "clean": 600.0,
+    "remove": 600.0,
+    "collector_start": 300.0,
+    "collect": 600.0,
+    "collector_stop": 120.0,
+}
+
+
+def _step_timeouts(_inst: Any, attribute: attrs.Attribute[Any], value: Mapping[str, float]) -> None:
+    unknown = sorted(set(value) - set(STEP_TIMEOUTS_S) - {"wait_ready"})
+    if unknown:
+        msg = (
+            f"{attribute.name}: unknown step(s) {', '.join(unknown)}; steps with a deadline: "
+            f"wait_ready, {', '.join(STEP_TIMEOUTS_S)}"
+        )
+        raise ValueError(msg)
+    bad = {k: v for k, v in value.items() if not v > 0}
+    if bad:
+        raise ValueError(f"{attribute.name}: expected durations > 0, got {bad}")
+
 
 @attrs.frozen
 class ExperimentSection:
@@ -57,7 +83,18 @@ class ExperimentSection:
     cooldown: Duration = attrs.field(default=Duration(0), validator=_non_negative)
     #: Deadline for a service to become ready.
     ready_timeout: Duration = attrs.field(default=Duration(180), validator=_positive)
+    #: Deadlines of plugin steps (deploy, prepare, execute, clean, remove, collector_start,
+    #: collect, collector_stop), over the defaults of STEP_TIMEOUTS_S.
+    timeouts: dict[str, Duration] = attrs.field(factory=dict, validator=_step_timeouts)
     shuffle: bool = True
+
+    def timeout_s(self, step: str) -> float:
+        """The deadline of ``step`` in seconds: the plan's, else the default (for
+        ``wait_ready``: ``ready_timeout`` plus a minute of grace, since the plugin is asked
+        to honour the timeout it is given and the deadline only catches one that does not)."""
+        if step == "wait_ready":
+            return float(self.timeouts.get(step, self.ready_timeout + 60.0))
+        return float(self.timeouts.get(step, STEP_TIMEOUTS_S[step]))
 
     @property
     def effective_seed(self) -> int:

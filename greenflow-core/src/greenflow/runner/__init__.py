@@ -7,10 +7,11 @@ from greenflow.runner.lifecycle import (
     Outcome,
     Runner,
     check_capabilities,
-    down,
     required_roles,
     service_configs,
 )
+from greenflow.runner.lock import output_lock
+from greenflow.runner.recorded import down
 
 __all__ = [
     "Observer",
@@ -18,6 +19,7 @@ __all__ = [
     "Runner",
     "check_capabilities",
     "down",
+    "output_lock",
     "required_roles",
     "service_configs",
 ]

@@ -17,6 +17,7 @@ import threading
 import time
 import traceback
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from functools import partial
 from typing import Any
 
 import attrs
@@ -42,12 +43,14 @@ from greenflow.api import (
     WorkloadResult,
 )
 from greenflow.api.processes import identify
-from greenflow.errors import CollectorError, GreenFlowError, PlanError
+from greenflow.errors import CollectorError, GreenFlowError, PlanError, StoreError
 from greenflow.plan import Expansion, Plan, RunSpec
 from greenflow.plan.converter import converter
 from greenflow.plan.model import PluginSection
 from greenflow.runner.provenance import host_facts, software
+from greenflow.runner.recorded import mark_left_up, release
 from greenflow.runner.signals import interrupts_as_keyboard_interrupt
+from greenflow.runner.steps import Step, StepFailed, call
 from greenflow.runner.units import per_unit_metrics, share_metrics, workload_metrics
 from greenflow.store import BaselineRow, RunStatus, Store
 
@@ -178,6 +181,8 @@ class Runner:
         self.platform: Platform | None = None
         self.inventory: Inventory | None = None
         self.collectors: list[Collector] = []
+        # Each collector's plan section and config: for step messages and restarts.
+        self._collector_sections: dict[int, tuple[Any, Any]] = {}
         # Collectors that read what the services deploy, started by the first _deploy.
         self._collectors_after_deploy: list[tuple[Any, Any]] = []
         self.services: dict[str, Service] = {}
@@ -301,6 +306,7 @@ class Runner:
             return outcome
         with interrupts_as_keyboard_interrupt(self.cancel):
             try:
+                self._release_orphans()
                 self._acquire()
                 self._start_collectors()
                 self._provenance()
@@ -327,6 +333,7 @@ class Runner:
         self.observer.start(0, 0)
         with interrupts_as_keyboard_interrupt(self.cancel):
             try:
+                self._release_orphans()
                 self._acquire()
                 self._start_collectors()
                 self._provenance()
@@ -384,6 +391,7 @@ class Runner:
                         self._deploy(spec.group, spec.service_configs, first=spec)
                         if self._unhealthy():
                             self._redeploy(spec.group, spec.service_configs)
+                        self._check_collectors()
                         status = self._execute(spec, outcome)
                     fresh_row = self.store.get_run(spec.run_id)
                     probes.append(
@@ -423,10 +431,12 @@ class Runner:
         groups = self.expansion.groups()
         with interrupts_as_keyboard_interrupt(self.cancel):
             try:
+                self._release_orphans()
                 self._acquire()
                 self._deploy(groups[0][0], groups[0][1][0].service_configs, baseline=False)
                 for svc in self.services.values():
                     svc.detach()
+                mark_left_up(self.store, self.exp_id)
                 outcome.left_up = True
             except KeyboardInterrupt:
                 outcome.interrupted = True
@@ -435,6 +445,19 @@ class Runner:
                     self.cancel.set()
                     self._teardown(outcome)
         return outcome
+
+    def _release_orphans(self) -> None:
+        """Before anything is deployed: release what a previous process of this experiment
+        left when it died without tearing down (never measure next to its orphans); keep
+        what `greenflow up` left up on purpose, which this run reuses."""
+        released = release(self.store, self.exp_id, keep_left_up=True)
+        if released:
+            self._warn(
+                None,
+                "orphans-released",
+                "a previous greenflow process of this experiment ended without tearing "
+                f"down; released what it left before deploying: {', '.join(released)}",
+            )
 
     def _acquire(self) -> None:
         plan = self.plan
@@ -464,9 +487,41 @@ class Runner:
         ctx = CollectorContext(self.plan.experiment.name, self.inventory, self.process_groups)
         for section, config in configs:
             collector: Collector = section.cls(section.name, config)
-            collector.start(ctx)
+            self._collector_sections[id(collector)] = (section, config)
+            call(
+                self._collector_step(collector, "start"),
+                partial(collector.start, ctx),
+                self.plan.experiment.timeout_s("collector_start"),
+            )
             self.collectors.append(collector)
             log.info("collector.started", collector=section.name, type=section.type)
+
+    def _collector_step(self, collector: Collector, step: str) -> Step:
+        section, _ = self._collector_sections[id(collector)]
+        return Step("collector", section.type, section.where, step)
+
+    def _check_collectors(self) -> None:
+        """Between runs: a collector that reports itself unhealthy (a dead sampling
+        thread) is restarted; one that cannot restart ends the experiment."""
+        for i, c in enumerate(list(self.collectors)):
+            reason = c.health()
+            if not reason:
+                continue
+            self._warn(
+                None, f"collector-restarted:{c.name}", f"collector {c.name!r}: {reason}; restarted"
+            )
+            section, config = self._collector_sections[id(c)]
+            self._step(f"stop collector {c.name}", c.stop)
+            fresh: Collector = section.cls(section.name, config)
+            self._collector_sections[id(fresh)] = (section, config)
+            assert self.inventory is not None
+            ctx = CollectorContext(self.plan.experiment.name, self.inventory, self.process_groups)
+            call(
+                self._collector_step(fresh, "start"),
+                partial(fresh.start, ctx),
+                self.plan.experiment.timeout_s("collector_start"),
+            )
+            self.collectors[i] = fresh
 
     def _collector_configs(self) -> list[tuple[Any, Any]]:
         """The plan's collectors; by default ``rapl`` where readable, else ``model``, plus
@@ -531,6 +586,7 @@ class Runner:
                     return
                 if self._unhealthy():
                     self._redeploy(group, run.service_configs)
+                self._check_collectors()
                 status = self._execute(run, outcome)
                 if status == RunStatus.FAILED and self.plan.experiment.on_error == "stop":
                     log.warning("experiment.stopped", reason="a run failed and on_error = stop")
@@ -575,7 +631,11 @@ class Runner:
                 if recorded["config"] == converter.unstructure(config):
                     svc = section.cls.attach(section.name, config, recorded["state"])
                 if svc is None:
-                    section.cls.remove_recorded(config, recorded["state"])
+                    call(
+                        Step("service", section.type, section.where, "remove"),
+                        partial(section.cls.remove_recorded, config, recorded["state"]),
+                        self.plan.experiment.timeout_s("remove"),
+                    )
                     self.store.clear_state(self.exp_id, "service", section.name)
                 else:
                     self.reused = True
@@ -588,11 +648,23 @@ class Runner:
                 ctx.record_state({})
                 # Registered before deploy so teardown removes a half-deployed service too.
                 self.services[section.name] = svc
-                svc.deploy(self.platform, self.inventory, ctx)
+                log.info("service.deploying", service=section.name, type=section.type)
+                self.observer.phase("deploy", f"deploying {section.name}")
+                platform, inventory = self.platform, self.inventory
+                call(
+                    Step("service", section.type, section.where, "deploy"),
+                    partial(svc.deploy, platform, inventory, ctx),
+                    self.plan.experiment.timeout_s("deploy"),
+                )
             self.services[section.name] = svc
+        ready_timeout = float(self.plan.experiment.ready_timeout)
         for name, svc in self.services.items():
             self.observer.phase("deploy", f"waiting for {name}")
-            svc.wait_ready(self.plan.experiment.ready_timeout)
+            call(
+                self._service_step(name, "wait_ready"),
+                partial(svc.wait_ready, ready_timeout),
+                self.plan.experiment.timeout_s("wait_ready"),
+            )
             log.info("service.ready", service=name, endpoints=dict(svc.endpoints()))
         if self._collectors_after_deploy:
             later, self._collectors_after_deploy = self._collectors_after_deploy, []
@@ -603,6 +675,10 @@ class Runner:
             if first is not None and not first.idle:
                 self._warm_up(first)
             self._baseline("opening", group)
+
+    def _service_step(self, name: str, step: str) -> Step:
+        section = next(s for s in self.plan.services if s.name == name)
+        return Step("service", section.type, section.where, step)
 
     def _redeploy(self, group: str, configs: Mapping[str, Any]) -> None:
         """Replace a deployment that died; the group's idle baseline still holds."""
@@ -821,13 +897,21 @@ class Runner:
         for phase_name, chunk in by_phase.items():
             self.remote.write(self.plan.experiment.name, run_id or "", phase_name, chunk)
 
-    def _collect(self, window: Window) -> list[Sample]:
+    def _collect(self, window: Window, failures: list[str] | None = None) -> list[Sample]:
+        """Every collector's samples over ``window``; a collector that fails (or overruns
+        its deadline) is logged and, when ``failures`` is given, named there."""
         samples: list[Sample] = []
+        timeout = self.plan.experiment.timeout_s("collect")
         for c in self.collectors:
             try:
-                samples.extend(c.collect(window))
-            except GreenFlowError as exc:
+                samples.extend(
+                    call(self._collector_step(c, "collect"), partial(c.collect, window), timeout)
+                )
+            except StepFailed as exc:
                 log.warning("collector.failed", collector=c.name, error=str(exc))
+                log.debug("collector.failed.traceback", exc_info=exc.__cause__ or exc)
+                if failures is not None:
+                    failures.append(str(exc))
         return samples
 
     def _execute(self, run: RunSpec, outcome: Outcome) -> RunStatus:
@@ -840,7 +924,15 @@ class Runner:
 
         def on_enter(phase: Phase, at: float) -> None:
             self._mark()
-            store.record_phase(self.exp_id, run.run_id, phase.value, at)
+            # The load generator's processes are recorded (for `greenflow down` and the next
+            # run's orphan check) at each phase, not only when a process collector samples.
+            # A store that cannot be written (a full disk) must not stop the run's own
+            # clean-up: the phase stays in the recorder, what is lost is said.
+            self._record(f"phase {phase.value} of run {run.run_id}", self.process_groups)
+            self._record(
+                f"phase {phase.value} of run {run.run_id}",
+                partial(store.record_phase, self.exp_id, run.run_id, phase.value, at),
+            )
             self.observer.phase(phase.value)
 
         phases = PhaseRecorder(on_enter)
@@ -872,10 +964,18 @@ class Runner:
         )
         self.workload = workload
         status, error, result = RunStatus.FINISHED, None, None
+        exp = self.plan.experiment
+        where = self.plan.workload.where
+        kind = self.plan.workload.type if not run.idle else "idle"
         try:
             phases.enter(Phase.PREPARE)
-            workload.prepare(ctx)
-            result = workload.execute(ctx)
+            call(Step("workload", kind, where, "prepare"), lambda: workload.prepare(ctx),
+                 exp.timeout_s("prepare"))  # fmt: skip
+            result = call(
+                Step("workload", kind, where, "execute"),
+                lambda: workload.execute(ctx),
+                exp.timeout_s("execute"),
+            )
             reason = self._unhealthy()
             if reason:
                 status, error = RunStatus.FAILED, reason
@@ -888,16 +988,19 @@ class Runner:
                     ),
                 )
         except KeyboardInterrupt:
-            status, error = RunStatus.ABORTED, "interrupted by the user (SIGINT/SIGTERM)"
+            status, error = RunStatus.ABORTED, "interrupted (Ctrl-C, SIGTERM or SIGHUP)"
             raise
-        except GreenFlowError as exc:
+        except StepFailed as exc:
+            # One line that names the plugin, the step and, for a bug, where it was raised;
+            # the traceback goes with it into the store, and to the screen with -v.
             status, error = RunStatus.FAILED, str(exc)
+            if exc.__cause__ is not None and not isinstance(exc.__cause__, GreenFlowError):
+                trace = "".join(traceback.format_exception(exc.__cause__, limit=-8))
+                error = f"{error}\n{trace}"
+                log.debug("run.traceback", run=run.run_id, traceback=trace)
             reason = self._unhealthy()
             if reason and reason not in error:
                 error = f"{error}\n{reason}"
-        except Exception as exc:  # a plugin bug: keep going per on_error, keep the trace
-            status = RunStatus.FAILED
-            error = f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=8)}"
         finally:
             try:
                 if (
@@ -908,17 +1011,31 @@ class Runner:
                     phases.enter(Phase.COOLDOWN)
                 phases.enter(Phase.CLEAN)
                 try:
-                    workload.clean(ctx)
-                except GreenFlowError as exc:
+                    call(Step("workload", kind, where, "clean"), lambda: workload.clean(ctx),
+                         exp.timeout_s("clean"))  # fmt: skip
+                except StepFailed as exc:
                     if status == RunStatus.FINISHED:
-                        status, error = RunStatus.FAILED, f"clean-up failed: {exc}"
+                        status, error = RunStatus.FAILED, str(exc)
                     log.warning("run.clean_failed", run=run.run_id, error=str(exc))
                 phases.enter(Phase.END)
             finally:
                 self.workload = None
                 self._recorded_pids = set()
-                self.store.clear_state(self.exp_id, "workload", "workload")
-                self._finish(run, phases, status, error, result, outcome)
+                self._record(
+                    "that the load generator stopped",
+                    partial(self.store.clear_state, self.exp_id, "workload", "workload"),
+                )
+                try:
+                    self._finish(run, phases, status, error, result, outcome)
+                except StoreError as exc:
+                    log.error(
+                        "run.not_recorded",
+                        run=run.run_id,
+                        status=status.value,
+                        error=str(exc).splitlines()[0],
+                        hint="the run stays unfinished in the store; a re-run redoes it",
+                    )
+                    raise
         return status
 
     def _finish(
@@ -936,9 +1053,13 @@ class Runner:
         bounds = list(phases)
         if status != RunStatus.ABORTED and bounds:
             window = Window(bounds[0][1], bounds[-1][1])
-            samples = self._collect(window)
+            failures: list[str] = []
+            samples = self._collect(window, failures)
             self._store_samples(run.run_id, samples, bounds)
             measure = phases.window(Phase.MEASURE)
+            if status == RunStatus.FINISHED and failures:
+                # Never a finished run without its energy: failed, a re-run redoes it.
+                status, error = RunStatus.FAILED, "energy missing: " + "; ".join(failures)
             if status == RunStatus.FINISHED and result is not None and measure is not None:
                 metrics: list[Metric] = []
                 try:
@@ -948,6 +1069,8 @@ class Runner:
                     self._group_runs.append((run.run_id, measure.duration_s))
                     self._check_run(run.run_id, energy, samples, measure)
                 except GreenFlowError as exc:
+                    if self.collectors:
+                        status, error = RunStatus.FAILED, f"energy missing: {exc}"
                     log.warning("run.energy_unavailable", run=run.run_id, error=str(exc))
                 metrics += workload_metrics(result)
                 metrics.append(
@@ -1058,59 +1181,50 @@ class Runner:
     def _remove_services(self) -> None:
         if not self.services:
             return
-        self._phase(Phase.REMOVE)
+        self._record("the remove phase", partial(self._phase, Phase.REMOVE))
+        timeout = self.plan.experiment.timeout_s("remove")
         for name, svc in reversed(list(self.services.items())):
-            if self._step(f"remove service {name}", svc.remove):
-                self.store.clear_state(self.exp_id, "service", name)
+            step = self._service_step(name, "remove")
+            if self._step(f"remove service {name}", partial(call, step, svc.remove, timeout)):
+                self._record(
+                    f"that service {name} is removed",
+                    partial(self.store.clear_state, self.exp_id, "service", name),
+                )
         self.services.clear()
         self.current_group = None
 
     def _stop_collectors(self) -> None:
+        timeout = self.plan.experiment.timeout_s("collector_stop")
         for c in self.collectors:
-            self._step(f"stop collector {c.name}", c.stop)
+            step = self._collector_step(c, "stop")
+            self._step(f"stop collector {c.name}", partial(call, step, c.stop, timeout))
         self.collectors.clear()
 
     def _release(self) -> None:
         if self.platform is None:
             return
-        self._phase(Phase.RELEASE)
+        self._record("the release phase", partial(self._phase, Phase.RELEASE))
         if self._step("release platform", self.platform.release):
-            self.store.clear_state(self.exp_id, "platform", "platform")
-        self._phase(Phase.END)
+            self._record(
+                "that the platform is released",
+                partial(self.store.clear_state, self.exp_id, "platform", "platform"),
+            )
+        self._record("the end phase", partial(self._phase, Phase.END))
         self.platform = None
 
-
-def down(store: Store, experiment: str) -> list[str]:
-    """Release what a crashed or ``up`` experiment left, from the recorded state."""
-    from greenflow.plugins import Kind, load
-
-    row = store.get_experiment(experiment)
-    if row is None:
-        names = ", ".join(e.name for e in store.experiments()) or "none"
-        raise GreenFlowError(f"no experiment named {experiment!r} in this store; known: {names}")
-    released = []
-    entries = store.live_state(row.id)
-    # Services before the platform they run on.
-    order = {"workload": 0, "service": 1, "collector": 2, "platform": 3}
-    entries.sort(key=lambda e: order.get(e["kind"], 4))
-    for entry in entries:
-        kind = Kind(entry["kind"])
-        cls = load(kind, entry["plugin"], where=f"recorded {entry['kind']} {entry['name']}")
-        config = converter.structure(entry["config"], cls.Config)
-        if entry["kind"] == "workload":
-            cls.clean_recorded(config, entry["state"])
-        elif entry["kind"] == "service":
-            cls.remove_recorded(config, entry["state"])
-        elif entry["kind"] == "platform":
-            cls.release_recorded(config, entry["state"])
-        store.clear_state(row.id, entry["kind"], entry["name"])
-        released.append(f"{entry['kind']} {entry['name']} ({entry['plugin']})")
-    for run in store.get_runs(row.id):
-        if run.status == RunStatus.RUNNING:
-            store.set_run_status(
-                run.run_id, RunStatus.ABORTED, "the process running it ended without finishing it"
+    def _record(self, what: str, write: Callable[[], object]) -> None:
+        """A store write during teardown: when the store cannot be written (a full disk),
+        say what was not recorded and go on releasing; what stays recorded as live is
+        released again by `greenflow down`, which is idempotent."""
+        try:
+            write()
+        except StoreError as exc:
+            log.error(
+                "store.unwritable",
+                not_recorded=what,
+                error=str(exc).splitlines()[0],
+                hint="teardown goes on; `greenflow down` finishes from what is recorded",
             )
-    return released
 
 
-__all__ = ["Observer", "Outcome", "Runner", "check_capabilities", "down", "required_roles"]
+__all__ = ["Observer", "Outcome", "Runner", "check_capabilities", "required_roles"]
