@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from greenflow_hello import HelloClockCollector, HelloClockConfig, HelloConfig, HelloWorkload
 
+from greenflow.plan import Duration
 from greenflow.testing import CollectorContract, WorkloadContract
 
 
@@ -14,7 +15,12 @@ class TestHelloWorkload(WorkloadContract):
 
     @pytest.fixture
     def config(self) -> HelloConfig:
-        return HelloConfig(count=200, duration_s=0.2)
+        return HelloConfig(count=200, duration=Duration(0.2))
+
+    @pytest.fixture
+    def cancel_config(self) -> HelloConfig:
+        # Long enough that the contract's Ctrl-C comes in the middle of it.
+        return HelloConfig(count=3000, duration=Duration(30))
 
 
 class TestHelloClockCollector(CollectorContract):

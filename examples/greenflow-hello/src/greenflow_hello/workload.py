@@ -1,4 +1,4 @@
-"""The ``hello`` workload: hash a greeting ``count`` times, paced over ``duration_s``."""
+"""The ``hello`` workload: hash a greeting ``count`` times, paced over ``duration``."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from typing import ClassVar
 import attrs
 
 from greenflow.api import Phase, RunContext, Workload, WorkloadResult
+from greenflow.plan import Duration
 from greenflow.plan.validators import at_least, positive
 
 #: SHA-256 rounds per greeting: enough CPU per unit that energy per unit is measurable.
@@ -24,20 +25,23 @@ class HelloConfig:
     Any field may be a list in the plan, which makes it a sweep axis, e.g.
     ``count = [1000, 10000, 100000]`` runs one point per value. The validators come from
     :mod:`greenflow.plan.validators`, so that a bad value reads like any plan error:
-    ``plan.toml [workload] duration_s: expected a number > 0, got 0.0``.
+    ``plan.toml [workload] duration: expected a number > 0, got 0.0``. A run's length is a
+    ``Duration`` named ``duration``, as in every workload: the plan writes ``"2s"``,
+    ``"500ms"``, ``"1m30s"`` or seconds.
     """
 
     greeting: str = "hello"
     #: Greetings to hash during MEASURE (the units of work).
     count: int = attrs.field(default=1000, validator=at_least(0))
-    #: Seconds MEASURE is paced over: the asked rate is count / duration_s.
-    duration_s: float = attrs.field(default=1.0, validator=positive)
+    #: How long MEASURE is paced over: the asked rate is count / duration.
+    duration: Duration = attrs.field(default=Duration(1), validator=positive)
 
 
 class HelloWorkload(Workload):
-    """Hashes ``greeting`` ``count`` times in this process, spread evenly over ``duration_s``.
+    """Hashes ``greeting`` ``count`` times in this process, spread evenly over ``duration``.
 
     When the machine cannot keep up, MEASURE lasts longer and the achieved rate says so.
+    Ctrl-C (``ctx.cancel``) stops it within one pacing step, busy or not.
     """
 
     Config: ClassVar[type] = HelloConfig
@@ -52,13 +56,15 @@ class HelloWorkload(Workload):
         (ctx.work_dir / "greeting.txt").write_text(self.config.greeting)
 
     def execute(self, ctx: RunContext) -> WorkloadResult:
-        count, duration = self.config.count, self.config.duration_s
+        count, duration = self.config.count, float(self.config.duration)
         payload = self.config.greeting.encode()
         steps = max(1, int(duration * STEPS_PER_S))
         digest = payload
         done = 0
         start = ctx.phases.enter(Phase.MEASURE)
         for step in range(1, steps + 1):
+            if ctx.cancel.is_set():  # a machine that cannot keep up never reaches ctx.sleep
+                raise KeyboardInterrupt
             while done < count * step // steps:
                 for _ in range(ROUNDS_PER_UNIT):
                     digest = hashlib.sha256(digest + payload).digest()
