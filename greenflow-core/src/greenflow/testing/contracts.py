@@ -5,6 +5,7 @@ Subclass the contract for your plugin's kind in a test module, name the subclass
 ``config`` fixture (and, where the contract needs them, ``platform`` or ``services``)::
 
     import pytest
+    from greenflow.plan import Duration
     from greenflow.testing import WorkloadContract
     from greenflow_hello.workload import HelloWorkload
 
@@ -14,7 +15,11 @@ Subclass the contract for your plugin's kind in a test module, name the subclass
 
         @pytest.fixture
         def config(self):
-            return HelloWorkload.Config(count=200, duration_s=0.2)
+            return HelloWorkload.Config(count=200, duration=Duration(0.2))
+
+        @pytest.fixture
+        def cancel_config(self):  # a run the contract can interrupt (Ctrl-C) midway
+            return HelloWorkload.Config(count=3000, duration=Duration(30))
 
 Every ``test_*`` method then runs against your plugin. Each checks one guarantee that a
 ``**REQUIRED**`` method's docstring in :mod:`greenflow.api` makes, through the public
@@ -29,21 +34,31 @@ no network, no process, no thread, no file, no environment change — because
 
 Knobs are class attributes (``ready_timeout_s``, ``window_s``...) documented on each
 contract. Contracts never print secrets: configs appear in messages as types, not values.
+
+The contracts play the runner, deadlines included: a service step that hangs, or a
+workload that goes on after Ctrl-C, fails its check with the step named (and the
+service's processes stopped) instead of hanging the suite. The deadline is a signal to
+the main thread, as in ``greenflow run``; in another thread only the 300 s ``timeout``
+mark applies.
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import inspect
 import itertools
 import json
 import math
 import os
+import signal
 import socket
 import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
+from types import FrameType
 from typing import Any, ClassVar
 
 import attrs
@@ -78,13 +93,17 @@ from greenflow.plugins import Kind
 
 __all__ = [
     "ENERGY_METHODS",
+    "ENERGY_METRICS",
     "CollectorContract",
     "PlatformContract",
     "ServiceContract",
     "StateRecorder",
     "WorkloadContract",
+    "assert_energy_metrics",
     "assert_valid_result",
     "assert_valid_samples",
+    "assert_window_edges",
+    "deploy_services",
     "local_inventory",
     "make_collector_context",
     "make_deploy_context",
@@ -93,6 +112,12 @@ __all__ = [
 
 #: Methods an energy or power sample may carry besides ``model:<name>`` (DESIGN.md §4).
 ENERGY_METHODS = frozenset({"rapl", "scaphandre", "kwollect"})
+
+#: The metrics the runner reads a run's energy from (:mod:`greenflow.measure.attribution`):
+#: ``energy_joules`` labelled ``domain`` (a RAPL zone, or ``host``; none counts as ``host``),
+#: ``host_energy_joules`` and, per pod, ``pod_energy_joules``. Any other ``*_joules`` series
+#: is stored but never becomes a run's energy.
+ENERGY_METRICS = frozenset({"energy_joules", "host_energy_joules", "pod_energy_joules"})
 
 #: Roles the default inventory's one host carries (those plans use).
 DEFAULT_ROLES = frozenset({"control", "broker", "worker"})
@@ -327,7 +352,300 @@ def assert_valid_samples(
             )
 
 
+def assert_window_edges(samples: Sequence[Sample], window: Window) -> None:
+    """Check that every series in ``samples`` has a reading at or before ``window.start``
+    and one at or after ``window.end``.
+
+    The runner calls ``collect(window)`` right after the window ends and reads each counter
+    *at* both edges; a series that stops short of an edge leaves that run without energy
+    (or the baseline without idle power). A collector that samples only in a background
+    thread fails this: take a sample in :meth:`~greenflow.api.Collector.mark`, which the
+    runner calls at every phase boundary, or in ``collect()`` when the newest sample is
+    older than the window's end.
+    """
+    series: dict[tuple[str, str, tuple[tuple[str, str], ...]], list[float]] = {}
+    for s in samples:
+        series.setdefault((s.metric, s.host, tuple(sorted(s.labels.items()))), []).append(
+            s.timestamp
+        )
+    for (metric, host, labels), stamps in series.items():
+        name = f"series {metric!r} on {host!r}" + (f" {dict(labels)}" if labels else "")
+        assert min(stamps) <= window.start, (
+            f"{name}: no reading at or before the window's start (first at "
+            f"{min(stamps) - window.start:+.3f} s); the runner calls mark() at every phase "
+            "boundary: take a reading there, or keep sampling from start()"
+        )
+        assert max(stamps) >= window.end, (
+            f"{name}: no reading at or after the window's end (last at "
+            f"{max(stamps) - window.end:+.3f} s) although collect() was called right after it, "
+            "as the runner does; take a reading in mark() (called at every phase boundary) or "
+            "in collect() when the newest is older than window.end — a sampling thread alone "
+            "leaves the end uncovered and the run without energy"
+        )
+
+
+def assert_energy_metrics(
+    samples: Sequence[Sample], *, other_energy_metrics: frozenset[str] = frozenset()
+) -> None:
+    """Check that energy in ``samples`` uses a name the runner reads (:data:`ENERGY_METRICS`).
+
+    Every ``*_joules`` series must be ``energy_joules`` (with a ``domain`` label, or none
+    for ``host``), ``host_energy_joules`` or ``pod_energy_joules``, unless named in
+    ``other_energy_metrics`` (a query collector's own series that are not meant as a run's
+    energy); and a collector that reports power (``*_watts``) must also report one of these
+    energy counters, since the runner never integrates power. Samples without energy or
+    power pass.
+    """
+    names = {s.metric for s in samples}
+    unread = sorted(
+        n for n in names if n.endswith("_joules") and n not in ENERGY_METRICS | other_energy_metrics
+    )
+    assert not unread, (
+        f"energy series {unread} have names the runner does not read: a run's energy is only "
+        f"integrated from {sorted(ENERGY_METRICS)} (energy_joules labelled domain=<RAPL zone> "
+        "or domain=host); rename them, or list them in other_energy_metrics if they are not "
+        "meant as a run's energy"
+    )
+    power = sorted(n for n in names if n.endswith("_watts"))
+    assert not power or names & ENERGY_METRICS, (
+        f"power series {power} but no energy counter: the runner integrates counters, never "
+        f"power; also report a cumulative energy_joules{{domain=...}} (joules since start)"
+    )
+
+
+@contextlib.contextmanager
+def deploy_services(
+    services: Mapping[str, Service],
+    root: Path,
+    *,
+    platform: Platform | None = None,
+    ready_timeout_s: float = 120.0,
+    deploy_timeout_s: float = 120.0,
+    remove_timeout_s: float = 60.0,
+    ready_grace_s: float = 10.0,
+) -> Iterator[Mapping[str, Service]]:
+    """Deploy ``services`` (plan name → a service not yet deployed) and yield them, ready.
+
+    For a workload's tests: ``platform`` defaults to greenflow's built-in ``local``
+    platform (the test skips when it cannot load), acquired here with ``root/platform`` as
+    its directory; each service deploys with ``root/<name>`` as its work and log
+    directories, then ``wait_ready(ready_timeout_s)``. Afterwards, whatever happened, every
+    service is removed (last first) and the platform released. Each step has a deadline
+    (``deploy_timeout_s``; ``ready_timeout_s`` + ``ready_grace_s``; ``remove_timeout_s``): a step that
+    overruns it fails the test naming the service and the step, after the service was
+    stopped by force (``remove``, ``remove_recorded`` with what it recorded, then any
+    process it left). Use it in a ``services`` fixture, module-scoped when deploying is
+    slow::
+
+        @pytest.fixture(scope="module")
+        def foo(tmp_path_factory):
+            with deploy_services({"foo": FooService("foo", FooConfig())},
+                                 tmp_path_factory.mktemp("foo")) as services:
+                yield services
+
+    or return the services from :class:`WorkloadContract`'s ``services_to_deploy``.
+    """
+    if platform is None:
+        platform = _local_platform("deploy_services (greenflow.testing)")
+    inventory = platform.acquire(make_deploy_context(root / "platform"))
+    deployed: list[_Deployment] = []
+    problems: list[str] = []
+    try:
+        for name, service in services.items():
+            state = StateRecorder()
+            d = _Deployment(
+                service, state, make_deploy_context(root / name, record_state=state), time.time()
+            )
+            deployed.append(d)
+            d.step(
+                "deploy",
+                functools.partial(service.deploy, platform, inventory, d.ctx),
+                deploy_timeout_s,
+                "deploy_timeout_s",
+                remove_timeout_s,
+            )
+            d.step(
+                "wait_ready",
+                functools.partial(service.wait_ready, ready_timeout_s),
+                ready_timeout_s + ready_grace_s,
+                "ready_timeout_s + ready_grace_s",
+                remove_timeout_s,
+            )
+        yield dict(services)
+    finally:
+        for d in reversed(deployed):
+            if d.removed:
+                continue
+            try:
+                d.step(
+                    "remove",
+                    d.service.remove,
+                    remove_timeout_s,
+                    "remove_timeout_s",
+                    remove_timeout_s,
+                )
+            except BaseException as exc:  # the others are still removed, then it is reported
+                problems.append(str(exc))
+        platform.release()
+    if problems:
+        pytest.fail("; ".join(problems))
+
+
 # -- internals ---------------------------------------------------------------------------
+
+
+class _Overdue(BaseException):  # like KeyboardInterrupt: a plugin's `except Exception` lets it by
+    """Raised in the main thread when a plugin step runs past the contract's deadline."""
+
+
+class _Watchdog:
+    """One deadline for the main thread: a timer sends SIGUSR1, whose handler raises
+    :class:`_Overdue` there, unwinding the plugin's code (its ``finally`` blocks run) the
+    way the runner's deadline does. The handler stays installed until any signal in
+    flight has arrived, so that a late one never meets the default action (which would
+    end the process)."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.lock = threading.Lock()
+        self.armed = False
+        self.fired = False
+        self.seen = False
+
+    def handler(self, _signum: int, _frame: FrameType | None) -> None:
+        self.seen = True
+        if self.armed:
+            self.armed = False
+            raise _Overdue(self.seconds)
+
+    def fire(self, main: threading.Thread) -> None:
+        with self.lock:
+            if not self.armed or main.ident is None:
+                return
+            self.fired = True
+            signal.pthread_kill(main.ident, signal.SIGUSR1)
+
+
+@contextlib.contextmanager
+def _deadline(seconds: float) -> Iterator[None]:
+    """Raise :class:`_Overdue` in the block if it still runs after ``seconds``. Only in the
+    main thread (where pytest runs tests); elsewhere there is no deadline and the 300 s
+    ``timeout`` mark is what stops a hung plugin."""
+    main = threading.main_thread()
+    if threading.current_thread() is not main or not hasattr(signal, "pthread_kill"):
+        yield
+        return
+    watch = _Watchdog(seconds)
+    previous = signal.signal(signal.SIGUSR1, watch.handler)
+    timer = threading.Timer(seconds, watch.fire, args=(main,))
+    timer.daemon = True
+    watch.armed = True
+    timer.start()
+    try:
+        yield
+    finally:
+        with watch.lock:
+            watch.armed = False
+        timer.cancel()
+        until = time.monotonic() + 1.0
+        while watch.fired and not watch.seen and time.monotonic() < until:
+            time.sleep(0.001)  # lets a signal already sent arrive while the handler is ours
+        signal.signal(signal.SIGUSR1, previous)
+
+
+def _local_platform(where: str) -> Platform:
+    """greenflow's built-in ``local`` platform, not acquired; the test skips without it."""
+    from greenflow.plugins import load
+
+    try:
+        cls = load(Kind.PLATFORM, "local", where=where)
+        platform: Platform = cls(cls.Config())
+    except GreenFlowError as exc:
+        pytest.skip(f"greenflow's local platform is not usable: {exc}")
+    return platform
+
+
+def _leftover_processes(since: float) -> list[psutil.Process]:
+    """Descendants of this process started at or after ``since`` (a ``time.time()`` value)."""
+    out = []
+    for p in psutil.Process().children(recursive=True):
+        with contextlib.suppress(psutil.Error):
+            if p.create_time() >= since - 0.05 and p.status() != psutil.STATUS_ZOMBIE:
+                out.append(p)
+    return out
+
+
+@attrs.define
+class _Deployment:
+    """A service the contract deploys, with what it needs to stop it by force."""
+
+    service: Service
+    state: StateRecorder
+    ctx: DeployContext
+    since: float
+    removed: bool = False
+
+    def step(
+        self,
+        step: str,
+        call: Callable[[], object],
+        timeout_s: float,
+        knob: str,
+        remove_timeout_s: float,
+    ) -> None:
+        """``call()`` under a deadline; past it, stop the service by force and fail."""
+        if step == "remove":
+            self.removed = True
+        try:
+            with _deadline(timeout_s):
+                call()
+        except _Overdue:
+            pass
+        else:
+            return
+        done = self.stop_by_force(remove_timeout_s, call_remove=step != "remove")
+        cls = type(self.service).__name__
+        pytest.fail(
+            f"{cls}.{step}() of service {self.service.name!r} did not return within "
+            f"{timeout_s:g} s ({knob}): greenflow run would stop it there and fail. Poll with "
+            "greenflow.api.wait_until (or a Deadline), honour timeout_s and ctx.cancel, and "
+            f"never wait without a bound. The contract then stopped the service: {'; '.join(done)}",
+            pytrace=False,
+        )
+
+    def stop_by_force(self, timeout_s: float, *, call_remove: bool) -> list[str]:
+        """Set the deploy context's cancel, then remove(), remove_recorded(state) and SIGKILL
+        whatever process started since the deploy is still there; say what each did."""
+        self.removed = True
+        self.ctx.cancel.set()
+        service = self.service
+        attempts: list[tuple[str, Callable[[], object]]] = [
+            (
+                "remove_recorded(config, recorded state)",
+                lambda: type(service).remove_recorded(service.config, self.state.state),
+            )
+        ]
+        if call_remove:
+            attempts.insert(0, ("remove()", service.remove))
+        done = []
+        for what, call in attempts:
+            try:
+                with _deadline(timeout_s):
+                    call()
+                done.append(f"{what} returned")
+            except _Overdue:
+                done.append(f"{what} did not return within {timeout_s:g} s either")
+            except Exception as exc:
+                done.append(f"{what} raised {type(exc).__name__}: {exc}")
+        left = _leftover_processes(self.since)
+        names = []
+        for p in left:
+            with contextlib.suppress(psutil.Error):
+                names.append(f"{p.name()} (pid {p.pid})")
+                p.kill()
+        psutil.wait_procs(left, timeout=5)
+        done.append(f"killed what was left: {', '.join(names)}" if names else "nothing was left")
+        return done
 
 
 def _finite(value: object) -> bool:
@@ -762,14 +1080,19 @@ class ServiceContract(_PluginContract):
     ``ready_timeout_s`` (passed to ``wait_ready``, default 120), ``remove_grace_s``
     (how long processes may take to vanish after ``remove`` returns, default 5),
     ``expects_processes`` (default True: on a platform with local processes,
-    ``processes()`` must name at least one pid after ``wait_ready``).
+    ``processes()`` must name at least one pid after ``wait_ready``), and the deadlines
+    ``deploy_timeout_s`` (default 120) and ``remove_timeout_s`` (default 60);
+    ``wait_ready`` must give up within ``ready_timeout_s`` + ``ready_grace_s`` (default 10).
 
     Checks: deploy → wait_ready → ``endpoints()`` non-empty ``str → str`` → ``health()``
     None → ``processes()`` pids exist → ``describe()`` JSON → ``remove()`` leaves no
     process of the service (or their children) alive → ``remove()`` again is a no-op;
     deploy recorded JSON state if it started processes; ``remove_recorded`` with that
     state alone stops everything (the ``greenflow down`` path after a crash);
-    ``remove()`` without deploy is safe.
+    ``remove()`` without deploy is safe. Every step has its deadline: a hung ``deploy``,
+    a ``wait_ready`` that ignores its timeout or a hung ``remove`` fails the check naming
+    the step, after the contract stopped the service by force (``remove``,
+    ``remove_recorded``, then SIGKILL of any process it started), instead of hanging.
     """
 
     kind = Kind.SERVICE
@@ -778,6 +1101,10 @@ class ServiceContract(_PluginContract):
     ready_timeout_s: ClassVar[float] = 120.0
     remove_grace_s: ClassVar[float] = 5.0
     expects_processes: ClassVar[bool] = True
+    deploy_timeout_s: ClassVar[float] = 120.0
+    remove_timeout_s: ClassVar[float] = 60.0
+    ready_grace_s: ClassVar[float] = 10.0
+    _deployment: _Deployment | None = None
 
     def make_plugin(self, config: Any) -> Any:
         return self.plugin_class()(self.service_name, config)
@@ -785,18 +1112,7 @@ class ServiceContract(_PluginContract):
     @pytest.fixture
     def platform(self) -> Platform:
         """Override to deploy onto another platform (return it un-acquired)."""
-        from greenflow.plugins import load
-
-        try:
-            cls = load(
-                Kind.PLATFORM, "local", where=f"{type(self).__name__}.platform (greenflow.testing)"
-            )
-            platform: Platform = cls(cls.Config())
-        except GreenFlowError as exc:
-            pytest.skip(
-                f"greenflow's local platform is not usable and the `platform` fixture is not overridden: {exc}"
-            )
-        return platform
+        return _local_platform(f"{type(self).__name__}.platform (greenflow.testing)")
 
     @pytest.fixture
     def inventory(self, platform: Platform, tmp_path: Path) -> Iterator[Inventory]:
@@ -814,23 +1130,37 @@ class ServiceContract(_PluginContract):
 
     @pytest.fixture
     def service(self, config: Any) -> Iterator[Service]:
-        """A fresh service, removed after the test whatever happened."""
+        """A fresh service, removed after the test whatever happened (under its deadline)."""
         service: Service = self.make_plugin(config)
         try:
             yield service
         finally:
-            if self._needs_undo("deploy", "remove"):
-                service.remove()
+            d = self._deployment
+            if self._needs_undo("deploy", "remove") and d is not None and not d.removed:
+                self._step(d, "remove", service.remove)
+
+    def _step(self, d: _Deployment, step: str, call: Callable[[], object]) -> None:
+        if step == "remove":
+            self._mark("remove")
+        timeout, knob = {
+            "deploy": (self.deploy_timeout_s, "deploy_timeout_s"),
+            "wait_ready": (
+                self.ready_timeout_s + self.ready_grace_s,
+                "ready_timeout_s + ready_grace_s",
+            ),
+            "remove": (self.remove_timeout_s, "remove_timeout_s"),
+        }[step]
+        d.step(step, call, timeout, knob, self.remove_timeout_s)
 
     def _deploy_ready(
         self, platform: Platform, inventory: Inventory, service: Service, tmp_path: Path
     ) -> tuple[StateRecorder, list[int]]:
         state = StateRecorder()
+        ctx = make_deploy_context(tmp_path / "service", record_state=state)
+        d = self._deployment = _Deployment(service, state, ctx, time.time())
         self._mark("deploy")
-        service.deploy(
-            platform, inventory, make_deploy_context(tmp_path / "service", record_state=state)
-        )
-        service.wait_ready(self.ready_timeout_s)
+        self._step(d, "deploy", lambda: service.deploy(platform, inventory, ctx))
+        self._step(d, "wait_ready", lambda: service.wait_ready(self.ready_timeout_s))
         pids = _check_process_groups(service.processes(), "processes()")
         if self.expects_processes and Capability.LOCAL_PROCESSES in platform.capabilities:
             assert pids, (
@@ -868,8 +1198,8 @@ class ServiceContract(_PluginContract):
         assert health is None, f"health() reports a problem right after wait_ready(): {health}"
         _assert_json(service.describe(), "describe()")
         tree = _process_tree(pids)
-        self._mark("remove")
-        service.remove()
+        assert self._deployment is not None
+        self._step(self._deployment, "remove", service.remove)
         alive = _wait_gone(tree, self.remove_grace_s)
         assert not alive, (
             f"remove() returned but these processes of the service are still alive: {', '.join(alive)}"
@@ -895,28 +1225,60 @@ class WorkloadContract(_PluginContract):
     """Contract for :class:`greenflow.api.Workload`.
 
     Set ``workload_class``; override ``config``. Fixtures to override when needed:
-    ``services`` (deployed services by plan name, default none — override it to deploy
-    what the workload drives, and remove them at teardown), ``params`` (the run's sweep
-    point, default ``{}``) and ``run_context`` (built with
-    :func:`make_run_context`). The contract plays the runner: it records PREPARE before
-    ``prepare`` and CLEAN before ``clean``, as the runner does.
+    ``services_to_deploy`` (services by plan name, not yet deployed: the contract deploys
+    them on the local platform for each test with :func:`deploy_services` and removes them
+    after), or ``services`` itself (deployed, ready services by plan name, default none:
+    override it to share one deployment across the module, or to deploy elsewhere),
+    ``params`` (the run's sweep point, default ``{}``), ``run_context`` (built with
+    :func:`make_run_context`) and ``cancel_config`` (the config the cancel check runs,
+    default ``config``: give it a run of a few seconds). The contract plays the runner: it
+    records PREPARE before ``prepare`` and CLEAN before ``clean``, as the runner does.
+
+    Class attributes: ``remove_grace_s`` (how long load-generator processes may take to
+    vanish after ``clean``, default 5), ``cancel_after_s`` (when, after ``execute`` starts,
+    the cancel check sets ``ctx.cancel``, default 0.5) and ``cancel_grace_s`` (how soon
+    after that ``execute`` must return or raise, default 5).
 
     Checks: ``validate`` accepts the fixture's services; prepare → execute → clean where
     execute enters MEASURE exactly once and COOLDOWN after it (WARMUP, if any, before
     MEASURE; nothing else) and returns a valid :class:`WorkloadResult` with units ≥ 0 and
     a rate over MEASURE; load-generator pids from ``processes()`` are gone after
     ``clean``; ``clean`` is idempotent, and safe after ``prepare`` alone or without it (a run that
-    failed or was interrupted: the runner always calls ``clean``).
+    failed or was interrupted: the runner always calls ``clean``); ``execute`` stops within
+    ``cancel_grace_s`` once ``ctx.cancel`` is set (Ctrl-C, SIGTERM), and ``clean`` then
+    stops its load generator.
     """
 
     kind = Kind.WORKLOAD
     workload_class: ClassVar[type[Workload]]
     remove_grace_s: ClassVar[float] = 5.0
+    cancel_after_s: ClassVar[float] = 0.5
+    cancel_grace_s: ClassVar[float] = 5.0
 
     @pytest.fixture
-    def services(self) -> Mapping[str, Service]:
-        """Deployed, ready services by plan name; none by default."""
+    def services_to_deploy(self) -> Mapping[str, Service]:
+        """Services by plan name, not deployed yet (``{"foo": FooService("foo", FooConfig())}``),
+        that the default ``services`` fixture deploys on the local platform; none by default."""
         return {}
+
+    @pytest.fixture
+    def services(
+        self, services_to_deploy: Mapping[str, Service], tmp_path: Path
+    ) -> Iterator[Mapping[str, Service]]:
+        """Deployed, ready services by plan name: ``services_to_deploy``, deployed with
+        :func:`deploy_services` for this test and removed after it."""
+        if not services_to_deploy:
+            yield {}
+            return
+        with deploy_services(services_to_deploy, tmp_path / "services") as deployed:
+            yield deployed
+
+    @pytest.fixture
+    def cancel_config(self, config: Any) -> Any:
+        """The config the cancel check runs: ``config`` by default. Override it with one whose
+        ``execute`` lasts well beyond ``cancel_after_s`` (a few seconds), so that there is
+        something to cancel."""
+        return config
 
     @pytest.fixture
     def params(self) -> Mapping[str, Any]:
@@ -1016,6 +1378,61 @@ class WorkloadContract(_PluginContract):
         self._prepare(workload, run_context)
         self._clean(workload, run_context)
 
+    @pytest.fixture
+    def cancel_workload(self, cancel_config: Any, run_context: RunContext) -> Iterator[Workload]:
+        """A fresh workload built from ``cancel_config``; cleaned after the test as in the runner."""
+        workload: Workload = self.make_plugin(cancel_config)
+        try:
+            yield workload
+        finally:
+            if self._needs_undo("prepare", "clean"):
+                workload.clean(run_context)
+
+    def test_execute_stops_promptly_when_cancelled(
+        self, cancel_workload: Workload, run_context: RunContext
+    ) -> None:
+        """Once ctx.cancel is set (Ctrl-C), execute() returns or raises within cancel_grace_s and clean() stops its load generator."""
+        workload, ctx = cancel_workload, run_context
+        self._prepare(workload, ctx)
+        timer = threading.Timer(self.cancel_after_s, ctx.cancel.set)
+        timer.daemon = True
+        tree: list[tuple[int, float, str]] = []
+
+        def note_processes(_phase: Phase, _at: float) -> None:
+            tree.extend(_process_tree(_check_process_groups(workload.processes(), "processes()")))
+
+        ctx.phases = PhaseRecorder(note_processes)  # the load generator as MEASURE starts
+        ended = "returned"
+        timer.start()
+        try:
+            with _deadline(self.cancel_after_s + self.cancel_grace_s):
+                workload.execute(ctx)
+        except _Overdue:
+            ended = "overdue"
+        except KeyboardInterrupt:  # what ctx.sleep raises on cancel, as the runner expects
+            ended = "interrupted"
+        except GreenFlowError:  # a WorkloadError saying it was interrupted is fine too
+            ended = "failed"
+        finally:
+            timer.cancel()
+        cancelled = ctx.cancel.is_set()
+        tree.extend(_process_tree(_check_process_groups(workload.processes(), "processes()")))
+        self._clean(workload, ctx)
+        alive = _wait_gone(tree, self.remove_grace_s)
+        assert cancelled, (
+            f"execute() {ended} before the contract set ctx.cancel ({self.cancel_after_s:g} s "
+            "after it started), so nothing was checked: override the `cancel_config` fixture "
+            f"on {type(self).__name__} with a config that runs for a few seconds"
+        )
+        assert ended != "overdue", (
+            f"execute() was still running {self.cancel_grace_s:g} s after ctx.cancel was set "
+            "(Ctrl-C, SIGTERM): wait with ctx.sleep or ctx.cancel.wait, check ctx.cancel "
+            "between steps, and stop the load generator when it is set (cancel_grace_s)"
+        )
+        assert not alive, (
+            f"after a cancelled execute(), clean() left load-generator processes alive: {', '.join(alive)}"
+        )
+
 
 class CollectorContract(_PluginContract):
     """Contract for :class:`greenflow.api.Collector`.
@@ -1026,16 +1443,23 @@ class CollectorContract(_PluginContract):
     without root) the sampling tests skip with that message, after checking ``stop``
     is still safe.
 
+    The contract plays the runner: after ``start``, a lead-in of a quarter window (the
+    runner starts collectors well before any window), then ``mark()`` at the window's start
+    and at its end, and ``collect(window)`` right after the end — no grace.
+
     Class attributes: ``collector_name`` (default ``"contract"``), ``window_s`` (length
-    of the collected window, default 1 s; samples are also taken for a quarter of it
-    before and after, so boundary samples exist), ``expects_samples`` (default True:
-    the window yields at least one sample), ``energy_methods`` (accepted methods of
-    energy and power samples besides ``model:<name>``).
+    of the collected window, default 1 s), ``expects_samples`` (default True: the window
+    yields at least one sample), ``energy_methods`` (accepted methods of energy and power
+    samples besides ``model:<name>``), ``other_energy_metrics`` (``*_joules`` names the
+    collector emits that are not meant as a run's energy, default none).
 
     Checks: start → collect(window) → stop where the samples pass
     :func:`assert_valid_samples` (Sample values, per-series time order, boundary
     samples only, energy/power samples carry a real method, joule counters never
-    decrease); ``stop`` is idempotent and safe without ``start``; ``describe()`` is JSON.
+    decrease); every series is read at or before the window's start and at or after its
+    end (:func:`assert_window_edges`: a collector sampling only in a background thread
+    fails it); energy uses the names the runner reads (:func:`assert_energy_metrics`);
+    ``stop`` is idempotent and safe without ``start``; ``describe()`` is JSON.
     """
 
     kind = Kind.COLLECTOR
@@ -1044,6 +1468,7 @@ class CollectorContract(_PluginContract):
     window_s: ClassVar[float] = 1.0
     expects_samples: ClassVar[bool] = True
     energy_methods: ClassVar[frozenset[str]] = ENERGY_METHODS
+    other_energy_metrics: ClassVar[frozenset[str]] = frozenset()
 
     def make_plugin(self, config: Any) -> Any:
         return self.plugin_class()(self.collector_name, config)
@@ -1082,24 +1507,47 @@ class CollectorContract(_PluginContract):
         """stop() on a collector never started does not raise."""
         self._stop(collector)
 
+    def _collect_a_window(
+        self, collector: Collector, ctx: CollectorContext
+    ) -> tuple[Sequence[Sample], Window]:
+        """start, a lead-in, mark() at the window's start and end, collect() at once, stop."""
+        self._start(collector, ctx)
+        time.sleep(self.window_s / 4)
+        start = time.time()  # the runner takes the boundary's time, then marks
+        collector.mark()
+        time.sleep(self.window_s)
+        end = time.time()
+        collector.mark()
+        window = Window(start, end)
+        samples = collector.collect(window)
+        self._stop(collector)
+        return samples, window
+
     def test_start_collect_stop(
         self, collector: Collector, collector_context: CollectorContext
     ) -> None:
         """Samples collected over a window are valid, ordered, bounded and honest about their method."""
-        self._start(collector, collector_context)
-        time.sleep(self.window_s / 4)
-        start = time.time()
-        time.sleep(self.window_s)
-        window = Window(start, time.time())
-        time.sleep(self.window_s / 4)
-        samples = collector.collect(window)
-        self._stop(collector)
+        samples, window = self._collect_a_window(collector, collector_context)
         assert_valid_samples(samples, window, energy_methods=self.energy_methods)
         if self.expects_samples:
             assert samples, (
                 f"collect() returned no sample for a {self.window_s:g}s window (set "
                 f"expects_samples = False on {type(self).__name__} if that is right)"
             )
+
+    def test_collect_right_at_the_window_end_covers_both_edges(
+        self, collector: Collector, collector_context: CollectorContext
+    ) -> None:
+        """Called right as a window ends, as the runner does, collect() has every series read at or before its start and at or after its end."""
+        samples, window = self._collect_a_window(collector, collector_context)
+        assert_window_edges(samples, window)
+
+    def test_energy_uses_names_the_runner_reads(
+        self, collector: Collector, collector_context: CollectorContext
+    ) -> None:
+        """Energy comes as energy_joules{domain}, host_energy_joules or pod_energy_joules, never as power alone."""
+        samples, _window = self._collect_a_window(collector, collector_context)
+        assert_energy_metrics(samples, other_energy_metrics=self.other_energy_metrics)
 
     def test_stop_is_idempotent(
         self, collector: Collector, collector_context: CollectorContext
