@@ -110,6 +110,15 @@ class Sample:
     for energy and power, ``psutil`` or ``prometheus`` for the rest. Energy metrics are
     cumulative counters that never go backwards (collectors correct wraps and restarts),
     so the energy over any window is the difference of the counter at its ends.
+
+    The runner reads a run's energy from these names only: ``energy_joules`` labelled
+    ``domain`` (a RAPL zone such as ``package-0``, ``dram-0``, ``psys``, or ``host`` for a
+    whole-host figure; no label counts as ``host``), ``host_energy_joules`` (a whole host)
+    and ``pod_energy_joules`` (a pod, labels ``pod`` and ``namespace``); and it splits a
+    host's energy between process groups by ``cpu_seconds`` labelled ``group`` (``host``
+    for the host's busy time). Other names are stored, never integrated: a power-only
+    collector (``*_watts``) gives no energy. docs/writing-a-plugin.md, *Writing an energy
+    collector*, says more.
     """
 
     timestamp: float
@@ -145,6 +154,13 @@ class WorkloadResult:
     (never rate × nominal duration). ``achieved_rate`` is units per second over MEASURE.
     ``latency_ms`` keys are ``avg``, ``p50``, ``p95``, ``p99``, ``p999``, ``max`` (any subset).
     ``metrics`` holds anything else, with the unit in the name (``asked_rate_per_s``).
+
+    ``payload_bytes`` is the application payload those units carried, each unit counted
+    once (the runner divides energy by it for J/MiB), without headers or protocol framing:
+    for one-way messages, their bodies as sent (Kafka: messages × ``message_size``, not
+    counted again when consumed); for request/response, the request body plus the response
+    body of each unit, both directions summed. Report each direction apart in ``metrics``
+    (``request_bytes``, ``response_bytes``) when it matters. None when it means nothing.
     """
 
     units: float
