@@ -21,7 +21,12 @@ def _check_platform(p: Any, expansion: Any) -> None:
     try:
         reason = platform.check_roles(required_roles(p, expansion))
     except (GreenFlowError, OSError) as exc:
-        click.echo(f"warning: could not check the platform's roles: {exc}", err=True)
+        from greenflow.store.redact import redact_text
+
+        # A platform's error may quote its API's URL, token and all.
+        click.echo(
+            f"warning: could not check the platform's roles: {redact_text(str(exc))}", err=True
+        )
         return
     if reason:
         raise PlanError(f"{p.path.name} [platform]: {reason}")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import structlog
@@ -81,3 +82,29 @@ def test_a_failed_run_line_hides_every_form(form: str) -> None:
     observer.run_ended(run, "failed", f"[workload] GET {form} failed\ntraceback")
     text = out.getvalue()
     assert text.startswith("run #3 failed: [workload] GET ") and SECRET not in text
+
+
+@FORMS
+def test_validate_warning_hides_every_form(
+    form: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A platform that cannot be read at validate gets a warning that shows no secret."""
+    from click.testing import CliRunner
+
+    from greenflow.builtin.local import LocalPlatform
+    from greenflow.cli import main
+    from greenflow.errors import PlatformError
+
+    def unreachable(self: LocalPlatform, roles: object) -> str | None:
+        raise PlatformError(f"GET {form}: 401 Unauthorized")
+
+    monkeypatch.setattr(LocalPlatform, "check_roles", unreachable)
+    plan = tmp_path / "plan.toml"
+    plan.write_text(
+        '[experiment]\nname = "s"\n[platform]\ntype = "local"\n'
+        '[workload]\ntype = "command"\ncommand = "true"\n'
+    )
+    result = CliRunner().invoke(main, ["validate", str(plan)])
+    assert result.exit_code == 0, result.output
+    assert "could not check the platform's roles: GET " in result.stderr
+    assert SECRET not in result.output + result.stderr
