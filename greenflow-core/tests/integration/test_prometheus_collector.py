@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from greenflow.api import CollectorContext, Inventory, Sample, Window
-from greenflow.builtin.prometheus import PrometheusCollector, PrometheusConfig
+from greenflow.builtin.prometheus import PrometheusCollector, PrometheusCollectorConfig
 from greenflow.errors import CollectorError
 from greenflow.testing import ENERGY_METHODS, CollectorContract
 from greenflow.testing.prometheus import PrometheusServer
@@ -49,7 +49,7 @@ def collectors() -> Iterator[list[PrometheusCollector]]:
 
 
 def _started(made: list[PrometheusCollector], url: str, **config: object) -> PrometheusCollector:
-    cfg = PrometheusConfig(url=url, step_s=STEP_S, **config)
+    cfg = PrometheusCollectorConfig(url=url, step_s=STEP_S, **config)
     collector = PrometheusCollector("prom", cfg)
     made.append(collector)
     collector.start(_ctx())
@@ -270,9 +270,9 @@ class TestPrometheusCollectorContract(CollectorContract):
     energy_methods = ENERGY_METHODS | {"test-exporter"}
 
     @pytest.fixture
-    def config(self, scraped: Scraped) -> PrometheusConfig:
+    def config(self, scraped: Scraped) -> PrometheusCollectorConfig:
         _ready(scraped.server)
-        return PrometheusConfig(
+        return PrometheusCollectorConfig(
             url=scraped.server.url,
             step_s=STEP_S,
             method="test-exporter",

@@ -85,7 +85,7 @@ def _check_queries(_inst: Any, attribute: attrs.Attribute[Any], value: dict[str,
 
 
 @attrs.frozen
-class PrometheusConfig:
+class PrometheusCollectorConfig:
     """``[collectors.NAME] type = "prometheus"``."""
 
     #: Base URL of the Prometheus HTTP API (or anything that speaks it: VictoriaMetrics, Thanos).
@@ -139,12 +139,12 @@ class PrometheusCollector(Collector):
     dropped).
     """
 
-    Config: ClassVar[type] = PrometheusConfig
+    Config: ClassVar[type] = PrometheusCollectorConfig
     # Its Prometheus may be the plan's own [[services]] prometheus.
     start_after_deploy: ClassVar[bool] = True
-    config: PrometheusConfig
+    config: PrometheusCollectorConfig
 
-    def __init__(self, name: str, config: PrometheusConfig) -> None:
+    def __init__(self, name: str, config: PrometheusCollectorConfig) -> None:
         super().__init__(name, config)
         self._source = PrometheusSource(name, config.url, config.timeout_s)
 

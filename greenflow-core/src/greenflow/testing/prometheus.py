@@ -7,7 +7,7 @@ For plugin tests that read figures back through PromQL (Scaphandre, Kepler, the
     if binary is None:
         pytest.skip(f"no prometheus binary; install it with: {INSTALL_HINT}")
     with PrometheusServer(tmp_path, targets=["127.0.0.1:9100"], binary=binary) as prom:
-        collector = PrometheusCollector("p", PrometheusConfig(url=prom.url, queries=...))
+        collector = PrometheusCollector("p", PrometheusCollectorConfig(url=prom.url, queries=...))
 
 The server listens on a free port of 127.0.0.1, keeps its data in ``work_dir`` and
 scrapes the given targets every ``scrape_interval_s``. :meth:`PrometheusServer.start`

@@ -8,7 +8,7 @@ import pytest
 
 from greenflow.builtin.prometheus import (
     PrometheusCollector,
-    PrometheusConfig,
+    PrometheusCollectorConfig,
     _host,
     _monotonic,
     _unit,
@@ -24,14 +24,18 @@ def test_energy_queries_need_a_method() -> None:
     with pytest.raises(
         ValueError, match=r"host_energy_joules, host_power_watts .*method = \"scaphandre\""
     ):
-        PrometheusConfig(url=URL, queries={"host_power_watts": "a", "host_energy_joules": "b"})
-    config = PrometheusConfig(url=URL, method="scaphandre", queries={"host_power_watts": "a"})
+        PrometheusCollectorConfig(
+            url=URL, queries={"host_power_watts": "a", "host_energy_joules": "b"}
+        )
+    config = PrometheusCollectorConfig(
+        url=URL, method="scaphandre", queries={"host_power_watts": "a"}
+    )
     assert config.method == "scaphandre"
 
 
 def test_other_queries_need_no_method() -> None:
     """A collector of non-energy series (throughput, CPU) keeps the default method."""
-    config = PrometheusConfig(url=URL, queries={"in_bytes_per_s": "rate(x[1m])"})
+    config = PrometheusCollectorConfig(url=URL, queries={"in_bytes_per_s": "rate(x[1m])"})
     assert config.method == "prometheus"
 
 
@@ -43,7 +47,7 @@ def test_query_names_must_end_with_a_unit(name: str) -> None:
     with pytest.raises(
         ValueError, match=r"does not end with its unit; name it like host_power_watts"
     ):
-        PrometheusConfig(url=URL, method="m", queries={name: "up"})
+        PrometheusCollectorConfig(url=URL, method="m", queries={name: "up"})
 
 
 @pytest.mark.parametrize(
@@ -60,12 +64,12 @@ def test_bad_values_are_refused_naming_the_field(kwargs: dict[str, object], mess
     """Each invalid field is refused with its name and what is valid."""
     values: dict[str, object] = {"url": URL, "queries": {"up_ratio": "up"}, **kwargs}
     with pytest.raises(ValueError, match=message):
-        PrometheusConfig(**values)
+        PrometheusCollectorConfig(**values)
 
 
 def test_url_trailing_slash_is_dropped() -> None:
     """``http://h:9090/`` and ``http://h:9090`` are the same server."""
-    assert PrometheusConfig(url=URL + "/", queries={"up_ratio": "up"}).url == URL
+    assert PrometheusCollectorConfig(url=URL + "/", queries={"up_ratio": "up"}).url == URL
 
 
 @pytest.mark.parametrize(
@@ -113,7 +117,7 @@ def test_counter_resets_are_undone_like_increase() -> None:
 
 def test_describe_hides_the_url_password() -> None:
     """describe() (stored as provenance) never carries the credentials of the URL."""
-    config = PrometheusConfig(
+    config = PrometheusCollectorConfig(
         url="https://reader:s3cret@prom.example:9090", queries={"up_ratio": "up"}
     )
     described = PrometheusCollector("p", config).describe()
