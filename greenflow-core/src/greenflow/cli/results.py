@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
@@ -12,7 +12,13 @@ import click
 from greenflow.cli._app import App, error_boundary
 
 if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.table import Table
+
+    from greenflow.report.data import Group, RunFigures
     from greenflow.stats import PointSummary, Stat
+    from greenflow.store import Store
+    from greenflow.store.db import BaselineRow
 
 # The per-run total the table shows: host energy over MEASURE (docs/results.md).
 ENERGY_METRIC = "energy_joules"
@@ -24,7 +30,12 @@ ENERGY_SCOPE = "host"
     "output_dir", required=False, default="greenflow-output", type=click.Path(path_type=Path)
 )
 @click.option("-e", "--experiment", metavar="NAME", help="Only this experiment (default: all).")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object per run to stdout.")
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Print a JSON array of run objects (with --summary: of point objects) to stdout.",
+)
 @click.option(
     "--csv",
     "csv_path",
@@ -58,14 +69,19 @@ def results(
     """Show the runs stored in OUTPUT_DIR (default ./greenflow-output).
 
     The table shows, per run: its order, parameters, status, the units of work done
-    in MEASURE, the achieved rate, host energy over MEASURE (summed over hosts) in J,
-    J per unit, and how the energy was obtained (rapl, model:..., ...). Exports have
-    every column; docs/results.md names them.
+    in MEASURE, the achieved rate, then the system under test's own figures first:
+    each service's J per unit and its share of the host's energy; then the host's J
+    per unit, the load generator's share, host energy over MEASURE (summed over hosts)
+    in J and how the energy was obtained (rapl, model:..., ...). Under the table: the
+    idle power per host (opening baseline with its spread and whether it settled;
+    closing baseline and drift; "(model)" when a model's input) and the warnings,
+    for the experiment and per run. Exports have every column; docs/results.md names
+    them.
 
     With --summary, one line per parameter point instead: how many repetitions
     finished (n) and failed, and the mean ± half-width of the 95 % confidence interval
-    of host energy, J per unit, dynamic (idle-subtracted) J per unit, the achieved rate
-    and p99 latency, per measurement method.
+    of the same figures, dynamic (idle-subtracted) J per unit, the achieved rate and
+    p99 latency, per measurement method.
     """
     from greenflow.store import Store
     from greenflow.store.export import rows, to_json, write_csv
@@ -106,10 +122,11 @@ def _write_parquet(
     frame.to_parquet(path, index=False)
 
 
-def _print_tables(store: Any, experiment: str | None) -> None:
+def _print_tables(store: Store, experiment: str | None) -> None:
     from rich.console import Console
     from rich.table import Table
 
+    from greenflow.report.data import run_figures
     from greenflow.store import RunStatus
 
     console = Console()
@@ -135,11 +152,13 @@ def _print_tables(store: Any, experiment: str | None) -> None:
             title=f"{exp.name}: {len(runs)} runs ({summary or 'none'})", title_justify="left"
         )
         keys = list(dict.fromkeys(k for r in runs for k in r.params))
-        found = {r.run_id: store.result(r.run_id) for r in runs}
+        figures = {r.run_id: run_figures(store, r) for r in runs}
         # One unit for the whole experiment (the usual case) goes into the headers, so
         # the cells stay numbers; otherwise each cell says its unit.
-        unit_names = {res.unit for res in found.values() if res is not None}
+        unit_names = {f.result.unit for f in figures.values() if f.result is not None}
         unit = unit_names.pop() if len(unit_names) == 1 else None
+        per = unit or "unit"
+        services, loadgens = _group_names(figures.values())
         table.add_column("#", justify="right")
         table.add_column("rep", justify="right")
         for key in keys:
@@ -148,14 +167,16 @@ def _print_tables(store: Any, experiment: str | None) -> None:
         # Headers with spaces, so that a narrow terminal wraps them instead of cropping.
         table.add_column(f"{unit}s" if unit else "units", justify="right")
         table.add_column("rate /s", justify="right")
+        _group_columns(table, services, loadgens, per)
         table.add_column("energy J", justify="right")
-        table.add_column(f"J per {unit}" if unit else "J per unit", justify="right")
         table.add_column("method")
         problems: list[str] = []
         for run in runs:
-            result = found[run.run_id]
+            fig = figures[run.run_id]
+            result = fig.result
             energy, method = host_energy(store.metrics(run.run_id))
             units = result.units if result is not None else math.nan
+            groups = fig.groups if fig.energy is not None and fig.energy.method == method else {}
             table.add_row(
                 str(run.order),
                 str(run.repetition),
@@ -163,8 +184,17 @@ def _print_tables(store: Any, experiment: str | None) -> None:
                 f"[{colours[run.status]}]{run.status.value}[/]",
                 "" if result is None else _num(units) + ("" if unit else f" {result.unit}"),
                 _num(result.achieved_rate) if result is not None else "",
-                _num(energy, ",.1f"),
+                *(
+                    cell
+                    for name in services
+                    for cell in (
+                        _num(_group_per_unit(groups.get(name)), ".3g"),
+                        _percent(groups[name].share if name in groups else None),
+                    )
+                ),
                 _num(energy / units, ".3g") if units > 0 else "",
+                *(_percent(groups[n].share if n in groups else None) for n in loadgens),
+                _num(energy, ",.1f"),
                 method,
             )
             if run.error and run.status is not RunStatus.FINISHED:
@@ -172,6 +202,137 @@ def _print_tables(store: Any, experiment: str | None) -> None:
         console.print(table)
         for line in problems:
             console.print(line, markup=False, highlight=False)
+        _print_idle(console, store, exp.id, runs)
+        _print_warnings(console, store, exp.id, {r.run_id: r.order for r in runs})
+
+
+def _group_names(figures: Iterable[RunFigures]) -> tuple[list[str], list[str]]:
+    """The services and load generators that energy was attributed to, in display order."""
+    from greenflow.report.data import order_groups
+
+    scopes = {n: g.scope for f in figures if f.finished for n, g in f.groups.items()}
+    names = order_groups(scopes)
+    return (
+        [n for n in names if scopes[n] == "service"],
+        [n for n in names if scopes[n] == "loadgen"],
+    )
+
+
+def _group_columns(
+    table: Table,
+    services: Sequence[str],
+    loadgens: Sequence[str],
+    per: str,
+    dynamic: bool = False,
+) -> None:
+    """The system under test's J per unit and share first, then the host's J per unit
+    (and its dynamic J per unit), then the load generators' shares (docs/results.md)."""
+    for name in services:
+        label = name.split(":", 1)[-1]
+        table.add_column(f"{label} J per {per}", justify="right")
+        table.add_column(f"{label} % of host", justify="right")
+    table.add_column(f"host J per {per}", justify="right")
+    if dynamic:
+        table.add_column(f"dynamic J per {per}", justify="right")
+    for name in loadgens:
+        label = "loadgen" if len(loadgens) == 1 else f"loadgen {name.split(':', 1)[-1]}"
+        table.add_column(f"{label} % of host", justify="right")
+
+
+def _group_per_unit(group: Group | None) -> float | None:
+    return group.per_unit if group is not None else None
+
+
+def _percent(value: float | None) -> str:
+    if value is None or not math.isfinite(value):
+        return ""
+    return f"{100 * value:.1f} %"
+
+
+def _print_idle(console: Console, store: Store, exp_id: int, runs: Sequence[Any]) -> None:
+    """Idle power per host and deployment: the opening baseline with its spread and
+    whether it settled, the closing one and the drift; "(model)" for a model's input."""
+    from rich.table import Table
+
+    from greenflow.report.data import idle_power
+
+    idle = idle_power(store.baselines(exp_id), runs)
+    if not idle:
+        if any(r.status.value == "finished" for r in runs):
+            console.print(
+                "idle power: no baseline stored ([experiment] baseline = 0, or it failed)",
+                markup=False,
+                highlight=False,
+            )
+        return
+    deployments = list(dict.fromkeys(i.group for i in idle if i.group))
+    table = Table(
+        title="idle power per host (baselines: services up, no load; mean ± sd of the "
+        "power between readings)",
+        title_justify="left",
+    )
+    table.add_column("host")
+    table.add_column("deployment")
+    table.add_column("opening W", justify="right")
+    table.add_column("settled")
+    table.add_column("closing W", justify="right")
+    table.add_column("drift", justify="right")
+    table.add_column("method")
+    for i in idle:
+        if i.group:
+            number = deployments.index(i.group) + 1
+            first = f", from #{i.first_order}" if i.first_order is not None else ""
+            where = f"{number} of {len(deployments)} ({i.runs} runs{first})"
+        else:
+            where = "none (services down)"
+        opening = i.opening or i.services_down
+        drift = i.drift
+        table.add_row(
+            i.host,
+            where,
+            _watts(opening),
+            _settled(opening),
+            _watts(i.closing),
+            "" if drift is None else f"{drift:+.3g} W ({100 * (i.drift_ratio or 0.0):+.1f} %)",
+            i.method + (" (model)" if i.modelled else ""),
+        )
+    console.print(table)
+    if any(i.modelled for i in idle):
+        console.print(
+            "(model): idle power is the model's idle_watts input plus the little CPU an idle "
+            "system uses, not a measurement (docs/measurement.md, The model)",
+            markup=False,
+            highlight=False,
+        )
+
+
+def _watts(b: BaselineRow | None) -> str:
+    if b is None:
+        return ""
+    return f"{b.mean_watts:.3f} ± {b.stdev_watts:.3f} (n={b.intervals})"
+
+
+def _settled(b: BaselineRow | None) -> str:
+    if b is None or b.settled is None:
+        return ""
+    waited = f" after {b.settle_s:.0f} s" if b.settle_s is not None else ""
+    return f"yes{waited}" if b.settled else f"no (waited {b.settle_s or 0:.0f} s)"
+
+
+def _print_warnings(console: Console, store: Store, exp_id: int, orders: Mapping[str, int]) -> None:
+    """The experiment's warnings, then each run's (by its # in the table)."""
+    found = store.warnings(exp_id)
+    if not found:
+        return
+    console.print(f"warnings ({len(found)}):", markup=False, highlight=False)
+    # The experiment's first, then the runs' in run order.
+    found = sorted(found, key=lambda w: (w.run_id != "", orders.get(w.run_id, -1)))
+    for w in found:
+        where = ""
+        if w.run_id:
+            order = orders.get(w.run_id)
+            where = f"#{order} " if order is not None else f"run {w.run_id} "
+        console.print(f"  {where}{w.code}: {w.message}", markup=False, highlight=False)
 
 
 def _summary(
@@ -215,9 +376,11 @@ def _write_rows_csv(data: Sequence[dict[str, Any]], cols: Sequence[str], f: IO[s
     writer.writerows({k: "" if v is None else v for k, v in row.items()} for row in data)
 
 
-def _print_summary(store: Any, names: Sequence[str], points: Sequence[PointSummary]) -> None:
+def _print_summary(store: Store, names: Sequence[str], points: Sequence[PointSummary]) -> None:
     from rich.console import Console
     from rich.table import Table
+
+    from greenflow.report.data import run_figures
 
     console = Console()
     if not names:
@@ -225,6 +388,14 @@ def _print_summary(store: Any, names: Sequence[str], points: Sequence[PointSumma
         return
     for name in names:
         mine = [p for p in points if p.experiment == name]
+        exp = store.get_experiment(name)
+        runs = store.get_runs(exp.id) if exp is not None else []
+        figures = [run_figures(store, r) for r in runs]
+        by_point: dict[str, list[RunFigures]] = {}
+        for f in figures:
+            if f.finished:
+                by_point.setdefault(_params_key(f.run.params), []).append(f)
+        services, loadgens = _group_names(figures)
         counts = ", ".join(
             f"{k} {what}"
             for k, what in (
@@ -244,9 +415,8 @@ def _print_summary(store: Any, names: Sequence[str], points: Sequence[PointSumma
         for key in keys:
             table.add_column(key)
         table.add_column("n", justify="right")
+        _group_columns(table, services, loadgens, unit, dynamic=True)
         table.add_column("energy J", justify="right")
-        table.add_column(f"J per {unit}", justify="right")
-        table.add_column(f"dynamic J per {unit}", justify="right")
         table.add_column("rate /s", justify="right")
         table.add_column("p99 ms", justify="right")
         table.add_column("method")
@@ -261,15 +431,26 @@ def _print_summary(store: Any, names: Sequence[str], points: Sequence[PointSumma
                 if k
             )
             lines = _energy_lines(point)
+            runs_here = by_point.get(_params_key(point.params), [])
             for i, (method, energy, j_unit, dynamic) in enumerate(lines):
                 first = i == 0
                 no_baseline = no_baseline or (j_unit is not None and dynamic is None)
+                shares = _share_stats(runs_here, method)
                 table.add_row(
                     *(_cell(point.params.get(k)) if first else "" for k in keys),
                     n if first else "",
-                    _pm(energy),
+                    *(
+                        cell
+                        for g in services
+                        for cell in (
+                            _pm(_group_stat(point, g, method)),
+                            _pm_percent(shares.get(g)),
+                        )
+                    ),
                     _pm(j_unit),
                     _pm(dynamic),
+                    *(_pm_percent(shares.get(g)) for g in loadgens),
+                    _pm(energy),
                     _pm(point.stats.get("achieved_rate")) if first else "",
                     _pm(point.stats.get("latency_ms.p99")) if first else "",
                     method,
@@ -281,6 +462,72 @@ def _print_summary(store: Any, names: Sequence[str], points: Sequence[PointSumma
                 markup=False,
                 highlight=False,
             )
+        if exp is not None:
+            _print_idle(console, store, exp.id, runs)
+            _print_warnings(console, store, exp.id, {r.run_id: r.order for r in runs})
+
+
+def _params_key(params: Mapping[str, Any]) -> str:
+    # How greenflow.stats groups runs into points: by all their parameters.
+    import json
+
+    return json.dumps(params, sort_keys=True, default=str)
+
+
+def _group_stat(point: PointSummary, group: str, method: str) -> Stat | None:
+    """A group's J per unit (total over hosts), by the attribution of ``method``."""
+    from greenflow.report.data import SHARE_SUFFIX
+    from greenflow.stats import find
+
+    per_unit = _per_unit_name(point)
+    if per_unit is None or not method:
+        return None
+    scope = group.split(":", 1)[0] if ":" in group else "other"
+    labels = {"scope": scope, "group": group} if ":" in group else {"scope": scope}
+    return find(point, per_unit, labels, method + SHARE_SUFFIX)
+
+
+def _share_stats(runs: Sequence[RunFigures], method: str) -> dict[str, Stat]:
+    """Each group's share of its hosts' energy, mean ± CI over the point's finished runs
+    whose host energy is by ``method``."""
+    from greenflow.report.data import describe_finite
+
+    values: dict[str, list[float]] = {}
+    shared = ""
+    for f in runs:
+        if f.energy is None or f.energy.method != method:
+            continue
+        for name, g in f.groups.items():
+            shared = g.method
+            if g.share is not None:
+                values.setdefault(name, []).append(g.share)
+    out = {}
+    for name, found in values.items():
+        stat = describe_finite(found, shared)
+        if stat is not None:
+            out[name] = stat
+    return out
+
+
+def _pm_percent(stat: Stat | None) -> str:
+    """A share as ``mean ± half-width %``."""
+    if stat is None:
+        return ""
+    half = stat.half_width
+    if half is None:
+        return f"{100 * stat.mean:.1f} %"
+    return f"{100 * stat.mean:.1f} ± {100 * half:.1f} %"
+
+
+def _per_unit_name(point: PointSummary) -> str | None:
+    return next(
+        (
+            column.split("[", 1)[0]
+            for column in point.stats
+            if column.startswith("energy_per_") and not column.startswith("energy_per_mib_")
+        ),
+        None,
+    )
 
 
 def _energy_lines(
@@ -291,14 +538,7 @@ def _energy_lines(
     from greenflow.stats import find
 
     host = {"scope": "host"}
-    per_unit = next(
-        (
-            column.split("[", 1)[0]
-            for column in point.stats
-            if column.startswith("energy_per_") and not column.startswith("energy_per_mib_")
-        ),
-        None,
-    )
+    per_unit = _per_unit_name(point)
     plain = find(point, "energy_joules", host)
     methods = sorted(
         {

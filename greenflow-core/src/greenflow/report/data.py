@@ -1,7 +1,8 @@
 """What the report shows, read from the store into plain values; no plotting here.
 
 One :class:`ExperimentData` per experiment: its runs with their per-run figures, the runs
-grouped into points (series × x), and the rules that pick the x axis and the series.
+grouped into points (series × x), the idle baselines and warnings, and the rules that pick
+the x axis and the series. ``greenflow results`` reads its headline figures from here too.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from greenflow.errors import StoreError
 from greenflow.measure.integrate import power_series, split_series
 from greenflow.measure.rapl import host_energy_domains
 from greenflow.stats import PointSummary, Stat, describe, summarize
-from greenflow.store.db import ExperimentRow, RunRow, RunStatus, Store
+from greenflow.store.db import BaselineRow, ExperimentRow, RunRow, RunStatus, Store, WarningRow
 
 #: Axis names (the last dotted part) that name the system under test: runs are grouped
 #: by them first (`target = ["kafka", "redpanda"]` compares systems).
@@ -31,6 +32,9 @@ HOST_SCOPE = "host"
 SHARE_SUFFIX = "+cpu-share"
 IDLE_PART = "idle"
 OTHER_PART = "other"
+#: Scopes of the attributed groups, in the order they are shown: the system under test
+#: first, then the load generator, then the rest of the host.
+GROUP_SCOPES = ("service", "loadgen", "other")
 
 
 @attrs.frozen
@@ -39,6 +43,27 @@ class Value:
 
     value: float
     method: str
+
+
+@attrs.frozen
+class Group:
+    """An attributed group's figures over MEASURE, summed over the hosts it ran on.
+
+    ``name`` is ``service:<name>``, ``loadgen:<name>`` or ``other``; ``share`` is its
+    energy ÷ the energy of those hosts (the ``energy_share_ratio`` of one host).
+    """
+
+    name: str
+    scope: str
+    energy: float  # J
+    per_unit: float | None  # J per unit of work
+    share: float | None
+    method: str  # <host method>+cpu-share
+
+    @property
+    def label(self) -> str:
+        """``kafka`` for ``service:kafka``; ``other`` stays ``other``."""
+        return self.name.split(":", 1)[-1]
 
 
 @attrs.frozen
@@ -54,6 +79,10 @@ class RunFigures:
     parts: dict[str, float]  # energy breakdown over MEASURE, J
     parts_method: str
     idle_measured: bool
+    #: Dynamic (idle-subtracted) host J per unit of work.
+    active_per_unit: Value | None = None
+    #: Attributed groups by name, services first, then load generators, then other.
+    groups: dict[str, Group] = attrs.field(factory=dict)
 
     @property
     def finished(self) -> bool:
@@ -96,6 +125,14 @@ class ExperimentData:
     x_categories: list[str]  # a non-numeric x axis's values, in plan order, as text
     unit: str | None  # what a unit of work is, when every result agrees
     per_unit_name: str | None  # energy_per_<unit>_joules
+    idle: list[IdlePower] = attrs.field(factory=list)
+    warnings: list[WarningRow] = attrs.field(factory=list)
+
+    def groups(self, scope: str | None = None) -> list[str]:
+        """Attributed group names of finished runs (``service:kafka``...), in display
+        order; only those of ``scope`` when given."""
+        names = {n: g.scope for r in self.runs if r.finished for n, g in r.groups.items()}
+        return [n for n in order_groups(names) if scope is None or names[n] == scope]
 
     def counts(self) -> dict[str, int]:
         """Runs per status, in the order finished, failed, aborted, running, pending."""
@@ -207,6 +244,68 @@ def _parts(metrics: Sequence[Metric], method: str) -> tuple[dict[str, float], st
     return parts, method, idle_measured
 
 
+def order_groups(scopes: Mapping[str, str]) -> list[str]:
+    """Group names (name → scope) in display order: services, load generators, other."""
+    rank = {s: i for i, s in enumerate(GROUP_SCOPES)}
+    return sorted(scopes, key=lambda n: (rank.get(scopes[n], len(rank)), n))
+
+
+def attributed(metrics: Sequence[Metric], method: str) -> dict[str, Group]:
+    """The groups that ``method``'s host energy was split into (``<method>+cpu-share``),
+    each summed over its hosts, in display order (services first)."""
+    shared = method + SHARE_SUFFIX
+    host_energy: dict[str, float] = {}
+    energy: dict[str, dict[str, float]] = {}
+    per_unit: dict[str, dict[str, float]] = {}
+    scopes: dict[str, str] = {}
+    for m in metrics:
+        if "domain" in m.labels or not math.isfinite(m.value):
+            continue
+        scope = m.labels.get("scope")
+        host = m.labels.get("host", "")
+        if m.name == "energy_joules" and scope == HOST_SCOPE and m.method == method:
+            if "group" not in m.labels:
+                host_energy[host] = m.value
+            continue
+        if m.method != shared or scope not in GROUP_SCOPES:
+            continue
+        name = m.labels.get("group") or OTHER_PART
+        scopes[name] = scope
+        if m.name == "energy_joules":
+            energy.setdefault(name, {})[host] = m.value
+        elif _is_per_unit(m.name):
+            per_unit.setdefault(name, {})[host] = m.value
+    out = {}
+    for name in order_groups(scopes):
+        if name not in energy:
+            continue
+        hosts = energy[name]
+        total = math.fsum(hosts.values())
+        # The share of the hosts the group ran on; a per-host figure without a host label
+        # is a total, compared with the hosts' total.
+        whole = [host_energy.get(h) for h in hosts] if "" not in hosts else [_total(host_energy)]
+        share = None
+        if all(w is not None for w in whole):
+            denominator = math.fsum(w for w in whole if w is not None)
+            share = total / denominator if denominator > 0 else None
+        units = per_unit.get(name)
+        out[name] = Group(
+            name,
+            scopes[name],
+            total,
+            math.fsum(units.values()) if units else None,
+            share,
+            shared,
+        )
+    return out
+
+
+def _total(by_host: Mapping[str, float]) -> float | None:
+    if "" in by_host:
+        return by_host[""]
+    return math.fsum(by_host.values()) if by_host else None
+
+
 def run_figures(store: Store, run: RunRow) -> RunFigures:
     metrics = store.metrics(run.run_id) if run.status is RunStatus.FINISHED else []
     result = store.result(run.run_id) if run.status is RunStatus.FINISHED else None
@@ -215,7 +314,15 @@ def run_figures(store: Store, run: RunRow) -> RunFigures:
     parts, parts_method, idle = _parts(metrics, energy.method) if energy else ({}, "", False)
     name = next((m.name for m in metrics if _is_per_unit(m.name)), None)
     asked = _asked(metrics, run.params)
-    return RunFigures(run, result, energy, per_unit, name, asked, parts, parts_method, idle)
+    active = None
+    if name is not None and energy is not None:
+        active = _host_figure(
+            [m for m in metrics if m.method == energy.method], lambda n: n == f"active_{name}"
+        )
+    groups = attributed(metrics, energy.method) if energy else {}
+    return RunFigures(
+        run, result, energy, per_unit, name, asked, parts, parts_method, idle, active, groups
+    )
 
 
 # -- axes and points -----------------------------------------------------------------
@@ -354,6 +461,8 @@ def load_experiment(
         x_categories=categories,
         unit=units.pop() if len(units) == 1 else None,
         per_unit_name=next((r.per_unit_name for r in runs if r.per_unit_name), None),
+        idle=idle_power(store.baselines(experiment.id), rows),
+        warnings=store.warnings(experiment.id),
     )
 
 
@@ -425,3 +534,95 @@ def select_power_runs(points: Sequence[Point], limit: int) -> list[RunFigures]:
                 chosen.append(q[depth])
         depth += 1
     return sorted(chosen, key=lambda r: r.run.order)
+
+
+# -- idle baselines --------------------------------------------------------------------
+
+
+@attrs.frozen
+class IdlePower:
+    """One host's idle power over one deployment (``group``; "" for the services-down
+    baseline, before anything was deployed): its opening and closing baselines."""
+
+    group: str
+    host: str
+    method: str
+    opening: BaselineRow | None
+    closing: BaselineRow | None
+    services_down: BaselineRow | None
+    runs: int  # runs of the deployment
+    first_order: int | None  # the # of its first run
+
+    @property
+    def modelled(self) -> bool:
+        """Whether the idle power is a model's input rather than a measurement."""
+        return self.method.startswith("model:")
+
+    @property
+    def drift(self) -> float | None:
+        """Closing − opening mean power, W (None without both, or by different methods)."""
+        if self.opening is None or self.closing is None:
+            return None
+        if self.opening.method != self.closing.method:
+            return None
+        return self.closing.mean_watts - self.opening.mean_watts
+
+    @property
+    def drift_ratio(self) -> float | None:
+        drift = self.drift
+        if drift is None or self.opening is None or not self.opening.mean_watts:
+            return None
+        return drift / self.opening.mean_watts
+
+
+def standard_error(baseline: BaselineRow) -> float | None:
+    """The baseline mean's standard error: sd ÷ √(readings' intervals)."""
+    if baseline.intervals < 1 or not math.isfinite(baseline.stdev_watts):
+        return None
+    return baseline.stdev_watts / math.sqrt(baseline.intervals)
+
+
+def idle_power(baselines: Sequence[BaselineRow], runs: Sequence[RunRow]) -> list[IdlePower]:
+    """Baselines paired per deployment and host, in the order the deployments ran."""
+    found: dict[tuple[str, str, str], dict[str, BaselineRow]] = {}
+    for b in baselines:
+        # The latest of a kind wins: a resumed experiment measures its deployments again.
+        found.setdefault((b.group, b.host, b.method), {})[b.kind] = b
+    members: dict[str, list[RunRow]] = {}
+    for r in runs:
+        members.setdefault(r.group, []).append(r)
+    out = []
+    for (group, host, method), kinds in found.items():
+        mine = members.get(group, []) if group else []
+        out.append(
+            IdlePower(
+                group,
+                host,
+                method,
+                kinds.get("opening"),
+                kinds.get("closing"),
+                kinds.get("services-down"),
+                len(mine),
+                min((r.order for r in mine), default=None),
+            )
+        )
+    return out
+
+
+def baseline_samples(samples: Sequence[Sample], baseline: BaselineRow) -> list[Sample]:
+    """The samples of one baseline's window: those inside it and, per series, the first
+    at or after its end. The runner reads every counter at the window's edges, just after
+    each boundary; readings a moment before the start or after the end (the next phase's
+    marks) would add intervals of milliseconds whose power is all noise."""
+    inside: list[Sample] = []
+    ended: set[tuple[str, str, str, str]] = set()
+    for s in sorted(samples, key=lambda s: s.timestamp):
+        if s.timestamp < baseline.start:
+            continue
+        key = (s.host, s.metric, s.method, json.dumps(s.labels, sort_keys=True))
+        if s.timestamp < baseline.end:
+            inside.append(s)
+        elif key not in ended:
+            inside.append(s)
+            ended.add(key)
+    return inside
