@@ -13,15 +13,13 @@ class ReportOptions:
 
     ``experiment`` limits it to one experiment (default: every one in the store).
     ``x_axis`` is the sweep axis the load plots use (default: the first numeric axis).
-    ``power_plots`` caps the per-run power plots, which cost tens of milliseconds each;
-    ``per_run_bars`` is how many finished runs still get one bar each in the energy
-    breakdown (beyond it, one bar per point, the mean of its runs).
+    ``power_plots`` caps the per-run power plots, which cost tens of milliseconds each
+    (0 leaves out the baselines' plots too).
     """
 
     experiment: str | None = None
     x_axis: str | None = None
     power_plots: int = 24
-    per_run_bars: int = 40
 
 
 @attrs.frozen

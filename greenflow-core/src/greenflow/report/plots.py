@@ -11,7 +11,7 @@ from __future__ import annotations
 import io
 import itertools
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 
 import attrs
 import matplotlib
@@ -28,6 +28,7 @@ PHASE_COLOURS = {
     "measure": "#bfe5c8",
     "cooldown": "#cfe0fa",
     "clean": "#efe3f5",
+    "baseline": "#e6e0f8",
 }
 #: One colour per series, the same in every figure of an experiment.
 SERIES_COLOURS = (
@@ -46,12 +47,21 @@ SERIES_COLOURS = (
 PART_COLOURS = {"idle": "#c7c7c7", "other": "#8c8c8c"}
 
 _MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
+# Series that lie exactly on top of each other (two message sizes at one asked rate) stay
+# apart by their marker and line style, not only by a colour the top one hides.
+_LINESTYLES = ("-", "--", ":", "-.")
+#: How a 95 % interval that includes zero is marked (the page's captions name it).
+CROSSES_ZERO = "95 % CI includes 0"
+_ZERO_MARK = "#b3261e"
 _counter = itertools.count()
 
 
 @attrs.frozen
 class Line:
-    """A series of (x, y ± err) points; ``err`` None where there is no interval (n = 1)."""
+    """A series of (x, y ± err) points; ``err`` None where there is no interval (n = 1).
+
+    ``reps`` holds, per point, the repetitions' own values, drawn as small open markers
+    around the mean."""
 
     label: str
     xs: Sequence[float]
@@ -60,6 +70,8 @@ class Line:
     colour: str
     marker: str = "o"
     dashed: bool = False
+    reps: Sequence[Sequence[float]] = ()
+    linestyle: str | None = None
 
 
 def series_colour(index: int) -> str:
@@ -68,6 +80,25 @@ def series_colour(index: int) -> str:
 
 def marker(index: int) -> str:
     return _MARKERS[index % len(_MARKERS)]
+
+
+def linestyle(index: int) -> str:
+    return _LINESTYLES[index % len(_LINESTYLES)]
+
+
+def crosses_zero(y: float, err: float | None) -> bool:
+    """Whether the interval y ± err includes zero (strictly on both sides)."""
+    return err is not None and y - err < 0.0 < y + err
+
+
+def si_scale(values: Sequence[float]) -> tuple[float, str]:
+    """A factor and SI prefix that bring the largest |value| to between 1 and 1000 (for
+    values below 1: J → mJ → µJ → nJ), so that tick labels read as plain numbers."""
+    top = max((abs(v) for v in values if v == v), default=0.0)
+    for factor, prefix in ((1.0, ""), (1e3, "m"), (1e6, "µ"), (1e9, "n")):
+        if top * factor >= 1.0:
+            return factor, prefix
+    return (1.0, "") if top == 0.0 else (1e9, "n")
 
 
 # -- SVG text --------------------------------------------------------------------------
@@ -83,13 +114,16 @@ _IDS = re.compile(r'\s+id="([^"]*)"')
 _SVG = re.compile(r"<svg ")
 
 
-def to_svg(fig: Figure, alt: str) -> str:
-    """The figure as an ``<svg>`` element for inline HTML, with ``alt`` as its title."""
+def to_svg(fig: Figure, alt: str, tight: bool = False) -> str:
+    """The figure as an ``<svg>`` element for inline HTML, with ``alt`` as its title.
+    ``tight`` grows or crops the canvas to everything drawn (legends and labels outside
+    the axes are never cut off); it costs a layout pass, so the small, many power plots
+    keep their fixed box instead."""
     buf = io.StringIO()
     # A salt per figure keeps the ids of clip paths and markers unique across the page
     # (they would otherwise collide between figures) and the output reproducible.
     with matplotlib.rc_context({"svg.fonttype": "none", "svg.hashsalt": f"gf{next(_counter)}"}):
-        fig.savefig(buf, format="svg")
+        fig.savefig(buf, format="svg", bbox_inches="tight" if tight else None, pad_inches=0.08)
     text = _METADATA.sub("", _PROLOGUE.sub("", buf.getvalue()))
     text = _XMLNS.sub("", text)
     used = {a or b for a, b in _REFS.findall(text)}
@@ -118,21 +152,37 @@ def _style(ax: Axes, nbins: int = 6) -> None:
 # -- figures --------------------------------------------------------------------------
 
 
+@attrs.frozen
+class IdleLine:
+    """A horizontal idle-power line on a power plot: ``series`` is the index of the host's
+    line (its colour); ``closing`` draws it dotted rather than dashed."""
+
+    label: str
+    watts: float
+    series: int
+    closing: bool = False
+
+
 def power_figure(
     lines: Sequence[tuple[str, Sequence[tuple[float, float]]]],
     phases: Sequence[tuple[str, float, float]],
     alt: str,
+    idle: Sequence[IdleLine] = (),
+    top: float | None = None,
 ) -> str:
     """Power (W) over seconds since the run started; ``phases`` are (name, start, end)
-    in the same seconds, shaded; ``lines`` are (label, [(s, W)]), one per host. The
-    title goes in the page (an HTML caption), not in the figure: placing a title makes
-    matplotlib measure the whole axes, a third of a small plot's drawing time."""
+    in the same seconds, shaded; ``lines`` are (label, [(s, W)]), one per host; ``idle``
+    the hosts' idle power as horizontal lines; ``top`` the y axis's upper limit, shared by
+    every power plot of an experiment so that they compare at a glance. The title goes in
+    the page (an HTML caption), not in the figure: placing a title makes matplotlib
+    measure the whole axes, a third of a small plot's drawing time."""
     fig = _figure(4.4, 2.2)
     # A fixed axes box rather than tight/constrained layout, for the same reason.
     ax = fig.add_axes((0.13, 0.2, 0.84, 0.76))
     _style(ax, nbins=5)
-    top = max((w for _, pts in lines for _, w in pts), default=1.0)
-    top = top * 1.12 if top > 0 else 1.0
+    if top is None:
+        top = max([w for _, pts in lines for _, w in pts] + [i.watts for i in idle], default=1.0)
+        top = top * 1.12 if top > 0 else 1.0
     # One collection for all phases (axvspan adds a patch each and re-scales per patch).
     spans = [((a, 0.0), (b, 0.0), (b, 1.0), (a, 1.0)) for _, a, b in phases]
     ax.add_collection(
@@ -154,16 +204,42 @@ def power_figure(
             markersize=3,
             label=label,
         )
-    if len(lines) > 1:
-        ax.legend(fontsize=7, frameon=False, loc="lower right")
+    for line in idle:
+        ax.axhline(
+            line.watts,
+            color=series_colour(line.series),
+            linewidth=0.9,
+            linestyle=":" if line.closing else "--",
+            alpha=0.8,
+            label=line.label,
+        )
+    if len(lines) > 1 or idle:
+        # Upper right, on a light box: the load's power is at the left (start-up) and
+        # the idle lines at the bottom, so this hides the least.
+        ax.legend(
+            fontsize=6,
+            loc="upper right",
+            handlelength=2.2,
+            frameon=True,
+            framealpha=0.8,
+            edgecolor="none",
+            borderpad=0.3,
+            labelspacing=0.25,
+        )
     starts = [a for _, a, _ in phases] + [p[0] for _, pts in lines for p in pts[:1]]
     ends = [b for _, _, b in phases] + [p[0] for _, pts in lines for p in pts[-1:]]
     if starts:
         ax.set_xlim(min(starts), max(ends))
     ax.set_ylim(0, top)
-    ax.set_xlabel("seconds since the run started", fontsize=8)
+    ax.set_xlabel("time since the start (s)", fontsize=8)
     ax.set_ylabel("power (W)", fontsize=8)
     return to_svg(fig, alt)
+
+
+def _dodge(index: int, count: int, step: float) -> float:
+    """Sideways shift of series ``index`` of ``count``, so that points at one x (two series
+    with the same asked rate) do not hide each other."""
+    return (index - (count - 1) / 2.0) * step
 
 
 def errorbar_figure(
@@ -176,32 +252,53 @@ def errorbar_figure(
     logy: bool = False,
     diagonal: bool = False,
     styles: Sequence[tuple[str, str, bool]] = (),
+    xticks: Sequence[float] | None = None,
+    dodge: bool = True,
 ) -> str:
-    """Mean ± 95 % CI per point, one line per series. ``categories`` names the x
-    positions 0, 1, ... when x is not a number; ``diagonal`` draws y = x (achieved =
-    asked). With ``styles`` ((label, marker, dashed), e.g. one per latency percentile),
-    the legend lists each colour once (the first line of that colour names it) and then
-    the styles in grey, instead of one entry per line."""
+    """Mean ± 95 % CI per point, one line per series, and each repetition as a small open
+    marker. ``categories`` names the x positions 0, 1, ... when x is not a number;
+    ``xticks`` puts the ticks at those x values (the swept ones); ``diagonal`` draws y = x
+    (achieved = asked). With ``styles`` ((label, marker, dashed)), the legend lists each
+    colour once and then the styles in grey, instead of one entry per line.
+
+    The y axis is never cut at zero: an interval reaching below it is drawn whole, and
+    one that includes zero is circled in red (legend: :data:`CROSSES_ZERO`). With
+    ``dodge``, series are shifted sideways by a small step so that equal points stay
+    visible."""
     fig = _figure(8.4, 4.0)
-    # Room under the axes for slanted category names.
-    ax = fig.add_axes(
-        (
-            0.09,
-            0.2 if categories is not None else 0.13,
-            0.55,
-            0.73 if categories is not None else 0.8,
-        )
-    )
+    ax = fig.add_axes((0.09, 0.13, 0.6, 0.8))
     _style(ax)
+    xs_all = sorted({x for line in lines for x in line.xs})
+    logx = (
+        categories is None
+        and not diagonal
+        and len(xs_all) > 2
+        and xs_all[0] > 0
+        and xs_all[-1] / xs_all[0] > 50
+    )
+    if categories is not None:
+        step = 0.08
+    elif logx:
+        step = 0.0
+    else:
+        span = (xs_all[-1] - xs_all[0]) if len(xs_all) > 1 else abs(xs_all[0] or 1.0)
+        step = 0.012 * span
     named: set[str] = set()
-    for line in lines:
+    lows: list[float] = []
+    highs: list[float] = []
+    crossing: list[tuple[float, float]] = []
+    for k, line in enumerate(lines):
+        shift = _dodge(k, len(lines), step) if dodge else 0.0
+        factor = 1.0 + _dodge(k, len(lines), 0.025) if logx and dodge else 1.0
+        xs = [x * factor + shift for x in line.xs]
         errs = [e if e is not None else 0.0 for e in line.errs]
         label = line.label
         if styles:
             label = line.label if line.colour not in named else "_nolegend_"
             named.add(line.colour)
+        style = line.linestyle or ("--" if line.dashed else "-")
         ax.errorbar(
-            line.xs,
+            xs,
             line.ys,
             yerr=errs,
             label=label,
@@ -211,7 +308,55 @@ def errorbar_figure(
             capsize=3,
             linewidth=1.3,
             # Categories have no order between them: no line joins them.
-            linestyle="none" if categories is not None else "--" if line.dashed else "-",
+            linestyle="none" if categories is not None else style,
+            zorder=3,
+        )
+        dots = [(x, v) for x, reps in zip(xs, line.reps, strict=False) for v in reps]
+        if dots:
+            # One line of markers per series: a plot call per point costs a lot for
+            # sweeps of a hundred points.
+            ax.plot(
+                [d[0] for d in dots],
+                [d[1] for d in dots],
+                linestyle="none",
+                marker=line.marker,
+                markersize=3.5,
+                markerfacecolor="none",
+                markeredgecolor=line.colour,
+                markeredgewidth=0.8,
+                alpha=0.7,
+                zorder=2,
+            )
+            lows += [v for _, v in dots]
+            highs += [v for _, v in dots]
+        for x, y, e in zip(xs, line.ys, line.errs, strict=True):
+            lows.append(y - (e or 0.0))
+            highs.append(y + (e or 0.0))
+            if crosses_zero(y, e):
+                crossing.append((x, y))
+    if crossing:
+        ax.plot(
+            [c[0] for c in crossing],
+            [c[1] for c in crossing],
+            linestyle="none",
+            marker="o",
+            markersize=11,
+            markerfacecolor="none",
+            markeredgecolor=_ZERO_MARK,
+            markeredgewidth=1.2,
+            label=CROSSES_ZERO,
+            zorder=4,
+        )
+    if any(line.reps for line in lines):
+        ax.plot(
+            [],
+            [],
+            linestyle="none",
+            marker="o",
+            markersize=3.5,
+            markerfacecolor="none",
+            markeredgecolor="#666666",
+            label="repetitions",
         )
     for label, mark, dashed in styles:
         ax.plot(
@@ -219,9 +364,8 @@ def errorbar_figure(
         )
     if diagonal:
         xs = [x for line in lines for x in line.xs]
-        ys = [y for line in lines for y in line.ys]
         if xs:
-            top = max(max(xs), max(ys))
+            top = max(max(xs), max(highs, default=0.0))
             ax.plot(
                 [0, top],
                 [0, top],
@@ -231,20 +375,30 @@ def errorbar_figure(
                 label="achieved = asked",
             )
             ax.set_xlim(left=0)
-            ax.set_ylim(bottom=0)
     if categories is not None:
         ax.set_xticks(range(len(categories)), list(categories), rotation=20, ha="right")
         ax.set_xlim(-0.5, len(categories) - 0.5)
+    elif logx:
+        ax.set_xscale("log")
+    if categories is None and xticks is not None and 0 < len(xticks) <= 12:
+        ax.set_xticks(list(xticks), [f"{v:g}" for v in xticks])
+        ax.minorticks_off()
     if logy:
         ax.set_yscale("log")
-    elif not diagonal:
-        ax.set_ylim(bottom=0)
+    else:
+        low = min(lows, default=0.0)
+        high = max(highs, default=1.0)
+        span = (high - min(low, 0.0)) or 1.0
+        # Zero stays in view, and so does the lowest end of every interval below it.
+        ax.set_ylim(min(0.0, low - 0.06 * span), high + 0.06 * span)
+        if low < 0:
+            ax.axhline(0, color="#555555", linewidth=0.7, zorder=1)
     ax.set_xlabel(xlabel, fontsize=9)
     ax.set_ylabel(ylabel, fontsize=9)
     handles, labels = ax.get_legend_handles_labels()
-    # Series first, then the styles (matplotlib lists plain lines before error bars).
-    style_names = {s[0] for s in styles}
-    order = sorted(range(len(labels)), key=lambda i: labels[i] in style_names)
+    # Series first, then the styles and marks (matplotlib lists plain lines first).
+    extras = {s[0] for s in styles} | {CROSSES_ZERO, "repetitions", "achieved = asked"}
+    order = sorted(range(len(labels)), key=lambda i: labels[i] in extras)
     ax.legend(
         [handles[i] for i in order],
         [labels[i] for i in order],
@@ -253,53 +407,126 @@ def errorbar_figure(
         loc="upper left",
         bbox_to_anchor=(1.02, 1.0),
     )
-    return to_svg(fig, alt)
+    return to_svg(fig, alt, tight=True)
 
 
-def breakdown_figure(
-    labels: Sequence[str],
-    parts: Mapping[str, Sequence[float]],
-    colours: Mapping[str, str],
-    ylabel: str,
-    alt: str,
+@attrs.frozen
+class Bars:
+    """One part of a grouped bar chart: per group, the mean, its CI half-width (None:
+    n = 1), the repetitions' values, and the label written on the bar."""
+
+    name: str
+    means: Sequence[float | None]
+    errs: Sequence[float | None]
+    reps: Sequence[Sequence[float]]
+    labels: Sequence[str]
+    colour: str
+
+
+#: Above this many bars, the breakdown leaves out the repetitions' dots and the labels:
+#: hundreds of each cost seconds to draw and megabytes of SVG, and cannot be read.
+BAR_DETAIL_LIMIT = 60
+
+
+def grouped_bars_figure(
+    groups: Sequence[str], parts: Sequence[Bars], ylabel: str, alt: str, xlabel: str = ""
 ) -> str:
-    """Stacked bars, one per label: positive parts stack up from 0, negative ones (an
-    "other" below zero under noise) down, so no segment hides another."""
-    width = min(12.0, max(6.0, 0.25 * len(labels) + 3.0))
+    """Bars side by side per group (one per part), each with its 95 % CI, and, up to
+    :data:`BAR_DETAIL_LIMIT` bars, its repetitions as dots and its label (a share) above
+    it, or below when negative. The y axis keeps zero and every interval; labels are
+    inside the canvas (tight layout)."""
+    n, k = len(groups), max(1, len(parts))
+    detail = n * k <= BAR_DETAIL_LIMIT
+    width = min(14.0, max(6.0, 0.32 * n * k + 2.5))
     fig = _figure(width, 4.2)
-    # Margins in inches, whatever the width: 0.8 for the y labels, 2.2 for the legend.
-    ax = fig.add_axes((0.8 / width, 0.27, 1.0 - 3.0 / width, 0.66))
+    ax = fig.add_axes((0.8 / width, 0.22, 1.0 - 3.0 / width, 0.7))
     _style(ax)
-    n = len(labels)
-    up, down = [0.0] * n, [0.0] * n
-    half = 0.4
+    bar = 0.8 / k
+    half = bar * 0.46
+    lows, highs = [0.0], [0.0]
     handles = []
-    for part, values in parts.items():
-        boxes = []
-        for i, v in enumerate(values):
-            base = up[i] if v >= 0 else down[i]
-            boxes.append(
-                ((i - half, base), (i + half, base), (i + half, base + v), (i - half, base + v))
-            )
-            if v >= 0:
-                up[i] += v
-            else:
-                down[i] += v
-        colour = colours.get(part, "#777777")
+    for j, part in enumerate(parts):
+        xs = [i + (j - (k - 1) / 2.0) * bar for i in range(n)]
+        present = [
+            (x, m, e) for x, m, e in zip(xs, part.means, part.errs, strict=True) if m is not None
+        ]
+        if not present:
+            continue
         # One collection per part: ax.bar makes a patch per bar and re-scales the axes
         # after each, which costs seconds for a few hundred bars.
-        ax.add_collection(PolyCollection(boxes, facecolors=colour, linewidths=0), autolim=False)
-        handles.append(Patch(facecolor=colour, label=part))
-    ax.set_xlim(-0.7, n - 0.3)
-    low, high = min(down, default=0.0), max(up, default=0.0)
+        boxes = [
+            ((x - half, 0.0), (x + half, 0.0), (x + half, m), (x - half, m)) for x, m, _ in present
+        ]
+        ax.add_collection(
+            PolyCollection(boxes, facecolors=part.colour, linewidths=0, zorder=2), autolim=False
+        )
+        handles.append(Patch(facecolor=part.colour, label=part.name))
+        ax.errorbar(
+            [p[0] for p in present],
+            [p[1] for p in present],
+            yerr=[p[2] or 0.0 for p in present],
+            fmt="none",
+            ecolor="#333333",
+            elinewidth=0.9,
+            capsize=2.5 if detail else 0.0,
+            zorder=3,
+        )
+        dots = [(x, v) for x, reps in zip(xs, part.reps, strict=True) for v in reps]
+        lows += [v for _, v in dots]
+        highs += [v for _, v in dots]
+        if dots and detail:
+            ax.plot(
+                [d[0] for d in dots],
+                [d[1] for d in dots],
+                linestyle="none",
+                marker="o",
+                markersize=2.5,
+                markerfacecolor="white",
+                markeredgecolor="#333333",
+                markeredgewidth=0.6,
+                zorder=4,
+            )
+        for _, m, e in present:
+            lows.append(m - (e or 0.0))
+            highs.append(m + (e or 0.0))
+        if not detail:
+            continue
+        tops = {x: (m, e) for x, m, e in present}
+        for x, text in zip(xs, part.labels, strict=True):
+            if x not in tops or not text:
+                continue
+            m, e = tops[x]
+            end = m + (e or 0.0) if m >= 0 else m - (e or 0.0)
+            ax.annotate(
+                text,
+                (x, end),
+                xytext=(0, 3 if m >= 0 else -3),
+                textcoords="offset points",
+                ha="center",
+                va="bottom" if m >= 0 else "top",
+                fontsize=6.5,
+                rotation=90 if k * n > 24 else 0,
+                annotation_clip=False,
+            )
+    low, high = min(lows), max(highs)
     span = (high - low) or 1.0
-    ax.set_ylim(low - 0.03 * span if low < 0 else 0.0, high + 0.05 * span)
+    # Room above (and below) the bars for their labels.
+    ax.set_ylim(low - 0.12 * span if low < 0 else 0.0, high + 0.16 * span)
     ax.axhline(0, color="#555555", linewidth=0.6)
+    ax.set_xlim(-0.6, n - 0.4)
+    rotate = n > 6 or max((len(g) for g in groups), default=0) * n > 60
     step = -(-n // 30)  # at most 30 tick labels stay legible
-    xs = list(range(n))
-    ax.set_xticks(xs[::step], list(labels)[::step], rotation=35, ha="right", fontsize=7)
+    ax.set_xticks(
+        list(range(n))[::step],
+        list(groups)[::step],
+        rotation=30 if rotate else 0,
+        ha="right" if rotate else "center",
+        fontsize=7.5,
+    )
     ax.set_ylabel(ylabel, fontsize=9)
+    if xlabel:
+        ax.set_xlabel(xlabel, fontsize=9)
     ax.legend(
         handles=handles, fontsize=8, frameon=False, loc="upper left", bbox_to_anchor=(1.01, 1.0)
     )
-    return to_svg(fig, alt)
+    return to_svg(fig, alt, tight=True)
