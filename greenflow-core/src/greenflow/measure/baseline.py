@@ -115,10 +115,33 @@ def idle_uncertainty_watts(opening: HostBaseline, closing: HostBaseline | None) 
 def service_cpu(samples: Sequence[Sample], window: Window) -> dict[str, float]:
     """CPU seconds per second each service group (``cpu_seconds{group="service:…"}`` from
     the process collector) used over ``window``, per host and group (``host/service:name``)."""
+    return {
+        key: rate
+        for key, rate in group_cpu(samples, window).items()
+        if key.split("/", 1)[1].startswith("service:")
+    }
+
+
+def background_cpu(samples: Sequence[Sample], window: Window) -> dict[str, float]:
+    """Per host, the CPU seconds per second used over ``window`` by processes in no group
+    (not a service, not the load generator): the host's busy time minus the groups'."""
+    rates = group_cpu(samples, window)
+    out = {}
+    for key, rate in rates.items():
+        host, group = key.split("/", 1)
+        if group == "host":
+            groups = sum(r for k, r in rates.items() if k.startswith(f"{host}/") and k != key)
+            out[host] = max(0.0, rate - groups)
+    return out
+
+
+def group_cpu(samples: Sequence[Sample], window: Window) -> dict[str, float]:
+    """CPU seconds per second of every ``cpu_seconds{group}`` series over ``window``, keyed
+    ``host/group`` (``host`` is the host's whole busy time)."""
     out = {}
     for (host, metric, _method, labels), series in split_series(samples).items():
         group = dict(labels).get("group", "")
-        if metric != "cpu_seconds" or not group.startswith("service:"):
+        if metric != "cpu_seconds" or not group:
             continue
         try:
             seconds = (

@@ -59,6 +59,9 @@ log = structlog.get_logger("greenflow.runner")
 #: Busy CPU outside the services and the load generator, as a share of the host's, above
 #: which a run's figures get a background-load warning.
 BACKGROUND_SHARE = 0.05
+#: CPU seconds per second used outside the services during a baseline above which its idle
+#: power gets a background-load warning (GreenFlow's own sampling stays far below).
+BASELINE_BACKGROUND_CPU = 0.1
 
 
 def _idle_uncertainty(host: str, watts: float, duration_s: float, method: str) -> Metric:
@@ -795,7 +798,7 @@ class Runner:
     def _baseline(self, kind: str, group: str) -> dict[str, Any]:
         """Measure idle power (``kind``: opening, closing or services-down) and store it per
         host; the opening one becomes the idle power of the group's runs."""
-        from greenflow.measure.baseline import host_baselines
+        from greenflow.measure.baseline import background_cpu, host_baselines
 
         seconds = self.plan.experiment.baseline
         if kind == "opening":
@@ -815,6 +818,15 @@ class Runner:
         except GreenFlowError as exc:
             self._warn(None, f"baseline-unusable:{kind}:{group}", f"the {kind} baseline: {exc}")
             return {}
+        for host, rate in background_cpu(samples, window).items():
+            if rate > BASELINE_BACKGROUND_CPU:
+                self._warn(
+                    None,
+                    f"baseline-background-load:{kind}:{group}:{host}",
+                    f"during the {kind} baseline{f' of {group}' if group else ''}, processes "
+                    f"outside the services used {rate:.2f} CPU-s/s on {host}: its idle power "
+                    "includes their work (stop them, or compare with the closing baseline)",
+                )
         for b in stats.values():
             self.store.add_baseline(
                 BaselineRow(
