@@ -121,6 +121,12 @@ CASES = [
         GOOD.replace('type = "local"', 'type = "local"\nroles = "broker"'),
         ["[platform] roles: expected a list", '["broker"]', 'got "broker"'],
     ),
+    (
+        # An address the host cannot bind: one clear line at validate, never a traceback.
+        "unbindable-address",
+        GOOD.replace('type = "local"', 'type = "local"\naddress = "192.0.2.1"'),
+        ["[platform] address: expected an address of this machine", "'192.0.2.1'", "127.0.0.1"],
+    ),
     ("services-not-array", GOOD + '\n[services]\ntype = "x"\n', ["[services]", "array of tables"]),
     (
         "unknown-service",
