@@ -123,13 +123,12 @@ def _write_parquet(
 
 
 def _print_tables(store: Store, experiment: str | None) -> None:
-    from rich.console import Console
     from rich.table import Table
 
     from greenflow.report.data import run_figures
     from greenflow.store import RunStatus
 
-    console = Console()
+    console = _console()
     experiments = store.experiments()
     if experiment is not None:
         experiments = [e for e in experiments if e.name == experiment]
@@ -377,12 +376,11 @@ def _write_rows_csv(data: Sequence[dict[str, Any]], cols: Sequence[str], f: IO[s
 
 
 def _print_summary(store: Store, names: Sequence[str], points: Sequence[PointSummary]) -> None:
-    from rich.console import Console
     from rich.table import Table
 
     from greenflow.report.data import run_figures
 
-    console = Console()
+    console = _console()
     if not names:
         console.print(f"no experiments stored in {store.path.parent} yet")
         return
@@ -605,3 +603,13 @@ def _num(value: float | None, spec: str = ",.6g") -> str:
 
 def _cell(value: Any) -> str:
     return "" if value is None else str(value)
+
+
+def _console() -> Any:
+    """A terminal's own width; elsewhere (a pipe, a file, CI's log) wide enough that no
+    table is squeezed into 80 columns and its cells cut to "…"."""
+    import sys
+
+    from rich.console import Console
+
+    return Console() if sys.stdout.isatty() else Console(width=400)
