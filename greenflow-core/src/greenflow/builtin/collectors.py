@@ -291,7 +291,20 @@ class RaplCollector(_SamplingCollector):
 
     def _read(self, now: float) -> _Reading:
         assert self._reader is not None
-        return self._series, tuple(self._reader.read().values())  # in zone order
+        reader = self._reader
+        seen = len(reader.unsafe_gaps)
+        values = tuple(reader.read(now).values())  # in zone order
+        if len(reader.unsafe_gaps) > seen:
+            gap, domains = reader.unsafe_gaps[-1]
+            log.warning(
+                "rapl.unsafe_gap",
+                collector=self.name,
+                gap_s=round(gap, 1),
+                domains=domains,
+                reason="a counter may have wrapped more than once between these reads: the "
+                "energy across the gap is a lower bound",
+            )
+        return self._series, values
 
     def describe(self) -> Mapping[str, Any]:
         facts = dict(super().describe())
@@ -312,6 +325,7 @@ class RaplCollector(_SamplingCollector):
                 ],
                 host_domains=reader.host_domains,
                 wraps_seen=dict(reader.wraps),
+                unsafe_gaps=[{"gap_s": round(g, 3), "domains": d} for g, d in reader.unsafe_gaps],
             )
         return facts
 

@@ -32,6 +32,7 @@ counter. :attr:`RaplReader.wrap_times_s` reports it per zone for an assumed maxi
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
@@ -220,6 +221,10 @@ class RaplReader:
         self.host_domains = host_energy_domains(z.domain for z in self.zones)
         #: Wraps seen so far, per domain.
         self.wraps: dict[str, int] = {z.domain: 0 for z in self.zones}
+        #: Gaps between two reads long enough for a counter to wrap twice unseen (the read
+        #: thread stalled: a suspended process, an overloaded host): (seconds, domains).
+        self.unsafe_gaps: list[tuple[float, list[str]]] = []
+        self._last_at: float | None = None
         self._last_uj: dict[str, int] = {}
         # Integer microjoules: a float total would lose the last digits after days.
         self._total_uj: dict[str, int] = {}
@@ -234,8 +239,20 @@ class RaplReader:
         """The shortest wrap time of all zones; sample well within it."""
         return min(self.wrap_times_s.values())
 
-    def read(self) -> dict[str, float]:
-        """Cumulative energy in joules per domain, wrap-corrected. Raises CollectorError."""
+    def read(self, at: float | None = None) -> dict[str, float]:
+        """Cumulative energy in joules per domain, wrap-corrected. Raises CollectorError.
+
+        ``at`` is when the read happens (``time.time()`` by default): the actual gap since
+        the previous read is checked against each zone's wrap time, whatever interval was
+        configured. A gap in which a counter could have wrapped more than once is recorded
+        in :attr:`unsafe_gaps` (the one wrap seen is still added back)."""
+        now_s = time.time() if at is None else at
+        if self._last_at is not None:
+            gap = now_s - self._last_at
+            unsafe = [d for d, wrap in self.wrap_times_s.items() if gap >= wrap]
+            if unsafe:
+                self.unsafe_gaps.append((gap, unsafe))
+        self._last_at = now_s
         out: dict[str, float] = {}
         for z in self.zones:
             now = _read_int(z.energy_path, self.root)

@@ -324,3 +324,20 @@ def test_collector_integrates_counters_advancing_in_real_time(tmp_path: Path) ->
     host = sum(counter_delta(series[d], window) for d in host_energy_domains(series))
     assert host == pytest.approx((100.0 + 12.0) * writer.seconds, rel=1e-3)
     assert collector.describe()["wraps_seen"]["package-0"] >= 2
+
+
+def test_an_actual_read_gap_longer_than_a_wrap_is_recorded(tmp_path: Path) -> None:
+    """The wrap guard checks the real time between reads, not the configured interval: a
+    read 5 s after the previous one, on a zone that can wrap in 2 s at the assumed maximum
+    power, is recorded as unsafe (a second wrap there would go unseen)."""
+    tree = _server(tmp_path)
+    reader = RaplReader(tmp_path, max_power_watts=500.0)  # 1000 J range: wraps in 2 s
+    tree.set("intel-rapl:0", 10 * MJ)
+    reader.read(at=100.0)
+    tree.set("intel-rapl:0", 20 * MJ)
+    reader.read(at=101.0)
+    assert reader.unsafe_gaps == []
+    tree.set("intel-rapl:0", 30 * MJ)
+    reader.read(at=106.0)
+    ((gap, domains),) = reader.unsafe_gaps
+    assert gap == pytest.approx(5.0) and "package-0" in domains
