@@ -92,16 +92,23 @@ def test_latency_above_the_bound() -> None:
 
 
 def test_behind_schedule() -> None:
-    """A generator falling behind its schedule faster than max_schedule_lag_trend fails."""
-    assert reasons(probe(metrics={SCHEDULE_LAG_TREND: 0.021})) == [BEHIND]
-    assert reasons(probe(metrics={SCHEDULE_LAG_TREND: 0.02})) == []
+    """A generator falling behind its schedule faster than max_schedule_lag_trend (unset:
+    the tolerance) fails."""
+    assert reasons(probe(metrics={SCHEDULE_LAG_TREND: 0.051})) == [BEHIND]
+    assert reasons(probe(metrics={SCHEDULE_LAG_TREND: 0.05})) == []
+    assert reasons(probe(metrics={SCHEDULE_LAG_TREND: 0.03}), tolerance=0.02) == [BEHIND]
+    assert reasons(probe(metrics={SCHEDULE_LAG_TREND: 0.021}), max_schedule_lag_trend=0.02) == [
+        BEHIND
+    ]
     assert reasons(probe(metrics={SCHEDULE_LAG_TREND: 0.5}), max_schedule_lag_trend=0.6) == []
 
 
 def test_lag_growing_relative_to_asked() -> None:
-    """Consumer lag growing faster than max_lag_trend × asked (messages/s) fails."""
-    assert reasons(probe(asked=1000, metrics={LAG_TREND: 21.0})) == [LAG]
-    assert reasons(probe(asked=1000, metrics={LAG_TREND: 20.0})) == []
+    """Consumer lag growing faster than max_lag_trend (unset: the tolerance) × asked,
+    messages per second, fails; a shrinking lag never does."""
+    assert reasons(probe(asked=1000, metrics={LAG_TREND: 51.0})) == [LAG]
+    assert reasons(probe(asked=1000, metrics={LAG_TREND: 50.0})) == []
+    assert reasons(probe(asked=1000, metrics={LAG_TREND: 21.0}), max_lag_trend=0.02) == [LAG]
     assert reasons(probe(asked=1000, metrics={LAG_TREND: -300.0})) == []
 
 
@@ -119,18 +126,19 @@ def test_parts_without_figures_are_not_checked() -> None:
 
 
 def test_p99_bound_from_the_lowest_probed_load() -> None:
-    """The bound is p99_factor × the p99 of the lowest probed load (its first repetition),
-    at least p99_floor_ms; max_p99_ms replaces it."""
+    """The bound is p99_factor × the p99 of the lowest probed load (the median there), at
+    least p99_floor_ms; max_p99_ms replaces it."""
     probes = [
         probe(4000, 4000, p99=30),
         probe(1000, 1000, p99=4, rep=1),
         probe(1000, 1000, p99=3, rep=0),
+        probe(1000, 1000, p99=90, rep=2),
         probe(500, 100, p99=None),
         probe(250, 250, p99=99, status="failed"),
     ]
-    assert reference_p99(probes) == 3
-    assert Criterion().p99_bound(probes) == 30
-    assert Criterion(p99_factor=4).p99_bound(probes) == 12
+    assert reference_p99(probes) == 4
+    assert Criterion().p99_bound(probes) == 200
+    assert Criterion(p99_factor=4).p99_bound(probes) == 16
     assert Criterion(p99_factor=4, p99_floor_ms=20).p99_bound(probes) == 20
     assert Criterion(max_p99_ms=7).p99_bound(probes) == 7
     assert Criterion().p99_bound([probe(1000, 1000)]) is None
