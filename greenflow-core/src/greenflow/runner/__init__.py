@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 from greenflow.runner.lifecycle import (
-    Observer,
-    Outcome,
     Runner,
     check_capabilities,
     required_roles,
     service_configs,
 )
 from greenflow.runner.lock import output_lock
+from greenflow.runner.observer import Observer, Outcome
 from greenflow.runner.recorded import down
 
 __all__ = [
