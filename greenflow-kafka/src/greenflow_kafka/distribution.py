@@ -286,7 +286,7 @@ def resolve_distribution(
     if cached is not None:
         return cached
     root.mkdir(parents=True, exist_ok=True)
-    with _locked(root / ".lock", timeout_s=lock_timeout_s, what=f"Kafka {version} into {root}"):
+    with locked(root / ".lock", timeout_s=lock_timeout_s, what=f"Kafka {version} into {root}"):
         # Another process may have finished while we waited for the lock.
         cached = _cached(root, version, java)
         if cached is not None:
@@ -329,7 +329,7 @@ def resolve_jmx_exporter(
     if not _has_sha256(jar, JMX_EXPORTER_SHA256):
         root.mkdir(parents=True, exist_ok=True)
         what = f"the JMX exporter {JMX_EXPORTER_VERSION} into {root}"
-        with _locked(root / ".lock", timeout_s=lock_timeout_s, what=what):
+        with locked(root / ".lock", timeout_s=lock_timeout_s, what=what):
             # Another process may have finished while we waited for the lock.
             if not _has_sha256(jar, JMX_EXPORTER_SHA256):
                 _resolve_jmx_exporter_with_maven(root, env, timeout_s=mvn_timeout_s)
@@ -373,7 +373,7 @@ def _resolve_jmx_exporter_with_maven(
         "-DexcludeTransitive=true",
         f"-DoutputDirectory={partial}",
     ]
-    output, code = _run_logged(cmd, root / "mvn.log", mvn_env, cwd=root, timeout_s=timeout_s)
+    output, code = run_logged(cmd, root / "mvn.log", mvn_env, cwd=root, timeout_s=timeout_s)
     got = partial / JMX_EXPORTER_JAR
     if code != 0 or not _has_sha256(got, JMX_EXPORTER_SHA256):
         if code is None:
@@ -393,7 +393,7 @@ def _resolve_jmx_exporter_with_maven(
     shutil.rmtree(partial, ignore_errors=True)
 
 
-def _run_logged(
+def run_logged(
     cmd: Sequence[str], log: Path, env: Mapping[str, str], *, cwd: Path, timeout_s: float
 ) -> tuple[str, int | None]:
     """Run ``cmd``, write its output to ``log``; (output, exit code or None on timeout)."""
@@ -488,7 +488,7 @@ def _cached(root: Path, version: str, java: JavaRuntime) -> KafkaDistribution | 
 
 
 @contextmanager
-def _locked(path: Path, *, timeout_s: float, what: str) -> Iterator[None]:
+def locked(path: Path, *, timeout_s: float, what: str) -> Iterator[None]:
     with path.open("a+") as fh:
         deadline = time.monotonic() + timeout_s
         while True:
@@ -586,7 +586,9 @@ __all__ = [
     "default_cache_dir",
     "find_java",
     "find_mvn",
+    "locked",
     "package_data",
     "resolve_distribution",
     "resolve_jmx_exporter",
+    "run_logged",
 ]
