@@ -19,6 +19,7 @@ The canned tool output is the shape Kafka 4.3.1 prints: ``kafka-consumer-perf-te
 
 from __future__ import annotations
 
+import os
 import re
 import threading
 import time
@@ -38,6 +39,7 @@ from greenflow_kafka.ingest.jobs import INSTANCE_ENV, JOB_LABEL, probe_args
 from greenflow_kafka.ingest.kube import KubeIngestRun
 from greenflow_kafka.ingest.parse import last_group_check, parse_group_output, parse_probe_output
 from greenflow_kafka.service import KafkaConfig, KafkaService
+from greenflow_kafka.testing import generator_log
 from greenflow_kubernetes.testing import (
     JobController,
     KubeCluster,
@@ -52,6 +54,19 @@ NAMESPACE = "gf-kafka-consumers-it"
 WORKER_SELECTOR = {"node.kubernetes.io/worker": "true"}
 RUN_ID = "00000000000000dd"
 TOPIC = GROUP = f"greenflow-{RUN_ID}"
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _generator_jar() -> None:
+    """kafka-ingest ships the load generator's jar to the producer pods: it must be built."""
+    from greenflow_kafka.errors import KafkaSetupError
+    from greenflow_kafka.generator import resolve_generator
+
+    try:
+        resolve_generator()
+    except KafkaSetupError as exc:
+        pytest.skip(f"the load generator cannot be built here: {exc}")
+
 
 #: What the local run stores for consumers and the probe (workload.py), and so must this one.
 LOCAL_CONSUMER_METRICS = {
@@ -271,13 +286,12 @@ def _bind(api: Any, pod: Mapping[str, Any], node: str) -> None:
     )
 
 
-_WINDOW = (
-    "1000 records sent, 1000.0 records/sec (0.49 MB/sec), 2.0 ms avg latency, 9.0 ms max latency."
-)
-_SUMMARY = (
-    "{n}{steady} records sent, 1000.0 records/sec (0.49 MB/sec), {avg} ms avg latency, "
-    "20.0 ms max latency, 2 ms 50th, 5 ms 95th, {p99} ms 99th, 15 ms 99.9th."
-)
+def _sending() -> str:
+    """A running producer's log (the load generator): its reports of the last second."""
+    now = time.time()
+    return generator_log(1000, now - 1.0, now, done=False)
+
+
 #: Calibration: 30 records, first 145.17 ms, mean 9.8 ms → 5.14 ms per record without it.
 _CALIBRATION = e2e_output(145.173859, 9.8, 4, 145, 145)
 _CAL_PER_RECORD_S = (9.8 * 30 - 145.173859) / 29 / 1000
@@ -309,7 +323,7 @@ def test_a_run_with_consumers_and_the_probe_stores_the_local_metrics(
         component, name = _component(job), pod["metadata"]["name"]
         if component == "producer":
             _bind(cluster.api, pod, "worker-a")
-            scripted.logs[name] = _WINDOW
+            scripted.logs[name] = _sending()
             return _running(pod)
         if component == "consumer":
             scripted.logs[name] = consumer_log(1516 + index)
@@ -361,15 +375,8 @@ def test_a_run_with_consumers_and_the_probe_stores_the_local_metrics(
             name, labels = body["metadata"]["name"], body["metadata"]["labels"]
             if labels["app.kubernetes.io/component"] == "producer":
                 i = int(labels["batch.kubernetes.io/job-completion-index"])
-                scripted.logs[name] = "\n".join(
-                    [
-                        _WINDOW,
-                        _SUMMARY.format(n=9000, steady="", avg="2.5", p99=8),
-                        _SUMMARY.format(
-                            n=8000, steady=" steady state", avg=f"{2 + i}.0", p99=8 + i
-                        ),
-                    ]
-                )
+                now = time.time()
+                scripted.logs[name] = generator_log(1000, now - 8, now, latency_us=(2 + i) * 1000)
             else:
                 scripted.logs[name] = probe_log(
                     e2e_output(12.5, 6.25, 5, 12, 31), start=time.time() - 3, end=time.time()
@@ -475,6 +482,10 @@ def test_a_run_with_consumers_and_the_probe_stores_the_local_metrics(
         assert m["consumer_lag_messages"] == 200  # (2750 - 2650) × 2, beside the commits
         assert m["consumer_records_total"] == 1516 + 1517 + 1518  # each consumer's last line
         assert m["committed_read_interval_s"] > 0
+        # Lag 100 beside the start read's commits, 200 beside the end read's: its trend.
+        assert m["consumer_lag_trend_messages_per_s"] == pytest.approx(
+            100 / m["committed_read_interval_s"]
+        )
         assert m["e2e_latency_p50_ms"] == 5 and m["e2e_latency_p99_ms"] == 12
         assert m["e2e_latency_p999_ms"] == 31
         assert m["e2e_latency_avg_ms"] == pytest.approx((6.25 * records - 12.5) / (records - 1))
@@ -669,7 +680,6 @@ def _image_bin(dist: Any, where: Path) -> Path:
         "kafka-get-offsets.sh": "org.apache.kafka.tools.GetOffsetShell",
         "kafka-consumer-groups.sh": "org.apache.kafka.tools.consumer.group.ConsumerGroupCommand",
         "kafka-consumer-perf-test.sh": "org.apache.kafka.tools.ConsumerPerformance",
-        "kafka-producer-perf-test.sh": "org.apache.kafka.tools.ProducerPerformance",
     }
     where.mkdir(parents=True, exist_ok=True)
     log4j = package_data("log4j2-tools.properties")
@@ -684,6 +694,9 @@ def _image_bin(dist: Any, where: Path) -> Path:
         if not main:  # kafka-run-class.sh takes the main class as its first argument
             java = java[:-1]
         quoted = " ".join(f"'{a}'" for a in java if a)
+        if not main:  # ... and puts the libs after $CLASSPATH (the generator's jar, in a Job)
+            cp = java[java.index("-cp") + 1]
+            quoted = quoted.replace(f"'{cp}'", f'"${{CLASSPATH:+$CLASSPATH:}}{cp}"')
         path = where / script
         path.write_text(f'#!/bin/bash\nexec {quoted} "$@"\n')
         path.chmod(0o755)
@@ -707,6 +720,7 @@ def test_the_job_commands_run_against_a_real_broker(
 
     from greenflow.plugins import Kind, load
     from greenflow_kafka.consumer import parse_consumer_output
+    from greenflow_kafka.generator import generator_args, parse_generator_output, resolve_generator
     from greenflow_kafka.ingest.jobs import (
         consumer_command,
         group_check_command,
@@ -716,7 +730,7 @@ def test_the_job_commands_run_against_a_real_broker(
         topic_command,
     )
     from greenflow_kafka.ingest.parse import parse_offsets_output
-    from greenflow_kafka.perf import ProducerPerf, producer_perf_args
+    from greenflow_kafka.perf import ProducerPerf
 
     bin_dir = _image_bin(kafka_distribution, tmp_path / "bin")
     platform_cls = load(Kind.PLATFORM, "local", where="test_kube_consumers")
@@ -725,9 +739,16 @@ def test_the_job_commands_run_against_a_real_broker(
     svc = KafkaService("kafka", KafkaConfig(version=kafka_distribution.version, heap="384m"))
     started: list[ProducerPerf] = []
 
-    def run(command: list[str], name: str, timeout_s: float = 90.0) -> str:
+    def run(
+        command: list[str], name: str, timeout_s: float = 90.0, env: dict[str, str] | None = None
+    ) -> str:
         done = subprocess.run(
-            _local(command, bin_dir), capture_output=True, text=True, timeout=timeout_s, check=False
+            _local(command, bin_dir),
+            capture_output=True,
+            text=True,
+            timeout=timeout_s,
+            check=False,
+            env={**os.environ, **(env or {})},
         )
         assert done.returncode == 0, f"{name}: {done.stdout}{done.stderr}"
         return done.stdout + done.stderr
@@ -778,29 +799,35 @@ def test_the_job_commands_run_against_a_real_broker(
             )
         check.stop()
 
-        run(
+        # The producer Job's command with the generator's jar on CLASSPATH, as the Job's
+        # ConfigMap mount and environment put it.
+        produced = run(
             producer_command(
-                producer_perf_args(
-                    kafka_distribution.version,
+                generator_args(
                     bootstrap_servers=bootstrap,
                     topic=TOPIC,
-                    num_records=3000,
+                    rate=1500,
+                    seconds=2,
                     record_size=100,
-                    throughput=1500,
                 )
             ),
             "producer",
             timeout_s=120,
+            env={"CLASSPATH": str(resolve_generator())},
         )
+        generated = parse_generator_output(produced)
+        assert generated.end is not None, produced[-2000:]
+        sent = generated.end.acked  # a cold JVM may give a few of the 3000 up (missed)
+        assert sent + generated.end.missed == 3000 and sent > 2700, produced[-2000:]
         time.sleep(1.0)  # the consumers read and commit (every 100 ms)
         text = run(offsets_command(bootstrap, TOPIC, GROUP), "offsets")
         reading = parse_offsets_output(text, TOPIC)
         group = parse_group_output(text, GROUP, TOPIC)
-        assert reading is not None and reading.total == 3000, text
+        assert reading is not None and reading.total == sent, text
         assert reading.started is not None and reading.ended is not None, text
         assert group.started is not None and group.ended is not None, text
         assert group.ended <= reading.started  # the group first, the end offsets last
-        assert group.total == 3000 and dict(group.log_end) == dict(reading.offsets), text
+        assert group.total == sent and dict(group.log_end) == dict(reading.offsets), text
 
         text = run(
             probe_command(
@@ -826,7 +853,7 @@ def test_the_job_commands_run_against_a_real_broker(
         # What each printed last (a progress line comes only with records, once a second,
         # so the last records of a burst may go unreported, as locally): one of the three
         # owns no partition and prints nothing.
-        assert 0 < sum(records) <= 3000 and records.count(0) <= 1, records
+        assert 0 < sum(records) <= sent and records.count(0) <= 1, records
     finally:
         for proc in started:
             proc.stop()

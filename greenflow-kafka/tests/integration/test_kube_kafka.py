@@ -24,10 +24,13 @@ import pytest
 from greenflow.errors import ReadinessTimeout, ServiceError, WorkloadError
 from greenflow.plan.durations import Duration
 from greenflow.testing import make_deploy_context, make_run_context
+from greenflow_kafka.errors import KafkaSetupError
+from greenflow_kafka.generator import GENERATOR_JAR, GENERATOR_MAIN, bucket_bounds, bucket_of
+from greenflow_kafka.generator import resolve_generator as _resolve_generator
 from greenflow_kafka.ingest import KafkaIngestConfig, KafkaIngestWorkload
-from greenflow_kafka.ingest.jobs import JOB_LABEL
+from greenflow_kafka.ingest.jobs import GENERATOR_MOUNT, JOB_LABEL
 from greenflow_kafka.service import KafkaConfig, KafkaService
-from greenflow_kafka.testing import empty_topic_read
+from greenflow_kafka.testing import empty_topic_read, generator_log
 from greenflow_kubernetes.testing import (
     ClaimProtectionController,
     JobController,
@@ -45,6 +48,15 @@ pytest.importorskip(
 
 NAMESPACE = "gf-kafka-it"
 BROKER_SELECTOR = {"node.kubernetes.io/broker": "true"}
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _generator_jar() -> None:
+    """kafka-ingest ships the load generator's jar to the producer pods: it must be built."""
+    try:
+        _resolve_generator()
+    except KafkaSetupError as exc:
+        pytest.skip(f"the load generator cannot be built here: {exc}")
 
 
 def _deploy(cluster: KubeCluster, tmp_path: Path, **config: Any) -> KafkaService:
@@ -217,9 +229,10 @@ def _ingest(**overrides: Any) -> KafkaIngestWorkload:
 def test_oom_killed_producer_is_reported_and_clean_leaves_nothing(
     cluster: KubeCluster, tmp_path: Path
 ) -> None:
-    """The topic, offsets and producer Jobs are accepted; a producer pod reported OOMKilled
-    (the test plays the Job controller, the kubelet and its logs) fails the run with the
-    reason, and clean deletes every Job and pod of the run, after deleting the topic by a Job."""
+    """The topic, offsets and producer Jobs and the generator's ConfigMap are accepted; a
+    producer pod reported OOMKilled (the test plays the Job controller, the kubelet and its
+    logs) fails the run with the reason, and clean deletes every Job, pod and ConfigMap of
+    the run, after deleting the topic by a Job."""
     svc = _deploy(cluster, tmp_path, brokers=2)
     set_statefulset_ready(cluster.api, NAMESPACE, "kafka", 2)
     assert svc._kube is not None
@@ -259,9 +272,15 @@ def test_oom_killed_producer_is_reported_and_clean_leaves_nothing(
         assert pod["nodeSelector"] == {"node.kubernetes.io/worker": "true"}
         assert pod["tolerations"] == [{"key": "node.kubernetes.io/worker", "operator": "Exists"}]
         command = pod["containers"][0]["command"]
-        assert command[0] == "/opt/kafka/bin/kafka-producer-perf-test.sh"
-        assert command[command.index("--throughput") + 1] == "1000"
+        assert command[:2] == ["/opt/kafka/bin/kafka-run-class.sh", GENERATOR_MAIN]
+        assert command[command.index("--rate") + 1] == "1000.000000"
+        assert command[command.index("--ramp-seconds") + 1] == "0.5"
         assert command[command.index("--bootstrap-server") + 1] == svc.endpoints()["bootstrap"]
+        env = {e["name"]: e.get("value") for e in pod["containers"][0]["env"]}
+        assert env["CLASSPATH"] == f"{GENERATOR_MOUNT}/{GENERATOR_JAR}"
+        (volume,) = pod["volumes"]
+        assert volume["configMap"]["name"] == "gf-0123456789abcdef-generator"
+        assert pod["containers"][0]["volumeMounts"][0]["mountPath"] == GENERATOR_MOUNT
         assert pod["containers"][0]["image"] == "apache/kafka:4.3.1"
         resources = pod["containers"][0]["resources"]
         assert resources["requests"]["memory"] == resources["limits"]["memory"] == "512Mi"
@@ -272,23 +291,23 @@ def test_oom_killed_producer_is_reported_and_clean_leaves_nothing(
         assert (
             cluster.session.list_objects("Pod", {JOB_LABEL: "gf-0123456789abcdef-producers"}) == []
         )
+        assert cluster.session.get("ConfigMap", "gf-0123456789abcdef-generator") is None
     finally:
         svc.remove()
 
 
-_WINDOW = (
-    "{n} records sent, 1000.0 records/sec (0.49 MB/sec), 2.0 ms avg latency, 9.0 ms max latency."
-)
-_SUMMARY = (
-    "{n}{steady} records sent, 1000.0 records/sec (0.49 MB/sec), {avg} ms avg latency, "
-    "20.0 ms max latency, 2 ms 50th, 5 ms 95th, {p99} ms 99th, 15 ms 99.9th."
-)
+def _sending(rate: float = 1000.0) -> str:
+    """A running producer's log: its reports of the last second, on schedule at ``rate``."""
+    import time
+
+    now = time.time()
+    return generator_log(rate, now - 1.0, now, done=False)
 
 
 def _finish_producers(cluster: KubeCluster, scripted: ScriptedLogs) -> None:
-    """Play the producers exiting by record count, after the end of MEASURE: each pod's log
-    ends with its summaries (producer-i's steady-state average latency 2+i ms, p99 8+i ms)
-    and its status says Succeeded."""
+    """Play the producers ending their schedule, after the end of MEASURE: each pod's log has
+    its reports of the last 8 s at 1000 msg/s (producer-i's messages acknowledged 2+i ms
+    after they were due) and its totals, and its status says Succeeded."""
     import time
 
     import kubernetes
@@ -299,12 +318,9 @@ def _finish_producers(cluster: KubeCluster, scripted: ScriptedLogs) -> None:
         NAMESPACE, label_selector="app.kubernetes.io/component=producer"
     ).items:
         i = int(pod.metadata.labels["batch.kubernetes.io/job-completion-index"])
-        scripted.logs[pod.metadata.name] = "\n".join(
-            [
-                _WINDOW.format(n=1000),
-                _SUMMARY.format(n=9000, steady="", avg="2.5", p99=8),
-                _SUMMARY.format(n=8000, steady=" steady state", avg=f"{2 + i}.0", p99=8 + i),
-            ]
+        now = time.time()
+        scripted.logs[pod.metadata.name] = generator_log(
+            1000, now - 8, now, latency_us=(2 + i) * 1000
         )
         body = cluster.api.sanitize_for_serialization(pod)
         core.patch_namespaced_pod_status(pod.metadata.name, NAMESPACE, {"status": succeeded(body)})
@@ -316,7 +332,7 @@ def test_a_run_counts_messages_between_the_boundary_reads(
     """A whole run on the real API server: the Jobs run (the test plays the Job controller,
     the kubelet and its logs: producers report, offsets Jobs print end offsets with their
     clock), MEASURE is bounded by the start and end reads, messages are the difference of
-    their offsets, and the producers' summaries give latency."""
+    their offsets, and the producers' reports inside MEASURE give latency and schedule."""
     import threading
     import time
 
@@ -334,7 +350,7 @@ def test_a_run_counts_messages_between_the_boundary_reads(
         component = job["metadata"]["labels"]["app.kubernetes.io/component"]
         name = pod["metadata"]["name"]
         if component == "producer":
-            scripted.logs[name] = _WINDOW.format(n=1000)
+            scripted.logs[name] = _sending()
             return {
                 "phase": "Running",
                 "containerStatuses": [
@@ -386,9 +402,13 @@ def test_a_run_counts_messages_between_the_boundary_reads(
         assert result.metrics["producers_settled"] == 1  # every report at the asked 1000/s
         assert result.metrics["measure_window_minus_read_interval_s"] == pytest.approx(0, abs=1e-6)
         assert result.payload_bytes == 4000 * 512
-        assert result.latency_ms["avg"] == pytest.approx(2.5)  # (2.0 + 3.0) / 2, equal records
-        assert result.latency_ms["p99"] == 9  # the worst producer's
+        # Both producers' reports in MEASURE merged: 2 ms and 3 ms, as many of each.
+        assert result.latency_ms["avg"] == pytest.approx(2.5)
+        low, high = bucket_bounds(bucket_of(3000))
+        assert result.latency_ms["p99"] == pytest.approx(min((low + high) / 2, 3000) / 1000)
         assert result.metrics["producer_records_total"] == 16000
+        assert result.metrics["schedule_lag_trend_s_per_s"] == pytest.approx(0, abs=1e-9)
+        assert result.metrics["producer_missed_sends"] == 0
         assert "offsets_read_interval_s" in result.metrics
         assert {
             "gf-00000000000000bb-offsets-warmup",
@@ -402,7 +422,9 @@ def test_a_run_counts_messages_between_the_boundary_reads(
 
 class _CatchingUpLogs(ScriptedLogs):
     """Pod logs as ScriptedLogs, except a running producer's, whose last report is its
-    current rate, ``records_per_s`` (plays a producer tool catching up after a slow start)."""
+    current rate, ``records_per_s`` (plays a producer above its rate: Kafka's perf tool
+    catching up after a slow start did that; GreenFlow's generator never does, and settling
+    still guards MEASURE against any load generator that would)."""
 
     def __init__(self, session: Any, records_per_s: float) -> None:
         super().__init__(session)
@@ -411,10 +433,7 @@ class _CatchingUpLogs(ScriptedLogs):
     def pod_logs(self, name: str, **kw: Any) -> str:
         if name in self.logs or "-producers-" not in name:
             return super().pod_logs(name, **kw)
-        return (
-            f"{self.records_per_s:.0f} records sent, {self.records_per_s:.1f} records/sec "
-            "(0.49 MB/sec), 2.0 ms avg latency, 9.0 ms max latency."
-        )
+        return _sending(self.records_per_s)
 
 
 @pytest.mark.parametrize("catches_up_after_s", [2.0, None], ids=["settles", "never-settles"])
@@ -531,7 +550,7 @@ def test_a_boundary_read_that_does_not_fit_fails_at_once_with_the_schedulers_rea
     first_read = empty_topic_read(scripted, topic)
 
     def producing(pod: Any) -> dict[str, Any]:
-        scripted.logs[pod["metadata"]["name"]] = _WINDOW.format(n=1000)
+        scripted.logs[pod["metadata"]["name"]] = _sending()
         return {
             "phase": "Running",
             "containerStatuses": [

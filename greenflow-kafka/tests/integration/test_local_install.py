@@ -69,7 +69,7 @@ def test_no_kubernetes_module_is_installed(local_only: Path) -> None:
 def test_the_local_example_validates_and_lists_its_plugins(local_only: Path) -> None:
     """`greenflow validate` accepts examples/local-kafka.toml and `plugins` lists kafka."""
     out = _run(local_only / "greenflow", "validate", "--offline", EXAMPLE)
-    assert "ok — 8 runs" in out
+    assert "ok — 12 runs" in out
     plugins = _run(local_only / "greenflow", "plugins", "--json")
     assert '"kafka"' in plugins and '"kafka-ingest"' in plugins
     assert '"kubernetes"' not in plugins
@@ -99,7 +99,7 @@ def test_the_local_example_runs_a_real_broker(
     plan = tmp_path / "one-point.toml"
     text = EXAMPLE.read_text()
     for old, new in (
-        ("repetitions = 2", "repetitions = 1"),
+        ("repetitions = 3", "repetitions = 1"),
         ('baseline = "10s"', 'baseline = "2s"'),
         ("load = [1000, 5000]", "load = 1000"),
         ("message_size = [100, 1024]", "message_size = 100"),

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import base64
+
 import pytest
 
+from greenflow_kafka.generator import GENERATOR_JAR, GENERATOR_MAIN, generator_args
 from greenflow_kafka.ingest.jobs import (
     JOB_LABEL,
     ToolJob,
+    generator_configmap,
     job_complete,
     job_failure,
     offsets_command,
@@ -20,7 +24,6 @@ from greenflow_kafka.ingest.jobs import (
     topic_command,
 )
 from greenflow_kafka.ingest.parse import BoundaryRead, OffsetsReading, parse_offsets_output
-from greenflow_kafka.perf import producer_perf_args
 
 
 def _job(**kw: object) -> ToolJob:
@@ -69,18 +72,29 @@ def test_a_pinned_tool_job_names_its_node() -> None:
 
 
 def test_producer_command_uses_the_local_arguments() -> None:
-    """The producer Job runs the image's perf script with exactly the local path's arguments."""
-    args = producer_perf_args(
-        "4.3.1",
-        bootstrap_servers="b:9092",
-        topic="t",
-        num_records=10,
-        record_size=100,
-        throughput=5,
-        warmup_records=2,
+    """The producer Job runs the load generator through the image's kafka-run-class.sh with
+    exactly the local path's arguments; its jar comes from the mounted ConfigMap on CLASSPATH."""
+    args = generator_args(
+        bootstrap_servers="b:9092", topic="t", rate=5, record_size=100, seconds=3, ramp_seconds=1
     )
-    assert producer_command(args) == ["/opt/kafka/bin/kafka-producer-perf-test.sh", *args]
-    assert "--warmup-records" in args
+    assert producer_command(args) == ["/opt/kafka/bin/kafka-run-class.sh", GENERATOR_MAIN, *args]
+    pod = tool_job(_job(generator_configmap="gf-run-generator"))["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    assert {"name": "CLASSPATH", "value": f"/opt/greenflow/{GENERATOR_JAR}"} in container["env"]
+    assert container["volumeMounts"] == [
+        {"name": "generator", "mountPath": "/opt/greenflow", "readOnly": True}
+    ]
+    assert pod["volumes"] == [{"name": "generator", "configMap": {"name": "gf-run-generator"}}]
+    assert "volumes" not in tool_job(_job())["spec"]["template"]["spec"]
+
+
+def test_generator_configmap_carries_the_jar() -> None:
+    """The jar travels base64-encoded as binaryData, labelled with the run's labels."""
+    cm = generator_configmap("gf-run-generator", "ns", {"greenflow.io/run": "r"}, b"PK\x03\x04")
+    assert cm["kind"] == "ConfigMap" and cm["metadata"]["namespace"] == "ns"
+    assert base64.b64decode(cm["binaryData"][GENERATOR_JAR]) == b"PK\x03\x04"
+    assert cm["metadata"]["labels"]["greenflow.io/run"] == "r"
+    assert cm["metadata"]["labels"]["app.kubernetes.io/component"] == "generator"
 
 
 def test_topic_commands() -> None:

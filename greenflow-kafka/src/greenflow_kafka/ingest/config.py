@@ -17,6 +17,8 @@ BEHIND_RATIO = 0.9
 #: planned span (at least :data:`PROBE_GRACE_MIN_S`); its last records then run without load.
 PROBE_GRACE = 0.25
 PROBE_GRACE_MIN_S = 2.0
+#: The share of the warm-up over which the producers ramp up to their rate.
+RAMP_SHARE = 0.5
 
 
 @attrs.frozen
@@ -60,6 +62,14 @@ class KafkaIngestConfig:
     settle: Duration = Duration(1)
 
     @property
+    def ramp_s(self) -> float:
+        """The producers reach their rate by a linear ramp over the first half of the
+        warm-up: the JVMs (broker and producers) compile their hot paths under a growing
+        load rather than building a backlog at full rate while cold, which MEASURE would
+        then see drained as more than the asked rate."""
+        return RAMP_SHARE * self.warmup
+
+    @property
     def per_producer(self) -> float:
         """Each producer's rate, messages per second."""
         return self.load / self.producers
@@ -85,5 +95,6 @@ __all__ = [
     "COMMIT_INTERVAL_MS",
     "PROBE_GRACE",
     "PROBE_GRACE_MIN_S",
+    "RAMP_SHARE",
     "KafkaIngestConfig",
 ]

@@ -3,11 +3,13 @@ and what a Job's or a pod's status says (docs/kafka.md, "kafka-ingest on Kuberne
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import attrs
 
+from greenflow_kafka.generator import GENERATOR_JAR, GENERATOR_MAIN
 from greenflow_kafka.perf import END_TO_END_LATENCY_MAIN, end_to_end_latency_args
 
 #: Where the Kafka image keeps the tools' scripts.
@@ -26,6 +28,8 @@ TOOL_CPU = "250m"
 GROUP_CHECK_INTERVAL_S = 0.5
 #: The instance's completion index, for commands (see ToolJob.instance_env).
 INSTANCE_ENV = "GREENFLOW_INSTANCE"
+#: Where the load generator's ConfigMap is mounted in the producer pods.
+GENERATOR_MOUNT = "/opt/greenflow"
 # Java formats numbers with the default locale; parse_producer_output wants dots.
 _JAVA_LOCALE = "-Duser.language=en -Duser.country=US"
 _COMPLETION_INDEX = "batch.kubernetes.io/job-completion-index"
@@ -63,6 +67,9 @@ class ToolJob:
     #: Give the container ``GREENFLOW_INSTANCE`` = its completion index, so that the command
     #: can name each instance (``$(GREENFLOW_INSTANCE)``, expanded by the kubelet).
     instance_env: bool = False
+    #: Mount this ConfigMap (:func:`generator_configmap`) at :data:`GENERATOR_MOUNT` and put
+    #: the load generator's jar in it on ``CLASSPATH``, which ``kafka-run-class.sh`` extends.
+    generator_configmap: str | None = None
 
 
 def tool_job(job: ToolJob) -> dict[str, Any]:
@@ -90,6 +97,13 @@ def tool_job(job: ToolJob) -> dict[str, Any]:
             "limits": {"memory": job.memory},
         },
     }
+    if job.generator_configmap:
+        container["env"].append(
+            {"name": "CLASSPATH", "value": f"{GENERATOR_MOUNT}/{GENERATOR_JAR}"}
+        )
+        container["volumeMounts"] = [
+            {"name": "generator", "mountPath": GENERATOR_MOUNT, "readOnly": True}
+        ]
     if job.instance_env:
         container["env"].append(
             {
@@ -109,6 +123,10 @@ def tool_job(job: ToolJob) -> dict[str, Any]:
         "terminationGracePeriodSeconds": 5,
         "containers": [container],
     }
+    if job.generator_configmap:
+        pod_spec["volumes"] = [
+            {"name": "generator", "configMap": {"name": job.generator_configmap}}
+        ]
     if job.node_name:
         pod_spec["affinity"] = {
             "nodeAffinity": {
@@ -154,8 +172,32 @@ def tool_job(job: ToolJob) -> dict[str, Any]:
 # -- the tools' commands -------------------------------------------------------------------------
 
 
+def generator_configmap(
+    name: str, namespace: str, labels: Mapping[str, str], jar: bytes
+) -> dict[str, Any]:
+    """The ConfigMap that carries the load generator's jar (``binaryData``, ~12 KB of the
+    object's 1 MiB) to the producer pods, so the image needs nothing added."""
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {
+            "name": name,
+            "namespace": namespace,
+            "labels": {
+                **labels,
+                "app.kubernetes.io/name": APP_NAME,
+                "app.kubernetes.io/component": "generator",
+            },
+        },
+        "binaryData": {GENERATOR_JAR: base64.b64encode(jar).decode("ascii")},
+    }
+
+
 def producer_command(args: Sequence[str]) -> list[str]:
-    return [f"{KAFKA_BIN}/kafka-producer-perf-test.sh", *args]
+    """The load generator (:mod:`greenflow_kafka.generator`) with ``args``, through the
+    image's ``kafka-run-class.sh``: the image's Kafka client jars, the tools' JVM options
+    and log configuration, and the generator's jar from ``CLASSPATH`` (the Job mounts it)."""
+    return [f"{KAFKA_BIN}/kafka-run-class.sh", GENERATOR_MAIN, *args]
 
 
 def topic_command(
@@ -369,6 +411,7 @@ def pod_index(pod: Mapping[str, Any]) -> int:
 
 __all__ = [
     "APP_NAME",
+    "GENERATOR_MOUNT",
     "GROUP_CHECK_INTERVAL_S",
     "INSTANCE_ENV",
     "JOB_LABEL",
@@ -380,6 +423,7 @@ __all__ = [
     "WORKER_ROLE",
     "ToolJob",
     "consumer_command",
+    "generator_configmap",
     "group_check_command",
     "job_complete",
     "job_failure",

@@ -1,7 +1,8 @@
 """kafka-ingest on Kubernetes: every Kafka client of a run (producers, consumers, the latency
 probe, topic administration, offset reads) is a Job of the target's tools image on a worker
 node, because the broker's bootstrap address resolves inside the cluster only; greenflow
-reads Job and pod status and pod logs through the API server. How the run places its
+reads Job and pod status and pod logs through the API server. The producers are GreenFlow's
+load generator, whose jar reaches them in a ConfigMap. How the run places its
 MEASURE boundaries and what it stores: docs/kafka.md, "kafka-ingest on Kubernetes"."""
 
 from __future__ import annotations
@@ -18,12 +19,20 @@ from greenflow.api import Phase, ProcessGroups, RunContext, WorkloadResult
 from greenflow.errors import WorkloadError
 from greenflow_kafka.consumer import consumer_perf_args, parse_consumer_output
 from greenflow_kafka.errors import ProducerPerfError
+from greenflow_kafka.generator import (
+    GeneratorOutput,
+    generator_args,
+    parse_generator_output,
+    resolve_generator,
+)
+from greenflow_kafka.generator import window as generator_window
 from greenflow_kafka.ingest.config import COMMIT_INTERVAL_MS, KafkaIngestConfig
 from greenflow_kafka.ingest.jobs import (
     INSTANCE_ENV,
     RUN_LABEL,
     WORKER_ROLE,
     consumer_command,
+    generator_configmap,
     group_check_command,
     offsets_command,
     pod_failure,
@@ -38,7 +47,6 @@ from greenflow_kafka.ingest.jobs import (
 )
 from greenflow_kafka.ingest.metrics import (
     achieved_ratio,
-    combine_latency,
     consumer_metrics,
     probe_metrics,
     producer_metrics,
@@ -54,14 +62,7 @@ from greenflow_kafka.ingest.parse import (
 )
 from greenflow_kafka.ingest.watch import POLL_S, JobWatch, Pods, log_tail
 from greenflow_kafka.kube import java_heap_mib
-from greenflow_kafka.perf import (
-    ProducerStats,
-    last_second_rates,
-    parse_producer_output,
-    producer_perf_args,
-    producers_settled,
-    records_for,
-)
+from greenflow_kafka.perf import producers_settled
 from greenflow_kafka.target import KafkaTarget
 from greenflow_kubernetes import KubeSession, dns_label
 
@@ -121,6 +122,8 @@ class KubeIngestRun:
         self._topic: str | None = None
         self._probe_topic: str | None = None
         self._consumers: str | None = None
+        #: The ConfigMap carrying the load generator's jar, from prepare on.
+        self._generator: str | None = None
         self._probe: str | None = None
         self._probe_records = 0
         #: From the probe's calibration round: its round trip per record, and how long a probe
@@ -154,6 +157,7 @@ class KubeIngestRun:
             load="the producers" + (" and consumers" if self.consumers else ""),
         )
         self._topic = topic
+        self._apply_generator()
         c = self.config
         self._run_tool(
             ctx,
@@ -194,9 +198,9 @@ class KubeIngestRun:
         # Consumers have done their part: stopped now, while the producers finish their tail.
         consumer_records = self._stop_consumers()
         self._check_load_covered(producers)
-        stats = self._producer_stats(ctx, producers)
+        outputs = self._producer_outputs(ctx, producers)
         load_end = time.monotonic()
-        return self._result(ctx, window, stats, settled, lag, consumer_records, load_end)
+        return self._result(ctx, window, outputs, settled, lag, consumer_records, load_end)
 
     def clean(self, ctx: RunContext) -> None:
         """Delete the run's Jobs and pods (consumers and probe included), then the topics
@@ -205,6 +209,9 @@ class KubeIngestRun:
             return  # prepare() created nothing
         self._consumers = self._probe = None
         self._watch.delete_all()
+        if self._generator is not None:
+            self.session.delete("ConfigMap", self._generator)
+            self._generator = None
         topics = [t for t in (self._topic, self._probe_topic) if t is not None]
         self._topic = self._probe_topic = None
         if not topics or self.service.health() is not None:
@@ -254,22 +261,29 @@ class KubeIngestRun:
         self._wait_group_ready(ctx)
         self._finish_probe_calibration(ctx, calibration)
 
+    def _apply_generator(self) -> None:
+        """The ConfigMap with the load generator's jar (built here with mvn the first time),
+        which the producer pods mount."""
+        jar = resolve_generator().read_bytes()
+        name = self.jobs.name("generator")
+        self.session.apply(generator_configmap(name, self.session.namespace, self.jobs.labels, jar))
+        self._generator = name
+
     def _start_producers(self, ctx: RunContext, lag: float) -> str:
-        """One Indexed Job of ``producers`` pods, sized to outlast MEASURE; its name."""
+        """One Indexed Job of ``producers`` pods running the load generator, its schedule
+        sized to outlast MEASURE; its name."""
         assert self._topic is not None
         c = self.config
-        per_producer = c.per_producer
         seconds = max(c.warmup, 2 * lag) + c.settle + c.duration + c.tail + KUBE_SLACK_S
-        args = producer_perf_args(
-            self.version,
+        args = generator_args(
             bootstrap_servers=self.bootstrap,
             topic=self._topic,
-            num_records=records_for(per_producer, seconds),
+            rate=c.per_producer,
             record_size=c.message_size,
-            throughput=per_producer,
+            seconds=seconds,
+            ramp_seconds=c.ramp_s,
             acks=str(c.acks),
             producer_props=c.producer_config,
-            warmup_records=records_for(per_producer, c.warmup) if c.warmup > 0 else 0,
         )
         heap = java_heap_mib(c.producer_heap)
         return self.jobs.create(
@@ -281,6 +295,7 @@ class KubeIngestRun:
             cpu_request="500m",
             parallelism=c.producers,
             active_deadline_s=math.ceil(START_TIMEOUT_S + 3 * seconds + 120),
+            generator_configmap=self._generator,
         )
 
     def _warm_up(self, ctx: RunContext, producers: str, lag: float) -> bool:
@@ -319,35 +334,35 @@ class KubeIngestRun:
             )
             raise WorkloadError(msg)
 
-    def _producer_stats(self, ctx: RunContext, producers: str) -> list[ProducerStats]:
-        """Wait for the producers to finish their record count; their summaries, from their
-        pod logs (the steady state's, after the warm-up records)."""
+    def _producer_outputs(self, ctx: RunContext, producers: str) -> list[GeneratorOutput]:
+        """Wait for the producers to finish their schedule; what they printed, from their
+        pod logs."""
         c = self.config
         pods = self.jobs.wait_job(
             ctx,
             producers,
             c.producers,
             timeout_s=max(60.0, 3 * (c.tail + KUBE_SLACK_S) + 30),
-            what="the producers to finish their record count",
+            what="the producers to finish their schedule",
         )
-        stats = []
+        outputs = []
         for pod in sorted(pods, key=pod_index):
             text = self.jobs.logs(pod)
-            out = parse_producer_output(text)
-            if out.total is None or (out.steady is None and c.warmup > 0):
+            out = parse_generator_output(text)
+            if out.end is None:
                 msg = (
                     f"producer-{pod_index(pod)} (pod {pod['metadata']['name']}) printed no "
-                    f"summary; last lines of its log:\n{log_tail(text)}"
+                    f"totals; last lines of its log:\n{log_tail(text)}"
                 )
                 raise WorkloadError(msg)
-            stats.append(out.steady or out.total)
-        return stats
+            outputs.append(out)
+        return outputs
 
     def _result(
         self,
         ctx: RunContext,
         window: _Window,
-        stats: list[ProducerStats],
+        outputs: list[GeneratorOutput],
         settled: bool,
         lag: float,
         consumer_records: int,
@@ -356,8 +371,10 @@ class KubeIngestRun:
         c = self.config
         messages = window.messages
         achieved = messages / window.seconds
-        latency = combine_latency(stats)
-        metrics = producer_metrics(c, achieved_ratio(c, achieved), stats, settled)
+        # The generators' reports are stamped with their pods' clocks; MEASURE's boundaries are
+        # the reads' stamps on the first producer's node (see _measure).
+        measured = generator_window(outputs, window.start, window.end)
+        metrics = producer_metrics(c, achieved_ratio(c, achieved), measured, outputs, settled)
         first, second = window.start_read.reading, window.end_read.reading
         metrics.update(self._boundary_metrics(ctx, first, second, window.seconds))
         # 1 when both MEASURE boundaries are the reads' own clock stamps (the energy window is
@@ -379,7 +396,7 @@ class KubeIngestRun:
             unit="message",
             payload_bytes=float(messages * c.message_size),
             achieved_rate=achieved,
-            latency_ms=latency,
+            latency_ms=measured.latency.latency_ms(),
             metrics=metrics,
         )
 
@@ -503,6 +520,17 @@ class KubeIngestRun:
             max(0, after.log_end.get(p, off) - after.committed.get(p, 0))
             for p, off in ends.offsets.items()
         )
+        # The lag's trend from the two group reads alone (each printed its log-end offsets
+        # beside the commits), on the reading node's clock: a Job per read is too slow to
+        # sample it through MEASURE as the local run does.
+        points = [
+            (
+                g.ended,
+                float(sum(max(0, end - g.committed.get(p, 0)) for p, end in g.log_end.items())),
+            )
+            for g in (before, after)
+            if g.ended is not None
+        ]
         metrics = consumer_metrics(
             ctx.run_id,
             before.committed,
@@ -511,6 +539,7 @@ class KubeIngestRun:
             messages=messages,
             window_s=window.seconds,
             consumer_records=consumer_records,
+            lag_points=points,
         )
         if before.ended is not None and after.ended is not None:
             metrics["committed_read_interval_s"] = after.ended - before.ended
@@ -717,8 +746,8 @@ class KubeIngestRun:
                 name = pod["metadata"]["name"]
                 if name in sending or (pod.get("status") or {}).get("phase") != "Running":
                     continue
-                out = parse_producer_output(self.jobs.logs(pod))
-                if out.windows or out.total is not None:
+                out = parse_generator_output(self.jobs.logs(pod))
+                if any(iv.acked for iv in out.intervals) or out.end is not None:
                     sending.add(name)
             return len(sending) >= want
 
@@ -734,18 +763,18 @@ class KubeIngestRun:
         return node
 
     def _settle(self, ctx: RunContext, job: str, per_producer: float) -> bool:
-        """As locally: wait (up to ``settle``) until each producer's last reported second,
+        """As locally: wait (up to ``settle``) until each producer's last report interval,
         read from its pod log, is within 15 % above its rate; False when the budget ran out."""
         end = time.monotonic() + self.config.settle
         while True:
             pods = sorted(self.jobs.check(job), key=pod_index)
-            # The last lines are enough: one report a second, and the log grows with the run.
-            rates = last_second_rates(
-                [
-                    parse_producer_output(self.jobs.logs(pod, tail_lines=_SETTLE_TAIL_LINES))
-                    for pod in pods
-                ]
-            )
+            # The last lines are enough: two reports a second, and the log grows with the run.
+            rates = [
+                parse_generator_output(
+                    self.jobs.logs(pod, tail_lines=_SETTLE_TAIL_LINES)
+                ).last_rate()
+                for pod in pods
+            ]
             if len(rates) == self.config.producers and producers_settled(rates, per_producer):
                 return True
             if time.monotonic() >= end:

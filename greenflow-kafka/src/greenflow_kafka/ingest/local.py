@@ -1,5 +1,6 @@
-"""kafka-ingest with local processes: Kafka's tools as JVMs on this host, messages counted
-through the admin API (docs/kafka.md, "One run" and "Consumers and end-to-end latency")."""
+"""kafka-ingest with local processes: GreenFlow's load generator and Kafka's tools as JVMs on
+this host, messages counted through the admin API (docs/kafka.md, "One run" and "Consumers
+and end-to-end latency")."""
 
 from __future__ import annotations
 
@@ -23,22 +24,22 @@ from greenflow_kafka.consumer import (
 )
 from greenflow_kafka.distribution import KafkaDistribution, resolve_distribution
 from greenflow_kafka.errors import KafkaAdminError
+from greenflow_kafka.generator import (
+    Generator,
+    GeneratorOutput,
+    generator_args,
+    generator_command,
+    resolve_generator,
+)
+from greenflow_kafka.generator import window as generator_window
 from greenflow_kafka.ingest.config import COMMIT_INTERVAL_MS, KafkaIngestConfig
 from greenflow_kafka.ingest.metrics import (
     achieved_ratio,
-    combine_latency,
     consumer_metrics,
     probe_metrics,
     producer_metrics,
 )
-from greenflow_kafka.perf import (
-    ProducerPerf,
-    ProducerStats,
-    last_second_rates,
-    producer_perf_command,
-    producers_settled,
-    records_for,
-)
+from greenflow_kafka.perf import ProducerPerf, producers_settled
 from greenflow_kafka.target import KafkaTarget
 
 log = structlog.get_logger("greenflow.kafka_ingest")
@@ -47,6 +48,8 @@ log = structlog.get_logger("greenflow.kafka_ingest")
 READY_TIMEOUT_S = 60.0
 #: Lines of a tool's log in an error message.
 _LOG_LINES = 15
+#: With consumers, the group's lag is read this often during MEASURE, for its trend.
+LAG_SAMPLE_S = 1.0
 
 
 @attrs.frozen
@@ -60,6 +63,8 @@ class _Window:
     ends_after: Mapping[int, int]
     committed_before: Mapping[int, int]
     committed_after: Mapping[int, int]
+    #: With consumers: (time, lag) read through MEASURE, its ends included.
+    lag_points: tuple[tuple[float, float], ...] = ()
 
     @property
     def seconds(self) -> float:
@@ -73,7 +78,8 @@ class LocalIngestRun:
     def __init__(self, config: KafkaIngestConfig, target: KafkaTarget) -> None:
         self.config = config
         self.target = target
-        self._producers: list[ProducerPerf] = []
+        self._producers: list[Generator] = []
+        self._jar: Path | None = None
         self._consumers: list[ProducerPerf] = []
         self._probe: LatencyProbe | None = None
         self._settled = False
@@ -89,6 +95,8 @@ class LocalIngestRun:
     # ---------------------------------------------------------------- lifecycle
 
     def prepare(self, ctx: RunContext) -> None:
+        # Built with mvn the first time only (docs/kafka.md, "The load generator").
+        self._jar = resolve_generator()
         self._bootstrap = self.target.endpoints()["bootstrap"]
         self._topic = f"greenflow-{ctx.run_id}"
         create_topic(
@@ -119,9 +127,9 @@ class LocalIngestRun:
         window = self._measure(ctx)
         # Consumers have done their part: stopped now, while the producers finish their tail.
         consumer_records = self._stop_consumers()
-        stats = self._producer_stats()
+        outputs = self._producer_outputs()
         load_end = time.time()
-        return self._result(ctx, window, stats, consumer_records, load_end)
+        return self._result(ctx, window, outputs, consumer_records, load_end)
 
     def clean(self, ctx: RunContext) -> None:
         if self._probe is not None:
@@ -165,26 +173,25 @@ class LocalIngestRun:
 
     def _start_producers(self, ctx: RunContext, dist: KafkaDistribution) -> None:
         c = self.config
-        assert self._bootstrap and self._topic
-        per_producer = c.per_producer
-        # Records for the settle budget too, so settling never makes the load end early.
-        seconds = c.warmup + c.settle + c.duration + c.tail
+        assert self._bootstrap and self._topic and self._jar
+        # A schedule for the settle budget too, so settling never makes the load end early.
+        # The schedule starts once the topic's metadata is in hand, before the first record.
+        args = generator_args(
+            bootstrap_servers=self._bootstrap,
+            topic=self._topic,
+            rate=c.per_producer,
+            record_size=c.message_size,
+            seconds=c.warmup + c.settle + c.duration + c.tail,
+            ramp_seconds=c.ramp_s,
+            acks=str(c.acks),
+            producer_props=c.producer_config,
+        )
         for i in range(c.producers):
-            cmd = producer_perf_command(
-                dist,
-                bootstrap_servers=self._bootstrap,
-                topic=self._topic,
-                num_records=records_for(per_producer, seconds),
-                record_size=c.message_size,
-                throughput=per_producer,
-                acks=str(c.acks),
-                producer_props=c.producer_config,
-                warmup_records=records_for(per_producer, c.warmup) if c.warmup > 0 else 0,
-                heap=c.producer_heap,
-                name=f"producer-{i}",
+            cmd = generator_command(
+                dist, self._jar, args, heap=c.producer_heap, name=f"producer-{i}"
             )
             self._producers.append(
-                ProducerPerf.start(cmd, ctx.log_dir / "producers" / f"{ctx.run_id}-{i}.log")
+                Generator.start(cmd, ctx.log_dir / "producers" / f"{ctx.run_id}-{i}.log")
             )
 
     def _warm_up(self, ctx: RunContext) -> None:
@@ -202,7 +209,8 @@ class LocalIngestRun:
         self._settled = self._settle(ctx, self.config.per_producer)
 
     def _measure(self, ctx: RunContext) -> _Window:
-        """MEASURE for ``duration``, bounded by offset reads (and commits, with consumers)."""
+        """MEASURE for ``duration``, bounded by offset reads (and commits, with consumers,
+        whose lag is also read every :data:`LAG_SAMPLE_S` in between)."""
         c = self.config
         assert self._bootstrap and self._topic
         committed_before = self._committed() if c.consumers else {}
@@ -210,16 +218,47 @@ class LocalIngestRun:
         start = ctx.phases.enter(Phase.MEASURE)
         if self._probe is not None:
             self._probe.release()
-        self._sleep_checking(ctx, c.duration)
+        lag_points: list[tuple[float, float]] = []
+        if c.consumers:
+            lag_points.append((start, float(max(0, before - sum(committed_before.values())))))
+            self._sample_lag(ctx, start + c.duration, lag_points)
+        else:
+            self._sleep_checking(ctx, c.duration)
         committed_after = self._committed() if c.consumers else {}
         ends_after = partition_end_offsets(self._bootstrap, self._topic)
         end = ctx.phases.enter(Phase.COOLDOWN)
+        if c.consumers:
+            lag_points.append((end, float(_lag(ends_after, committed_after))))
         messages = sum(ends_after.values()) - before
-        return _Window(start, end, messages, ends_after, committed_before, committed_after)
+        return _Window(
+            start,
+            end,
+            messages,
+            ends_after,
+            committed_before,
+            committed_after,
+            tuple(lag_points),
+        )
 
-    def _producer_stats(self) -> list[ProducerStats]:
-        """Wait for the producers to finish their record count; their statistics."""
-        stats = []
+    def _sample_lag(self, ctx: RunContext, until: float, points: list[tuple[float, float]]) -> None:
+        """Until ``until`` (greenflow's clock), read the group's lag every LAG_SAMPLE_S."""
+        assert self._bootstrap and self._topic
+        while (left := until - time.time()) > 0:
+            self._sleep_checking(ctx, min(LAG_SAMPLE_S, left))
+            if until - time.time() < LAG_SAMPLE_S / 2:
+                break  # the end read is the last point
+            try:
+                committed = self._committed()
+                ends = partition_end_offsets(self._bootstrap, self._topic)
+            except KafkaAdminError as exc:  # a figure, not a failure: go on without it
+                log.warning("kafka_ingest.lag_read_failed", error=str(exc))
+                continue
+            points.append((time.time(), float(_lag(ends, committed))))
+        self._sleep_checking(ctx, until - time.time())
+
+    def _producer_outputs(self) -> list[GeneratorOutput]:
+        """Wait for the producers to finish their schedule; what they printed."""
+        outputs = []
         for i, prod in enumerate(self._producers):
             res = prod.wait(timeout_s=max(30.0, 3 * self.config.tail + 20))
             if not res.complete:
@@ -228,34 +267,33 @@ class LocalIngestRun:
                     f"{' (stopped at its deadline)' if res.timed_out else ''}; last lines of "
                     f"{res.output_path}:\n{_log_tail(res.output_path)}"
                 )
-            if res.stats is not None:
-                stats.append(res.stats)
-        return stats
+            outputs.append(res.output)
+        return outputs
 
     def _result(
         self,
         ctx: RunContext,
         window: _Window,
-        stats: list[ProducerStats],
+        outputs: list[GeneratorOutput],
         consumer_records: int,
         load_end: float,
     ) -> WorkloadResult:
         c = self.config
         achieved = window.messages / window.seconds
-        latency = combine_latency(stats)
-        metrics = producer_metrics(c, achieved_ratio(c, achieved), stats, self._settled)
+        measured = generator_window(outputs, window.start, window.end)
+        metrics = producer_metrics(c, achieved_ratio(c, achieved), measured, outputs, self._settled)
         if c.consumers:
-            after = window.committed_after
-            lag = sum(max(0, off - after.get(p, 0)) for p, off in window.ends_after.items())
+            lag = _lag(window.ends_after, window.committed_after)
             metrics.update(
                 consumer_metrics(
                     ctx.run_id,
                     window.committed_before,
-                    after,
+                    window.committed_after,
                     lag=lag,
                     messages=window.messages,
                     window_s=window.seconds,
                     consumer_records=consumer_records,
+                    lag_points=window.lag_points,
                 )
             )
             metrics.update(self._probe_metrics(ctx, window, load_end))
@@ -264,7 +302,7 @@ class LocalIngestRun:
             unit="message",
             payload_bytes=float(window.messages * c.message_size),
             achieved_rate=achieved,
-            latency_ms=latency,
+            latency_ms=measured.latency.latency_ms(),
             metrics=metrics,
         )
 
@@ -405,11 +443,12 @@ class LocalIngestRun:
             raise WorkloadError(f"service {self.config.target!r} failed during the run: {reason}")
 
     def _settle(self, ctx: RunContext, per_producer: float) -> bool:
-        """Wait (up to ``settle``) until each producer's last reported second is within
-        15 % above its rate, i.e. not catching up; False when the budget ran out."""
+        """Wait (up to ``settle``) until each producer's last report interval is within
+        15 % above its rate; False when the budget ran out. The generator never sends above
+        its rate, so this only waits for every producer's first report."""
         end = time.monotonic() + self.config.settle
         while True:
-            rates = last_second_rates([prod.output() for prod in self._producers])
+            rates = [prod.output().last_rate() for prod in self._producers]
             if producers_settled(rates, per_producer):
                 return True
             if time.monotonic() >= end:
@@ -438,6 +477,11 @@ class LocalIngestRun:
             if time.monotonic() > end:
                 raise WorkloadError(f"timed out after {timeout_s:g}s waiting for {what}")
             ctx.sleep(0.1)
+
+
+def _lag(ends: Mapping[int, int], committed: Mapping[int, int]) -> int:
+    """Messages on the log not yet committed by the group, over every partition."""
+    return sum(max(0, off - committed.get(p, 0)) for p, off in ends.items())
 
 
 def _read(path: Path) -> str:

@@ -3,32 +3,21 @@ run: both store the same metric names (docs/kafka.md, "What is measured")."""
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 
 import structlog
 
 from greenflow.errors import WorkloadError
 from greenflow_kafka.consumer import ProbeRound
+from greenflow_kafka.generator import GeneratorOutput, GeneratorWindow, trend
 from greenflow_kafka.ingest.config import BEHIND_RATIO, KafkaIngestConfig
-from greenflow_kafka.perf import ProducerStats
 
 log = structlog.get_logger("greenflow.kafka_ingest")
 
-
-def combine_latency(stats: Sequence[ProducerStats]) -> dict[str, float]:
-    """Average weighted by records; percentiles and max as the worst producer's (an upper
-    bound: percentiles of separate streams cannot be merged exactly)."""
-    if not stats:
-        return {}
-    total = sum(s.records for s in stats) or 1
-    out = {"avg": sum(s.avg_latency_ms * s.records for s in stats) / total}
-    for key in ("p50", "p95", "p99", "p999", "max"):
-        values = [s.latency_ms()[key] for s in stats]
-        finite = [v for v in values if math.isfinite(v)]
-        if finite:
-            out[key] = max(finite)
-    return out
+#: Metric names the sustained-rate criterion of greenflow's protocols reads
+#: (``greenflow.builtin.protocols.SCHEDULE_LAG_TREND`` and ``LAG_TREND``).
+SCHEDULE_LAG_TREND = "schedule_lag_trend_s_per_s"
+LAG_TREND = "consumer_lag_trend_messages_per_s"
 
 
 def achieved_ratio(config: KafkaIngestConfig, achieved: float) -> float:
@@ -45,17 +34,43 @@ def achieved_ratio(config: KafkaIngestConfig, achieved: float) -> float:
 
 
 def producer_metrics(
-    config: KafkaIngestConfig, ratio: float, stats: Sequence[ProducerStats], settled: bool
+    config: KafkaIngestConfig,
+    ratio: float,
+    measured: GeneratorWindow,
+    outputs: Sequence[GeneratorOutput],
+    settled: bool,
 ) -> dict[str, float]:
-    """What was asked, what was achieved, and what the producers reported."""
-    return {
+    """What was asked, what was achieved, and what the generators reported: over MEASURE
+    (their report intervals inside it) unless the name says ``total``."""
+    metrics = {
         "asked_messages_per_s": config.load,
         "achieved_ratio": ratio,
-        # 1 when every producer was back on its rate when MEASURE began (see `settle`).
+        # 1 when every producer was on its rate when MEASURE began (see `settle`).
         "producers_settled": 1.0 if settled else 0.0,
-        "producer_reported_messages_per_s": sum(s.records_per_s for s in stats),
-        "producer_records_total": float(sum(s.records for s in stats)),
+        "producer_sent_messages": float(measured.sent),
+        "producer_missed_sends": float(measured.missed),
+        "producer_records_total": float(
+            sum(o.end.acked if o.end is not None else o.acked for o in outputs)
+        ),
+        "producer_send_errors_total": float(
+            sum(o.end.errors if o.end is not None else 0 for o in outputs)
+        ),
+        "latency_samples": float(measured.latency.n),
     }
+    optional = {
+        "producer_reported_messages_per_s": (
+            measured.acked / measured.seconds if measured.seconds else None
+        ),
+        "producer_missed_ratio": measured.missed_ratio,
+        SCHEDULE_LAG_TREND: measured.schedule_lag_trend,
+        "schedule_lag_growth_s": measured.schedule_lag_growth_s,
+        "schedule_lag_max_s": measured.schedule_lag_max_s,
+        "producer_inflight_max_messages": (
+            float(measured.inflight_max) if measured.inflight_max is not None else None
+        ),
+    }
+    metrics.update({k: v for k, v in optional.items() if v is not None})
+    return metrics
 
 
 def consumer_metrics(
@@ -67,10 +82,12 @@ def consumer_metrics(
     messages: int,
     window_s: float,
     consumer_records: int,
+    lag_points: Sequence[tuple[float, float]] = (),
 ) -> dict[str, float]:
     """Messages consumed in MEASURE from the group's committed offsets ``before`` and
-    ``after`` it (partition → offset), with the lag when it ended; logs
-    ``kafka_ingest.consumers_behind`` when the consumers fell behind (a figure, not a
+    ``after`` it (partition → offset), with the lag when it ended and, from ``lag_points``
+    (time, lag) read through MEASURE, the lag's least-squares trend (messages per second);
+    logs ``kafka_ingest.consumers_behind`` when the consumers fell behind (a figure, not a
     failure)."""
     consumed = sum(after.get(p, 0) - before.get(p, 0) for p in after)
     metrics = {
@@ -79,6 +96,10 @@ def consumer_metrics(
         "consumer_lag_messages": float(lag),
         "consumer_records_total": float(consumer_records),
     }
+    slope = trend(lag_points)
+    if slope is not None:
+        metrics[LAG_TREND] = slope
+        metrics["consumer_lag_samples"] = float(len(lag_points))
     if messages:
         metrics["consumed_ratio"] = consumed / messages
     if messages and consumed < BEHIND_RATIO * messages:
@@ -115,8 +136,9 @@ def probe_metrics(measured: ProbeRound, *, coverage: float, overrun_s: float) ->
 
 
 __all__ = [
+    "LAG_TREND",
+    "SCHEDULE_LAG_TREND",
     "achieved_ratio",
-    "combine_latency",
     "consumer_metrics",
     "probe_metrics",
     "producer_metrics",

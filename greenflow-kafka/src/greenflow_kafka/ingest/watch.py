@@ -88,6 +88,7 @@ class JobWatch:
         parallelism: int = 1,
         node_name: str | None = None,
         instance_env: bool = False,
+        generator_configmap: str | None = None,
     ) -> str:
         """Create the Job ``what`` (see :class:`~greenflow_kafka.ingest.jobs.ToolJob`);
         return its name."""
@@ -107,6 +108,7 @@ class JobWatch:
             active_deadline_s=active_deadline_s,
             node_name=node_name,
             instance_env=instance_env,
+            generator_configmap=generator_configmap,
         )
         self._created.append(job.name)
         self.session.apply(tool_job(job))
