@@ -1,26 +1,32 @@
-"""Highest rate one producer reaches as kafka-ingest drives it, against Kafka's own script.
+"""Highest rate kafka-ingest's load generator reaches, against Kafka's own perf script.
 
     /work/venv/bin/python benchmarks/kafka_generator_ceiling.py [--repeat 2] [--json]
 
-One 1-broker local cluster serves every run. For each message size (100 B with 500,000
-records, 1 KiB with 200,000) each repetition runs, one after the other and in alternating
-order (ours first in even repetitions, theirs first in odd ones):
+One 1-broker local cluster serves every run. For each message size (100 B with 3,000,000
+records, 1 KiB with 1,500,000: 10-20 s each, so that both JVMs reach their compiled steady
+state rather than measure their start) each repetition runs, one after the other and in
+alternating order (ours first in even repetitions, theirs first in odd ones):
 
-* ``ours``: the argv of :func:`greenflow_kafka.perf.producer_perf_command` as the kafka-ingest
-  workload builds it (its default producer heap and acks, no extra producer settings), but
-  with ``--throughput -1`` (unthrottled) and no warm-up records;
+* ``ours``: GreenFlow's load generator (:mod:`greenflow_kafka.generator`) as the kafka-ingest
+  workload starts it (its default producer heap and acks, no extra producer settings, the
+  same JVM options), but with ``--rate -1`` (as fast as it can) for the record count;
 * ``theirs``: ``ProducerPerformance`` as ``bin/kafka-producer-perf-test.sh`` starts it:
   ``java -Xmx512M`` plus ``kafka-run-class.sh``'s default ``KAFKA_JVM_PERFORMANCE_OPTS``,
   ``-cp <libs>/*``, the same tools log configuration (warnings to stderr, what the packaged
   ``config/tools-log4j2.yaml`` does), the same topic arguments and acks, and the tool's
   default reporting interval.
 
-Each run gets a fresh topic (1 partition) and runs to its record count; the rate is the
-tool's own total ``records/sec`` (from its first send to its last acknowledgement, JVM start
-excluded). The wall time including JVM start, and the tool's CPU time per message (its
+Before the measured runs of each size, one run of each tool with a third of the records
+warms the broker up (not measured). Each run gets a fresh topic (1 partition) and runs to
+its record count; the rate is each
+tool's own: ProducerPerformance's total ``records/sec``, the generator's acknowledged records
+over the time from its schedule's start to its totals line (both from the first send to the
+last acknowledgement, JVM start excluded). The wall time including JVM start, and the tool's CPU time per message (its
 JVM's user + system time, JVM start included, from the children's rusage), are shown beside
 it: on a shared host the rate follows whatever else runs, the CPU cost much less. Target:
-ours ÷ theirs ≥ 1.0 (the workload's JVM options must not cost throughput).
+ours ÷ theirs ≥ 1.0: the generator's ceiling must stay above what the broker sustains, which
+benchmarks/kafka_max_throughput_vs_saturation.py measures (the schedule, the latency
+histogram and the reports must not cost throughput).
 """
 
 from __future__ import annotations
@@ -40,15 +46,17 @@ import attrs
 from greenflow_kafka.admin import create_topic, delete_topic
 from greenflow_kafka.cluster import LocalKafkaCluster
 from greenflow_kafka.distribution import KafkaDistribution, package_data, resolve_distribution
-from greenflow_kafka.ingest import KafkaIngestConfig
-from greenflow_kafka.perf import (
-    PRODUCER_PERFORMANCE_MAIN,
-    ProducerPerf,
-    producer_perf_command,
+from greenflow_kafka.generator import (
+    generator_args,
+    generator_command,
+    parse_generator_output,
+    resolve_generator,
 )
+from greenflow_kafka.ingest import KafkaIngestConfig
+from greenflow_kafka.perf import PRODUCER_PERFORMANCE_MAIN, ProducerPerf, parse_producer_output
 
 TARGET_RATIO = 1.0
-SIZES = {100: 500_000, 1024: 200_000}
+SIZES = {100: 3_000_000, 1024: 1_500_000}
 ACKS = str(attrs.fields(KafkaIngestConfig).acks.default)
 HEAP = str(attrs.fields(KafkaIngestConfig).producer_heap.default)
 # kafka-run-class.sh: KAFKA_JVM_PERFORMANCE_OPTS when unset; kafka-producer-perf-test.sh sets
@@ -68,17 +76,26 @@ SCRIPT_JVM_OPTS = [
 def ours(
     dist: KafkaDistribution, bootstrap: str, topic: str, records: int, size: int, heap: str = HEAP
 ) -> list[str]:
-    return producer_perf_command(
-        dist,
+    args = generator_args(
         bootstrap_servers=bootstrap,
         topic=topic,
+        rate=-1,
         num_records=records,
         record_size=size,
-        throughput=-1,
         acks=ACKS,
-        heap=heap,
-        name="ceiling-ours",
     )
+    return generator_command(dist, resolve_generator(), args, heap=heap, name="ceiling-ours")
+
+
+def rate_of(who: str, text: str) -> float | None:
+    """Records per second from first send to last acknowledgement, as each tool reports it."""
+    if who == "ours":
+        out = parse_generator_output(text)
+        if out.end is None or out.started is None or out.end.t <= out.started:
+            return None
+        return out.end.acked / (out.end.t - out.started)
+    total = parse_producer_output(text).total
+    return total.records_per_s if total is not None else None
 
 
 def theirs(
@@ -111,7 +128,9 @@ def _children_cpu_s() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def run_once(command: list[str], log: Path, timeout_s: float) -> tuple[float, float, float]:
+def run_once(
+    who: str, command: list[str], log: Path, timeout_s: float
+) -> tuple[float, float, float]:
     """(records/s the tool reports for the whole run, wall seconds including JVM start, CPU
     seconds of the tool): the CPU time is that of the children reaped meanwhile, i.e. the
     tool's JVM (the broker is a child too but is still running, so it is not counted)."""
@@ -119,16 +138,24 @@ def run_once(command: list[str], log: Path, timeout_s: float) -> tuple[float, fl
     with ProducerPerf.start(command, log) as perf:
         result = perf.wait(timeout_s)
     wall, cpu = time.monotonic() - t0, _children_cpu_s() - cpu0
-    total = result.output.total
-    if result.exit_code != 0 or total is None:
+    rate = rate_of(who, log.read_text(errors="replace"))
+    if result.exit_code != 0 or rate is None:
         tail = "\n".join(log.read_text(errors="replace").splitlines()[-15:])
         raise SystemExit(f"{command[0]} ... exited {result.exit_code} without a summary:\n{tail}")
-    return total.records_per_s, wall, cpu
+    return rate, wall, cpu
 
 
 def run(repeat: int, root: Path, ours_heap: str = HEAP) -> list[dict[str, Any]]:
     dist = resolve_distribution()
-    cluster = LocalKafkaCluster(dist, root / "work", root / "logs", brokers=1, heap="512m")
+    # Deleted topics leave the disk at once, not 60 s later inside another run.
+    cluster = LocalKafkaCluster(
+        dist,
+        root / "work",
+        root / "logs",
+        brokers=1,
+        heap="512m",
+        overrides={"log.segment.delete.delay.ms": "0"},
+    )
     rows: list[dict[str, Any]] = []
     try:
         cluster.start()
@@ -136,6 +163,20 @@ def run(repeat: int, root: Path, ours_heap: str = HEAP) -> list[dict[str, Any]]:
         bootstrap = cluster.bootstrap_servers
         n = 0
         for size, records in SIZES.items():
+            # Not measured: a cold broker JVM interprets its hot paths at first (the kafka
+            # service asks for a warm-up run for the same reason), which would penalise
+            # whichever tool runs first.
+            for who in ("theirs", "ours"):
+                n += 1
+                topic = f"ceiling-warmup-{n}"
+                create_topic(bootstrap, topic, partitions=1, replication_factor=1)
+                cmd = (
+                    ours(dist, bootstrap, topic, records // 3, size, ours_heap)
+                    if who == "ours"
+                    else theirs(dist, bootstrap, topic, records // 3, size)
+                )
+                run_once(who, cmd, root / f"{topic}-{who}.log", timeout_s=600)
+                delete_topic(bootstrap, topic)
             for rep in range(repeat):
                 order = ["ours", "theirs"] if rep % 2 == 0 else ["theirs", "ours"]
                 got: dict[str, tuple[float, float, float]] = {}
@@ -148,7 +189,7 @@ def run(repeat: int, root: Path, ours_heap: str = HEAP) -> list[dict[str, Any]]:
                         if who == "ours"
                         else theirs(dist, bootstrap, topic, records, size)
                     )
-                    got[who] = run_once(cmd, root / f"{topic}-{who}.log", timeout_s=600)
+                    got[who] = run_once(who, cmd, root / f"{topic}-{who}.log", timeout_s=600)
                     delete_topic(bootstrap, topic)
                 rows.append(
                     {

@@ -123,13 +123,16 @@ public final class ScheduledProducer {
     // State shared with the callbacks (producer I/O thread) and the reporter.
     private final Object lock = new Object();
     private Interval interval = new Interval();
+    // Written by one thread each (sent and next by the sender, ordered stores rather than
+    // fenced ones: they are read only by the reporter); acked under the lock with the
+    // histogram, by the producer's I/O thread.
     private final AtomicLong sent = new AtomicLong();
-    private final AtomicLong acked = new AtomicLong();
+    private long acked;
     private final AtomicLong errors = new AtomicLong();
     private final AtomicLong missed = new AtomicLong();
     /** The schedule time the missed sends stood for (their slots are uneven in the ramp). */
     private final AtomicLong missedNs = new AtomicLong();
-    private volatile long next; // the next slot to send
+    private final AtomicLong next = new AtomicLong(); // the next slot to send
     private volatile long t0;
     private long lastSent;
     private long lastAcked;
@@ -180,9 +183,10 @@ public final class ScheduledProducer {
         return (long) Math.ceil(k);
     }
 
-    void record(long us) {
+    void ack(long us) {
         synchronized (lock) {
             interval.record(us);
+            acked++;
         }
     }
 
@@ -191,9 +195,15 @@ public final class ScheduledProducer {
         if (rate <= 0) {
             return 0;
         }
-        long k = next;
+        long k = next.get();
         double late = k < slots ? Math.max(0, now - due(k)) : 0;
         return (missedNs.get() + late) / 1e6;
+    }
+
+    long ackedTotal() {
+        synchronized (lock) {
+            return acked;
+        }
     }
 
     static String now() {
@@ -203,11 +213,13 @@ public final class ScheduledProducer {
 
     void report() {
         Interval done;
+        long a;
         synchronized (lock) {
             done = interval;
             interval = new Interval();
+            a = acked;
         }
-        long s = sent.get(), a = acked.get(), e = errors.get(), m = missed.get();
+        long s = sent.get(), e = errors.get(), m = missed.get();
         String line = String.format(Locale.ROOT,
                 "%s t=%s sent=%d acked=%d errors=%d missed=%d behind_ms=%.3f inflight=%d n=%d sum_us=%d max_us=%d h=%s",
                 PREFIX, now(), s - lastSent, a - lastAcked, e - lastErrors, m - lastMissed,
@@ -225,7 +237,7 @@ public final class ScheduledProducer {
         if (ended.compareAndSet(false, true)) {
             report();
             System.out.printf(Locale.ROOT, "%s-end t=%s sent=%d acked=%d errors=%d missed=%d%n",
-                    PREFIX, now(), sent.get(), acked.get(), errors.get(), missed.get());
+                    PREFIX, now(), sent.get(), ackedTotal(), errors.get(), missed.get());
             System.out.flush();
         }
     }
@@ -271,7 +283,7 @@ public final class ScheduledProducer {
                     }
                     missed.addAndGet(keep - k);
                     k = keep;
-                    next = k;
+                    next.lazySet(k);
                     continue;
                 }
                 intended = due;
@@ -287,15 +299,13 @@ public final class ScheduledProducer {
                             exception.printStackTrace(System.out);
                         }
                     } else {
-                        long us = (System.nanoTime() - from) / 1000;
-                        record(us);
-                        acked.incrementAndGet();
+                        ack((System.nanoTime() - from) / 1000);
                     }
                 }
             });
-            sent.incrementAndGet();
+            sent.lazySet(sent.get() + 1);
             k++;
-            next = k;
+            next.lazySet(k);
         }
         producer.flush();
         synchronized (this) {
