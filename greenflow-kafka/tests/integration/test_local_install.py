@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 import venv
 from collections.abc import Iterator
 from pathlib import Path
@@ -42,13 +41,23 @@ def local_only(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """A fresh venv with the two wheels installed (not editable): its bin directory."""
     work = tmp_path_factory.mktemp("local-only")
     wheels = work / "wheels"
-    for dist in ("greenflow-core", "greenflow-kafka"):
-        _run(
-            sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "-w", wheels, ROOT / dist
-        )
     env_dir = work / "venv"
+    # The fresh venv's own pip builds the wheels too: the test session's venv may have been
+    # made by uv, without pip.
     venv.EnvBuilder(with_pip=True, clear=True).create(env_dir)
     bin_dir = env_dir / "bin"
+    for dist in ("greenflow-core", "greenflow-kafka"):
+        _run(
+            bin_dir / "python",
+            "-m",
+            "pip",
+            "wheel",
+            "--quiet",
+            "--no-deps",
+            "-w",
+            wheels,
+            ROOT / dist,
+        )
     built = sorted(wheels.glob("*.whl"))
     assert {w.name.split("-")[0] for w in built} == {"greenflow_core", "greenflow_kafka"}
     _run(bin_dir / "python", "-m", "pip", "install", "--quiet", *built)

@@ -33,7 +33,7 @@ from greenflow.plan import Expansion, Plan, RunSpec
 from greenflow.plan.converter import converter
 from greenflow.plan.model import PluginSection
 from greenflow.runner.execution import RunExecution
-from greenflow.runner.observer import Observer, Outcome
+from greenflow.runner.observer import Outcome
 from greenflow.runner.provenance import host_facts, software
 from greenflow.runner.recorded import mark_left_up, release
 from greenflow.runner.signals import interrupts_as_keyboard_interrupt
