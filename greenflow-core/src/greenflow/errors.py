@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from greenflow.api.context import WorkloadResult
+
 
 class GreenFlowError(Exception):
     """Root of every expected failure: the message says what, which value, what to do."""
@@ -24,7 +29,15 @@ class ServiceError(GreenFlowError):
 
 
 class WorkloadError(GreenFlowError):
-    """A workload run failed; the run is recorded as failed with this message."""
+    """A workload run failed; the run is recorded as failed with this message.
+
+    ``result``, when the workload measured something before it judged the run a failure
+    (e.g. the rate it reached under overload), is stored with the failed run: its figures
+    (not energy: a failed run has none) stay readable in ``greenflow results``."""
+
+    def __init__(self, message: str, *, result: WorkloadResult | None = None) -> None:
+        super().__init__(message)
+        self.result = result
 
 
 class CollectorError(GreenFlowError):

@@ -124,6 +124,20 @@ def test_a_bug_in_a_workload_fails_its_run_naming_plugin_step_and_line(tmp_path:
     assert "execute failed: KeyError" in out and "Traceback" not in out
 
 
+def test_a_run_judged_failed_keeps_the_figures_it_measured(tmp_path: Path) -> None:
+    """A WorkloadError carrying a result (kafka-ingest's overload): the run fails with the
+    workload's message, and its achieved rate is stored with it — no energy figure."""
+    code, out = _run(tmp_path, '[workload]\ntype = "buggy"\nbug = "short"\n')
+    assert code == 1
+    (run,) = _runs(tmp_path)
+    assert run["status"] == "failed"
+    assert str(run["error"]).startswith(
+        "workload 'buggy' (plan.toml [workload]) execute failed: achieved 2 run/s"
+    )
+    assert run["achieved_rate"] == 2.0 and run["achieved_runs_per_s"] == 2.0
+    assert not any("_joules" in str(name) for name in run), run
+
+
 def test_a_bug_in_collect_fails_the_run_not_the_experiment(tmp_path: Path) -> None:
     """A collector whose collect() raises: each run is stored failed ("energy missing",
     which a re-run redoes), the experiment goes on to its other runs."""

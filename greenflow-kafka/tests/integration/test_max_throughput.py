@@ -143,3 +143,41 @@ def test_a_load_far_above_capacity_is_not_sustained(tmp_path: Path) -> None:
     assert result.metrics["schedule_lag_trend_s_per_s"] > 0.05
     # With its own p99 bound (50 × a low load's few ms) it is too slow as well.
     assert LATENCY in Criterion().judge(probe, 50.0).reasons
+
+
+FAR_BEYOND = (
+    OVERLOAD.replace("kafka-overload", "kafka-far-beyond")
+    .replace("load = 600000", "load = 10000000")
+    .replace("min_achieved_ratio = 0\n", "")
+)
+
+
+@pytest.mark.timeout(600)
+def test_asking_far_more_than_the_machine_can_fails_saying_the_rate_reached(
+    tmp_path: Path,
+) -> None:
+    """``load = 10000000`` with the default min_achieved_ratio: the run fails on time with
+    "achieved N msg/s", and the rate it reached is stored with the failed run."""
+    plan = tmp_path / "plan.toml"
+    plan.write_text(FAR_BEYOND.format(out=tmp_path / "out"))
+    run = subprocess.run(
+        [sys.executable, "-m", "greenflow", "run", str(plan)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert run.returncode == 1, run.stderr[-3000:]
+    with Store.open(tmp_path / "out") as store:
+        exp = store.get_experiment("kafka-far-beyond")
+        assert exp is not None
+        (row,) = store.get_runs(exp.id)
+        result = store.result(row.run_id)
+    assert row.status.value == "failed"
+    assert row.error is not None and "execute failed: achieved " in row.error, row.error
+    assert "of the asked 1e+07 msg/s" in row.error
+    assert result is not None and result.achieved_rate is not None
+    assert 0 < result.achieved_rate < 0.9 * 10_000_000
+    assert f"achieved {result.achieved_rate:.0f} msg/s" in row.error
+    assert "achieved" in run.stdout + run.stderr

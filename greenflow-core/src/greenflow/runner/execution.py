@@ -12,7 +12,7 @@ from typing import Any
 import structlog
 
 from greenflow.api import Metric, Phase, PhaseRecorder, RunContext, Sample, Window, Workload
-from greenflow.errors import GreenFlowError, StoreError
+from greenflow.errors import GreenFlowError, StoreError, WorkloadError
 from greenflow.plan import RunSpec
 from greenflow.runner.baselines import BaselineSteps
 from greenflow.runner.idle_run import IdleRun
@@ -111,6 +111,8 @@ class RunExecution(BaselineSteps):
             # One line that names the plugin, the step and, for a bug, where it was raised;
             # the traceback goes with it into the store, and to the screen with -v.
             status, error = RunStatus.FAILED, str(exc)
+            if isinstance(exc.__cause__, WorkloadError):
+                result = exc.__cause__.result
             if exc.__cause__ is not None and not isinstance(exc.__cause__, GreenFlowError):
                 trace = "".join(traceback.format_exception(exc.__cause__, limit=-8))
                 error = f"{error}\n{trace}"
@@ -195,6 +197,11 @@ class RunExecution(BaselineSteps):
                 )
                 store.set_result(run.run_id, result)
                 store.add_metrics(run.run_id, metrics)
+            elif status == RunStatus.FAILED and result is not None:
+                # What the workload measured before it judged the run a failure (the rate
+                # reached under overload): its own figures, no energy.
+                store.set_result(run.run_id, result)
+                store.add_metrics(run.run_id, workload_metrics(result))
         store.set_run_status(run.run_id, status, error)
         {
             RunStatus.FINISHED: outcome.finished,

@@ -48,6 +48,7 @@ from greenflow_kafka.ingest.jobs import (
 from greenflow_kafka.ingest.metrics import (
     achieved_ratio,
     consumer_metrics,
+    judged,
     probe_metrics,
     producer_metrics,
 )
@@ -391,7 +392,7 @@ class KubeIngestRun:
                 )
             )
             metrics.update(self._probe_metrics(ctx, first, second, load_end))
-        return WorkloadResult(
+        result = WorkloadResult(
             units=float(messages),
             unit="message",
             payload_bytes=float(messages * c.message_size),
@@ -399,6 +400,7 @@ class KubeIngestRun:
             latency_ms=measured.latency.latency_ms(),
             metrics=metrics,
         )
+        return judged(c, result)
 
     # ---------------------------------------------------------------- consumers
 

@@ -36,6 +36,7 @@ from greenflow_kafka.ingest.config import COMMIT_INTERVAL_MS, KafkaIngestConfig
 from greenflow_kafka.ingest.metrics import (
     achieved_ratio,
     consumer_metrics,
+    judged,
     probe_metrics,
     producer_metrics,
 )
@@ -297,7 +298,7 @@ class LocalIngestRun:
                 )
             )
             metrics.update(self._probe_metrics(ctx, window, load_end))
-        return WorkloadResult(
+        result = WorkloadResult(
             units=float(window.messages),
             unit="message",
             payload_bytes=float(window.messages * c.message_size),
@@ -305,6 +306,7 @@ class LocalIngestRun:
             latency_ms=measured.latency.latency_ms(),
             metrics=metrics,
         )
+        return judged(c, result)
 
     # ---------------------------------------------------------------- consumers
 

@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 
 import structlog
 
+from greenflow.api import WorkloadResult
 from greenflow.errors import WorkloadError
 from greenflow_kafka.consumer import ProbeRound
 from greenflow_kafka.generator import GeneratorOutput, GeneratorWindow, trend
@@ -20,17 +21,40 @@ SCHEDULE_LAG_TREND = "schedule_lag_trend_s_per_s"
 LAG_TREND = "consumer_lag_trend_messages_per_s"
 
 
+#: A broker count this far above what was asked is not a measurement of this run: another
+#: producer wrote to the topic (an orphan of a crashed run), or the generator burst to catch
+#: up, which it must never do. The run fails, its figures kept (the criterion's own overshoot
+#: tolerance, tighter, judges sustained rates; this one only guards the store).
+MAX_ACHIEVED_RATIO = 1.15
+
+
 def achieved_ratio(config: KafkaIngestConfig, achieved: float) -> float:
-    """``achieved / load``; WorkloadError when below ``min_achieved_ratio``."""
-    ratio = achieved / config.load
+    """``achieved / load``."""
+    return achieved / config.load
+
+
+def judged(config: KafkaIngestConfig, result: WorkloadResult) -> WorkloadResult:
+    """``result``, unless the rate it counts fails the run: below ``min_achieved_ratio`` of
+    the asked load, or above :data:`MAX_ACHIEVED_RATIO`. The WorkloadError then carries the
+    result, so the failed run keeps the rate it reached (docs/kafka.md, "Overload")."""
+    achieved = result.achieved_rate or 0.0
+    ratio = achieved_ratio(config, achieved)
     if ratio < config.min_achieved_ratio:
         msg = (
             f"achieved {achieved:.0f} msg/s, {ratio:.1%} of the asked {config.load:g} msg/s "
             f"(below min_achieved_ratio {config.min_achieved_ratio:g}); the broker or the "
-            "producers cannot keep up at this load"
+            "producers cannot keep up at this load (min_achieved_ratio = 0 keeps such a run "
+            "as finished)"
         )
-        raise WorkloadError(msg)
-    return ratio
+        raise WorkloadError(msg, result=result)
+    if ratio > MAX_ACHIEVED_RATIO:
+        msg = (
+            f"achieved {achieved:.0f} msg/s, {ratio:.1%} of the asked {config.load:g} msg/s: "
+            "more messages reached the topic than this run sent; another producer may be "
+            "writing to it (a crashed run's: `greenflow down`, then run again)"
+        )
+        raise WorkloadError(msg, result=result)
+    return result
 
 
 def producer_metrics(
