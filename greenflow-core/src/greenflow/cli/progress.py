@@ -18,6 +18,9 @@ from greenflow.plan import RunSpec
 from greenflow.runner import Observer
 from greenflow.store.redact import redact_text
 
+#: How many lines of a failed run's error the console shows (the first, then the evidence).
+_ERROR_LINES = 8
+
 
 class RichObserver(Observer):
     def __init__(self, console: Console, enabled: bool = True) -> None:
@@ -59,8 +62,16 @@ class RichObserver(Observer):
         if self.progress is not None and self.task is not None:
             self.progress.advance(self.task)
         if status != "finished":
-            first = redact_text(error).splitlines()[0] if error else ""
+            lines = redact_text(error).splitlines() if error else []
+            first = lines[0] if lines else ""
             self.console.print(f"[red]run #{run.order} {status}[/red]: ", escape(first), sep="")
+            # The lines after the first are the evidence (a pod's last log lines); a few of
+            # them, indented. A plugin bug's traceback is not: -v prints it, and it is stored
+            # (`greenflow results --json`).
+            for line in lines[1:_ERROR_LINES]:
+                if line.startswith("Traceback (most recent call last)"):
+                    break
+                self.console.print("  ", escape(line), sep="")
         self.run_label = ""
 
     def stop(self) -> None:
