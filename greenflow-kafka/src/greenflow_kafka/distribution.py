@@ -46,7 +46,7 @@ DEFAULT_KAFKA_VERSION = "4.3.1"
 #: Kafka 4 brokers and tools need Java 17 (clients would run on 11; we run everything).
 MIN_JAVA_MAJOR = 17
 
-_JAVA_HINT = "apt-get install openjdk-17-jre-headless"
+_JAVA_HINT = "apt-get install openjdk-17-jdk-headless"
 _MVN_HINT = "apt-get install maven"
 _MARKER = "resolved.json"
 _VERSION_RE = re.compile(r"^(\d+)\.(\d+)\.(\d+)(?:[.-][0-9A-Za-z]+)*$")

@@ -65,7 +65,7 @@ def test_no_java_anywhere_names_the_package(tmp_path: Path) -> None:
     with pytest.raises(KafkaSetupError) as info:
         find_java({"PATH": str(empty)})
     assert "no java was found" in str(info.value)
-    assert "apt-get install openjdk-17-jre-headless" in str(info.value)
+    assert "apt-get install openjdk-17-jdk-headless" in str(info.value)
 
 
 def test_java_home_without_java_is_named(tmp_path: Path) -> None:
@@ -80,7 +80,7 @@ def test_old_java_is_refused(tmp_path: Path) -> None:
     with pytest.raises(KafkaSetupError) as info:
         find_java({"PATH": str(bin_dir)})
     msg = str(info.value)
-    assert "Java 1.8.0_392" in msg and "too old" in msg and "openjdk-17-jre-headless" in msg
+    assert "Java 1.8.0_392" in msg and "too old" in msg and "openjdk-17-jdk-headless" in msg
 
 
 def test_old_java_via_java_home_is_refused(tmp_path: Path) -> None:

@@ -82,7 +82,7 @@ def test_validate_accepts_the_good_plan(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("tools", "hint"),
     [
-        pytest.param((), "apt-get install openjdk-17-jre-headless", id="no-java"),
+        pytest.param((), "apt-get install openjdk-17-jdk-headless", id="no-java"),
         pytest.param(("java",), "apt-get install maven", id="java-but-no-mvn"),
     ],
 )
