@@ -15,10 +15,11 @@ if TYPE_CHECKING:
     from rich.console import Console
     from rich.table import Table
 
+    from greenflow.report.conclusions import Conclusion
     from greenflow.report.data import Group, RunFigures
     from greenflow.stats import PointSummary, Stat
     from greenflow.store import Store
-    from greenflow.store.db import BaselineRow
+    from greenflow.store.db import BaselineRow, ExperimentRow
 
 # The per-run total the table shows: host energy over MEASURE (docs/results.md).
 ENERGY_METRIC = "energy_joules"
@@ -78,6 +79,12 @@ def results(
     for the experiment and per run. Exports have every column; docs/results.md names
     them.
 
+    An experiment run with a max-throughput or proportionality protocol also gets its
+    conclusion: per point of the other axes, the maximum sustained load with the 95 %
+    interval of its confirmation runs' achieved rate, then the saturation curve (each
+    probe's rate, p99, J per unit and why it was not sustained). With --json, each
+    probe's run object carries its part of the protocol's record under "protocol".
+
     With --summary, one line per parameter point instead: how many repetitions
     finished (n) and failed, and the mean ± half-width of the 95 % confidence interval
     of the same figures, dynamic (idle-subtracted) J per unit, the achieved rate and
@@ -99,7 +106,7 @@ def results(
             _write_parquet(data, parquet_path)
             click.echo(f"wrote {len(data)} runs to {parquet_path}", err=True)
         if as_json:
-            click.echo(to_json(data))
+            click.echo(to_json(_with_protocol(store, data)))
         elif csv_path is None and parquet_path is None:
             _print_tables(store, experiment)
 
@@ -201,8 +208,123 @@ def _print_tables(store: Store, experiment: str | None) -> None:
         console.print(table)
         for line in problems:
             console.print(line, markup=False, highlight=False)
+        _print_protocol(console, exp, figures, unit)
         _print_idle(console, store, exp.id, runs)
         _print_warnings(console, store, exp.id, {r.run_id: r.order for r in runs})
+
+
+def _with_protocol(store: Store, data: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The rows with a ``protocol`` key when an experiment has a protocol record: for a run
+    that was a probe, the protocol's type, its point's conclusion and the run's own point
+    of the saturation curve as stored (docs/results.md); None for other runs."""
+    from greenflow.report.conclusions import by_run
+
+    probes: dict[str, dict[str, Any]] = {}
+    for exp in store.experiments():
+        probes.update(by_run(exp.provenance))
+    if not probes:
+        return data
+    return [{**row, "protocol": probes.get(row["run_id"])} for row in data]
+
+
+def _print_protocol(
+    console: Console, exp: ExperimentRow, figures: Mapping[str, RunFigures], unit: str | None
+) -> None:
+    """A protocol's conclusions: the concluded maximum per point of the other axes with
+    its confirmation interval, then each point's saturation curve (docs/results.md)."""
+    from rich.table import Table
+
+    from greenflow.report import conclusions as cc
+
+    found = cc.read_conclusions(exp.provenance)
+    if not found:
+        return
+    rate = f"{unit}s/s" if unit else "/s"
+    keys = list(dict.fromkeys(k for c in found for k in c.base))
+    axis = next((c.axis for c in found if c.axis), None)
+    about = ", ".join([found[0].protocol, *([f"axis {axis}"] if axis else []), rate])
+    table = Table(title=f"{exp.name}: max throughput ({about})", title_justify="left")
+    for key in keys:
+        table.add_column(key)
+    proportionality = found[0].protocol == "proportionality"
+    table.add_column("maximum (100 %)" if proportionality else "max sustained")
+    table.add_column("confirmation achieved: mean (95 % CI)", justify="right")
+    table.add_column("confirmations", justify="right")
+    table.add_column("first unsustained", justify="right")
+    table.add_column("p99 bound")
+    for c in found:
+        table.add_row(
+            *(_cell(c.base.get(k)) for k in keys),
+            cc.maximum_text(c),
+            cc.interval_text(c.confirmation),
+            cc.runs_text(c),
+            cc.amount(c.first_unsustained),
+            cc.bound_text(c),
+        )
+    console.print(table)
+    criterion = next((cc.criterion_text(c) for c in found if c.criterion), "")
+    levels = next((c.levels for c in found if c.levels), ())
+    lines = [
+        *(
+            [f"sustained: {criterion} (docs/plan-reference.md, What sustained means)"]
+            if criterion
+            else []
+        ),
+        *([f"levels: {', '.join(f'{v:g}' for v in levels)} % of the maximum"] if levels else []),
+    ]
+    for line in lines:
+        console.print(line, markup=False, highlight=False)
+    for c in found:
+        _print_curve(console, c, figures, unit)
+
+
+def _print_curve(
+    console: Console, c: Conclusion, figures: Mapping[str, RunFigures], unit: str | None
+) -> None:
+    from rich.table import Table
+
+    from greenflow.report import conclusions as cc
+
+    if not c.curve:
+        return
+    label = cc.base_label(c.base)
+    table = Table(
+        title=f"saturation curve{' of ' + label if label else ''} ({len(c.curve)} runs)",
+        title_justify="left",
+    )
+    energy = [
+        (p.host_energy(figures.get(p.run_id or "")), p.service_energy(figures.get(p.run_id or "")))
+        for p in c.curve
+    ]
+    services = any(s is not None for _, s in energy)
+    latency = any(p.p99_ms is not None for p in c.curve)
+    per = unit or "unit"
+    for head in ("asked", "rep"):
+        table.add_column(head, justify="right")
+    table.add_column("role")
+    table.add_column(f"achieved {per}s/s", justify="right")
+    table.add_column("÷ asked", justify="right")
+    if latency:
+        table.add_column("p99 ms", justify="right")
+    table.add_column(f"host J per {per}", justify="right")
+    if services:
+        table.add_column(f"services J per {per}", justify="right")
+    table.add_column("sustained")
+    table.add_column("why not")
+    for p, (host, service) in zip(c.curve, energy, strict=True):
+        table.add_row(
+            cc.amount(p.value),
+            "" if p.repetition is None else str(p.repetition),
+            p.role,
+            cc.amount(p.achieved),
+            cc.ratio_text(p.ratio),
+            *([_num(p.p99_ms, ".3g")] if latency else []),
+            cc.energy_text(host),
+            *([cc.energy_text(service)] if services else []),
+            "[green]yes[/]" if p.sustained else "[red]no[/]",
+            cc.reasons_text(p),
+        )
+    console.print(table)
 
 
 def _group_names(figures: Iterable[RunFigures]) -> tuple[list[str], list[str]]:
@@ -461,6 +583,9 @@ def _print_summary(store: Store, names: Sequence[str], points: Sequence[PointSum
                 highlight=False,
             )
         if exp is not None:
+            _print_protocol(
+                console, exp, {f.run.run_id: f for f in figures}, unit if unit != "unit" else None
+            )
             _print_idle(console, store, exp.id, runs)
             _print_warnings(console, store, exp.id, {r.run_id: r.order for r in runs})
 

@@ -345,6 +345,17 @@ def _axis_values(axis: str, runs: Sequence[RunRow]) -> list[Any]:
     return [r.params[axis] for r in runs if axis in r.params]
 
 
+def protocol_axis(experiment: ExperimentRow) -> str | None:
+    """The parameter a protocol set run by run (``load``), from its stored conclusions."""
+    record = experiment.provenance.get("protocol")
+    found = record.get("conclusions") if isinstance(record, dict) else None
+    for conclusion in found if isinstance(found, list) else []:
+        axis = conclusion.get("axis") if isinstance(conclusion, dict) else None
+        if isinstance(axis, str):
+            return axis
+    return None
+
+
 def default_x_axis(axes: Sequence[str], runs: Sequence[RunRow]) -> str | None:
     """The first numeric axis that varies, else the first numeric one, else None."""
     numeric = [a for a in axes if (vs := _axis_values(a, runs)) and all(map(_is_number, vs))]
@@ -438,7 +449,13 @@ def load_experiment(
             msg = f"--x-axis {x_axis!r} is not a sweep axis of experiment {experiment.name!r}; axes: {known}"
             raise StoreError(msg)
         x_axis = matches[0]
-    chosen = x_axis if x_axis is not None else default_x_axis(axes, rows)
+    protocol = protocol_axis(experiment)
+    if x_axis is not None:
+        chosen: str | None = x_axis
+    elif protocol in axes:
+        chosen = protocol  # the load a protocol chose: what every figure is against
+    else:
+        chosen = default_x_axis(axes, rows)
     x_numeric = chosen is not None and all(map(_is_number, _axis_values(chosen, rows)))
     others = [a for a in axes if a != chosen]
     series_axes = [a for a in others if _is_variant(a)] + [a for a in others if not _is_variant(a)]

@@ -530,3 +530,189 @@ def grouped_bars_figure(
         handles=handles, fontsize=8, frameon=False, loc="upper left", bbox_to_anchor=(1.01, 1.0)
     )
     return to_svg(fig, alt, tight=True)
+
+
+# -- saturation curve -------------------------------------------------------------------
+
+
+@attrs.frozen
+class Marks:
+    """Points drawn one by one, each with its own marker and filled or hollow, joined by a
+    thin line through the mean at each x (repeated runs at one load)."""
+
+    label: str
+    xs: Sequence[float]
+    ys: Sequence[float]
+    filled: Sequence[bool]
+    markers: Sequence[str]
+    colour: str
+
+
+@attrs.frozen
+class Panel:
+    """One panel of a figure of panels sharing their x axis."""
+
+    ylabel: str
+    marks: Sequence[Marks]
+    #: A horizontal line: (y, label), e.g. a bound.
+    hline: tuple[float, str] | None = None
+    #: Draw y = x, and shade x × (1 ± ``band``) around it when given.
+    diagonal: bool = False
+    band: float | None = None
+    logy: bool = False
+
+
+@attrs.frozen
+class VLine:
+    """A vertical line across every panel: ``style`` is ``-``, ``--`` or ``:``."""
+
+    x: float
+    label: str
+    colour: str
+    style: str = "-"
+
+
+def saturation_figure(
+    panels: Sequence[Panel],
+    *,
+    xlabel: str,
+    alt: str,
+    vlines: Sequence[VLine] = (),
+    legend: Sequence[tuple[str, str]] = (),
+    logx: bool = False,
+    failed: Sequence[float] = (),
+) -> str:
+    """Panels stacked over one shared x axis. Each :class:`Marks` point is filled or
+    hollow; ``legend`` adds (label, marker) entries that explain the markers, with
+    "filled"/"hollow" entries after them; ``vlines`` cross every panel and are named in
+    the first panel's legend; ``failed`` are loads whose runs have no figure to draw,
+    marked with a cross at the foot of the first panel."""
+    n = max(1, len(panels))
+    fig = _figure(8.4, 0.8 + 2.3 * n)
+    axes = fig.subplots(n, 1, sharex=True, squeeze=False)[:, 0]
+    fig.subplots_adjust(left=0.1, right=0.68, top=0.97, bottom=0.55 / (0.8 + 2.3 * n), hspace=0.1)
+    xs_all = sorted({x for p in panels for m in p.marks for x in m.xs} | set(failed))
+    for i, (ax, panel) in enumerate(zip(axes, panels, strict=True)):
+        _style(ax)
+        highs: list[float] = []
+        for m in panel.marks:
+            _marks(ax, m)
+            highs += list(m.ys)
+        if panel.diagonal and xs_all:
+            low, top = (xs_all[0], xs_all[-1]) if logx else (0.0, xs_all[-1])
+            if panel.band is not None:
+                # A tolerance of 1 reaches zero, which a log scale cannot show.
+                under = max(1 - panel.band, 1e-3 if panel.logy else 0.0)
+                ax.fill_between(
+                    [low, top],
+                    [low * under, top * under],
+                    [low * (1 + panel.band), top * (1 + panel.band)],
+                    color="#999999",
+                    alpha=0.15,
+                    linewidth=0,
+                    label=f"asked ± {panel.band:g}",
+                )
+            ax.plot(
+                [low, top],
+                [low, top],
+                color="#777777",
+                linewidth=0.8,
+                linestyle=":",
+                label="achieved = asked",
+            )
+            highs.append(top * (1 + (panel.band or 0.0)))
+        if panel.hline is not None:
+            y, label = panel.hline
+            ax.axhline(y, color=_ZERO_MARK, linewidth=0.9, linestyle="--", label=label)
+            highs.append(y)
+        for v in vlines:
+            ax.axvline(
+                v.x,
+                color=v.colour,
+                linewidth=1.1,
+                linestyle=v.style,
+                label=v.label if i == 0 else "_nolegend_",
+                zorder=1,
+            )
+        if panel.logy:
+            ax.set_yscale("log")
+            # Limits from the points and the bound, not from a wide tolerance band.
+            shown = [y for m in panel.marks for y in m.ys if y > 0]
+            shown += [panel.hline[0]] if panel.hline is not None and panel.hline[0] > 0 else []
+            if shown:
+                ax.set_ylim(min(shown) / 1.6, max(shown) * 1.6)
+        else:
+            top = max(highs, default=1.0)
+            ax.set_ylim(0.0, (top or 1.0) * 1.08)
+        ax.set_ylabel(panel.ylabel, fontsize=8.5)
+        if i == 0 and failed:
+            ax.plot(
+                list(failed),
+                [0.04] * len(failed),
+                transform=ax.get_xaxis_transform(),
+                linestyle="none",
+                marker="x",
+                markersize=6,
+                markeredgewidth=1.4,
+                color=_ZERO_MARK,
+                label="failed run (no figures)",
+                zorder=4,
+            )
+        if i == 0:
+            for label, mark in legend:
+                ax.plot([], [], color="#666666", marker=mark, linestyle="none", label=label)
+            if legend:
+                ax.plot(
+                    [], [], color="#666666", marker="o", linestyle="none", label="filled: sustained"
+                )
+                ax.plot(
+                    [],
+                    [],
+                    color="#666666",
+                    marker="o",
+                    markerfacecolor="none",
+                    linestyle="none",
+                    label="hollow: not sustained",
+                )
+        ax.legend(fontsize=7.5, frameon=False, loc="upper left", bbox_to_anchor=(1.02, 1.0))
+    bottom = axes[-1]
+    # Ticks by the locator, not at the asked loads: a bisection's loads crowd together
+    # (3000, 3125, 3250) and their labels would overlap; the probes table has them all.
+    if logx:
+        bottom.set_xscale("log")
+    elif xs_all:
+        bottom.set_xlim(left=0.0, right=xs_all[-1] * 1.05)
+    bottom.set_xlabel(xlabel, fontsize=9)
+    return to_svg(fig, alt, tight=True)
+
+
+def _marks(ax: Axes, m: Marks) -> None:
+    by_x: dict[float, list[float]] = {}
+    for x, y in zip(m.xs, m.ys, strict=True):
+        by_x.setdefault(x, []).append(y)
+    xs = sorted(by_x)
+    ax.plot(
+        xs,
+        [sum(by_x[x]) / len(by_x[x]) for x in xs],
+        color=m.colour,
+        linewidth=1.0,
+        alpha=0.7,
+        label=m.label,
+        zorder=2,
+    )
+    # One call per (marker, fill) rather than one per point.
+    kinds: dict[tuple[str, bool], list[tuple[float, float]]] = {}
+    for x, y, mark, filled in zip(m.xs, m.ys, m.markers, m.filled, strict=True):
+        kinds.setdefault((mark, filled), []).append((x, y))
+    for (mark, filled), pts in kinds.items():
+        ax.plot(
+            [p[0] for p in pts],
+            [p[1] for p in pts],
+            linestyle="none",
+            marker=mark,
+            markersize=5.5,
+            markeredgewidth=1.1,
+            markeredgecolor=m.colour,
+            markerfacecolor=m.colour if filled else "white",
+            zorder=3,
+        )

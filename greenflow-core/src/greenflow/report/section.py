@@ -1,8 +1,9 @@
 """One experiment's part of the report, as HTML: its parts in reading order.
 
 Warnings and idle power come before any figure (a reader should know what to distrust
-before reading a number), then the system under test's own J per unit, the host's, the
-dynamic one. docs/report.md describes each part.
+before reading a number), then a protocol's conclusion and saturation curve when there is
+one, then the system under test's own J per unit, the host's, the dynamic one.
+docs/report.md describes each part.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from greenflow.report.context import Context
 from greenflow.report.data import short_axis
 from greenflow.report.figures import breakdown, latency, per_unit, throughput
 from greenflow.report.power import power
+from greenflow.report.saturation import saturation
 from greenflow.report.tables import idle, points_table, provenance, runs_table, warnings
 from greenflow.report.text import escape, when
 
@@ -19,13 +21,15 @@ def render(ctx: Context) -> tuple[str, int]:
     """The section's HTML and how many power plots of runs it drew."""
     d, a = ctx.data, ctx.anchor
     power_html, n_power = power(ctx)
+    curve = saturation(ctx)
     parts = [
         f'<section id="{a}">',
-        header(ctx),
+        header(ctx, saturation=bool(curve)),
         f'<h3 id="{a}-warnings">Warnings</h3>',
         warnings(ctx),
         f'<h3 id="{a}-idle">Idle power</h3>',
         idle(ctx),
+        *([f'<h3 id="{a}-saturation">Saturation curve</h3>', curve] if curve else []),
         f'<h3 id="{a}-per-unit">Energy per {escape(ctx.unit)}</h3>',
         per_unit(ctx),
         f'<h3 id="{a}-breakdown">Where the energy went</h3>',
@@ -50,7 +54,7 @@ def render(ctx: Context) -> tuple[str, int]:
     return "\n".join(parts), n_power
 
 
-def header(ctx: Context) -> str:
+def header(ctx: Context, saturation: bool = False) -> str:
     d, a = ctx.data, ctx.anchor
     counts = d.counts()
     spans = "".join(f'<span class="status-{k}">{n} {k}</span>' for k, n in counts.items() if n)
@@ -62,6 +66,7 @@ def header(ctx: Context) -> str:
         for k, t in (
             ("warnings", f"warnings ({n_warn})"),
             ("idle", "idle power"),
+            *([("saturation", "saturation curve")] if saturation else []),
             ("per-unit", f"energy per {escape(ctx.unit)}"),
             ("breakdown", "breakdown"),
             ("throughput", "throughput"),

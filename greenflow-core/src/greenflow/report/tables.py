@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 from greenflow.report import plots
+from greenflow.report.conclusions import PROVENANCE_KEY, read_conclusions
 from greenflow.report.context import (
     Context,
     asked_rate,
@@ -316,6 +317,11 @@ def runs_table(ctx: Context) -> str:
 def provenance(ctx: Context) -> str:
     prov = dict(ctx.data.experiment.provenance)
     order = prov.pop("order", None)
+    # A protocol's conclusions have their own section; flattened here they would be a
+    # hundred rows.
+    protocol = (
+        prov.pop(PROVENANCE_KEY, None) if read_conclusions(ctx.data.experiment.provenance) else None
+    )
     rows = []
     for key, value in flatten(prov):
         if hidden(key):
@@ -325,6 +331,17 @@ def provenance(ctx: Context) -> str:
         if len(text) > 160:
             cell = f"<details><summary>{escape(text[:80])}…</summary>{cell}</details>"
         rows.append([f"<code>{escape(key)}</code>", cell])
+    if isinstance(protocol, dict):
+        found = protocol.get("conclusions")
+        n = len(found) if isinstance(found, list) else 0
+        rows.append(
+            [
+                f"<code>{PROVENANCE_KEY}</code>",
+                f"{escape(protocol.get('type'))}: {n} conclusion{'' if n == 1 else 's'} "
+                f'(see <a href="#{ctx.anchor}-saturation">the saturation curve</a>; the whole '
+                "record is in <code>greenflow results --json</code>)",
+            ]
+        )
     if isinstance(order, list):
         rows.append(
             [
