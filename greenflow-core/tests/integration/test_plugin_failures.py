@@ -127,7 +127,7 @@ def test_a_bug_in_a_workload_fails_its_run_naming_plugin_step_and_line(tmp_path:
 def test_a_run_judged_failed_keeps_the_figures_it_measured(tmp_path: Path) -> None:
     """A WorkloadError carrying a result (kafka-ingest's overload): the run fails with the
     workload's message, and its achieved rate is stored with it — no energy figure."""
-    code, out = _run(tmp_path, '[workload]\ntype = "buggy"\nbug = "short"\n')
+    code, _ = _run(tmp_path, '[workload]\ntype = "buggy"\nbug = "short"\n')
     assert code == 1
     (run,) = _runs(tmp_path)
     assert run["status"] == "failed"

@@ -354,14 +354,15 @@ class Search:
         reps = set(self.confirmation_repetitions(n))
         at_low = [p for p in probes if low is not None and float(p.value) == low]
         confirmed = low is not None and reps <= {p.repetition for p in at_low}
+        confirming = [p for p in at_low if p.repetition in reps]
+        bound = self.criterion.p99_bound(probes)
+        passed = sum(self.criterion.judge(p, bound).sustained for p in confirming)
         return {
             "max_sustained": low if confirmed else None,
             "candidate": low,
             "first_unsustained": high,
             "confirmed": confirmed,
-            "confirmation": confirmation_summary(
-                [p for p in at_low if p.repetition in reps], low, n
-            ),
+            "confirmation": confirmation_summary(confirming, low, n, passed),
             "criterion": self.describe_criterion(probes),
             "probes": sum(p.repetition == self.search_repetition for p in probes),
         }
@@ -378,10 +379,11 @@ class Search:
 
 
 def confirmation_summary(
-    runs: Sequence[Probe], value: float | None, wanted: int
+    runs: Sequence[Probe], value: float | None, wanted: int, passed: int
 ) -> dict[str, Any] | None:
     """Achieved rate and p99 over the confirmation runs at ``value``: mean and 95 %
-    Student-t interval of the achieved rate (``greenflow.stats``), worst p99."""
+    Student-t interval of the achieved rate (``greenflow.stats``), worst p99; ``passed``
+    is how many of them the criterion found sustained."""
     from greenflow.stats.describe import describe
 
     if value is None:
@@ -397,7 +399,7 @@ def confirmation_summary(
         if p.result is not None and PERCENTILE in p.result.latency_ms
     ]
     out: dict[str, Any] = {"value": value, "wanted": wanted, "runs": len(runs)}
-    out["passed"] = sum(p.status == "finished" for p in runs)
+    out["passed"] = passed
     if rates:
         stat = describe(rates, "workload")
         out.update(
@@ -474,15 +476,19 @@ def _energy_per_unit(metrics: Sequence[Any]) -> dict[str, Any]:
     ]
     if not per_unit:
         return {}
-    method = per_unit[0].method
-    host = [m.value for m in per_unit if m.method == method and m.labels.get("scope") == "host"]
-    service = [
-        m.value for m in per_unit if m.method == method and m.labels.get("scope") == "service"
-    ]
+    hosts = [m for m in per_unit if m.labels.get("scope") == "host"]
+    method = (hosts or per_unit)[0].method
+    host = [m.value for m in hosts if m.method == method]
+    # The services' figures are the host's energy split by CPU share: stored under their
+    # own method (``<host method>+cpu-share``), which is named beside them.
+    services = [m for m in per_unit if m.labels.get("scope") == "service"]
+    service_method = services[0].method if services else None
+    service = [m.value for m in services if m.method == service_method]
     return {
         "energy_per_unit_joules": sum(host) if host else None,
         "service_energy_per_unit_joules": sum(service) if service else None,
         "energy_method": method,
+        "service_energy_method": service_method,
     }
 
 

@@ -47,6 +47,7 @@ class CurvePoint:
     energy_per_unit: float | None  # the hosts' host-scope J per unit, summed
     service_energy_per_unit: float | None  # the services' J per unit, summed
     energy_method: str | None
+    service_energy_method: str | None  # the host's method + "+cpu-share"
 
     @property
     def reasons(self) -> list[str]:
@@ -61,8 +62,8 @@ class CurvePoint:
     def service_energy(self, run: RunFigures | None = None) -> Value | None:
         """The services' J per unit with its method: the record's, else the sum of the
         run's attributed services (``<method>+cpu-share``)."""
-        if self.service_energy_per_unit is not None and self.energy_method:
-            return Value(self.service_energy_per_unit, self.energy_method)
+        if self.service_energy_per_unit is not None and self.service_energy_method:
+            return Value(self.service_energy_per_unit, self.service_energy_method)
         if run is None or not run.finished:
             return None
         found = [g for g in run.groups.values() if g.scope == "service" and g.per_unit is not None]
@@ -233,6 +234,7 @@ def _point(p: Mapping[str, Any]) -> CurvePoint:
         if isinstance(f, Mapping)
     ]
     method = p.get("energy_method")
+    service_method = p.get("service_energy_method")
     run_id = p.get("run_id")
     return CurvePoint(
         value=_number(p.get("value")),
@@ -251,6 +253,7 @@ def _point(p: Mapping[str, Any]) -> CurvePoint:
         energy_per_unit=_number(p.get("energy_per_unit_joules")),
         service_energy_per_unit=_number(p.get("service_energy_per_unit_joules")),
         energy_method=method if isinstance(method, str) else None,
+        service_energy_method=service_method if isinstance(service_method, str) else None,
     )
 
 

@@ -189,7 +189,14 @@ def test_run_figures_join_the_curve() -> None:
             Metric(
                 "energy_per_message_joules", 1, "joules", "rapl", {"host": "b", "scope": "host"}
             ),
-            Metric("energy_per_message_joules", i / 2, "joules", "rapl", {"scope": "service"}),
+            # Services' figures are the host's split by CPU share, under their own method.
+            Metric(
+                "energy_per_message_joules",
+                i / 2,
+                "joules",
+                "rapl+cpu-share",
+                {"scope": "service", "group": "service:kafka"},
+            ),
             Metric("energy_per_mib_joules", 99, "joules", "rapl", {"scope": "host"}),
         ]
 
@@ -200,6 +207,7 @@ def test_run_figures_join_the_curve() -> None:
         assert pt["energy_per_unit_joules"] == i + 1
         assert pt["service_energy_per_unit_joules"] == i / 2
         assert pt["energy_method"] == "rapl"
+        assert pt["service_energy_method"] == "rapl+cpu-share"
 
 
 def test_proportionality_finds_maximum_first() -> None:
