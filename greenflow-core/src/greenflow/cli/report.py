@@ -27,7 +27,10 @@ DEFAULT_DIR = "greenflow-output"
     "-x",
     "--x-axis",
     metavar="AXIS",
-    help="Sweep axis for the x of the load plots (default: the first numeric one).",
+    help=(
+        "Sweep axis for the x of the load plots (default: a protocol's axis, else the "
+        "first numeric one)."
+    ),
 )
 @click.option(
     "--power-plots",
@@ -50,8 +53,9 @@ def report(
     One file with everything inline (no network needed to view it): energy per unit of
     work vs load with 95 % confidence intervals, achieved vs asked throughput, where the
     energy went (services, load generators, idle, other), latency, power over time per
-    run with its phases, the runs (failed and aborted ones with their error), provenance
-    and the plan. Every figure states how it was measured. OUTPUT_DIR may also be an
+    run with its phases, for a max-throughput or proportionality protocol the saturation
+    curve and its conclusion, the runs (failed and aborted ones with their error),
+    provenance and the plan. Every figure states how it was measured. OUTPUT_DIR may also be an
     experiment's name, read from ./greenflow-output. Needs matplotlib:
     pip install 'greenflow-core[report]'.
     """
