@@ -1,0 +1,53 @@
+"""k3s for GreenFlow: a Kubernetes cluster on nodes you already have, over SSH.
+
+This is the foundation of the coming ``k3s`` platform (and of the installer greenflow-g5k
+reuses): the inventory of nodes and roles (:func:`load_inventory`, from the original
+GreenFlow's ``hosts.yaml`` or hosts written in the plan) and the platform's settings
+(:class:`K3sConfig`). Installing k3s is not here yet. docs/k3s.md has the
+formats and every setting.
+"""
+
+from __future__ import annotations
+
+from importlib.metadata import PackageNotFoundError, version
+
+from greenflow_k3s.config import DEFAULT_INSTALL_SCRIPT, DEFAULT_K3S_VERSION, HostEntry, K3sConfig
+from greenflow_k3s.inventory import (
+    KUBERNETES_ROLES,
+    ROLES,
+    Gateway,
+    Host,
+    Inventory,
+    InventoryError,
+    Role,
+    load_inventory,
+    node_labels,
+    node_taints,
+    parse_hosts_yaml,
+    registration_labels,
+)
+
+try:
+    __version__ = version("greenflow-k3s")
+except PackageNotFoundError:  # running from a source tree without installing
+    __version__ = "0.0.0"
+
+__all__ = [
+    "DEFAULT_INSTALL_SCRIPT",
+    "DEFAULT_K3S_VERSION",
+    "KUBERNETES_ROLES",
+    "ROLES",
+    "Gateway",
+    "Host",
+    "HostEntry",
+    "Inventory",
+    "InventoryError",
+    "K3sConfig",
+    "Role",
+    "__version__",
+    "load_inventory",
+    "node_labels",
+    "node_taints",
+    "parse_hosts_yaml",
+    "registration_labels",
+]
