@@ -139,9 +139,17 @@ def cause_of(
             "(ansible_ssh_private_key_file / key) and the user (ansible_user / user)"
         )
     if isinstance(exc, paramiko.BadHostKeyException):
+        name = exc.hostname
+        if host is not None and host.port not in (None, 22):
+            name = f"'[{name}]:{host.port}'"  # how known_hosts writes a host on another port
         return (
             f"its host key does not match the one in known_hosts (a reinstalled host?); if "
-            f"expected, remove the old one with: ssh-keygen -R {exc.hostname}"
+            f"expected, remove the old one with: ssh-keygen -R {name}"
+        )
+    if isinstance(exc, paramiko.SSHException) and "not found in known_hosts" in str(exc):
+        return (
+            "its host key is not in known_hosts and the SSH config says StrictHostKeyChecking "
+            "yes; add it (ssh-keyscan) or connect once with ssh"
         )
     if isinstance(exc, paramiko.ChannelException):
         return f"the gateway could not open a connection to {target}: {exc.text}"
@@ -210,6 +218,32 @@ def secret_file_command(path: str) -> str:
         f"umask 077 && mkdir -p {directory} && tmp=$(mktemp {target}.XXXXXX) && "
         f'{{ cat > "$tmp" && mv -f "$tmp" {target} || {{ rm -f "$tmp"; exit 1; }}; }}'
     )
+
+
+def known_hosts_files(ssh_config: Mapping[str, Any]) -> list[Path]:
+    """The known_hosts files ssh would read for a host, given its SSH config entries:
+    ``UserKnownHostsFile`` (default ``~/.ssh/known_hosts``) and ``GlobalKnownHostsFile``
+    (default ``/etc/ssh/ssh_known_hosts``)."""
+    user = str(ssh_config.get("userknownhostsfile") or "~/.ssh/known_hosts")
+    system = str(ssh_config.get("globalknownhostsfile") or "/etc/ssh/ssh_known_hosts")
+    return [Path(p).expanduser() for p in (*user.split(), *system.split()) if p != "none"]
+
+
+def check_host_keys(conn: Connection) -> None:
+    """Make ``conn`` check the host's key as ssh would (fabric checks none): a key that
+    differs from the one in known_hosts is refused (paramiko's BadHostKeyException); an
+    unknown one is accepted for this connection, not saved, unless the SSH config says
+    ``StrictHostKeyChecking yes``."""
+    import paramiko
+
+    keys = conn.client.get_host_keys()
+    for path in known_hosts_files(conn.ssh_config):
+        if path.is_file():
+            # HostKeys.load, not SSHClient.load_host_keys: the latter would also make
+            # paramiko write every new host key into the user's file.
+            keys.load(str(path))
+    if str(conn.ssh_config.get("stricthostkeychecking", "")).lower() == "yes":
+        conn.client.set_missing_host_key_policy(paramiko.RejectPolicy())
 
 
 def run_all(hosts: Sequence[Host], fn: Callable[[Host], T], *, what: str = "") -> dict[str, T]:
@@ -302,7 +336,7 @@ class Connections:
     def _new_gateway(self, gateway: Gateway) -> Connection:
         from fabric import Connection
 
-        return Connection(
+        conn = Connection(
             gateway.host,
             user=gateway.user,
             port=gateway.port,
@@ -310,6 +344,8 @@ class Connections:
             connect_timeout=self.connect_timeout,
             connect_kwargs=self._connect_kwargs(None),
         )
+        check_host_keys(conn)
+        return conn
 
     def connection(self, host: Host) -> Connection:
         """``host``'s connection (not opened): its address, user, port and key, the
@@ -329,6 +365,7 @@ class Connections:
                     connect_timeout=self.connect_timeout,
                     connect_kwargs=self._connect_kwargs(host.key),
                 )
+                check_host_keys(conn)
                 self._connections[host.name] = conn
             return conn
 

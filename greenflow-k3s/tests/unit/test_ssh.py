@@ -34,7 +34,7 @@ from greenflow_k3s import (
     run_all,
     secret_file_command,
 )
-from greenflow_k3s.ssh import cause_of, sudo_refusal
+from greenflow_k3s.ssh import cause_of, known_hosts_files, sudo_refusal
 
 TOKEN = "K10c4f3e1d2b5a6978::server:9f8e7d6c5b4a39281706f5e4d3c2b1a0"
 
@@ -455,6 +455,60 @@ def test_each_ssh_failure_has_a_one_line_cause_saying_what_to_check(
 
 
 def test_a_changed_host_key_says_how_to_forget_the_old_one() -> None:
-    """BadHostKeyException: the host was probably reinstalled; ssh-keygen -R fixes it."""
+    """BadHostKeyException: the host was probably reinstalled; ssh-keygen -R fixes it, with
+    the [host]:port form known_hosts uses for another port."""
     exc = paramiko.BadHostKeyException("10.9.0.7", got_key=None, expected_key=None)
     assert cause_of(exc, HOST).endswith("remove the old one with: ssh-keygen -R 10.9.0.7")
+    other_port = Host("n1", "10.9.0.7", "worker", port=2222)
+    assert cause_of(exc, other_port).endswith("ssh-keygen -R '[10.9.0.7]:2222'")
+
+
+def test_an_unknown_host_key_under_strict_checking_says_how_to_add_it() -> None:
+    """StrictHostKeyChecking yes and no known key: one line saying how to add it."""
+    exc = paramiko.SSHException("Server '[10.9.0.7]:22' not found in known_hosts")
+    assert cause_of(exc, HOST) == (
+        "its host key is not in known_hosts and the SSH config says StrictHostKeyChecking "
+        "yes; add it (ssh-keyscan) or connect once with ssh"
+    )
+
+
+# -- host keys -------------------------------------------------------------------------------
+
+
+def test_host_keys_are_read_from_the_known_hosts_files_ssh_would_read(tmp_path: Path) -> None:
+    """fabric checks no host key; each connection is given the keys of the SSH config's
+    UserKnownHostsFile (else ~/.ssh/known_hosts), so a changed key is refused. Unknown keys
+    are accepted and not written back."""
+    key = paramiko.ECDSAKey.generate()
+    known = tmp_path / "known_hosts"
+    known.write_text(f"[10.9.0.1]:2222 {key.get_name()} {key.get_base64()}\n")
+    config = tmp_path / "ssh_config"
+    config.write_text(f"Host *\n  UserKnownHostsFile {known}\n")
+    host = Host("c1", "10.9.0.1", "control", port=2222)
+    with Connections(Inventory([host]), ssh_config=config) as conns:
+        client = conns.connection(host).client
+        assert client.get_host_keys().lookup("[10.9.0.1]:2222")[key.get_name()] == key
+        assert isinstance(client._policy, paramiko.AutoAddPolicy)
+        assert client._host_keys_filename is None  # nothing is saved into the user's file
+
+
+def test_strict_host_key_checking_yes_refuses_unknown_hosts(tmp_path: Path) -> None:
+    """StrictHostKeyChecking yes in the SSH config: a host not in known_hosts is refused."""
+    config = tmp_path / "ssh_config"
+    config.write_text(
+        f"Host *\n  UserKnownHostsFile {tmp_path}/none\n  StrictHostKeyChecking yes\n"
+    )
+    host = Host("c1", "10.9.0.1", "control")
+    with Connections(Inventory([host]), ssh_config=config) as conns:
+        assert isinstance(conns.connection(host).client._policy, paramiko.RejectPolicy)
+
+
+def test_known_hosts_files_default_as_for_ssh() -> None:
+    """No setting: the user's ~/.ssh/known_hosts and the system's file; "none" reads none."""
+    assert known_hosts_files({}) == [
+        Path("~/.ssh/known_hosts").expanduser(),
+        Path("/etc/ssh/ssh_known_hosts"),
+    ]
+    assert known_hosts_files(
+        {"userknownhostsfile": "/a/kh ~/b", "globalknownhostsfile": "none"}
+    ) == [Path("/a/kh"), Path("~/b").expanduser()]
