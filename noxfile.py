@@ -1,5 +1,5 @@
 """Sessions for the whole monorepo: ``nox -s lint typecheck tests_core tests_kubernetes
-tests_kafka tests_redpanda tests_kube_node``.
+tests_kafka tests_redpanda tests_kube_node tests_k3s``.
 
 Run through ``bash scripts/test`` (which also installs what the tests need from the
 system), or directly with ``.venv/bin/nox -s NAME [-- PYTEST ARGS]`` after
@@ -28,11 +28,12 @@ nox.options.sessions = ["lint", "typecheck", "tests"]
 ROOT = Path(__file__).parent
 CORE = ROOT / "greenflow-core"
 KUBERNETES = ROOT / "greenflow-kubernetes"
+K3S = ROOT / "greenflow-k3s"
 KAFKA = ROOT / "greenflow-kafka"
 REDPANDA = ROOT / "greenflow-redpanda"
 HELLO = ROOT / "examples" / "greenflow-hello"
 #: Every distribution mypy --strict checks, each with its own [tool.mypy].
-TYPECHECKED = (CORE, KUBERNETES, KAFKA, REDPANDA, HELLO)
+TYPECHECKED = (CORE, KUBERNETES, K3S, KAFKA, REDPANDA, HELLO)
 # Installed for core's tests: a third-party plugin example, a plugin whose entry point
 # fails to load (for `plugins --check`) and plugins that misbehave on purpose (runner tests).
 CORE_TEST_PLUGINS = (
@@ -138,6 +139,14 @@ def tests_kubernetes(session: nox.Session) -> None:
 
 
 @nox.session
+def tests_k3s(session: nox.Session) -> None:
+    """greenflow-k3s' unit tests: the inventory, the platform's settings and SSH as far as
+    no SSH server is needed (an unreachable host is a closed port on loopback)."""
+    session.install(*_editable(CORE), *_editable(KUBERNETES), *_editable(K3S))
+    _pytest(session, K3S, "tests/unit")
+
+
+@nox.session
 def tests_kafka(session: nox.Session) -> None:
     """greenflow-kafka's tests, against a real Kafka broker (jars resolved with mvn) and a
     real kube-apiserver; the wheel test builds and installs core and kafka alone."""
@@ -177,6 +186,7 @@ def tests(session: nox.Session) -> None:
 TEST_SESSIONS = (
     "tests_core",
     "tests_kubernetes",
+    "tests_k3s",
     "tests_kafka",
     "tests_redpanda",
     "tests_kube_node",
@@ -200,10 +210,14 @@ def typecheck(session: nox.Session) -> None:
     session.install(
         *_editable(CORE, "dev"),
         *_editable(KUBERNETES),
+        *_editable(K3S),
         *_editable(KAFKA),
         *_editable(REDPANDA),
         *_editable(HELLO),
         "mypy>=1.13",
+        # greenflow-k3s' PyYAML and paramiko are typed by these stub packages.
+        "types-PyYAML>=6",
+        "types-paramiko>=3",
     )
     for package in TYPECHECKED:
         with session.chdir(package):
