@@ -140,10 +140,10 @@ def tests_kubernetes(session: nox.Session) -> None:
 
 @nox.session
 def tests_k3s(session: nox.Session) -> None:
-    """greenflow-k3s' unit tests: the inventory, the platform's settings and SSH as far as
-    no SSH server is needed (an unreachable host is a closed port on loopback)."""
+    """greenflow-k3s' tests: the inventory, the platform's settings and SSH (unit), and the
+    test hosts — real sshds in network namespaces (scripts/ssh-hosts; root, else skipped)."""
     session.install(*_editable(CORE), *_editable(KUBERNETES), *_editable(K3S))
-    _pytest(session, K3S, "tests/unit")
+    _pytest(session, K3S)
 
 
 @nox.session
