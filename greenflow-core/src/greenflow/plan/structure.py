@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+import types
+import typing
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -43,7 +46,7 @@ def structure(
         pairs = [_key_from_message(key, message, cls) for key, message in pairs]
         for key, message in pairs:
             if message.startswith("unknown key(s)"):
-                valid = ", ".join(_field_names(cls))
+                valid = ", ".join(_field_names(_class_at(cls, key)))
                 message += f"; valid keys: {valid}"
             problems.append(f"{where_in_plan(path, section, key)}: {message}{hint}")
         raise PlanErrors(path, problems) from exc
@@ -58,5 +61,39 @@ def _key_from_message(key: str, message: str, cls: type) -> tuple[str, str]:
     return key, message
 
 
-def _field_names(cls: type) -> list[str]:
-    return [f.name for f in attrs.fields(cls)] if attrs.has(cls) else []
+def _field_names(cls: type | None) -> list[str]:
+    return [f.name for f in attrs.fields(cls)] if cls is not None and attrs.has(cls) else []
+
+
+def _class_at(cls: type, key: str) -> type | None:
+    """The attrs class a dotted path (``hosts[0]``, ``a.b``) in ``cls`` leads to, through
+    lists, tuples, dicts and optionals: the table whose keys an unknown key is among."""
+    here: Any = cls
+    for part in re.findall(r"[^.\[\]]+|\[[^\]]*\]", key):
+        if part.startswith("["):
+            here = _element(here)
+            continue
+        if not (isinstance(here, type) and attrs.has(here)):
+            return None
+        try:  # annotations are strings under `from __future__ import annotations`
+            hints = typing.get_type_hints(here)
+        except (NameError, TypeError):
+            return None
+        if part not in hints:
+            return None
+        here = _unwrap(hints[part])
+    return here if isinstance(here, type) and attrs.has(here) else None
+
+
+def _unwrap(tp: Any) -> Any:
+    """``X | None`` → ``X``; anything else as is."""
+    args = [a for a in typing.get_args(tp) if a is not type(None)]
+    if typing.get_origin(tp) in (typing.Union, types.UnionType) and len(args) == 1:
+        return args[0]
+    return tp
+
+
+def _element(tp: Any) -> Any:
+    """The element type of a list, tuple, set or dict annotation (its value for a dict)."""
+    args = typing.get_args(_unwrap(tp))
+    return _unwrap(args[-1]) if args else None
