@@ -1,8 +1,13 @@
-"""Achieved / asked message rate of kafka-ingest at 1k, 10k and 100k msg/s (1 KiB messages)
-against one local broker, through `greenflow run` (messages counted from end offsets over
-MEASURE). Prints a table of ratios.
+"""Achieved / asked message rate of kafka-ingest at 1k, 10k, 100k and 200k msg/s (1 KiB
+messages) against one local broker, through `greenflow run` (messages counted from end
+offsets over MEASURE), and the broker's saturation: the rate it achieves when asked for more
+than it takes (the highest load, where achieved ÷ asked falls below 0.95). Prints a table of
+ratios and that rate.
 
-    python benchmarks/kafka_load_fidelity.py [--duration 5s] [--warmup 2s]
+    python benchmarks/kafka_load_fidelity.py [--duration 8s] [--warmup 6s] [--loads 1000,...]
+
+The warm-up matches examples/kafka-max-throughput.toml's (the producers ramp up over its
+first half), so that benchmarks/kafka_max_throughput_vs_saturation.py compares like with like.
 """
 
 from __future__ import annotations
@@ -13,10 +18,13 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from greenflow.store import Store
 
-LOADS = (1000, 10000, 100000)
+LOADS = (1000, 10000, 100000, 200000)
+#: Achieved ÷ asked below this at a load means the broker was saturated there.
+SATURATED_BELOW = 0.95
 
 PLAN = """\
 [experiment]
@@ -33,6 +41,8 @@ type = "local"
 type = "kafka"
 brokers = 1
 heap = "512m"
+# As examples/kafka-max-throughput.toml: a deleted topic leaves the disk before the next run.
+overrides = {{ "log.segment.delete.delay.ms" = "0" }}
 
 [workload]
 type = "kafka-ingest"
@@ -44,18 +54,15 @@ min_achieved_ratio = 0.0
 """
 
 
-def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--duration", default="5s")
-    ap.add_argument("--warmup", default="2s")
-    args = ap.parse_args()
+def run(
+    loads: tuple[int, ...] = LOADS, warmup: str = "6s", duration: str = "8s"
+) -> tuple[int, float, list[dict[str, Any]]]:
+    """Run the sweep; (greenflow's exit code, wall seconds, one row per run)."""
     with tempfile.TemporaryDirectory(prefix="gf-fidelity-") as tmp:
         root = Path(tmp)
         plan = root / "plan.toml"
         plan.write_text(
-            PLAN.format(
-                output=root / "out", loads=list(LOADS), warmup=args.warmup, duration=args.duration
-            )
+            PLAN.format(output=root / "out", loads=list(loads), warmup=warmup, duration=duration)
         )
         t0 = time.monotonic()
         proc = subprocess.run(
@@ -65,36 +72,70 @@ def main() -> int:
             check=False,
         )
         wall = time.monotonic() - t0
+        if proc.returncode not in (0, 1):
+            print(proc.stderr[-3000:], file=sys.stderr)
+        rows = []
         with Store.open(root / "out", create=False) as store:
             (exp,) = store.experiments()
-            rows = []
-            for run in store.get_runs(exp.id):
-                result = store.result(run.run_id)
-                window = run.window("measure")
-                asked = float(run.params.get("load", 0)) if "load" in run.params else None
-                rows.append((asked, run, result, window))
-    print(
-        f"greenflow run exit {proc.returncode}, {wall:.0f}s wall, 1 broker, 1 producer, 1 KiB messages"
-    )
+            for r in store.get_runs(exp.id):
+                result = store.result(r.run_id)
+                window = r.window("measure")
+                rows.append(
+                    {
+                        "asked": float(r.params["load"]),
+                        "status": r.status.value,
+                        "error": (r.error or "").splitlines()[0] if r.error else "",
+                        "achieved": result.achieved_rate if result else None,
+                        "p99_ms": result.latency_ms.get("p99") if result else None,
+                        "measure_s": window.duration_s if window else None,
+                    }
+                )
+    return proc.returncode, wall, sorted(rows, key=lambda row: row["asked"])
+
+
+def saturation(rows: list[dict[str, Any]]) -> float | None:
+    """The achieved rate at the highest load, when the broker was saturated there (achieved
+    ÷ asked below SATURATED_BELOW); None when it kept up with every load."""
+    done = [r for r in rows if r["achieved"] is not None]
+    if not done:
+        return None
+    top = max(done, key=lambda r: r["asked"])
+    return float(top["achieved"]) if top["achieved"] / top["asked"] < SATURATED_BELOW else None
+
+
+def report(rows: list[dict[str, Any]]) -> None:
     print(
         f"{'asked msg/s':>12} {'achieved msg/s':>15} {'ratio':>7} {'MEASURE s':>10} {'p99 ms':>8}  status"
     )
-    for asked, run, result, window in sorted(rows, key=lambda r: r[0] or 0):
-        if result is None:
-            err = (run.error or "").splitlines()[0] if run.error else ""
+    for r in rows:
+        if r["achieved"] is None:
             print(
-                f"{asked or 0:>12.0f} {'-':>15} {'-':>7} {'-':>10} {'-':>8}  {run.status.value}: {err}"
+                f"{r['asked']:>12.0f} {'-':>15} {'-':>7} {'-':>10} {'-':>8}  {r['status']}: {r['error']}"
             )
             continue
-        rate = result.achieved_rate or 0.0
         print(
-            f"{asked or 0:>12.0f} {rate:>15.0f} {rate / (asked or 1):>7.3f} "
-            f"{window.duration_s if window else float('nan'):>10.2f} "
-            f"{result.latency_ms.get('p99', float('nan')):>8.0f}  {run.status.value}"
+            f"{r['asked']:>12.0f} {r['achieved']:>15.0f} {r['achieved'] / r['asked']:>7.3f} "
+            f"{r['measure_s'] or float('nan'):>10.2f} {r['p99_ms'] or float('nan'):>8.1f}  {r['status']}"
         )
-    if proc.returncode not in (0, 1):
-        print(proc.stderr[-3000:], file=sys.stderr)
-    return 0 if proc.returncode in (0, 1) else proc.returncode
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--duration", default="8s")
+    ap.add_argument("--warmup", default="6s")
+    ap.add_argument("--loads", default=",".join(str(n) for n in LOADS))
+    args = ap.parse_args()
+    loads = tuple(int(x) for x in args.loads.split(","))
+    code, wall, rows = run(loads, args.warmup, args.duration)
+    print(f"greenflow run exit {code}, {wall:.0f}s wall, 1 broker, 1 producer, 1 KiB messages")
+    report(rows)
+    sat = saturation(rows)
+    print(
+        f"saturation: {sat:.0f} msg/s (achieved at {max(r['asked'] for r in rows):.0f} asked)"
+        if sat is not None
+        else "saturation: not reached (the broker kept up with every load; add a higher one)"
+    )
+    return 0 if code in (0, 1) else code
 
 
 if __name__ == "__main__":

@@ -33,6 +33,9 @@ from typing import Any
 
 import pytest
 
+from greenflow.api import Probe
+from greenflow.builtin.protocols import Criterion
+from greenflow.store import Store
 from greenflow.testing.powercap import Powercap
 
 pytest.importorskip(
@@ -149,6 +152,16 @@ def test_producers_measure_the_asked_load_and_teardown_leaves_nothing(
     assert row["boundaries_on_read_clock"] == 1
     assert abs(row["measure_window_minus_read_interval_s"]) < 0.01
     assert row["achieved_ratio"] == pytest.approx(1.0, abs=0.05)
+    # The open-loop generator's own account, as locally: on schedule, nothing given up,
+    # so the protocols' sustained-rate criterion holds the Kubernetes run to the same test.
+    assert row["producer_missed_sends"] == 0
+    assert abs(row["schedule_lag_trend_s_per_s"]) <= 0.05
+    with Store.open(tmp_path / "greenflow-output", create=False) as store:
+        (exp,) = store.experiments()
+        (stored,) = store.get_runs(exp.id)
+        probe = Probe(200, 0, stored.status.value, store.result(stored.run_id))
+    verdict = Criterion().judge(probe, None)
+    assert verdict.sustained and "schedule" in verdict.checked, verdict
     _assert_nothing_left(kube_node, "greenflow-rn-producers")
 
 
@@ -161,6 +174,8 @@ def test_consumers_and_end_to_end_probe(kube_node: Path, tmp_path: Path) -> None
     # (1 s = 200 messages here, 7 % of a 14 s window): measured 1.056 on this node.
     assert row["consumed_ratio"] == pytest.approx(1.0, abs=0.15)
     assert row["consumer_lag_messages"] >= 0
+    # The lag trend the criterion reads: a consumer that keeps up does not fall behind.
+    assert abs(row["consumer_lag_trend_messages_per_s"]) <= 0.05 * 200
     assert 0 < row["e2e_latency_p50_ms"] <= row["e2e_latency_p99_ms"]
     assert row["e2e_probe_coverage_ratio"] > 0
     _assert_nothing_left(kube_node, "greenflow-rn-consumers")
