@@ -298,10 +298,11 @@ class DeployContext:
     log_dir: Path
     record_state: Callable[[Mapping[str, Any]], None] = lambda _s: None
     cancel: threading.Event = attrs.field(factory=threading.Event)
-    #: The plan file's directory (absolute): a plugin resolves the relative file names a plan
-    #: gives it (an inventory, a key, a script) against it, as a user reads them — not
-    #: against the current directory. None where no plan file exists (the contract kit).
-    plan_dir: Path | None = None
+    #: The plan file (absolute): a plugin resolves the relative file names a plan gives it
+    #: (an inventory, a key, a script) against its directory, as a user reads them — not
+    #: against the current directory — and names it in errors. None where no plan file
+    #: exists (the contract kit).
+    plan_path: Path | None = None
 
 
 ProcessGroups = Mapping[str, Sequence[int]]

@@ -113,7 +113,7 @@ class RunnerBase:
             log_dir=self.log_dir,
             record_state=self._recorder(kind, name, plugin, config),
             cancel=self.cancel,
-            plan_dir=self.plan.path.resolve().parent,
+            plan_path=self.plan.path.resolve(),
         )
 
     def process_groups(self) -> ProcessGroups:

@@ -1,5 +1,5 @@
 """Plugins resolve the relative file names a plan gives them against the plan's directory
-(``DeployContext.plan_dir``), whatever the current directory: an inventory or a key next to
+(``DeployContext.plan_path``), whatever the current directory: an inventory or a key next to
 the plan is found when ``greenflow run`` starts elsewhere.
 
 A real runner on the local platform with the ``command`` workload; the platform is the
@@ -44,7 +44,7 @@ command = "true"
 """
 
 
-def test_a_platform_sees_the_plan_directory(
+def test_a_platform_sees_the_plan_file(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     plans = tmp_path / "plans"
@@ -61,4 +61,4 @@ def test_a_platform_sees_the_plan_directory(
     with Store.open(plan.output_dir) as store:
         outcome: Any = Runner(plan, expansion, store).run()
     assert len(outcome.finished) == 1, outcome
-    assert [ctx.plan_dir for ctx in SEEN] == [plans.resolve()]
+    assert [ctx.plan_path for ctx in SEEN] == [path.resolve()]
