@@ -509,7 +509,7 @@ def test_services_are_accepted_labelled_and_idempotent(
         {
             "url": "https://vm.example:8428/api/v1/write",
             "basic_auth": {
-                "username": "writer",
+                "username_file": "/etc/prometheus/secret/username",
                 "password_file": "/etc/prometheus/secret/password",
             },
         }

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from greenflow_kubernetes.services.prometheus import _prometheus_2
@@ -34,3 +36,43 @@ def test_the_scrape_fallback_for_scaphandre_is_left_out_for_prometheus_2(
     """Prometheus 3 refuses Scaphandre's scrape (no Content-Type) without
     fallback_scrape_protocol, and Prometheus 2 refuses that key: it goes by the tag."""
     assert _prometheus_2(image) is two
+
+
+@pytest.mark.parametrize(
+    ("url", "secret", "auth"),
+    [
+        (
+            "https://writer:s3cret@vm.example/api/v1/write",
+            {"username": "writer", "password": "s3cret"},
+            {
+                "username_file": "/etc/prometheus/secret/username",
+                "password_file": "/etc/prometheus/secret/password",
+            },
+        ),
+        (
+            # A token given as the URL's user part: a secret too, and no password file.
+            "https://T0KEN@vm.example/api/v1/write",
+            {"username": "T0KEN"},
+            {"username_file": "/etc/prometheus/secret/username"},
+        ),
+    ],
+)
+def test_remote_write_credentials_live_in_a_secret_only(
+    url: str, secret: dict[str, str], auth: dict[str, str]
+) -> None:
+    """Neither the user part nor the password reaches the ConfigMap; Prometheus reads each
+    from the mounted Secret, and no password file is named that the Secret lacks."""
+    from greenflow_kubernetes import DEFAULT_ROLE_LABELS
+    from greenflow_kubernetes.services.prometheus import PrometheusService, PrometheusServiceConfig
+    from greenflow_kubernetes.session import KubeSession
+
+    kube = KubeSession(None, namespace="gf-exp", experiment="exp", role_labels=DEFAULT_ROLE_LABELS)
+    service = PrometheusService("prometheus", PrometheusServiceConfig(remote_write_url=url))
+    objects = {o["kind"]: o for o in service.manifests(kube)}
+    config_text = objects["ConfigMap"]["data"]["prometheus.yml"]
+    for value in secret.values():
+        assert value not in config_text
+    assert objects["Secret"]["stringData"] == secret
+    assert json.loads(config_text)["remote_write"] == [
+        {"url": "https://vm.example/api/v1/write", "basic_auth": auth}
+    ]

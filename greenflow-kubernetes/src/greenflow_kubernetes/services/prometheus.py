@@ -9,7 +9,7 @@ import json
 import re
 from collections.abc import Mapping
 from typing import Any, ClassVar
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 import attrs
 import structlog
@@ -32,6 +32,8 @@ log = structlog.get_logger("greenflow.kubernetes")
 
 PROMETHEUS_IMAGE = "prom/prometheus:v3.13.5"  # the 3.13 long-term-support line (3.5 ended 2026-07)
 PROMETHEUS_PORT = 9090
+#: Where the remote-write credentials Secret is mounted in the Prometheus pod.
+_SECRET_DIR = "/etc/prometheus/secret"
 
 
 def _prom_duration(seconds: float) -> str:
@@ -142,10 +144,12 @@ class PrometheusService(KubeService):
             # Credentials never go into the ConfigMap: basic auth from a mounted Secret.
             target: dict[str, Any] = {"url": strip_userinfo(self.config.remote_write_url)}
             if parts.username:
-                target["basic_auth"] = {
-                    "username": parts.username,
-                    "password_file": "/etc/prometheus/secret/password",
-                }
+                # The user part may itself be the secret (https://TOKEN@host): both come from
+                # files, and a password file only when the URL has a password.
+                auth = {"username_file": f"{_SECRET_DIR}/username"}
+                if parts.password is not None:
+                    auth["password_file"] = f"{_SECRET_DIR}/password"
+                target["basic_auth"] = auth
             config["remote_write"] = [target]
         return config
 
@@ -186,21 +190,22 @@ class PrometheusService(KubeService):
                 "data": {"prometheus.yml": config_text},
             }
         )
-        password = urlsplit(c.remote_write_url).password if c.remote_write_url else None
-        if password is not None:
+        parts = urlsplit(c.remote_write_url) if c.remote_write_url else None
+        if parts is not None and parts.username:
+            secret = {"username": unquote(parts.username)}
+            if parts.password is not None:
+                secret["password"] = unquote(parts.password)
             out.append(
                 {
                     "apiVersion": "v1",
                     "kind": "Secret",
                     "type": "Opaque",
                     "metadata": {"name": f"{name}-remote-write", "labels": labels},
-                    "stringData": {"password": password},
+                    "stringData": secret,
                 }
             )
             volumes.append({"name": "secret", "secret": {"secretName": f"{name}-remote-write"}})
-            mounts.append(
-                {"name": "secret", "mountPath": "/etc/prometheus/secret", "readOnly": True}
-            )
+            mounts.append({"name": "secret", "mountPath": _SECRET_DIR, "readOnly": True})
         resources = {"cpu": c.cpu, "memory": c.memory}
         checksum = hashlib.sha256(config_text.encode()).hexdigest()[:16]
         out.append(
