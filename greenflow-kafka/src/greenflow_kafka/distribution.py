@@ -74,6 +74,16 @@ class JavaRuntime:
     major: int
 
 
+def heap_bytes(heap: str) -> int:
+    """A JVM heap size (``"512m"``, ``"2g"``, ``"1024k"``, bytes) in bytes; ValueError
+    saying how to write one."""
+    m = re.fullmatch(r"(\d+)([kKmMgG]?)", heap.strip())
+    if m is None:
+        msg = f'{heap!r} is not a JVM heap size (write e.g. "512m" or "2g")'
+        raise ValueError(msg)
+    return int(m.group(1)) << {"": 0, "k": 10, "m": 20, "g": 30}[m.group(2).lower()]
+
+
 def _as_tuple(items: Iterable[str]) -> tuple[str, ...]:
     return tuple(items)
 

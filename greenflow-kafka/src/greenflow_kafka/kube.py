@@ -64,7 +64,7 @@ import attrs
 from greenflow.api import DeployContext, Inventory, Platform
 from greenflow.errors import ServiceError
 from greenflow_kafka.cluster import RESERVED_KEYS
-from greenflow_kafka.distribution import JmxExporter
+from greenflow_kafka.distribution import JmxExporter, heap_bytes
 from greenflow_kubernetes import (
     MIB,
     KubeSession,
@@ -104,13 +104,8 @@ HEAP_FRACTION = 0.5
 
 
 def java_heap_mib(text: str) -> int:
-    """A JVM heap size (``512m``, ``2g``, ``1024k``, bytes) in MiB."""
-    m = re.fullmatch(r"(\d+)([kKmMgG]?)", text.strip())
-    if m is None:
-        msg = f'{text!r} is not a JVM heap size (write e.g. "512m" or "2g")'
-        raise ValueError(msg)
-    n, unit = int(m.group(1)), m.group(2).lower()
-    return {"": n // MIB, "k": n // 1024, "m": n, "g": n * 1024}[unit]
+    """A JVM heap size (``512m``, ``2g``, ``1024k``, bytes) in whole MiB."""
+    return heap_bytes(text) // MIB
 
 
 def cluster_id(namespace: str, name: str) -> str:

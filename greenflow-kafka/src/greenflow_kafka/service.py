@@ -14,7 +14,7 @@ from greenflow.api import Capability, DeployContext, Inventory, Platform, Proces
 from greenflow.api.prometheus import PROMETHEUS_TARGETS_FILE, write_targets_file
 from greenflow.errors import ServiceError
 from greenflow.plan.validators import at_least, cpu_quantity, matches, memory_quantity
-from greenflow_kafka.distribution import DEFAULT_KAFKA_VERSION
+from greenflow_kafka.distribution import DEFAULT_KAFKA_VERSION, heap_bytes
 
 if TYPE_CHECKING:
     from greenflow_kafka.kube import BrokerStatefulSet, KafkaKubeSpec
@@ -25,13 +25,6 @@ if TYPE_CHECKING:
 HEAP_PATTERN = r"[0-9]+[kKmMgG]?"
 #: Heap of each local JVM when `heap` is unset.
 DEFAULT_LOCAL_HEAP = "512m"
-
-
-def heap_bytes(heap: str) -> int:
-    """A JVM heap size (``"512m"``, ``"2g"``, ``"1024k"``, bytes) in bytes."""
-    unit = heap[-1].lower() if heap[-1].isalpha() else ""
-    number = int(heap[:-1] if unit else heap)
-    return number * {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}[unit]
 
 
 def local_heap_problem(config: KafkaConfig, memory_bytes: int) -> str | None:
