@@ -90,7 +90,8 @@ def _run(tmp_path: Path, plan_text: str) -> None:
 def test_concluded_rate_runs_kept_the_rate_and_the_latency(tmp_path: Path) -> None:
     """The conclusion is confirmed by three more runs; every run at it finished with achieved
     ÷ asked within the tolerance, p99 within the bound and the generator on schedule; every
-    probe above it was not sustained, and its verdict is the criterion's on its stored result."""
+    value above it had a probe that was not sustained; each probe's stored verdict is the
+    criterion's on its stored result."""
     _run(tmp_path, SEARCH)
     with Store.open(tmp_path / "out") as store:
         exp = store.get_experiment("kafka-max")
@@ -118,9 +119,14 @@ def test_concluded_rate_runs_kept_the_rate_and_the_latency(tmp_path: Path) -> No
         assert p.ratio is not None and abs(p.ratio - 1) <= crit["tolerance"], p
         assert p.result.latency_ms["p99"] <= bound, p
         assert p.result.metrics["schedule_lag_trend_s_per_s"] <= crit["schedule_limit"], p
-    above = [pt for pt in conclusion["curve"] if float(pt["value"]) > top]
-    assert above and not any(pt["sustained"] for pt in above)
-    assert conclusion["first_unsustained"] == min(float(pt["value"]) for pt in above)
+    # Every value above it is unsustained: at least one of its probes failed (a search probe
+    # may have passed once and its confirmation not, which is what confirmations are for).
+    above: dict[float, list[bool]] = {}
+    for pt in conclusion["curve"]:
+        if float(pt["value"]) > top:
+            above.setdefault(float(pt["value"]), []).append(pt["sustained"])
+    assert above and not any(all(verdicts) for verdicts in above.values()), above
+    assert conclusion["first_unsustained"] == min(above)
 
 
 @pytest.mark.timeout(600)
