@@ -44,9 +44,7 @@ command = "true"
 """
 
 
-def test_a_platform_sees_the_plan_file(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_platform_sees_the_plan_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     plans = tmp_path / "plans"
     plans.mkdir()
     path = plans / "plan.toml"
