@@ -53,7 +53,7 @@ SERVER_UNINSTALL = f"{BIN_DIR}/k3s-uninstall.sh"
 AGENT_UNINSTALL = f"{BIN_DIR}/k3s-agent-uninstall.sh"
 
 #: GreenFlow's own files on a host: the install script, the join token, what was installed.
-STATE_DIR = "/var/lib/greenflow-k3s"
+STATE_DIR = "/var/lib/rancher/greenflow-k3s"
 SCRIPT_PATH = f"{STATE_DIR}/install.sh"
 AGENT_TOKEN_PATH = f"{STATE_DIR}/token"
 #: The fingerprint of the install on this host (version, flags, role): the idempotence key.

@@ -147,8 +147,9 @@ class K3sPlatform(Platform):
 
     @classmethod
     def release_recorded(cls, config: Any, state: Mapping[str, Any]) -> None:
-        """``greenflow down`` after a crash: the cluster's objects, then k3s from the hosts
-        the install had reached (unless ``keep``), from the recorded inventory."""
+        """``greenflow down`` (after ``greenflow up``, or a crash): the cluster's objects,
+        then k3s from the hosts the install had reached, from the recorded inventory —
+        ``down`` ends everything, ``keep`` only spares k3s at a run's own release."""
         cfg: K3sConfig = config
         try:
             if state.get("kubernetes"):
@@ -157,7 +158,7 @@ class K3sPlatform(Platform):
                 )
         finally:
             touched = list(state.get("touched") or [])
-            if touched and not cfg.keep:
+            if touched:
                 gateway = state.get("gateway")
                 hosts = HostInventory(
                     [_host_from_state(h) for h in state["hosts"]],

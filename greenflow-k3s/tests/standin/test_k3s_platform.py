@@ -1,0 +1,189 @@
+"""The ``k3s`` platform end to end on three SSH test hosts with the k3s stand-in: `greenflow
+up` installs the server on gfh0 and agents on gfh1 (broker, tainted) and gfh2 (worker) from
+uploaded artefacts, every node Ready with its role's label; `greenflow run` reuses the
+cluster without reinstalling; `greenflow down` uninstalls it, agents first, leaving no k3s
+file or process; the join token appears in no output, log or store.
+
+Real: sshd per host, fabric, the installer, a control plane and kubelets (Kubernetes
+v1.37.2 built here). Simulated: k3s itself (scripts/k3s-standin honours its install
+contract; docs/k3s-testing.md says what only a real k3s proves).
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from greenflow_k3s.testing.hosts import HostPool, SshHosts
+
+STANDIN = Path(__file__).resolve().parents[3] / "scripts" / "k3s-standin"
+VERSION = "v1.33.4+k3s1"
+
+PLAN = """\
+[experiment]
+name = "k3s-e2e"
+baseline = "0s"
+cooldown = "0s"
+output = "{out}"
+
+[platform]
+type = "k3s"
+install_script = "{artefacts}/install.sh"
+k3s_binary = "{artefacts}/k3s"
+ssh_config = "{ssh_config}"
+k3s_version = "{version}"
+ready_timeout = "120s"
+taints = {{ broker = "NoSchedule" }}
+
+[[platform.hosts]]
+name = "gfh0"
+address = "{a0}"
+role = "control"
+user = "root"
+key = "{key}"
+
+[[platform.hosts]]
+name = "gfh1"
+address = "{a1}"
+role = "broker"
+user = "root"
+key = "{key}"
+
+[[platform.hosts]]
+name = "gfh2"
+address = "{a2}"
+role = "worker"
+user = "root"
+key = "{key}"
+
+[workload]
+type = "command"
+command = "true"
+"""
+
+
+@pytest.fixture(scope="module")
+def artefacts(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("k3s-artefacts")
+    built = subprocess.run(
+        ["bash", str(STANDIN / "build"), str(out)], capture_output=True, text=True, check=False
+    )
+    if built.returncode == 77:
+        pytest.skip(built.stderr.strip())
+    assert built.returncode == 0, built.stderr
+    return out
+
+
+def _greenflow(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "greenflow", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+
+
+def _k3s_left(hosts: SshHosts) -> dict[str, list[str]]:
+    left: dict[str, list[str]] = {}
+    for host in hosts:
+        paths = [
+            "/usr/local/bin/k3s",
+            "/usr/local/bin/k3s-uninstall.sh",
+            "/usr/local/bin/k3s-agent-uninstall.sh",
+            "/var/lib/rancher/k3s",
+            "/var/lib/rancher/greenflow-k3s",
+            "/etc/rancher/k3s",
+        ]
+        there = [p for p in paths if host.private(p).exists()]
+        if there:
+            left[host.name] = there
+    return left
+
+
+@pytest.mark.timeout(600)
+def test_up_run_down_on_three_hosts(
+    ssh_host_pool: HostPool, artefacts: Path, tmp_path: Path
+) -> None:
+    hosts = ssh_host_pool.get(3, fresh=True)
+    plan = tmp_path / "plan.toml"
+    plan.write_text(
+        PLAN.format(
+            out=tmp_path / "out",
+            artefacts=artefacts,
+            ssh_config=hosts.ssh_config,
+            version=VERSION,
+            key=hosts.key,
+            a0=hosts[0].address,
+            a1=hosts[1].address,
+            a2=hosts[2].address,
+        )
+    )
+    outputs = []
+    try:
+        up = _greenflow(tmp_path, "up", "plan.toml")
+        outputs.append(up.stdout + up.stderr)
+        assert up.returncode == 0, up.stderr[-4000:]
+        token = hosts[0].private("/var/lib/rancher/k3s/server/token").read_text().strip()
+        secret = token.rsplit(":", 1)[1]
+        # Every node registered, Ready, with its role's label; the broker tainted.
+        kubeconfig = next((tmp_path / "out").rglob("kubeconfig"))
+        assert oct(kubeconfig.stat().st_mode & 0o777) == "0o600"
+        nodes = _nodes(kubeconfig)
+        assert sorted(nodes) == ["gfh0", "gfh1", "gfh2"]
+        assert all(n["ready"] for n in nodes.values()), nodes
+        assert nodes["gfh0"]["labels"].get("node-role.kubernetes.io/control-plane") == "true"
+        assert nodes["gfh1"]["labels"].get("node.kubernetes.io/broker") == "true"
+        assert nodes["gfh2"]["labels"].get("node.kubernetes.io/worker") == "true"
+        assert nodes["gfh1"]["taints"] == ["node.kubernetes.io/broker=true:NoSchedule"]
+
+        run = _greenflow(tmp_path, "run", "plan.toml")
+        outputs.append(run.stdout + run.stderr)
+        assert run.returncode == 0, run.stderr[-4000:]
+        # The same install on every host: nothing reinstalled.
+        assert run.stderr.count("k3s.kept") == 3, run.stderr[-3000:]
+        facts = _provenance(tmp_path)["platform"]
+        assert facts["platform"] == "k3s"
+        assert set(facts["hosts"]) == {"gfh0", "gfh1", "gfh2"}
+        for node in facts["hosts"].values():
+            assert VERSION in node["k3s_version"] and node["kernel"] and int(node["cores"]) > 0
+            assert node["rapl_readable"] in ("yes", "no")
+    finally:
+        down = _greenflow(tmp_path, "down", "plan.toml")
+        outputs.append(down.stdout + down.stderr)
+    assert down.returncode == 0, down.stderr[-4000:]
+    assert _k3s_left(hosts) == {}
+    # The join token's secret is in no output, log or stored byte.
+    stored = b"".join(p.read_bytes() for p in (tmp_path / "out").rglob("*") if p.is_file())
+    assert secret.encode() not in stored
+    assert not any(secret in text for text in outputs)
+
+
+def _nodes(kubeconfig: Path) -> dict[str, dict[str, Any]]:
+    from kubernetes import client, config
+
+    api = client.CoreV1Api(
+        config.new_client_from_config(config_file=str(kubeconfig))  # type: ignore[no-untyped-call]
+    )
+    out = {}
+    for n in api.list_node(_request_timeout=10).items:
+        ready = [c.status for c in n.status.conditions or [] if c.type == "Ready"]
+        out[n.metadata.name] = {
+            "ready": ready == ["True"],
+            "labels": n.metadata.labels or {},
+            "taints": [f"{t.key}={t.value}:{t.effect}" for t in n.spec.taints or []],
+        }
+    return out
+
+
+def _provenance(cwd: Path) -> dict[str, Any]:
+    from greenflow.store import Store
+
+    with Store.open(cwd / "out", create=False) as store:
+        (exp,) = store.experiments()
+        return dict(exp.provenance)
