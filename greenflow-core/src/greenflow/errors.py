@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from greenflow.api.context import WorkloadResult
+from typing import Any
 
 
 class GreenFlowError(Exception):
@@ -35,7 +32,9 @@ class WorkloadError(GreenFlowError):
     (e.g. the rate it reached under overload), is stored with the failed run: its figures
     (not energy: a failed run has none) stay readable in ``greenflow results``."""
 
-    def __init__(self, message: str, *, result: WorkloadResult | None = None) -> None:
+    # ``result`` is a greenflow.api.WorkloadResult; typed Any so that this module, which every
+    # other imports, imports nothing of GreenFlow's.
+    def __init__(self, message: str, *, result: Any = None) -> None:
         super().__init__(message)
         self.result = result
 
