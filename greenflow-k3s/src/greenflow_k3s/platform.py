@@ -176,7 +176,8 @@ class K3sPlatform(Platform):
             return self.cluster.check_roles(roles)
         if self._hosts is None:
             return None  # the inventory is read at acquire (relative to the plan)
-        missing = sorted(r for r in roles if not self._hosts.by_role(r))  # type: ignore[arg-type]
+        present = {h.role for h in self._hosts.hosts}
+        missing = sorted(roles - present)
         if not missing:
             return None
         return f"no host of the inventory has role(s) {', '.join(missing)}"

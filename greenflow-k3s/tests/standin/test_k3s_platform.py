@@ -20,7 +20,6 @@ import pytest
 
 from greenflow_k3s.testing.hosts import HostPool, SshHosts
 
-STANDIN = Path(__file__).resolve().parents[3] / "scripts" / "k3s-standin"
 VERSION = "v1.33.4+k3s1"
 
 PLAN = """\
@@ -64,18 +63,6 @@ key = "{key}"
 type = "command"
 command = "true"
 """
-
-
-@pytest.fixture(scope="module")
-def artefacts(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("k3s-artefacts")
-    built = subprocess.run(
-        ["bash", str(STANDIN / "build"), str(out)], capture_output=True, text=True, check=False
-    )
-    if built.returncode == 77:
-        pytest.skip(built.stderr.strip())
-    assert built.returncode == 0, built.stderr
-    return out
 
 
 def _greenflow(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:

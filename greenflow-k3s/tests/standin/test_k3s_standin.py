@@ -27,7 +27,6 @@ from fabric import Config, Connection
 
 from greenflow_k3s.testing.hosts import HostPool, SshHost, SshHosts
 
-STANDIN = Path(__file__).resolve().parents[3] / "scripts" / "k3s-standin"
 VERSION = "v1.33.4+k3s1"
 TOKEN_PATH = "/var/lib/rancher/k3s/server/node-token"
 KUBECONFIG_PATH = "/etc/rancher/k3s/k3s.yaml"
@@ -104,19 +103,6 @@ class Cluster:
 
         api_client = config.new_client_from_config(config_file=str(self.kubeconfig))  # type: ignore[no-untyped-call]
         return client.CoreV1Api(api_client)
-
-
-@pytest.fixture(scope="module")
-def artefacts(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """install.sh and k3s as scripts/k3s-standin/build makes them."""
-    out = tmp_path_factory.mktemp("k3s-standin")
-    built = subprocess.run(
-        ["bash", str(STANDIN / "build"), str(out)], capture_output=True, text=True, check=False
-    )
-    if built.returncode == 77:
-        pytest.skip(built.stderr.strip())
-    assert built.returncode == 0, built.stderr
-    return out
 
 
 def upload(conn: Connection, artefacts: Path) -> None:
