@@ -1,8 +1,15 @@
-"""Achieved / asked message rate of kafka-ingest at 1k, 10k, 100k and 200k msg/s (1 KiB
-messages) against one local broker, through `greenflow run` (messages counted from end
-offsets over MEASURE), and the broker's saturation: the rate it achieves when asked for more
-than it takes (the highest load, where achieved ÷ asked falls below 0.95). Prints a table of
+"""Achieved / asked message rate of kafka-ingest from 1k to 200k msg/s (1 KiB messages)
+against one local broker, through `greenflow run` (messages counted from end offsets over
+MEASURE), and the broker's saturation: the most it delivered at any asked load, when the
+highest load was more than it took (achieved ÷ asked below 0.95 there). Prints a table of
 ratios and that rate.
+
+Why the peak and not the rate at the highest load: past its capacity a broker delivers
+*less* the more it is asked (measured here: 155k msg/s sustained at 155k asked, 134k
+achieved at 160k asked, 124k at 200k) — a backlog of full producer batches, retried and
+expiring requests and a longer GC take capacity from the work itself. The rate at the top
+of the sweep would read that collapse as the capacity. The sweep is finer near the top so
+that the peak is found within about 15 %.
 
     python benchmarks/kafka_load_fidelity.py [--duration 8s] [--warmup 6s] [--loads 1000,...]
 
@@ -22,7 +29,7 @@ from typing import Any
 
 from greenflow.store import Store
 
-LOADS = (1000, 10000, 100000, 200000)
+LOADS = (1000, 10000, 100000, 125000, 150000, 175000, 200000)
 #: Achieved ÷ asked below this at a load means the broker was saturated there.
 SATURATED_BELOW = 0.95
 
@@ -94,13 +101,16 @@ def run(
 
 
 def saturation(rows: list[dict[str, Any]]) -> float | None:
-    """The achieved rate at the highest load, when the broker was saturated there (achieved
-    ÷ asked below SATURATED_BELOW); None when it kept up with every load."""
+    """The highest achieved rate of the sweep, when the broker was saturated at its highest
+    load (achieved ÷ asked below SATURATED_BELOW there); None when it kept up with every
+    load (the sweep did not reach its capacity)."""
     done = [r for r in rows if r["achieved"] is not None]
     if not done:
         return None
     top = max(done, key=lambda r: r["asked"])
-    return float(top["achieved"]) if top["achieved"] / top["asked"] < SATURATED_BELOW else None
+    if top["achieved"] / top["asked"] >= SATURATED_BELOW:
+        return None
+    return float(max(r["achieved"] for r in done))
 
 
 def report(rows: list[dict[str, Any]]) -> None:
@@ -131,7 +141,7 @@ def main() -> int:
     report(rows)
     sat = saturation(rows)
     print(
-        f"saturation: {sat:.0f} msg/s (achieved at {max(r['asked'] for r in rows):.0f} asked)"
+        f"saturation: {sat:.0f} msg/s (the most achieved at any load)"
         if sat is not None
         else "saturation: not reached (the broker kept up with every load; add a higher one)"
     )

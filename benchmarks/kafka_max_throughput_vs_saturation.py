@@ -3,7 +3,7 @@ saturation as benchmarks/kafka_load_fidelity.py finds it, in one session on this
 
     .venv/bin/python benchmarks/kafka_max_throughput_vs_saturation.py [--all-sizes]
 
-Order: the fidelity sweep (its saturation: the rate achieved at 200k msg/s asked), then the
+Order: the fidelity sweep (its saturation: the most the broker achieved at any load), then the
 example plan (1 KiB only unless --all-sizes: its 100 B search takes as long again), then the
 fidelity sweep once more, so that a drift of the machine over the session shows as two
 different saturations. Prints both saturations, the concluded rate with its confirmation

@@ -262,9 +262,20 @@ class Search:
     fails), then run the confirmations at the highest sustained value; if one fails, that
     value is not sustained and the search goes on below it.
 
-    A value is sustained when every probe at it (search probe and confirmations) is.
-    ``search_repetition`` tells the search probes apart and ``confirmation_repetitions(n)``
-    names the confirmations' repetitions (both differ between the two protocols)."""
+    A search probe that fell short of its asked rate at a value the system was already seen
+    to deliver (another probe of this search achieved at least the value less the
+    tolerance, counting no more than what that probe was asked) runs once more, a
+    *recheck*: the system demonstrably carried that rate, so one shortfall there is more
+    likely a disturbance (a stall after an overload probe, another process) than its
+    capacity, and taking it as capacity would end the search far below the knee. A value
+    fails when its search probe and its recheck both fail, or any confirmation does; it is
+    sustained when its search probe or its recheck passed and every confirmation did.
+    Shortfalls above every delivered rate, and failures on latency, schedule or lag alone,
+    are not rechecked: that is what capacity looks like.
+
+    ``search_repetition`` tells the search probes apart, ``confirmation_repetitions(n)``
+    names the confirmations' repetitions and ``recheck_repetition(n)`` the rechecks' (all
+    differ between the two protocols; ``n`` is the number of confirmations)."""
 
     def __init__(
         self,
@@ -272,11 +283,13 @@ class Search:
         *,
         search_repetition: int = 0,
         confirmation_repetitions: Callable[[int], Sequence[int]] = lambda n: range(1, n + 1),
+        recheck_repetition: Callable[[int], int] = lambda n: -1,
     ) -> None:
         self.keys = keys
         self.criterion = keys.criterion
         self.search_repetition = search_repetition
         self.confirmation_repetitions = confirmation_repetitions
+        self.recheck_repetition = recheck_repetition
 
     def _value(self, v: float) -> float | int:
         if self.keys.ceiling is not None:
@@ -284,32 +297,88 @@ class Search:
         return max(1, round(v)) if self.keys.integer else v
 
     def repetitions(self, repetitions: int) -> set[int]:
-        """The repetitions of this search's probes (search probes and confirmations)."""
-        return {self.search_repetition, *self.confirmation_repetitions(confirmations(repetitions))}
+        """The repetitions of this search's probes (search probes, rechecks, confirmations)."""
+        n = confirmations(repetitions)
+        return {
+            self.search_repetition,
+            self.recheck_repetition(n),
+            *self.confirmation_repetitions(n),
+        }
 
     def mine(self, probes: Sequence[Probe], repetitions: int) -> list[Probe]:
-        """The probes of this search (search probes and confirmations)."""
+        """The probes of this search (search probes, rechecks and confirmations)."""
         reps = self.repetitions(repetitions)
         return [p for p in probes if p.repetition in reps]
+
+    def role(self, probe: Probe, repetitions: int) -> str:
+        """``search``, ``recheck`` or ``confirmation``: what ``probe`` was run for."""
+        if probe.repetition == self.search_repetition:
+            return "search"
+        if probe.repetition == self.recheck_repetition(confirmations(repetitions)):
+            return "recheck"
+        return "confirmation"
 
     def verdicts(self, probes: Sequence[Probe]) -> list[Verdict]:
         """Each probe's verdict, latency held to the bound these probes set."""
         bound = self.criterion.p99_bound(probes)
         return [self.criterion.judge(p, bound) for p in probes]
 
-    def bracket(self, probes: Sequence[Probe]) -> tuple[float | None, float | None]:
+    def _outcomes(
+        self, probes: Sequence[Probe], repetitions: int
+    ) -> tuple[dict[float, bool], set[float]]:
+        """Each value's outcome so far (True sustained, False not) and the values whose
+        failed search probe waits for its recheck (no outcome yet)."""
+        verdicts = self.verdicts(probes)
+        by_value: dict[float, dict[str, list[bool]]] = {}
+        short: set[float] = set()  # values whose search probe fell short of the asked rate
+        for p, v in zip(probes, verdicts, strict=True):
+            role = self.role(p, repetitions)
+            by_value.setdefault(float(p.value), {}).setdefault(role, []).append(v.sustained)
+            if role == "search" and BELOW in v.reasons:
+                short.add(float(p.value))
+        outcome: dict[float, bool] = {}
+        pending: set[float] = set()
+        for value, roles in by_value.items():
+            first = roles.get("search", []) + roles.get("recheck", [])
+            confirmed = all(roles.get("confirmation", []))
+            if not confirmed or any(first):
+                outcome[value] = confirmed
+            elif "recheck" in roles or value not in short or not self._delivered(probes, value):
+                outcome[value] = False
+            else:
+                pending.add(value)
+        return outcome, pending
+
+    def _delivered(self, probes: Sequence[Probe], value: float) -> bool:
+        """Whether a probe at another value achieved ``value`` less the tolerance, counting
+        no more than it was asked (a generator catching up proves nothing)."""
+        floor = value * (1 - self.criterion.tolerance)
+        return any(
+            min(float(p.result.achieved_rate), float(p.value)) >= floor
+            for p in probes
+            if float(p.value) != value
+            and p.result is not None
+            and p.result.achieved_rate is not None
+        )
+
+    def bracket(
+        self, probes: Sequence[Probe], repetitions: int
+    ) -> tuple[float | None, float | None]:
         """(highest sustained value, lowest unsustained value above it)."""
-        ok: dict[float, bool] = {}
-        for p, v in zip(probes, self.verdicts(probes), strict=True):
-            ok[float(p.value)] = ok.get(float(p.value), True) and v.sustained
-        good = [v for v, fine in ok.items() if fine]
+        outcome, _ = self._outcomes(probes, repetitions)
+        good = [v for v, fine in outcome.items() if fine]
         low = max(good) if good else None
-        bad = [v for v, fine in ok.items() if not fine and (low is None or v > low)]
+        bad = [v for v, fine in outcome.items() if not fine and (low is None or v > low)]
         return low, (min(bad) if bad else None)
 
     def next_steps(self, all_probes: Sequence[Probe], repetitions: int) -> list[Step]:
         probes = self.mine(all_probes, repetitions)
-        low, high = self.bracket(probes)
+        _, pending = self._outcomes(probes, repetitions)
+        if pending:
+            value = next(p.value for p in probes if float(p.value) == min(pending))
+            recheck = self.recheck_repetition(confirmations(repetitions))
+            return [Step(value, repetition=recheck)]
+        low, high = self.bracket(probes, repetitions)
         step = self._search_step(probes, low, high)
         if step is not None:
             return [Step(step, repetition=self.search_repetition)]
@@ -349,7 +418,7 @@ class Search:
     def conclusion(self, all_probes: Sequence[Probe], repetitions: int) -> dict[str, Any]:
         """The confirmed maximum, its confirmation figures, the criterion and the curve."""
         probes = self.mine(all_probes, repetitions)
-        low, high = self.bracket(probes)
+        low, high = self.bracket(probes, repetitions)
         n = confirmations(repetitions)
         reps = set(self.confirmation_repetitions(n))
         at_low = [p for p in probes if low is not None and float(p.value) == low]
@@ -365,6 +434,7 @@ class Search:
             "confirmation": confirmation_summary(confirming, low, n, passed),
             "criterion": self.describe_criterion(probes),
             "probes": sum(p.repetition == self.search_repetition for p in probes),
+            "rechecks": sum(self.role(p, repetitions) == "recheck" for p in probes),
         }
 
     def describe_criterion(self, probes: Sequence[Probe]) -> dict[str, Any]:
@@ -532,7 +602,7 @@ class MaxThroughputProtocol(Protocol):
             "curve": curve(
                 indexed,
                 search.verdicts([p for _, p in indexed]),
-                lambda p: "search" if p.repetition == 0 else "confirmation",
+                lambda p: search.role(p, repetitions),
             ),
         }
 
@@ -571,6 +641,7 @@ class ProportionalityProtocol(Protocol):
             self.config,
             search_repetition=-1,
             confirmation_repetitions=lambda n: range(-2, -n - 2, -1),
+            recheck_repetition=lambda n: -n - 2,
         )
 
     def maximum(self, probes: Sequence[Probe], repetitions: int = 1) -> float | None:
@@ -626,15 +697,9 @@ class ProportionalityProtocol(Protocol):
         out["curve"] = curve(
             indexed,
             [search.criterion.judge(p, bound) for _, p in indexed],
-            _proportionality_role,
+            lambda p: "level" if p.repetition >= 0 else search.role(p, repetitions),
         )
         return out
-
-
-def _proportionality_role(p: Probe) -> str:
-    if p.repetition >= 0:
-        return "level"
-    return "search" if p.repetition == -1 else "confirmation"
 
 
 @attrs.frozen

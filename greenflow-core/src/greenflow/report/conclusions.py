@@ -16,7 +16,7 @@ from greenflow.report.data import RunFigures, Value, short_axis
 #: Where the protocol's record is in the experiment's provenance.
 PROVENANCE_KEY = "protocol"
 #: The roles of a curve point, in the order they are explained.
-ROLES = ("search", "confirmation", "level")
+ROLES = ("search", "recheck", "confirmation", "level")
 
 
 @attrs.frozen

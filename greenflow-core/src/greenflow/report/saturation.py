@@ -27,7 +27,7 @@ from greenflow.report.data import RunFigures, Value
 from greenflow.report.text import escape, methods_html, num, table
 
 #: Marker of each role of a probe (filled when sustained, hollow when not).
-ROLE_MARKERS = {"search": "o", "confirmation": "s", "level": "D"}
+ROLE_MARKERS = {"search": "o", "recheck": "^", "confirmation": "s", "level": "D"}
 ACHIEVED_COLOUR = plots.series_colour(0)
 LATENCY_COLOUR = plots.series_colour(3)
 HOST_COLOUR = plots.series_colour(0)
@@ -257,7 +257,7 @@ def _figure(ctx: Context, c: Conclusion, runs: dict[str, RunFigures]) -> str:
 
 
 def _shape(role: str) -> str:
-    return {"o": "●", "s": "■", "D": "◆"}.get(ROLE_MARKERS.get(role, "o"), "●")
+    return {"o": "●", "^": "▲", "s": "■", "D": "◆"}.get(ROLE_MARKERS.get(role, "o"), "●")
 
 
 def _probes_table(ctx: Context, c: Conclusion, runs: dict[str, RunFigures]) -> str:

@@ -119,6 +119,85 @@ def test_a_failed_confirmation_steps_the_search_down() -> None:
     assert all((p.result.achieved_rate or 0) == float(p.value) for p in at_max if p.result)
 
 
+def stalls_once_after_overload(capacity: float, collapse: float = 0.15) -> System:
+    """Like ``capped``, but the first probe within capacity that follows an overload probe
+    stalls (achieves ``collapse`` of its asked rate), as one local broker did after the
+    protocol's overload probes (benchmarks/README.md, issue 17); its recheck does not.
+    Without the recheck that stall would bound the search at the stalled value."""
+    state = {"overloaded": False, "stalled": False}
+
+    def run(asked: float, rep: int) -> WorkloadResult:
+        if asked > capacity:
+            state["overloaded"] = True
+        elif state["overloaded"] and not state["stalled"]:
+            state["stalled"] = True
+            return WorkloadResult(units=asked * collapse, achieved_rate=asked * collapse)
+        achieved = min(asked, capacity)
+        return WorkloadResult(units=achieved, achieved_rate=achieved)
+
+    return run
+
+
+def test_a_stall_below_a_delivered_rate_is_rechecked() -> None:
+    """One failed search probe at a rate the system already delivered is run again (a
+    recheck, repetition −1); its pass keeps the search near capacity instead of ending it
+    at half of it."""
+    proto = MaxThroughputProtocol(MaxThroughputConfig(start=1000, max_runs=20))
+    probes = _simulate(proto, stalls_once_after_overload(6000))
+    c = proto.conclusion(probes)
+    assert c["confirmed"] and 0.95 * 6000 <= c["max_sustained"] <= 6000 / 0.95
+    assert c["rechecks"] == 1
+    (recheck,) = [pt for pt in c["curve"] if pt["role"] == "recheck"]
+    assert recheck["repetition"] == -1 and recheck["sustained"]
+    stalled = [
+        pt
+        for pt in c["curve"]
+        if pt["role"] == "search" and pt["value"] == recheck["value"] and not pt["sustained"]
+    ]
+    assert stalled and {f["reason"] for f in stalled[0]["failures"]} == {"below-asked"}
+
+
+def test_a_failure_above_every_delivered_rate_is_not_rechecked() -> None:
+    """A probe that fails above anything the system achieved is its capacity showing: no
+    recheck (a capped system never gets one)."""
+    proto = MaxThroughputProtocol(MaxThroughputConfig(start=1000, max_runs=20))
+    probes = _simulate(proto, capped(7300))
+    assert proto.conclusion(probes)["rechecks"] == 0
+    assert all(p.repetition >= 0 for p in probes)
+
+
+def test_a_failed_recheck_confirms_the_failure() -> None:
+    """A value whose search probe and recheck both fall short is unsustained: the search
+    ends below it, and the value is not run a third time."""
+
+    def capped_short(asked: float, _rep: int) -> WorkloadResult:
+        # Sustains up to 3000, delivers 2950 above: 3125 falls short (0.944) although a
+        # probe delivered 3000 ≥ 3125 × 0.95, so 3125 is rechecked, and fails again.
+        achieved = asked if asked <= 3000 else 2950.0
+        return WorkloadResult(units=achieved, achieved_rate=achieved)
+
+    proto = MaxThroughputProtocol(MaxThroughputConfig(start=1000, max_runs=20))
+    probes = _simulate(proto, capped_short)
+    c = proto.conclusion(probes)
+    assert [p.repetition for p in probes if float(p.value) == 3125] == [0, -1]
+    assert c["rechecks"] == 1 and c["first_unsustained"] == 3125
+    assert c["confirmed"] and c["max_sustained"] == 3000
+
+
+def test_latency_failures_are_not_rechecked() -> None:
+    """A probe that kept the rate but not the latency failed on what capacity looks like
+    (the knee): no recheck, even where a higher rate was delivered."""
+
+    def knee(asked: float, _rep: int) -> WorkloadResult:
+        p99 = 5.0 if asked <= 3000 else 900.0
+        return WorkloadResult(units=asked, achieved_rate=asked, latency_ms={"p99": p99})
+
+    proto = MaxThroughputProtocol(MaxThroughputConfig(start=1000, max_runs=20))
+    probes = _simulate(proto, knee)
+    c = proto.conclusion(probes)
+    assert c["rechecks"] == 0 and c["confirmed"] and 2850 <= c["max_sustained"] <= 3000
+
+
 def test_nothing_sustained_concludes_none() -> None:
     """A system that sustains nothing ends with no maximum and no confirmation."""
 
@@ -228,3 +307,15 @@ def test_proportionality_finds_maximum_first() -> None:
     c = proto.conclusion(probes)
     assert c["maximum"] == top and c["search"]["confirmed"]
     assert {pt["role"] for pt in c["curve"]} == {"search", "confirmation", "level"}
+
+
+def test_proportionality_rechecks_below_its_confirmations() -> None:
+    """The proportionality search's recheck takes the repetition after its confirmations'
+    (−2 … −n−1): −n−2, never a level's or a confirmation's."""
+    proto = ProportionalityProtocol(ProportionalityConfig(levels=[100], precision=0.05))
+    probes = _simulate(proto, stalls_once_after_overload(6000), repetitions=4)
+    rechecks = [p for p in probes if p.repetition == -6]
+    assert len(rechecks) == 1
+    c = proto.conclusion(probes)
+    assert c["search"]["rechecks"] == 1 and c["search"]["confirmed"]
+    assert {pt["role"] for pt in c["curve"]} == {"search", "recheck", "confirmation", "level"}
