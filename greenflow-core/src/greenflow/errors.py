@@ -21,6 +21,12 @@ class PlatformError(GreenFlowError):
     """The platform could not be acquired, or released."""
 
 
+class OutOfTime(PlatformError):
+    """The platform's reservation cannot hold the next run (a Grid'5000 job's walltime):
+    the runner stops before starting it, keeps the finished runs and tears down; the
+    message says how to resume."""
+
+
 class ServiceError(GreenFlowError):
     """A service failed to deploy, to become ready, or died."""
 

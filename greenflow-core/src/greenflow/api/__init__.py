@@ -26,7 +26,7 @@ from greenflow.api.context import (
     WorkloadResult,
     wait_until,
 )
-from greenflow.api.platform import Platform
+from greenflow.api.platform import Costed, Platform, TimeLimited
 from greenflow.api.protocol import Probe, Protocol, Step
 from greenflow.api.service import Service
 from greenflow.api.workload import Workload
@@ -36,6 +36,7 @@ __all__ = [
     "Capability",
     "Collector",
     "CollectorContext",
+    "Costed",
     "Deadline",
     "DeployContext",
     "Host",
@@ -51,6 +52,7 @@ __all__ = [
     "Sample",
     "Service",
     "Step",
+    "TimeLimited",
     "Window",
     "Workload",
     "WorkloadResult",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol, runtime_checkable
 
 from greenflow.api.context import Capability, DeployContext, Inventory
 
@@ -51,3 +51,29 @@ class Platform(ABC):
     @classmethod
     def release_recorded(cls, config: Any, state: Mapping[str, Any]) -> None:
         """Release from state recorded by a process that is gone (``greenflow down``)."""
+
+
+@runtime_checkable
+class TimeLimited(Protocol):
+    """A platform whose hosts are held for a limited time (a Grid'5000 job's walltime).
+
+    The runner calls :meth:`ensure_time` before each run, so that no run is cut by the end
+    of the reservation: the run would be lost, and the platform's own release with it."""
+
+    def ensure_time(self, needed_s: float) -> None:
+        """Make sure the hosts stay ``needed_s`` more seconds (the next run, as long as the
+        longest so far) plus what the platform's own release takes: return when they will,
+        extending the reservation where the plan allows it; otherwise raise
+        :class:`greenflow.errors.OutOfTime` saying how to resume. The run is not started
+        then, finished runs are kept and the teardown runs as after any stop."""
+        ...
+
+
+@runtime_checkable
+class Costed(Protocol):
+    """A platform that can say what a plan will cost before anything is reserved (the
+    node-hours a Grid'5000 job holds): ``greenflow run --dry-run`` prints it."""
+
+    def cost(self) -> str:
+        """One line, from the configuration alone (nothing remote is reached)."""
+        ...

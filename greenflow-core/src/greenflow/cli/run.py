@@ -9,6 +9,7 @@ from typing import Any
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from greenflow.cli._app import App, error_boundary
@@ -42,6 +43,15 @@ def _print_dry_run(console: Console, expansion: Any, as_json: bool) -> None:
     for r in runs:
         table.add_row(str(r.order), str(r.repetition), *(str(r.params[a]) for a in axes), r.run_id)
     console.print(table)
+
+
+def _print_cost(console: Console, plan: Any, expansion: Any, as_json: bool) -> None:
+    """What the platform says the plan will cost (``greenflow.api.Costed``), on stderr."""
+    from greenflow.api import Costed
+
+    platform = plan.platform.cls(expansion.platform_config)
+    if isinstance(platform, Costed) and not as_json:
+        console.print(f"cost: {escape(platform.cost())}")
 
 
 def _print_adaptive(console: Console, expansion: Any, as_json: bool) -> None:
@@ -136,6 +146,7 @@ def _execute(
         expansion = expand(plan)
         if dry_run:
             _print_dry_run(Console(), expansion, as_json)
+            _print_cost(console, plan, expansion, as_json)
             return
         with (
             output_lock(plan.output_dir, "up" if leave_up else "run"),
@@ -153,6 +164,12 @@ def _execute(
             if not app.quiet and not leave_up:
                 _summary(Console(), store, outcome.experiment_id, outcome)
             console.print(f"results: {plan.output_dir / 'greenflow.sqlite'}")
+        if outcome.stopped:
+            console.print(
+                f"[yellow]stopped[/yellow]: {escape(outcome.stopped)}\nFinished runs are kept; "
+                "run the same command again to resume."
+            )
+            sys.exit(3)
         if outcome.interrupted:
             console.print(
                 "[yellow]interrupted[/yellow]: finished runs are kept; run the same "

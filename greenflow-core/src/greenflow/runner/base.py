@@ -71,6 +71,8 @@ class RunnerBase:
         # their MEASURE length, whose idle uncertainty the closing baseline updates.
         self._opening: dict[str, Any] = {}
         self._group_runs: list[tuple[str, float]] = []
+        # Wall seconds of each run so far (prepare to clean): the walltime guard's estimate.
+        self._run_walls: list[float] = []
         #: Set when services left up by `greenflow up` were attached; they stay up.
         self.reused = False
         self._recorded_pids: set[int] = set()

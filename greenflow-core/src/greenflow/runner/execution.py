@@ -4,6 +4,7 @@ compute and store its figures, and the warnings they need (docs/concepts.md)."""
 from __future__ import annotations
 
 import shutil
+import time
 import traceback
 from collections.abc import Sequence
 from functools import partial
@@ -11,7 +12,16 @@ from typing import Any
 
 import structlog
 
-from greenflow.api import Metric, Phase, PhaseRecorder, RunContext, Sample, Window, Workload
+from greenflow.api import (
+    Metric,
+    Phase,
+    PhaseRecorder,
+    RunContext,
+    Sample,
+    TimeLimited,
+    Window,
+    Workload,
+)
 from greenflow.errors import GreenFlowError, StoreError, WorkloadError
 from greenflow.plan import RunSpec
 from greenflow.runner.baselines import BaselineSteps
@@ -26,12 +36,31 @@ log = structlog.get_logger("greenflow.runner")
 #: Busy CPU outside the services and the load generator, as a share of the host's, above
 #: which a run's figures get a background-load warning.
 BACKGROUND_SHARE = 0.05
+#: What the walltime guard (:class:`greenflow.api.TimeLimited`) assumes a run takes before
+#: the first one was timed, s; then the longest run so far.
+FIRST_RUN_ESTIMATE_S = 600.0
 
 
 class RunExecution(BaselineSteps):
     """Running one point of the plan, start to stored figures."""
 
+    def _ensure_time(self) -> None:
+        """A platform held for a limited time keeps its hosts through the next run, or
+        raises OutOfTime before it starts (docs/concepts.md, "Time-limited platforms")."""
+        if isinstance(self.platform, TimeLimited):
+            longest = max(self._run_walls, default=FIRST_RUN_ESTIMATE_S)
+            self.platform.ensure_time(longest + self.plan.experiment.cooldown)
+
     def _execute(self, run: RunSpec, outcome: Outcome) -> RunStatus:
+        assert self.inventory is not None
+        self._ensure_time()
+        started = time.monotonic()
+        try:
+            return self._execute_timed(run, outcome)
+        finally:
+            self._run_walls.append(time.monotonic() - started)
+
+    def _execute_timed(self, run: RunSpec, outcome: Outcome) -> RunStatus:
         assert self.inventory is not None
         store = self.store
         run_dir = self.work_root / "runs" / run.run_id

@@ -28,7 +28,7 @@ from greenflow.api import (
     Probe,
     Service,
 )
-from greenflow.errors import CollectorError, PlanError
+from greenflow.errors import CollectorError, OutOfTime, PlanError
 from greenflow.plan import Expansion, Plan, RunSpec
 from greenflow.plan.converter import converter
 from greenflow.plan.model import PluginSection
@@ -141,6 +141,8 @@ class Runner(RunExecution):
                     hint="tearing down; Ctrl-C again to "
                     "skip waiting (what is left is recorded for `greenflow down`)",
                 )
+            except OutOfTime as exc:
+                self._out_of_time(outcome, exc)
             finally:
                 self.cancel.set()
                 self._teardown(outcome)
@@ -168,6 +170,8 @@ class Runner(RunExecution):
                     hint="tearing down; finished probes "
                     "are kept and replayed when the plan runs again",
                 )
+            except OutOfTime as exc:
+                self._out_of_time(outcome, exc)
             finally:
                 self.cancel.set()
                 self._teardown(outcome)
@@ -235,6 +239,12 @@ class Runner(RunExecution):
                 **{k: str(v) for k, v in conclusion.items() if k != "curve"},
             )
             self._record_conclusions(conclusions)
+
+    @staticmethod
+    def _out_of_time(outcome: Outcome, exc: OutOfTime) -> None:
+        outcome.interrupted = True
+        outcome.stopped = str(exc)
+        log.warning("experiment.out_of_time", reason=str(exc), hint="tearing down")
 
     def _record_conclusions(self, conclusions: list[dict[str, Any]]) -> None:
         row = self.store.get_experiment(self.plan.experiment.name)

@@ -28,4 +28,6 @@ class Outcome:
     aborted: list[str] = attrs.field(factory=list)
     skipped: list[str] = attrs.field(factory=list)
     interrupted: bool = False
+    #: Why the runs stopped early when no one asked (the platform ran out of time).
+    stopped: str | None = None
     left_up: bool = False
