@@ -210,6 +210,7 @@ def _print_tables(store: Store, experiment: str | None) -> None:
             console.print(line, markup=False, highlight=False)
         _print_protocol(console, exp, figures, unit)
         _print_idle(console, store, exp.id, runs)
+        _print_wall_checks(console, store, runs)
         _print_warnings(console, store, exp.id, {r.run_id: r.order for r in runs})
 
 
@@ -427,6 +428,26 @@ def _print_idle(console: Console, store: Store, exp_id: int, runs: Sequence[Any]
         )
 
 
+def _print_wall_checks(console: Console, store: Store, runs: Sequence[Any]) -> None:
+    """Per run and host, the energy another instrument saw ÷ the energy at the plug."""
+    from rich.table import Table
+
+    from greenflow.report.data import wall_checks
+
+    checks = wall_checks(store, runs)
+    if not checks:
+        return
+    table = Table(
+        title="instruments against the wall (energy over MEASURE ÷ the energy at the plug)",
+        title_justify="left",
+    )
+    for head in ("#", "host", "instrument", "wall", "÷ wall"):
+        table.add_column(head, justify="right" if head in ("#", "÷ wall") else "left")
+    for c in checks:
+        table.add_row(str(c.order), c.host, c.instrument, c.wall, f"{c.ratio:.3f}")
+    console.print(table)
+
+
 def _watts(b: BaselineRow | None) -> str:
     if b is None:
         return ""
@@ -587,6 +608,7 @@ def _print_summary(store: Store, names: Sequence[str], points: Sequence[PointSum
                 console, exp, {f.run.run_id: f for f in figures}, unit if unit != "unit" else None
             )
             _print_idle(console, store, exp.id, runs)
+            _print_wall_checks(console, store, runs)
             _print_warnings(console, store, exp.id, {r.run_id: r.order for r in runs})
 
 

@@ -15,8 +15,11 @@
 **Host energy.** The energy of the host over MEASURE is the sum, over the domains chosen
 by :func:`~greenflow.measure.rapl.host_energy_domains` (or the ``host`` domain), of each
 counter's value at MEASURE's end minus at its start (:func:`counter_delta`). A host with
-energy from several methods uses one: ``rapl``, else another measurement (alphabetical),
-else a model; the others stay in the stored samples.
+energy from several methods uses one: a wall measurement (samples labelled
+``source="wall"``: a wattmeter or BMC at the plug, the whole machine), else ``rapl``, else
+another measurement (alphabetical), else a model; the others stay in the stored samples.
+A host measured at the plug and by another instrument also gets ``energy_to_wall_ratio``
+(:func:`wall_crosscheck`).
 
 **Idle and active.** ``idle_power_watts`` comes from the baseline (services up, no load;
 :func:`idle_power_from_baseline`). Idle energy = idle power × MEASURE duration; active
@@ -51,6 +54,7 @@ name                          scope    value
 ``energy_joules``             other    active energy not attributed to a group
 ``cpu_seconds``               other    busy CPU seconds not in a group (≥ 0)
 ``cpu_excess_seconds``        other    the groups' CPU seconds beyond the host's, when any
+``energy_to_wall_ratio``      host     another instrument's energy ÷ the wall energy
 ============================  =======  ===================================================
 """
 
@@ -73,6 +77,9 @@ from greenflow.measure.rapl import host_energy_domains
 HOST_GROUP = "host"
 #: Appended to the energy method on attributed figures.
 SHARE_SUFFIX = "+cpu-share"
+#: The ``source`` label of energy measured at the plug (a wattmeter, a BMC): the whole
+#: machine, preferred as the host's energy and the cross-check's reference.
+WALL = "wall"
 
 _ENERGY = "energy_joules"
 _HOST_ENERGY = "host_energy_joules"
@@ -101,18 +108,75 @@ def _energy_series(series: Mapping[SeriesKey, list[Sample]]) -> _EnergySeries:
     return out
 
 
-def _primary(methods: Iterable[str]) -> str:
-    """RAPL first, then other measurements, then models; alphabetical within each."""
-    return min(methods, key=lambda m: (0 if m == "rapl" else 2 if m.startswith("model:") else 1, m))
+def _wall_methods(series: Mapping[SeriesKey, list[Sample]]) -> set[tuple[str, str]]:
+    """(host, method) of the energy series measured at the plug (label ``source="wall"``)."""
+    return {
+        (host, method)
+        for (host, metric, method, labels), _ in series.items()
+        if metric in (_ENERGY, _HOST_ENERGY) and dict(labels).get("source") == WALL
+    }
+
+
+def _primary(methods: Iterable[str], wall: Iterable[str] = ()) -> str:
+    """Wall power first (the whole machine), then RAPL, then other measurements, then
+    models; alphabetical within each."""
+    walls = set(wall)
+    return min(
+        methods,
+        key=lambda m: (
+            -1 if m in walls else 0 if m == "rapl" else 2 if m.startswith("model:") else 1,
+            m,
+        ),
+    )
 
 
 def host_energy_series(samples: Sequence[Sample]) -> dict[str, tuple[str, list[list[Sample]]]]:
     """Host → (the preferred method, the series whose deltas add up to its energy), by the
     host energy rule and method preference of the module docstring."""
+    series = split_series(samples)
+    wall = _wall_methods(series)
     out = {}
-    for host, by_method in _energy_series(split_series(samples)).items():
-        method = _primary(by_method)
+    for host, by_method in _energy_series(series).items():
+        method = _primary(by_method, {m for h, m in wall if h == host})
         out[host] = (method, by_method[method])
+    return out
+
+
+def wall_crosscheck(samples: Sequence[Sample], measure: Window) -> list[Metric]:
+    """Per host measured at the plug and by another instrument (RAPL, Scaphandre — not a
+    model): ``energy_to_wall_ratio``, that instrument's energy over MEASURE ÷ the wall
+    energy, method ``<instrument>/<wall method>``. CPU-package counters leave out fans,
+    disks, memory and power-supply losses: the ratio says how much of the machine they
+    see, run by run."""
+    series = split_series(samples)
+    wall = _wall_methods(series)
+    out = []
+    for host, by_method in sorted(_energy_series(series).items()):
+        walls = sorted(m for m in by_method if (host, m) in wall)
+        others = sorted(
+            m for m in by_method if (host, m) not in wall and not m.startswith("model:")
+        )
+        for w in walls:
+            try:
+                wall_joules = sum(counter_delta(s, measure) for s in by_method[w])
+            except NotCoveredError:
+                continue
+            for other in others:
+                try:
+                    joules = sum(counter_delta(s, measure) for s in by_method[other])
+                except NotCoveredError:
+                    continue
+                if wall_joules > 0:
+                    out.append(
+                        _metric(
+                            host,
+                            "energy_to_wall_ratio",
+                            joules / wall_joules,
+                            "ratio",
+                            f"{other}/{w}",
+                            "host",
+                        )
+                    )
     return out
 
 
@@ -268,6 +332,7 @@ def compute_run_metrics(
             ),
         ]
     out += _pod_energy(samples, measure)
+    out += wall_crosscheck(samples, measure)
     return out
 
 

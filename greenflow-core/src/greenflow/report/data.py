@@ -643,3 +643,35 @@ def baseline_samples(samples: Sequence[Sample], baseline: BaselineRow) -> list[S
             inside.append(s)
             ended.add(key)
     return inside
+
+
+@attrs.frozen
+class WallCheck:
+    """One run's cross-check on one host: another instrument's energy over MEASURE ÷ the
+    energy measured at the plug (``energy_to_wall_ratio``)."""
+
+    order: int
+    run_id: str
+    host: str
+    instrument: str
+    wall: str
+    ratio: float
+
+
+def wall_checks(store: Store, runs: Sequence[RunRow]) -> list[WallCheck]:
+    """Every stored ``energy_to_wall_ratio`` of ``runs``' finished runs, by run order and
+    host (docs/measurement.md, "Wall power")."""
+    out = []
+    for run in sorted(runs, key=lambda r: r.order):
+        if run.status is not RunStatus.FINISHED:
+            continue
+        for m in store.metrics(run.run_id):
+            if m.name != "energy_to_wall_ratio":
+                continue
+            instrument, _, wall = m.method.partition("/")
+            out.append(
+                WallCheck(
+                    run.order, run.run_id, m.labels.get("host", ""), instrument, wall, m.value
+                )
+            )
+    return sorted(out, key=lambda c: (c.order, c.host, c.instrument))

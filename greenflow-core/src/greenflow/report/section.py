@@ -13,7 +13,14 @@ from greenflow.report.data import short_axis
 from greenflow.report.figures import breakdown, latency, per_unit, throughput
 from greenflow.report.power import power
 from greenflow.report.saturation import saturation
-from greenflow.report.tables import idle, points_table, provenance, runs_table, warnings
+from greenflow.report.tables import (
+    idle,
+    points_table,
+    provenance,
+    runs_table,
+    wall_checks,
+    warnings,
+)
 from greenflow.report.text import escape, when
 
 
@@ -22,6 +29,7 @@ def render(ctx: Context) -> tuple[str, int]:
     d, a = ctx.data, ctx.anchor
     power_html, n_power = power(ctx)
     curve = saturation(ctx)
+    walls = wall_checks(ctx)
     parts = [
         f'<section id="{a}">',
         header(ctx, saturation=bool(curve)),
@@ -29,6 +37,7 @@ def render(ctx: Context) -> tuple[str, int]:
         warnings(ctx),
         f'<h3 id="{a}-idle">Idle power</h3>',
         idle(ctx),
+        *([f'<h3 id="{a}-wall">Instruments against the wall</h3>', walls] if walls else []),
         *([f'<h3 id="{a}-saturation">Saturation curve</h3>', curve] if curve else []),
         f'<h3 id="{a}-per-unit">Energy per {escape(ctx.unit)}</h3>',
         per_unit(ctx),

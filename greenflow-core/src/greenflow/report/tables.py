@@ -63,6 +63,31 @@ def warnings(ctx: Context) -> str:
     )
 
 
+def wall_checks(ctx: Context) -> str:
+    """Per run and host, another instrument's energy ÷ the energy at the plug; empty when
+    no host was measured both ways."""
+    from greenflow.report.data import wall_checks as read
+
+    checks = read(ctx.store, [r.run for r in ctx.data.runs])
+    if not checks:
+        return ""
+    rows = [
+        [str(c.order), escape(c.host), escape(c.instrument), escape(c.wall), f"{c.ratio:.3f}"]
+        for c in checks
+    ]
+    return table(
+        ["run", "host", "instrument", "wall", "÷ wall"],
+        rows,
+        numeric=[True, False, False, False, True],
+    ) + (
+        '<p class="meta">The energy each instrument measured over MEASURE divided by the '
+        "energy measured at the plug (a wattmeter or the BMC) on the same host and run. "
+        "CPU-package counters (RAPL, Scaphandre) leave out fans, disks, memory and "
+        "power-supply losses: this is how much of the machine they saw "
+        "(docs/measurement.md, Wall power).</p>"
+    )
+
+
 def idle(ctx: Context) -> str:
     d = ctx.data
     if not d.idle:

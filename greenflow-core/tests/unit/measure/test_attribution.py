@@ -203,3 +203,32 @@ def test_groups_using_more_cpu_than_the_host_never_make_other_negative() -> None
     # The measured group seconds are kept as read; the discrepancy is a figure of its own.
     assert _find(metrics, "cpu_seconds", "service", "service:kafka").value == pytest.approx(7.2)
     assert _find(metrics, "cpu_excess_seconds", "other").value == pytest.approx(0.4 * 6)
+
+
+def _wall(host: str = "n1", watts: float = 100.0) -> list[Sample]:
+    return _counter(
+        "energy_joules",
+        watts,
+        "kwollect:wattmeter",
+        {"domain": "host", "source": "wall"},
+        host=host,
+    )
+
+
+def test_wall_power_is_the_hosts_energy_and_rapl_is_cross_checked_against_it() -> None:
+    """Measured at the plug (100 W) and by RAPL (package 50 W + dram 10 W): the host's
+    energy is the wall's; energy_to_wall_ratio is RAPL's energy ÷ the wall's, 0.6."""
+    metrics = compute_run_metrics(_rapl() + _wall(), MEASURE)
+    assert _find(metrics, "energy_joules", "host").value == pytest.approx(600.0)
+    assert _find(metrics, "energy_joules", "host").method == "kwollect:wattmeter"
+    ratio = _find(metrics, "energy_to_wall_ratio", "host")
+    assert ratio.value == pytest.approx(0.6)
+    assert ratio.method == "rapl/kwollect:wattmeter" and ratio.labels["host"] == "n1"
+
+
+def test_no_cross_check_against_a_model_or_without_a_wall() -> None:
+    """A model is no instrument to check a wattmeter with; RAPL alone has nothing to be
+    checked against."""
+    model = _counter("energy_joules", 80.0, "model:linear", {"domain": "host"})
+    assert not [m for m in compute_run_metrics(model + _wall(), MEASURE) if "wall" in m.name]
+    assert not [m for m in compute_run_metrics(_rapl(), MEASURE) if "wall" in m.name]
