@@ -206,17 +206,10 @@ _K3S_VERSION = matches(
 
 
 @attrs.frozen
-class K3sConfig:
-    """``[platform] type = "k3s"``: a k3s cluster on the hosts of an inventory."""
+class K3sOptions:
+    """How k3s is installed and the cluster driven, whoever provides the hosts: the
+    ``k3s`` platform's keys beside its inventory, and greenflow-g5k's ``[platform.k3s]``."""
 
-    #: Ansible-style hosts.yaml, relative to the plan's directory (or ``hosts``).
-    inventory: str | None = attrs.field(default=None, validator=_local_path)
-    #: The hosts, written in the plan (or ``inventory``).
-    hosts: tuple[HostEntry, ...] = attrs.field(default=(), validator=_hosts)
-    #: SSH jump host every node is reached through: ``"user@host:port"``.
-    gateway: str | None = attrs.field(default=None, validator=_gateway)
-    #: OpenSSH client config read instead of ~/.ssh/config and /etc/ssh/ssh_config.
-    ssh_config: str | None = attrs.field(default=None, validator=_local_path)
     #: Deadline of each SSH connection (TCP and the SSH handshake).
     connect_timeout: Duration = attrs.field(default=Duration(10), validator=positive)
     #: The k3s release installed on every host.
@@ -230,16 +223,12 @@ class K3sConfig:
     airgap_images: str | None = attrs.field(default=None, validator=_local_path)
     #: Packaged components k3s does not deploy.
     disable: tuple[str, ...] = attrs.field(default=("traefik", "servicelb"), validator=_components)
-    #: Host name → the IP address k3s uses for the node (``--node-ip``); default: k3s chooses.
-    node_ip: dict[str, str] = attrs.field(factory=dict, converter=dict, validator=_node_ips)
     #: More ``k3s server`` flags (control host), each ``"--flag=value"``.
     server_args: tuple[str, ...] = attrs.field(default=(), validator=_args("server"))
     #: More ``k3s agent`` flags (broker and worker hosts), each ``"--flag=value"``.
     agent_args: tuple[str, ...] = attrs.field(default=(), validator=_args("agent"))
     #: Role → taint effect on its nodes (``{ broker = "NoSchedule" }``: dedicated brokers).
     taints: dict[str, str] = attrs.field(factory=dict, converter=dict, validator=_taints)
-    #: Leave k3s installed at release (``greenflow up`` does regardless; ``down`` removes it).
-    keep: bool = False
     #: Deadline for every node to be Ready after the install.
     ready_timeout: Duration = attrs.field(default=Duration(300), validator=positive)
     #: The experiment's namespace, as for the kubernetes platform.
@@ -255,3 +244,22 @@ class K3sConfig:
             namespace=self.namespace,
             timeout_s=self.timeout_s,
         )
+
+
+@attrs.frozen
+class K3sConfig(K3sOptions):
+    """``[platform] type = "k3s"``: a k3s cluster on the hosts of an inventory (the install
+    options are :class:`K3sOptions`')."""
+
+    #: Ansible-style hosts.yaml, relative to the plan's directory (or ``hosts``).
+    inventory: str | None = attrs.field(default=None, validator=_local_path)
+    #: The hosts, written in the plan (or ``inventory``).
+    hosts: tuple[HostEntry, ...] = attrs.field(default=(), validator=_hosts)
+    #: SSH jump host every node is reached through: ``"user@host:port"``.
+    gateway: str | None = attrs.field(default=None, validator=_gateway)
+    #: OpenSSH client config read instead of ~/.ssh/config and /etc/ssh/ssh_config.
+    ssh_config: str | None = attrs.field(default=None, validator=_local_path)
+    #: Host name → the IP address k3s uses for the node (``--node-ip``); default: k3s chooses.
+    node_ip: dict[str, str] = attrs.field(factory=dict, converter=dict, validator=_node_ips)
+    #: Leave k3s installed at release (``greenflow up`` does regardless; ``down`` removes it).
+    keep: bool = False

@@ -371,12 +371,29 @@ class Installer:
         )
 
     def _uninstall_host(self, host: Host, script: str) -> None:
+        """k3s' uninstall script where the install ran; where it never did (the server
+        failed before the agents' turn), what GreenFlow uploaded for it."""
         log.info("k3s.uninstalling", host=host.name)
         self.connections.run(
             host,
-            f"if [ -x {script} ]; then {script}; fi && rm -rf {STATE_DIR}",
+            f"if [ -x {script} ]; then {script}; else {self._remove_uploads()}; fi "
+            f"&& rm -rf {STATE_DIR}",
             timeout=UNINSTALL_TIMEOUT_S,
         )
+
+    def _remove_uploads(self) -> str:
+        """A shell command removing the air-gap uploads (binary, images) and the
+        directories they alone filled; ``true`` without them."""
+        parts = ["true"]
+        if self.config.k3s_binary is not None:
+            parts.append(f"rm -f {BIN_DIR}/k3s")
+        if self.config.airgap_images is not None:
+            name = shlex.quote(Path(self.config.airgap_images).name)
+            parts += [
+                f"rm -f {AIRGAP_IMAGES_DIR}/{name}",
+                f"(rmdir -p {AIRGAP_IMAGES_DIR} 2>/dev/null || true)",
+            ]
+        return " && ".join(parts)
 
 
 def node_blocker(node: Any) -> str | None:

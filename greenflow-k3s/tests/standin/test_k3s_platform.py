@@ -174,3 +174,33 @@ def _provenance(cwd: Path) -> dict[str, Any]:
     with Store.open(cwd / "out", create=False) as store:
         (exp,) = store.experiments()
         return dict(exp.provenance)
+
+
+@pytest.mark.timeout(600)
+def test_a_failed_install_leaves_nothing_on_the_hosts(
+    ssh_host_pool: HostPool, artefacts: Path, tmp_path: Path
+) -> None:
+    """k3s cannot start on the server (its binary exits at once): `greenflow run` fails with
+    one line, and what the install put on every host is gone — on the agents, where the
+    install script never ran, the uploaded binary too."""
+    hosts = ssh_host_pool.get(3, fresh=True)
+    broken = tmp_path / "k3s-broken"
+    broken.write_text("#!/bin/sh\necho 'k3s: cannot start' >&2\nexit 1\n")
+    broken.chmod(0o755)
+    plan = tmp_path / "plan.toml"
+    plan.write_text(
+        PLAN.format(
+            out=tmp_path / "out",
+            artefacts=artefacts,
+            ssh_config=hosts.ssh_config,
+            version=VERSION,
+            key=hosts.key,
+            a0=hosts[0].address,
+            a1=hosts[1].address,
+            a2=hosts[2].address,
+        ).replace(f'k3s_binary = "{artefacts}/k3s"', f'k3s_binary = "{broken}"')
+    )
+    run = _greenflow(tmp_path, "run", "plan.toml")
+    assert run.returncode != 0
+    assert "Traceback" not in run.stderr and "Error: " in run.stderr, run.stderr[-3000:]
+    assert _k3s_left(hosts) == {}

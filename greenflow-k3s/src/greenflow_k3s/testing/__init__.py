@@ -3,6 +3,8 @@
 
 - :mod:`.hosts`: SSH test hosts, real sshds in network namespaces from a checkout's
   ``scripts/ssh-hosts`` (:func:`ssh_hosts`, the session fixture :func:`ssh_host_pool`).
+- :mod:`.standin`: the k3s stand-in's artefacts (the session fixture
+  :func:`standin_artefacts`).
 
 docs/k3s-testing.md describes them and what tests on them prove.
 """
@@ -21,6 +23,7 @@ from greenflow_k3s.testing.hosts import (
     ssh_host_pool,
     ssh_hosts,
 )
+from greenflow_k3s.testing.standin import standin_artefacts
 
 __all__ = [
     "NOSUDO_USER",
@@ -33,4 +36,5 @@ __all__ = [
     "find_scripts",
     "ssh_host_pool",
     "ssh_hosts",
+    "standin_artefacts",
 ]
