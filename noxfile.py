@@ -1,5 +1,6 @@
 """Sessions for the whole monorepo: ``nox -s lint typecheck tests_core tests_kubernetes
-tests_kafka tests_redpanda tests_kube_node tests_k3s``.
+tests_kafka tests_redpanda tests_kube_node tests_k3s tests_g5k``; ``live_g5k`` (not in
+``tests``) runs against the real Grid'5000 with your credentials.
 
 Run through ``bash scripts/test`` (which also installs what the tests need from the
 system), or directly with ``.venv/bin/nox -s NAME [-- PYTEST ARGS]`` after
@@ -29,11 +30,12 @@ ROOT = Path(__file__).parent
 CORE = ROOT / "greenflow-core"
 KUBERNETES = ROOT / "greenflow-kubernetes"
 K3S = ROOT / "greenflow-k3s"
+G5K = ROOT / "greenflow-g5k"
 KAFKA = ROOT / "greenflow-kafka"
 REDPANDA = ROOT / "greenflow-redpanda"
 HELLO = ROOT / "examples" / "greenflow-hello"
 #: Every distribution mypy --strict checks, each with its own [tool.mypy].
-TYPECHECKED = (CORE, KUBERNETES, K3S, KAFKA, REDPANDA, HELLO)
+TYPECHECKED = (CORE, KUBERNETES, K3S, G5K, KAFKA, REDPANDA, HELLO)
 # Installed for core's tests: a third-party plugin example, a plugin whose entry point
 # fails to load (for `plugins --check`) and plugins that misbehave on purpose (runner tests).
 CORE_TEST_PLUGINS = (
@@ -147,6 +149,33 @@ def tests_k3s(session: nox.Session) -> None:
 
 
 @nox.session
+def tests_g5k(session: nox.Session) -> None:
+    """greenflow-g5k's tests: its settings (unit), the platform and the kwollect collector
+    against the Grid'5000 API emulator through python-grid5000, and end to end on the SSH
+    test hosts with the k3s stand-in (root, else skipped); kafka and redpanda for the
+    example plan's validation. tests/live is the live_g5k session's."""
+    session.install(
+        *_editable(CORE),
+        *_editable(KUBERNETES),
+        *_editable(K3S),
+        *_editable(G5K),
+        *_editable(KAFKA),
+        *_editable(REDPANDA),
+    )
+    _pytest(session, G5K, "--ignore=tests/live")
+
+
+@nox.session
+def live_g5k(session: nox.Session) -> None:
+    """Against the real Grid'5000 API with your credentials (~/.python-grid5000.yaml, or a
+    frontend with GREENFLOW_G5K_LIVE=1): reserves one node for 15 min and deletes it. Not
+    part of `tests`; docs/g5k.md, "Running the live test"."""
+    session.install(*_editable(CORE), *_editable(KUBERNETES), *_editable(K3S), *_editable(G5K))
+    session.env["GREENFLOW_G5K_LIVE"] = os.environ.get("GREENFLOW_G5K_LIVE", "1")
+    _pytest(session, G5K, "tests/live")
+
+
+@nox.session
 def tests_kafka(session: nox.Session) -> None:
     """greenflow-kafka's tests, against a real Kafka broker (jars resolved with mvn) and a
     real kube-apiserver; the wheel test builds and installs core and kafka alone."""
@@ -187,6 +216,7 @@ TEST_SESSIONS = (
     "tests_core",
     "tests_kubernetes",
     "tests_k3s",
+    "tests_g5k",
     "tests_kafka",
     "tests_redpanda",
     "tests_kube_node",
@@ -211,6 +241,7 @@ def typecheck(session: nox.Session) -> None:
         *_editable(CORE, "dev"),
         *_editable(KUBERNETES),
         *_editable(K3S),
+        *_editable(G5K),
         *_editable(KAFKA),
         *_editable(REDPANDA),
         *_editable(HELLO),

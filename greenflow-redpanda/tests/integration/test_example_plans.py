@@ -17,7 +17,9 @@ from click.testing import CliRunner
 from greenflow.cli import main
 
 EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
-PLANS = sorted(EXAMPLES.glob("*.toml"))
+# The Grid'5000 examples need greenflow-g5k, which this session does not install: its own
+# tests validate them (greenflow-g5k/tests/unit/test_example_plan.py).
+PLANS = sorted(p for p in EXAMPLES.glob("*.toml") if not p.name.startswith("g5k-"))
 
 
 def test_the_examples_are_there() -> None:
