@@ -359,16 +359,19 @@ class Installer:
         hosts = [h for h in self.inventory.hosts if names is None or h.name in names]
         agents = [h for h in hosts if h.role != "control"]
         servers = [h for h in hosts if h.role == "control"]
-        run_all(
-            agents,
-            lambda h: self._uninstall_host(h, AGENT_UNINSTALL),
-            what="uninstall the k3s agent",
-        )
-        run_all(
-            servers,
-            lambda h: self._uninstall_host(h, SERVER_UNINSTALL),
-            what="uninstall the k3s server",
-        )
+        try:
+            run_all(
+                agents,
+                lambda h: self._uninstall_host(h, AGENT_UNINSTALL),
+                what="uninstall the k3s agent",
+            )
+        finally:
+            # An agent that cannot be reached must not leave the server installed.
+            run_all(
+                servers,
+                lambda h: self._uninstall_host(h, SERVER_UNINSTALL),
+                what="uninstall the k3s server",
+            )
 
     def _uninstall_host(self, host: Host, script: str) -> None:
         """k3s' uninstall script where the install ran; where it never did (the server

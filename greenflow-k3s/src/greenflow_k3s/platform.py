@@ -20,6 +20,7 @@ from greenflow_k3s.install import Installer
 from greenflow_k3s.inventory import Gateway, Host, load_inventory
 from greenflow_k3s.inventory import Inventory as HostInventory
 from greenflow_k3s.ssh import Connections, run_all
+from greenflow_k3s.tunnel import ApiTunnel, point_kubeconfig
 from greenflow_kubernetes import KubernetesPlatform, KubeSession
 
 log = structlog.get_logger("greenflow.k3s")
@@ -49,6 +50,14 @@ def _host_from_state(state: Mapping[str, Any]) -> Host:
     return Host(**{**state, "key": Path(key) if key else None})
 
 
+def _recorded_hosts(state: Mapping[str, Any]) -> HostInventory:
+    gateway = state.get("gateway")
+    return HostInventory(
+        [_host_from_state(h) for h in state["hosts"]],
+        gateway=Gateway.parse(gateway) if gateway else None,
+    )
+
+
 class K3sPlatform(Platform):
     """k3s on your own nodes (docs/k3s.md): install, hand over to the kubernetes platform,
     uninstall."""
@@ -67,6 +76,8 @@ class K3sPlatform(Platform):
         self._touched: list[str] = []
         self._facts: dict[str, dict[str, str]] = {}
         self._state: dict[str, Any] = {}
+        #: The API through the gateway (hosts behind one), from the install to the release.
+        self._tunnel: ApiTunnel | None = None
 
     @property
     def kube(self) -> KubeSession | None:
@@ -111,6 +122,8 @@ class K3sPlatform(Platform):
                 fresh=sorted(n for n, f in installed.fresh.items() if f),
                 version=cfg.k3s_version,
             )
+            if hosts.gateway is not None:
+                self._tunnel = self._open_tunnel(hosts, kubeconfig)
             installer.wait_ready(kubeconfig)
             self._facts = run_all(hosts.hosts, lambda h: _facts(conns, h), what="describe")
 
@@ -120,6 +133,18 @@ class K3sPlatform(Platform):
 
         self.cluster = KubernetesPlatform(cfg.kubernetes(str(kubeconfig)))
         return self.cluster.acquire(attrs.evolve(ctx, record_state=cluster_state))
+
+    def _open_tunnel(self, hosts: HostInventory, kubeconfig: Path) -> ApiTunnel:
+        """Behind a gateway the nodes' API is reached through SSH: forward a local port to
+        the control host's and point the kubeconfig at it (greenflow_k3s.tunnel)."""
+        control = next(h for h in hosts.hosts if h.role == "control")
+        tunnel = ApiTunnel(self._connections(hosts), control)
+        try:
+            point_kubeconfig(kubeconfig, tunnel.open())
+        except BaseException:
+            tunnel.close()
+            raise
+        return tunnel
 
     def _connections(self, hosts: HostInventory) -> Connections:
         cfg = self.config
@@ -134,10 +159,13 @@ class K3sPlatform(Platform):
     def release(self) -> None:
         """Release the cluster's objects, then uninstall k3s (agents first) unless ``keep``."""
         cluster, self.cluster = self.cluster, None
+        tunnel, self._tunnel = self._tunnel, None
         try:
             if cluster is not None:
                 cluster.release()
         finally:
+            if tunnel is not None:
+                tunnel.close()
             hosts, self._hosts = self._hosts, None
             touched, self._touched = self._touched, []
             if hosts is not None and touched and not self.config.keep:
@@ -153,17 +181,24 @@ class K3sPlatform(Platform):
         cfg: K3sConfig = config
         try:
             if state.get("kubernetes"):
-                KubernetesPlatform.release_recorded(
-                    cfg.kubernetes(str(state["kubeconfig"])), state["kubernetes"]
-                )
+                tunnel = None
+                if state.get("gateway") and Path(str(state["kubeconfig"])).is_file():
+                    platform = cls(cfg)
+                    platform._plan_dir = Path(state.get("plan_dir") or Path.cwd())
+                    tunnel = platform._open_tunnel(
+                        _recorded_hosts(state), Path(str(state["kubeconfig"]))
+                    )
+                try:
+                    KubernetesPlatform.release_recorded(
+                        cfg.kubernetes(str(state["kubeconfig"])), state["kubernetes"]
+                    )
+                finally:
+                    if tunnel is not None:
+                        tunnel.close()
         finally:
             touched = list(state.get("touched") or [])
             if touched:
-                gateway = state.get("gateway")
-                hosts = HostInventory(
-                    [_host_from_state(h) for h in state["hosts"]],
-                    gateway=Gateway.parse(gateway) if gateway else None,
-                )
+                hosts = _recorded_hosts(state)
                 platform = cls(cfg)
                 platform._plan_dir = Path(state.get("plan_dir") or Path.cwd())
                 with platform._connections(hosts) as conns:

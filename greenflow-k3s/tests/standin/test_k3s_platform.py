@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from greenflow_k3s.testing.hosts import HostPool, SshHosts
+from greenflow_k3s.testing.hosts import NOSUDO_USER, HostPool, SshHosts
 
 VERSION = "v1.33.4+k3s1"
 
@@ -203,4 +203,99 @@ def test_a_failed_install_leaves_nothing_on_the_hosts(
     run = _greenflow(tmp_path, "run", "plan.toml")
     assert run.returncode != 0
     assert "Traceback" not in run.stderr and "Error: " in run.stderr, run.stderr[-3000:]
+    assert _k3s_left(hosts) == {}
+
+
+@pytest.mark.timeout(600)
+def test_behind_a_gateway_the_api_goes_through_ssh(
+    ssh_host_pool: HostPool, artefacts: Path, tmp_path: Path
+) -> None:
+    """With ``gateway`` (gfh3 as the jump host) every command and the cluster's API go
+    through it: the kubeconfig names a local port forwarded over SSH, `greenflow up`, a
+    `greenflow run` on the kept cluster and `greenflow down` (a new tunnel from the
+    recorded state) all work, and nothing is left."""
+    hosts = ssh_host_pool.get(4, fresh=True)
+    plan = tmp_path / "plan.toml"
+    plan.write_text(
+        PLAN.format(
+            out=tmp_path / "out",
+            artefacts=artefacts,
+            ssh_config=hosts.ssh_config,
+            version=VERSION,
+            key=hosts.key,
+            a0=hosts[0].address,
+            a1=hosts[1].address,
+            a2=hosts[2].address,
+        ).replace('ready_timeout = "120s"', 'ready_timeout = "120s"\ngateway = "gfh3"')
+    )
+    try:
+        up = _greenflow(tmp_path, "up", "plan.toml")
+        assert up.returncode == 0, up.stderr[-4000:]
+        assert "k3s.api_tunnel" in up.stderr
+        kubeconfig = next((tmp_path / "out").rglob("kubeconfig"))
+        assert "server: https://127.0.0.1:" in kubeconfig.read_text()
+        run = _greenflow(tmp_path, "run", "plan.toml")
+        assert run.returncode == 0, run.stderr[-4000:]
+        assert "k3s.api_tunnel" in run.stderr
+    finally:
+        down = _greenflow(tmp_path, "down", "plan.toml")
+    assert down.returncode == 0, down.stderr[-4000:]
+    assert _k3s_left(hosts) == {}
+
+
+def _bad(case: str, hosts: SshHosts, tmp_path: Path) -> tuple[str, str]:
+    """(the plan's line to replace, its replacement) that makes gfh2 ``case``."""
+    if case == "unreachable":
+        # An address on the hosts' subnet where no host answers.
+        return f'address = "{hosts[2].address}"', 'address = "10.77.0.250"'
+    if case == "wrong key":
+        other = tmp_path / "other_key"
+        subprocess.run(
+            ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(other)], check=True
+        )
+        return (
+            f'address = "{hosts[2].address}"\nrole = "worker"\nuser = "root"\nkey = "{hosts.key}"',
+            f'address = "{hosts[2].address}"\nrole = "worker"\nuser = "root"\nkey = "{other}"',
+        )
+    # sudo refused: a user whom sudo asks for a password, with become.
+    return (
+        f'address = "{hosts[2].address}"\nrole = "worker"\nuser = "root"',
+        f'address = "{hosts[2].address}"\nrole = "worker"\nuser = "{NOSUDO_USER}"\nbecome = true',
+    )
+
+
+@pytest.mark.timeout(600)
+@pytest.mark.parametrize(
+    ("case", "said"),
+    [
+        ("unreachable", "gfh2"),
+        ("wrong key", "gfh2"),
+        ("sudo refused", "sudo"),
+    ],
+)
+def test_a_bad_host_fails_the_run_in_one_line_and_leaves_nothing(
+    case: str, said: str, ssh_host_pool: HostPool, artefacts: Path, tmp_path: Path
+) -> None:
+    """One host of three cannot be used (no answer at its address, a key it refuses, sudo
+    refused): `greenflow run` fails with one error naming it, no traceback, and the other
+    hosts keep nothing of the install."""
+    hosts = ssh_host_pool.get(3, fresh=True)
+    text = PLAN.format(
+        out=tmp_path / "out",
+        artefacts=artefacts,
+        ssh_config=hosts.ssh_config,
+        version=VERSION,
+        key=hosts.key,
+        a0=hosts[0].address,
+        a1=hosts[1].address,
+        a2=hosts[2].address,
+    ).replace('ready_timeout = "120s"', 'ready_timeout = "120s"\nconnect_timeout = "3s"')
+    old, new = _bad(case, hosts, tmp_path)
+    assert old in text
+    (tmp_path / "plan.toml").write_text(text.replace(old, new))
+    run = _greenflow(tmp_path, "run", "plan.toml")
+    assert run.returncode != 0
+    assert "Traceback" not in run.stderr
+    errors = [line for line in run.stderr.splitlines() if line.startswith("Error: ")]
+    assert errors and said in run.stderr[run.stderr.index("Error: ") :], run.stderr[-3000:]
     assert _k3s_left(hosts) == {}
