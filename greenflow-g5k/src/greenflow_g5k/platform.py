@@ -132,6 +132,20 @@ class G5kPlatform(Platform):
         self.k3s = K3sPlatform(self._k3s_config())
         return self.k3s.acquire(attrs.evolve(ctx, record_state=self._k3s_state))
 
+    def preflight(self, plan_path: Path) -> list[str]:
+        """``greenflow validate``: the credentials read, the API reached with them, the
+        site and the plan's clusters found in the reference API. Reserves nothing."""
+        cfg = self.config
+        self._plan_dir = plan_path.parent
+        try:
+            self._credentials = oar.load_credentials(self._path(cfg.credentials_file))
+            self._client = oar.connect(cfg.api_url, self._credentials)
+            site = self._call(f"reading site {cfg.site}", lambda: self._client.sites[cfg.site])
+            self._reference(site)
+        except PlatformError as exc:
+            return [str(exc)]
+        return []
+
     def _call(self, what: str, fn: Callable[[], Any]) -> Any:
         """``fn()``, an API failure as one line (secrets masked); OAR's own errors and a
         cancel pass through."""

@@ -298,3 +298,14 @@ def test_down_deletes_the_recorded_job(emu: G5kEmulator, tmp_path: Path) -> None
     G5kPlatform.release_recorded(platform.config, states[-1])
     assert len(_calls(emu, "DELETE")) == 2
     assert emu.peek_job(states[-1]["job_id"])["state"] == "error"
+
+
+def test_validate_reaches_the_api_and_finds_the_clusters(emu: G5kEmulator, tmp_path: Path) -> None:
+    """`greenflow validate`'s check: the credentials accepted and the plan's clusters
+    known, one line per problem, nothing submitted."""
+    assert _platform(emu, tmp_path).preflight(tmp_path / "plan.toml") == []
+    (problem,) = _platform(emu, tmp_path, password="nope-Pa55").preflight(tmp_path / "plan.toml")
+    assert "refused the credentials (401)" in problem and "nope-Pa55" not in problem
+    (problem,) = _platform(emu, tmp_path, cluster="taurus").preflight(tmp_path / "plan.toml")
+    assert problem == "lyon has no cluster 'taurus'; its clusters: nova, sirius"
+    assert not _calls(emu, "POST") and not _calls(emu, "DELETE")

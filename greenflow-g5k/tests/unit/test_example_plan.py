@@ -1,6 +1,7 @@
 """examples/g5k-kafka-redpanda.toml validates as shipped, and `greenflow run --dry-run`
-prints its runs and the node-hours its job reserves — without reaching Grid'5000 (the
-plugins load through their entry points; nothing remote is called)."""
+prints its runs and the node-hours its job reserves — without reaching Grid'5000
+(`validate --offline`: the API is not reachable from here; the plugins load through their
+entry points and check their sections)."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ EXAMPLE = Path(__file__).resolve().parents[3] / "examples" / "g5k-kafka-redpanda
 
 def test_the_example_validates(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("HOME", str(tmp_path))
-    result = CliRunner().invoke(main, ["validate", str(EXAMPLE)])
+    result = CliRunner().invoke(main, ["validate", "--offline", str(EXAMPLE)])
     assert result.exit_code == 0, result.output
     # 2 systems × 3 loads × 3 repetitions.
     assert f"{EXAMPLE}: ok — 18 runs" in result.output

@@ -19,7 +19,7 @@ from greenflow_k3s.config import K3sConfig
 from greenflow_k3s.install import Installer
 from greenflow_k3s.inventory import Gateway, Host, load_inventory
 from greenflow_k3s.inventory import Inventory as HostInventory
-from greenflow_k3s.ssh import Connections, run_all
+from greenflow_k3s.ssh import Connections, HostsFailed, cause_of, run_all
 from greenflow_k3s.tunnel import ApiTunnel, point_kubeconfig
 from greenflow_kubernetes import KubernetesPlatform, KubeSession
 
@@ -153,6 +153,30 @@ class K3sPlatform(Platform):
             path = Path(cfg.ssh_config).expanduser()
             ssh_config = path if path.is_absolute() else self._plan_dir / path
         return Connections(hosts, connect_timeout=float(cfg.connect_timeout), ssh_config=ssh_config)
+
+    # -- validate ------------------------------------------------------------------------
+
+    def preflight(self, plan_path: Path) -> list[str]:
+        """``greenflow validate``: the inventory read (relative to the plan), then every
+        host reached over SSH with its user and key, and sudo tried where ``become`` —
+        one line per host that fails, naming it and why. Changes nothing."""
+        self._plan_dir = plan_path.parent
+        hosts = load_inventory(self.config, plan_path)
+        self._hosts = hosts
+        with self._connections(hosts) as conns:
+            try:
+                run_all(
+                    hosts.hosts,
+                    lambda h: conns.run(h, "true", timeout=float(self.config.connect_timeout) * 3),
+                    what="answer over SSH",
+                )
+            except HostsFailed as exc:
+                by_name = {h.name: h for h in hosts.hosts}
+                return [
+                    f"{name} ({by_name[name].target}): {cause_of(failure, by_name[name])}"
+                    for name, failure in exc.failures.items()
+                ]
+        return []
 
     # -- release -------------------------------------------------------------------------
 

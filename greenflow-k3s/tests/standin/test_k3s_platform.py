@@ -299,3 +299,36 @@ def test_a_bad_host_fails_the_run_in_one_line_and_leaves_nothing(
     errors = [line for line in run.stderr.splitlines() if line.startswith("Error: ")]
     assert errors and said in run.stderr[run.stderr.index("Error: ") :], run.stderr[-3000:]
     assert _k3s_left(hosts) == {}
+
+
+@pytest.mark.timeout(300)
+def test_validate_reaches_every_host_and_names_the_one_that_fails(
+    ssh_host_pool: HostPool, artefacts: Path, tmp_path: Path
+) -> None:
+    """`greenflow validate` connects to every host (sudo tried where become) and names the
+    one it cannot use; --offline skips that; nothing is installed either way."""
+    hosts = ssh_host_pool.get(3, fresh=True)
+    text = PLAN.format(
+        out=tmp_path / "out",
+        artefacts=artefacts,
+        ssh_config=hosts.ssh_config,
+        version=VERSION,
+        key=hosts.key,
+        a0=hosts[0].address,
+        a1=hosts[1].address,
+        a2=hosts[2].address,
+    )
+    (tmp_path / "plan.toml").write_text(text)
+    good = _greenflow(tmp_path, "validate", "plan.toml")
+    assert good.returncode == 0, good.stderr[-3000:]
+    assert "plan.toml: ok — 1 runs" in good.stdout
+    old, new = _bad("sudo refused", hosts, tmp_path)
+    (tmp_path / "plan.toml").write_text(text.replace(old, new))
+    bad = _greenflow(tmp_path, "validate", "plan.toml")
+    assert bad.returncode == 1 and "Traceback" not in bad.stderr
+    assert "plan.toml [platform]: not ready:" in bad.stderr
+    assert f"gfh2 ({NOSUDO_USER}@{hosts[2].address})" in bad.stderr
+    assert "sudo" in bad.stderr and "gfh0" not in bad.stderr.split("not ready:")[1]
+    offline = _greenflow(tmp_path, "validate", "--offline", "plan.toml")
+    assert offline.returncode == 0, offline.stderr[-3000:]
+    assert _k3s_left(hosts) == {}

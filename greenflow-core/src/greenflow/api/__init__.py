@@ -26,7 +26,7 @@ from greenflow.api.context import (
     WorkloadResult,
     wait_until,
 )
-from greenflow.api.platform import Costed, Platform, TimeLimited
+from greenflow.api.platform import Costed, Platform, Preflight, TimeLimited
 from greenflow.api.protocol import Probe, Protocol, Step
 from greenflow.api.service import Service
 from greenflow.api.workload import Workload
@@ -45,6 +45,7 @@ __all__ = [
     "Phase",
     "PhaseRecorder",
     "Platform",
+    "Preflight",
     "Probe",
     "ProcessGroups",
     "Protocol",

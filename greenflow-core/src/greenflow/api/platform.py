@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
 from greenflow.api.context import Capability, DeployContext, Inventory
@@ -76,4 +77,17 @@ class Costed(Protocol):
 
     def cost(self) -> str:
         """One line, from the configuration alone (nothing remote is reached)."""
+        ...
+
+
+@runtime_checkable
+class Preflight(Protocol):
+    """A platform that can check, read-only, that what the plan names is there and usable
+    (hosts answer over SSH, sudo works; an API accepts the credentials): ``greenflow
+    validate`` calls it unless ``--offline``."""
+
+    def preflight(self, plan_path: Path) -> Sequence[str]:
+        """One line per problem found (naming the host or the key), empty when ready.
+        Relative names in the plan are relative to ``plan_path``'s directory. Changes
+        nothing; errors in the plan itself may be raised as :class:`PlanError`."""
         ...

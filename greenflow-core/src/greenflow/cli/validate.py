@@ -17,7 +17,17 @@ def _check_platform(p: Any, expansion: Any) -> None:
     from greenflow.errors import GreenFlowError, PlanError
     from greenflow.runner import required_roles, service_configs
 
+    from greenflow.api import Preflight
+
     platform = p.platform.cls(expansion.platform_config)
+    if isinstance(platform, Preflight):
+        problems = list(platform.preflight(p.path.resolve()))
+        if problems:
+            raise PlanError(
+                f"{p.path.name} [platform]: not ready:\n"
+                + "\n".join(f"  {line}" for line in problems)
+                + "\n(greenflow validate --offline skips these checks)"
+            )
     try:
         reason = platform.check_roles(required_roles(p, expansion))
     except (GreenFlowError, OSError) as exc:
@@ -41,15 +51,17 @@ def _check_platform(p: Any, expansion: Any) -> None:
 @click.option(
     "--offline",
     is_flag=True,
-    help="Don't read the platform (e.g. a cluster's node list) to check roles and services.",
+    help="Don't reach the platform (SSH to its hosts, a cluster's node list, an API) to "
+    "check hosts, roles and services.",
 )
 @click.pass_obj
 def validate(app: App, plan: Path, offline: bool) -> None:
     """Check a plan without changing anything.
 
-    Besides the plan itself, the roles its services need are checked against the
-    platform, and each service checks what it needs there (a local binary), read-only (a
-    Kubernetes platform lists its nodes); --offline skips that."""
+    Besides the plan itself, the platform checks that what the plan names is there (hosts
+    answer over SSH, sudo works, an API accepts the credentials), the roles its services
+    need are checked against it, and each service checks what it needs there (a local
+    binary), all read-only (a Kubernetes platform lists its nodes); --offline skips that."""
     from greenflow.plan import expand, load_plan
     from greenflow.runner import check_capabilities
 
