@@ -1,6 +1,6 @@
 """Sessions for the whole monorepo: ``nox -s lint typecheck tests_core tests_kubernetes
-tests_kafka tests_redpanda tests_kube_node tests_k3s tests_g5k``; ``live_g5k`` (not in
-``tests``) runs against the real Grid'5000 with your credentials.
+tests_kafka tests_redpanda tests_kube_node tests_k3s tests_g5k``; ``live_k3s`` and
+``live_g5k`` (not in ``tests``) run against your hosts and the real Grid'5000.
 
 Run through ``bash scripts/test`` (which also installs what the tests need from the
 system), or directly with ``.venv/bin/nox -s NAME [-- PYTEST ARGS]`` after
@@ -143,9 +143,24 @@ def tests_kubernetes(session: nox.Session) -> None:
 @nox.session
 def tests_k3s(session: nox.Session) -> None:
     """greenflow-k3s' tests: the inventory, the platform's settings and SSH (unit), and the
-    test hosts — real sshds in network namespaces (scripts/ssh-hosts; root, else skipped)."""
+    test hosts — real sshds in network namespaces (scripts/ssh-hosts; root, else skipped);
+    kafka and redpanda for the example plan's validation."""
+    session.install(
+        *_editable(CORE),
+        *_editable(KUBERNETES),
+        *_editable(K3S),
+        *_editable(KAFKA),
+        *_editable(REDPANDA),
+    )
+    _pytest(session, K3S, "--ignore=tests/live")
+
+
+@nox.session
+def live_k3s(session: nox.Session) -> None:
+    """The real k3s install script on hosts you name (GREENFLOW_K3S_LIVE_INVENTORY: a
+    hosts.yaml), then its removal. Not part of `tests`; docs/k3s.md, "Live test"."""
     session.install(*_editable(CORE), *_editable(KUBERNETES), *_editable(K3S))
-    _pytest(session, K3S)
+    _pytest(session, K3S, "tests/live")
 
 
 @nox.session

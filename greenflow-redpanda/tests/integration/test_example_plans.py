@@ -17,9 +17,11 @@ from click.testing import CliRunner
 from greenflow.cli import main
 
 EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
-# The Grid'5000 examples need greenflow-g5k, which this session does not install: its own
-# tests validate them (greenflow-g5k/tests/unit/test_example_plan.py).
-PLANS = sorted(p for p in EXAMPLES.glob("*.toml") if not p.name.startswith("g5k-"))
+# The k3s and Grid'5000 examples need greenflow-k3s and greenflow-g5k, which this session
+# does not install: their own tests validate them (tests/unit/test_example_plan.py there).
+PLANS = sorted(
+    p for p in EXAMPLES.glob("*.toml") if not p.name.startswith(("g5k-", "k3s-"))
+)
 
 
 def test_the_examples_are_there() -> None:
