@@ -56,7 +56,7 @@ ready_timeout = "60s"
 
 [workload]
 type = "command"
-command = "true"
+command = "{command}"
 """
 
 
@@ -106,7 +106,12 @@ def _left(hosts: SshHosts) -> dict[str, list[str]]:
 
 
 def _setup(
-    emu: G5kEmulator, hosts: SshHosts, artefacts: Path, tmp_path: Path, binary: Path | None = None
+    emu: G5kEmulator,
+    hosts: SshHosts,
+    artefacts: Path,
+    tmp_path: Path,
+    binary: Path | None = None,
+    command: str = "true",
 ) -> None:
     _nodes_are(hosts, tmp_path)
     (tmp_path / "g5k.yaml").write_text(f"username: {USER}\npassword: {PASSWORD}\n")
@@ -118,6 +123,7 @@ def _setup(
             artefacts=artefacts,
             binary=binary or artefacts / "k3s",
             version=VERSION,
+            command=command,
         )
     )
 
@@ -216,4 +222,35 @@ def test_ctrl_c_in_the_queue_deletes_the_job(
     assert [r.method for r in emu.requests if r.path.startswith("/sites/lyon/jobs/")][
         -1
     ] == "DELETE"
+    assert _left(hosts) == {}
+
+
+@pytest.mark.timeout(600)
+def test_sigterm_during_a_run_deletes_the_job_and_leaves_nothing(
+    emu: G5kEmulator, ssh_host_pool: HostPool, standin_artefacts: Path, tmp_path: Path
+) -> None:
+    """SIGTERM while a run measures (a batch system ending the session): the run is
+    aborted, k3s removed, the job deleted, `greenflow run` exits 130."""
+    import signal
+
+    hosts = ssh_host_pool.get(3, fresh=True)
+    _setup(emu, hosts, standin_artefacts, tmp_path, command="sleep 60")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "greenflow", "run", "plan.toml"],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stderr is not None
+    seen = []
+    for line in proc.stderr:
+        seen.append(line)
+        if "run.started" in line:
+            break
+    assert any("run.started" in line for line in seen), "".join(seen)[-3000:]
+    proc.send_signal(signal.SIGTERM)
+    _, rest = proc.communicate(timeout=300)
+    assert proc.returncode == 130, (("".join(seen)) + rest)[-3000:]
+    assert [r.path for r in emu.requests if r.method == "DELETE"] == ["/sites/lyon/jobs/1"]
     assert _left(hosts) == {}
