@@ -57,6 +57,13 @@ ready_timeout = "60s"
 [workload]
 type = "command"
 command = "{command}"
+
+[[collectors]]
+type = "kwollect"
+site = "lyon"
+api_url = "{api}"
+credentials_file = "{credentials}"
+poll = "0.5s"
 """
 
 
@@ -124,8 +131,25 @@ def _setup(
             binary=binary or artefacts / "k3s",
             version=VERSION,
             command=command,
+            credentials=tmp_path / "g5k.yaml",
         )
     )
+
+
+def _host_energy(cwd: Path) -> dict[str, tuple[float, float, str]]:
+    """Host → (energy J over MEASURE, MEASURE s, method) of the experiment's one run."""
+    from greenflow.store import Store
+
+    with Store.open(cwd / "out", create=False) as store:
+        (exp,) = store.experiments()
+        (run,) = store.get_runs(exp.id)
+        window = run.window("measure")
+        assert window is not None
+        return {
+            m.labels["host"]: (m.value, window.duration_s, m.method)
+            for m in store.metrics(run.run_id)
+            if m.name == "energy_joules" and m.labels.get("scope") == "host"
+        }
 
 
 def _provenance(cwd: Path) -> dict[str, Any]:
@@ -141,9 +165,15 @@ def test_reserve_root_k3s_run_release(
     emu: G5kEmulator, ssh_host_pool: HostPool, standin_artefacts: Path, tmp_path: Path
 ) -> None:
     hosts = ssh_host_pool.get(3, fresh=True)
-    _setup(emu, hosts, standin_artefacts, tmp_path)
+    _setup(emu, hosts, standin_artefacts, tmp_path, command="sleep 3")
     run = _greenflow(tmp_path, "run", "plan.toml")
     assert run.returncode == 0, run.stderr[-4000:]
+    # Each node's energy from its (emulated) wattmeter at 100 W, over MEASURE only.
+    measured = _host_energy(tmp_path)
+    assert set(measured) == set(NODES)
+    for joules, seconds, method in measured.values():
+        assert method == "kwollect:wattmeter"
+        assert joules == pytest.approx(100.0 * seconds, rel=0.02)
     (job,) = [r for r in emu.requests if r.method == "POST" and r.path == "/sites/lyon/jobs"]
     assert job.body["resources"].startswith("{cluster='nova'}/nodes=1+{cluster='nova'}/nodes=1")
     facts = _provenance(tmp_path)["platform"]

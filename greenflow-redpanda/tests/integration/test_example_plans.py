@@ -19,9 +19,7 @@ from greenflow.cli import main
 EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
 # The k3s and Grid'5000 examples need greenflow-k3s and greenflow-g5k, which this session
 # does not install: their own tests validate them (tests/unit/test_example_plan.py there).
-PLANS = sorted(
-    p for p in EXAMPLES.glob("*.toml") if not p.name.startswith(("g5k-", "k3s-"))
-)
+PLANS = sorted(p for p in EXAMPLES.glob("*.toml") if not p.name.startswith(("g5k-", "k3s-")))
 
 
 def test_the_examples_are_there() -> None:

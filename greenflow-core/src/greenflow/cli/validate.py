@@ -14,10 +14,9 @@ def _check_platform(p: Any, expansion: Any) -> None:
     """Roles the services need against what the platform has, then each service's own
     check of the platform: read-only (a Kubernetes platform lists its nodes); a platform
     that cannot be reached only gets a warning."""
+    from greenflow.api import Preflight
     from greenflow.errors import GreenFlowError, PlanError
     from greenflow.runner import required_roles, service_configs
-
-    from greenflow.api import Preflight
 
     platform = p.platform.cls(expansion.platform_config)
     if isinstance(platform, Preflight):
