@@ -15,7 +15,14 @@ import importlib
 from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING
 
-from greenflow_kafka.admin import AdminSession
+from greenflow_kafka.admin import (
+    AdminSession,
+    create_topic,
+    delete_topic,
+    end_offsets,
+    partition_end_offsets,
+    topic_exists,
+)
 from greenflow_kafka.distribution import (
     DEFAULT_KAFKA_VERSION,
     KafkaDistribution,
@@ -102,10 +109,15 @@ __all__ = [
     "attach_recorded",
     "broker_statefulset",
     "check_broker_nodes",
+    "create_topic",
     "data_volume",
+    "delete_topic",
     "deploy_statefulset",
+    "end_offsets",
     "guaranteed_resources",
     "package_data",
+    "partition_end_offsets",
     "remove_recorded",
     "resolve_distribution",
+    "topic_exists",
 ]

@@ -52,8 +52,12 @@ class Workload(ABC):
     def processes(self) -> ProcessGroups:
         """Local pids of the load generator while it runs, for energy attribution.
 
-        The runner also records them in the store as they appear, so that
-        ``greenflow down`` can stop them after a crash (see :meth:`clean_recorded`)."""
+        A group named ``service:<name>`` holds processes that are part of the system under
+        test though the workload runs them (Theodolite's stream-processing app): the
+        runner attributes it as a service (scope ``service``); every other group is the
+        load generator (``loadgen:<workload type>``). The runner also records all of them
+        in the store as they appear, so that ``greenflow down`` can stop them after a crash
+        (see :meth:`clean_recorded`)."""
         return {}
 
     def targets(self, services: Collection[str]) -> Collection[str]:

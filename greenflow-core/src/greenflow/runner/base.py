@@ -35,6 +35,10 @@ from greenflow.store import Store
 log = structlog.get_logger("greenflow.runner")
 
 
+#: A workload's process group named with this prefix is part of the system under test.
+SERVICE_PREFIX = "service:"
+
+
 class RunnerBase:
     """What :class:`~greenflow.runner.Runner` knows while it runs, and its shared helpers."""
 
@@ -128,9 +132,18 @@ class RunnerBase:
             groups[f"service:{name}"] = pids
         wl = self.workload
         if wl is not None:
-            pids = [p for ps in wl.processes().values() for p in ps]
+            # A workload that runs part of the system under test itself (Theodolite's
+            # stream-processing app) names those processes "service:<name>": they are
+            # attributed as a service, not as load; everything else is the load generator.
+            own = wl.processes()
+            pids = [
+                p for name, ps in own.items() if not name.startswith(SERVICE_PREFIX) for p in ps
+            ]
             groups[f"loadgen:{self.plan.workload.type}"] = pids
-            self._record_loadgen(wl, pids)
+            for name, ps in own.items():
+                if name.startswith(SERVICE_PREFIX):
+                    groups[name] = list(ps)
+            self._record_loadgen(wl, [p for ps in own.values() for p in ps])
         return groups
 
     def _record_loadgen(self, wl: Workload, pids: list[int]) -> None:
