@@ -227,6 +227,7 @@ def tests(session: nox.Session) -> None:
         session.notify(name, posargs=session.posargs)
 
 
+#: scripts/test (the README's and CI's command) names the same sessions: keep both in step.
 TEST_SESSIONS = (
     "tests_core",
     "tests_kubernetes",
