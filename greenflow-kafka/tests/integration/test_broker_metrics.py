@@ -115,9 +115,17 @@ def test_the_broker_serves_counters_that_grow_with_produced_messages(
     admin.create_topic(bootstrap, "metered", partitions=1, replication_factor=1)
     before = _scrape(target)
     _produce(bootstrap, "metered", 500)
-    after = _scrape(target)
-
     topic = f'{MESSAGES_IN}{{topic="metered"}}'
+    # Kafka registers a request type's metrics when it first serves one, and the exporter
+    # sees new MBeans on a later scrape: under load the first scrape can come too early.
+    deadline = time.monotonic() + 15
+    while True:
+        after = _scrape(target)
+        produced = any('request="Produce"' in k for k in after) and after.get(topic) == 500
+        if produced or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+
     assert before.get(topic, 0.0) == 0.0
     assert after[topic] == 500
     assert after[MESSAGES_IN] >= before.get(MESSAGES_IN, 0.0) + 500

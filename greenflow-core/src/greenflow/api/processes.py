@@ -28,12 +28,18 @@ import psutil
 
 
 def spawn_in_own_session(
-    cmd: Sequence[str], out: IO[bytes], *, cwd: Path | None = None
+    cmd: Sequence[str],
+    out: IO[bytes],
+    *,
+    cwd: Path | None = None,
+    env: Mapping[str, str] | None = None,
 ) -> subprocess.Popen[bytes]:
     """Start ``cmd`` as the leader of a new session and process group, stdin closed, stdout
-    and stderr appended to ``out`` after a first line ``$ <command>``. OSError when it
-    cannot start."""
-    out.write(f"$ {' '.join(cmd)}\n".encode())
+    and stderr appended to ``out`` after a first line ``$ <command>``; ``env`` is added to
+    this process's environment (its names, not its values, go into that first line).
+    OSError when it cannot start."""
+    names = f" (env: {', '.join(sorted(env))})" if env else ""
+    out.write(f"$ {' '.join(cmd)}{names}\n".encode())
     out.flush()
     return subprocess.Popen(
         list(cmd),
@@ -42,6 +48,7 @@ def spawn_in_own_session(
         stdin=subprocess.DEVNULL,
         start_new_session=True,
         cwd=cwd,
+        env={**os.environ, **env} if env else None,
     )
 
 
