@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
@@ -15,6 +16,7 @@ if TYPE_CHECKING:
     from rich.console import Console
     from rich.table import Table
 
+    from greenflow.api import WorkloadResult
     from greenflow.report.conclusions import Conclusion
     from greenflow.report.data import Group, RunFigures
     from greenflow.stats import PointSummary, Stat
@@ -176,6 +178,9 @@ def _print_tables(store: Store, experiment: str | None) -> None:
         _group_columns(table, services, loadgens, per)
         table.add_column("energy J", justify="right")
         table.add_column("method")
+        slos = _slo_names(f.result for f in figures.values())
+        for name in slos:
+            table.add_column(f"SLO {name}")
         problems: list[str] = []
         for run in runs:
             fig = figures[run.run_id]
@@ -202,6 +207,7 @@ def _print_tables(store: Store, experiment: str | None) -> None:
                 *(_percent(groups[n].share if n in groups else None) for n in loadgens),
                 _num(energy, ",.1f"),
                 method,
+                *(_slo_cell(result, name) for name in slos),
             )
             if run.error and run.status is not RunStatus.FINISHED:
                 problems.append(f"#{run.order} {run.status.value}: {run.error.splitlines()[0]}")
@@ -212,6 +218,28 @@ def _print_tables(store: Store, experiment: str | None) -> None:
         _print_idle(console, store, exp.id, runs)
         _print_wall_checks(console, store, runs)
         _print_warnings(console, store, exp.id, {r.run_id: r.order for r in runs})
+
+
+#: A workload's verdict on a service-level objective: ``slo_<name>_met`` (1 or 0) in its
+#: result's metrics (Theodolite's lag trend: ``slo_lag_trend_met``).
+_SLO = re.compile(r"slo_(.+)_met")
+
+
+def _slo_names(results: Iterable[WorkloadResult | None]) -> list[str]:
+    """The SLOs any run's workload judged, in order of first appearance."""
+    names: dict[str, None] = {}
+    for result in results:
+        for key in result.metrics if result is not None else ():
+            if m := _SLO.fullmatch(key):
+                names.setdefault(m.group(1))
+    return list(names)
+
+
+def _slo_cell(result: WorkloadResult | None, name: str) -> str:
+    value = result.metrics.get(f"slo_{name}_met") if result is not None else None
+    if value is None:
+        return ""
+    return "[green]met[/]" if value >= 1 else "[red]missed[/]"
 
 
 def _with_protocol(store: Store, data: list[dict[str, Any]]) -> list[dict[str, Any]]:
