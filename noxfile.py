@@ -1,5 +1,5 @@
 """Sessions for the whole monorepo: ``nox -s lint typecheck tests_core tests_kubernetes
-tests_kafka tests_redpanda tests_kube_node tests_k3s tests_g5k``; ``live_k3s`` and
+tests_kafka tests_redpanda tests_theodolite tests_kube_node tests_k3s tests_g5k``; ``live_k3s`` and
 ``live_g5k`` (not in ``tests``) run against your hosts and the real Grid'5000.
 
 Run through ``bash scripts/test`` (which also installs what the tests need from the
@@ -31,11 +31,12 @@ CORE = ROOT / "greenflow-core"
 KUBERNETES = ROOT / "greenflow-kubernetes"
 K3S = ROOT / "greenflow-k3s"
 G5K = ROOT / "greenflow-g5k"
+THEODOLITE = ROOT / "greenflow-theodolite"
 KAFKA = ROOT / "greenflow-kafka"
 REDPANDA = ROOT / "greenflow-redpanda"
 HELLO = ROOT / "examples" / "greenflow-hello"
 #: Every distribution mypy --strict checks, each with its own [tool.mypy].
-TYPECHECKED = (CORE, KUBERNETES, K3S, G5K, KAFKA, REDPANDA, HELLO)
+TYPECHECKED = (CORE, KUBERNETES, K3S, G5K, KAFKA, REDPANDA, THEODOLITE, HELLO)
 # Installed for core's tests: a third-party plugin example, a plugin whose entry point
 # fails to load (for `plugins --check`) and plugins that misbehave on purpose (runner tests).
 CORE_TEST_PLUGINS = (
@@ -209,6 +210,18 @@ def tests_redpanda(session: nox.Session) -> None:
 
 
 @nox.session
+def tests_theodolite(session: nox.Session) -> None:
+    """greenflow-theodolite's tests: settings, the lag-trend SLO, the demand and capacity
+    searches and the schema-registry stand-in (unit); the use cases and the generator
+    (built with mvn) against a real local Kafka broker, and the workload end to end
+    through `greenflow run` (integration)."""
+    session.install(
+        *_editable(CORE), *_editable(KUBERNETES), *_editable(KAFKA), *_editable(THEODOLITE)
+    )
+    _pytest(session, THEODOLITE)
+
+
+@nox.session
 def tests_kube_node(session: nox.Session) -> None:
     """GreenFlow end to end on a real single-node Kubernetes cluster started on this
     machine by scripts/kube-node (root; binaries and images built by scripts/setup-system)."""
@@ -235,6 +248,7 @@ TEST_SESSIONS = (
     "tests_g5k",
     "tests_kafka",
     "tests_redpanda",
+    "tests_theodolite",
     "tests_kube_node",
 )
 
@@ -260,6 +274,7 @@ def typecheck(session: nox.Session) -> None:
         *_editable(G5K),
         *_editable(KAFKA),
         *_editable(REDPANDA),
+        *_editable(THEODOLITE),
         *_editable(HELLO),
         "mypy>=1.13",
         # greenflow-k3s' PyYAML and paramiko are typed by these stub packages.

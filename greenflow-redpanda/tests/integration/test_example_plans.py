@@ -9,6 +9,7 @@ which the test removes, so it gets the documented warning instead).
 
 from __future__ import annotations
 
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -17,9 +18,22 @@ from click.testing import CliRunner
 from greenflow.cli import main
 
 EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
-# The k3s and Grid'5000 examples need greenflow-k3s and greenflow-g5k, which this session
-# does not install: their own tests validate them (tests/unit/test_example_plan.py there).
-PLANS = sorted(p for p in EXAMPLES.glob("*.toml") if not p.name.startswith(("g5k-", "k3s-")))
+#: Plugin types of distributions this session does not install: their own tests validate
+#: the examples that use them (tests/unit/test_example_plan.py in greenflow-k3s,
+#: greenflow-g5k and greenflow-theodolite).
+ELSEWHERE = {"k3s", "g5k", "theodolite"}
+
+
+def _types(plan: Path) -> set[str]:
+    data = tomllib.loads(plan.read_text())
+    return {
+        str(section.get("type"))
+        for section in (data.get("platform", {}), data.get("workload", {}))
+        if isinstance(section, dict)
+    }
+
+
+PLANS = sorted(p for p in EXAMPLES.glob("*.toml") if not _types(p) & ELSEWHERE)
 
 
 def test_the_examples_are_there() -> None:
