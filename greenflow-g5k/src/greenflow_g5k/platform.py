@@ -108,7 +108,7 @@ class G5kPlatform(Platform):
             self._job,
             deadline_s=float(cfg.wait_timeout),
             cancel=ctx.cancel,
-            progress=lambda text: log.info("g5k.waiting", state=text),
+            progress=lambda text: _show(ctx, text),
         )
         nodes = list(self._job.assigned_nodes or [])
         self._roles = oar.assign_roles(cfg, nodes)
@@ -466,6 +466,12 @@ class G5kPlatform(Platform):
             nodes=self._facts.get("nodes", {}),
         )
         return facts
+
+
+def _show(ctx: DeployContext, text: str) -> None:
+    """The job's wait on the progress line, and in the log."""
+    ctx.progress(text)
+    log.info("g5k.waiting", state=text)
 
 
 def _best_effort(release: Callable[[], None], *, keep: bool = False) -> None:

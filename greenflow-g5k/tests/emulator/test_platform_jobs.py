@@ -75,7 +75,10 @@ def _platform(emu: G5kEmulator, tmp_path: Path, **raw: Any) -> G5kPlatform:
 
 
 def _ctx(
-    tmp_path: Path, states: list[dict[str, Any]], cancel: threading.Event | None = None
+    tmp_path: Path,
+    states: list[dict[str, Any]],
+    cancel: threading.Event | None = None,
+    shown: list[str] | None = None,
 ) -> DeployContext:
     return DeployContext(
         experiment="g5k test",
@@ -84,6 +87,7 @@ def _ctx(
         record_state=lambda s: states.append(dict(s)),
         cancel=cancel or threading.Event(),
         plan_path=tmp_path / "plan.toml",
+        progress=(shown if shown is not None else []).append,
     )
 
 
@@ -186,8 +190,13 @@ def test_ctrl_c_while_queued_deletes_the_job(emu: G5kEmulator, tmp_path: Path) -
 
 def test_the_wait_has_a_deadline_that_names_oars_start(emu: G5kEmulator, tmp_path: Path) -> None:
     emu.script_next_job(JobScript(states=("waiting",), scheduled_at=int(time.time()) + 7200))
-    message = _acquire_fails(_platform(emu, tmp_path, wait_timeout="0.3s"), _ctx(tmp_path, []))
+    shown: list[str] = []
+    message = _acquire_fails(
+        _platform(emu, tmp_path, wait_timeout="0.3s"), _ctx(tmp_path, [], shown=shown)
+    )
     assert "still waiting after 0 s (wait_timeout); OAR schedules it at" in message
+    # The progress line showed the job's state and OAR's scheduled start while it waited.
+    assert shown and all(s.startswith("job 1 waiting, OAR schedules it at ") for s in shown)
     assert len(_calls(emu, "DELETE")) == 1
 
 

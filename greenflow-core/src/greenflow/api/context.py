@@ -303,6 +303,9 @@ class DeployContext:
     #: against the current directory — and names it in errors. None where no plan file
     #: exists (the contract kit).
     plan_path: Path | None = None
+    #: Shows one line of what a long step is doing on the progress line (a job waiting in
+    #: a queue: its state and scheduled start); the latest replaces the one before.
+    progress: Callable[[str], None] = lambda _text: None
 
 
 ProcessGroups = Mapping[str, Sequence[int]]

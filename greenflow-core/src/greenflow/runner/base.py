@@ -120,6 +120,7 @@ class RunnerBase:
             record_state=self._recorder(kind, name, plugin, config),
             cancel=self.cancel,
             plan_path=self.plan.path.resolve(),
+            progress=lambda text: self.observer.phase(f"{kind} {name}", text),
         )
 
     def process_groups(self) -> ProcessGroups:
