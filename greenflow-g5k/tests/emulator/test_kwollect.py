@@ -37,10 +37,14 @@ SITES = [
 PACKAGE_W, REST_W = 30.0, 45.0
 
 
+#: The ramp's origin: linear everywhere (a ``t % period`` would jump inside some windows).
+_T0 = time.time()
+
+
 def ramp(node: str, t: float) -> float:
     """A power that grows linearly with time (trapezoids integrate it exactly), distinct
     per node."""
-    return 100.0 + int(node.rsplit("-", 1)[1]) + 0.5 * (t % 1000)
+    return 100.0 + int(node.rsplit("-", 1)[1]) + 0.05 * (t - _T0)
 
 
 def _collector(emu: G5kEmulator, tmp_path: Path, **raw: object) -> KwollectCollector:
