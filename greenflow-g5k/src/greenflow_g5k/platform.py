@@ -11,7 +11,7 @@ import ipaddress
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 import attrs
 import structlog
@@ -28,6 +28,7 @@ from greenflow_k3s import (
     HostEntry,
     K3sConfig,
     K3sPlatform,
+    Role,
     run_all,
 )
 from greenflow_k3s import Inventory as HostInventory
@@ -254,7 +255,7 @@ class G5kPlatform(Platform):
         gateway = Gateway.parse(self.config.gateway) if self.config.gateway else None
         return HostInventory(
             [
-                Host(oar.short(fqdn), fqdn, role, user=user)  # type: ignore[arg-type]
+                Host(oar.short(fqdn), fqdn, cast(Role, role), user=user)
                 for role, fqdns in self._roles.items()
                 for fqdn in fqdns
             ],

@@ -26,8 +26,10 @@ from greenflow_kafka.admin import (
 from greenflow_kafka.distribution import (
     DEFAULT_KAFKA_VERSION,
     KafkaDistribution,
+    locked,
     package_data,
     resolve_distribution,
+    run_logged,
 )
 from greenflow_kafka.errors import (
     KafkaAdminError,
@@ -115,9 +117,11 @@ __all__ = [
     "deploy_statefulset",
     "end_offsets",
     "guaranteed_resources",
+    "locked",
     "package_data",
     "partition_end_offsets",
     "remove_recorded",
     "resolve_distribution",
+    "run_logged",
     "topic_exists",
 ]

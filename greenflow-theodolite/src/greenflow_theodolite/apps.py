@@ -23,23 +23,27 @@ kafka-clients).
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import os
 import re
 import shutil
-import subprocess
 import time
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from importlib import resources
 from importlib.resources.abc import Traversable
 from pathlib import Path
 
 import attrs
 
-from greenflow_kafka import DEFAULT_KAFKA_VERSION, KafkaDistribution, KafkaSetupError, package_data
+from greenflow_kafka import (
+    DEFAULT_KAFKA_VERSION,
+    KafkaDistribution,
+    KafkaSetupError,
+    locked,
+    package_data,
+    run_logged,
+)
 
 _PACKAGE = "io.greenflow.theodolite"
 #: The main class of each use case's Kafka Streams application.
@@ -145,7 +149,7 @@ def resolve_apps(
     if cached is not None:
         return cached
     root.mkdir(parents=True, exist_ok=True)
-    with _locked(root / ".lock", timeout_s=lock_timeout_s, what=f"Theodolite's apps into {root}"):
+    with locked(root / ".lock", timeout_s=lock_timeout_s, what=f"Theodolite's apps into {root}"):
         cached = _cached(root)  # another process may have built them meanwhile
         if cached is None:
             _build(root, version, env, timeout_s=mvn_timeout_s)
@@ -208,7 +212,7 @@ def _build(root: Path, version: str, env: Mapping[str, str], *, timeout_s: float
         "jar:jar",
         "dependency:copy-dependencies",
     ]
-    output, code = _run_logged(cmd, root / "mvn.log", mvn_env, cwd=build, timeout_s=timeout_s)
+    output, code = run_logged(cmd, root / "mvn.log", mvn_env, cwd=build, timeout_s=timeout_s)
     built_jar = build / "target" / APPS_JAR
     built_libs = build / "target" / LIBS
     libs = sorted(p.name for p in built_libs.glob("*.jar")) if built_libs.is_dir() else []
@@ -250,52 +254,6 @@ def _build(root: Path, version: str, env: Mapping[str, str], *, timeout_s: float
     tmp.write_text(json.dumps(marker, indent=1))
     tmp.replace(root / MARKER)  # last: its presence says the build is complete
     shutil.rmtree(build, ignore_errors=True)
-
-
-def _run_logged(
-    cmd: Sequence[str], log: Path, env: Mapping[str, str], *, cwd: Path, timeout_s: float
-) -> tuple[str, int | None]:
-    """Run ``cmd``, write its output to ``log``; (output, exit code or None on timeout)."""
-    try:
-        proc = subprocess.run(
-            list(cmd),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            text=True,
-            env=dict(env),
-            timeout=timeout_s,
-            cwd=cwd,
-        )
-        output, code = proc.stdout, proc.returncode
-    except subprocess.TimeoutExpired as exc:
-        raw = exc.stdout or b""
-        output = raw.decode(errors="replace") if isinstance(raw, bytes) else raw
-        code = None
-    log.write_text(output)
-    return output, code
-
-
-@contextmanager
-def _locked(path: Path, *, timeout_s: float, what: str) -> Iterator[None]:
-    with path.open("a+") as fh:
-        deadline = time.monotonic() + timeout_s
-        while True:
-            try:
-                fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    msg = (
-                        f"waited {timeout_s:g}s for another process building {what} "
-                        f"(lock {path}); if no such process runs, delete the lock file"
-                    )
-                    raise KafkaSetupError(msg) from None
-                time.sleep(0.5)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
 
 
 # -- running -----------------------------------------------------------------------------------
