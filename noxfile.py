@@ -225,12 +225,15 @@ def tests_theodolite(session: nox.Session) -> None:
 def tests_kube_node(session: nox.Session) -> None:
     """GreenFlow end to end on a real single-node Kubernetes cluster started on this
     machine by scripts/kube-node (root; binaries and images built by scripts/setup-system)."""
-    session.install(*_editable(CORE), *_editable(KUBERNETES), *_editable(KAFKA))
+    session.install(
+        *_editable(CORE), *_editable(KUBERNETES), *_editable(KAFKA), *_editable(THEODOLITE)
+    )
     session.env["GREENFLOW_KUBE_NODE_TESTS"] = "1"
-    # The Kubernetes layer alone (Prometheus, Scaphandre, the collector), then Kafka on it;
-    # each suite starts and stops the node (~15 s warm).
+    # The Kubernetes layer alone (Prometheus, Scaphandre, the collector), then Kafka on it,
+    # then Theodolite's UC2; each suite starts and stops the node (~15 s warm).
     _pytest(session, KUBERNETES, "tests/real_node")
     _pytest(session, KAFKA, "tests/real_node")
+    _pytest(session, THEODOLITE, "tests/real_node")
 
 
 @nox.session(python=False)

@@ -21,8 +21,12 @@
 #    one preloaded shim (scaphandre-standin/proc-modules-shim.c): this kernel has no
 #    /proc/modules, where Scaphandre checks for a RAPL module and panics without it. ~3 min
 #    cold. The energy it reads in the real-node test comes from a simulated powercap tree.
+#  - ghcr.io/cau-se/theodolite-uc{1..4}-{kstreams-app,workload-generator}:v0.9.0 and
+#    docker.io/confluentinc/cp-schema-registry:5.4.0 — stand-ins running GreenFlow's own
+#    builds of Theodolite's use cases, generator and a registry (build-theodolite-standin.sh),
+#    only when THEODOLITE_APPS names such a build (greenflow-theodolite's real-node tests).
 # Cached in $IMAGES (default ~/.cache/greenflow/kube-node/images); a warm run takes seconds.
-# usage: KAFKA_LIBS=DIR [IMAGES=DIR] bash scripts/kube-node/build-images.sh
+# usage: KAFKA_LIBS=DIR [IMAGES=DIR] [THEODOLITE_APPS=DIR] bash scripts/kube-node/build-images.sh
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 IMAGES=${IMAGES:-${XDG_CACHE_HOME:-$HOME/.cache}/greenflow/kube-node/images}
@@ -157,5 +161,16 @@ if [ "$(cat "$IMAGES/kafka-oci.stamp" 2>/dev/null)" != "$stamp" ] || [ ! -f "$IM
     IMAGES=$IMAGES KAFKA_VERSION=$V bash "$HERE/build-kafka-standin.sh"
     echo "$stamp" >"$IMAGES/kafka-oci.stamp"
     log "docker.io/apache/kafka:$V stand-in built"
+fi
+# Theodolite's images (build-theodolite-standin.sh), when given GreenFlow's build of its apps
+# (greenflow-theodolite's real-node tests pass THEODOLITE_APPS); rebuilt when an input changes.
+if [ -n "${THEODOLITE_APPS:-}" ]; then
+    stamp="$(cat "$IMAGES/kafka-oci.stamp") $(cat "$THEODOLITE_APPS/greenflow-theodolite-apps.jar" "$HERE"/theodolite-standin/* \
+        "$HERE/build-theodolite-standin.sh" "$HERE/mkoci.py" | sha256sum | cut -c1-16) $(ls "$THEODOLITE_APPS/libs" | tr '\n' ' ')"
+    if [ "$(cat "$IMAGES/theodolite-oci.stamp" 2>/dev/null)" != "$stamp" ] || [ ! -f "$IMAGES/theodolite-oci.tar" ]; then
+        IMAGES=$IMAGES bash "$HERE/build-theodolite-standin.sh" >&2
+        echo "$stamp" >"$IMAGES/theodolite-oci.stamp"
+        log "Theodolite's images (stand-ins) built"
+    fi
 fi
 log "ready: $IMAGES"

@@ -12,6 +12,9 @@ in Java, in ``data/apps`` (package ``io.greenflow.theodolite``: ``uc1``…``uc4`
 * :data:`GENERATOR_MAIN` — the load generator (``NUM_SENSORS``, ``PERIOD_MS``, ``VALUE``,
   ``THREADS``, ``INSTANCES``/``INSTANCE_INDEX``…), sending ``ActivePowerRecord`` in the
   schema registry's wire format (hand-written Avro binary, no Avro or Confluent library).
+* :data:`REGISTRY_MAIN` — the schema registry stand-in in GreenFlow's test images, and
+  :data:`TOPICS_MAIN` — topic creation, offset and lag sampling and clean-up as a Job of the
+  Kafka target's tools image (only kafka-clients needed), both for Kubernetes.
 
 :func:`resolve_apps` builds them once per source and Kafka version with ``mvn`` into
 ``$XDG_CACHE_HOME/greenflow/theodolite/<digest>/``: the apps' jar, and ``libs/`` with
@@ -55,6 +58,10 @@ UC_MAIN: dict[str, str] = {
 }
 #: The load generator's main class.
 GENERATOR_MAIN = f"{_PACKAGE}.loadgen.LoadGenerator"
+#: The schema registry stand-in of the Kubernetes images (locally: :mod:`.registry`).
+REGISTRY_MAIN = f"{_PACKAGE}.registry.SchemaRegistryStandIn"
+#: A run's topics and offsets from inside a cluster (``prepare``/``clean``; kube.py).
+TOPICS_MAIN = f"{_PACKAGE}.control.TopicsAndLag"
 APPS_JAR = "greenflow-theodolite-apps.jar"
 LIBS = "libs"
 #: Written last into a build's directory: its presence says the build is complete.

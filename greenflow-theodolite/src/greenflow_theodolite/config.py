@@ -25,6 +25,14 @@ NOT_YET = {
 RECORDS_PER_GENERATOR = 150_000
 #: Theodolite's lag-trend SLO threshold (records/s) and its warm-up.
 DEFAULT_SLO_THRESHOLD = 2000.0
+#: On Kubernetes: Theodolite's published images, pinned to its newest release (v0.9.0,
+#: 2023-07-18; its CI tags images with the git tag), and the schema registry its chart
+#: deploys. GreenFlow's own builds of the same use cases (data/apps) are interchangeable: same
+#: environment, topics and consumer group (scripts/kube-node builds them under these names).
+IMAGE_TAG = "v0.9.0"
+APP_IMAGE = "ghcr.io/cau-se/theodolite-{uc}-kstreams-app:" + IMAGE_TAG
+GENERATOR_IMAGE = "ghcr.io/cau-se/theodolite-{uc}-workload-generator:" + IMAGE_TAG
+REGISTRY_IMAGE = "docker.io/confluentinc/cp-schema-registry:5.4.0"
 
 
 def _one_of(choices: tuple[str, ...]) -> Any:
@@ -98,6 +106,17 @@ class TheodoliteConfig:
     grace_period: Duration = attrs.field(default=Duration(5), validator=positive)
     #: Heap of each application and generator JVM.
     heap: str = "512m"
+    #: Kubernetes only: the images (default: Theodolite's, :data:`APP_IMAGE` & co.).
+    app_image: str | None = None
+    generator_image: str | None = None
+    registry_image: str = REGISTRY_IMAGE
+    #: Kubernetes only: each application pod's CPU and memory (requests = limits; Theodolite's
+    #: ``ResourceLimitPatcher``), e.g. "1000m" and "4Gi"; unset: no limit.
+    cpu: str | None = None
+    memory: str | None = None
+    #: Kubernetes only: the roles whose nodes run the applications and the generators.
+    app_role: str = "worker"
+    generator_role: str = "worker"
 
     def __attrs_post_init__(self) -> None:
         consumers = self.instances * self.threads
@@ -137,6 +156,14 @@ class TheodoliteConfig:
         if self.generators is not None:
             return self.generators
         return max(1, math.ceil(self.load / RECORDS_PER_GENERATOR))
+
+    @property
+    def app_image_ref(self) -> str:
+        return self.app_image or APP_IMAGE.format(uc=self.use_case)
+
+    @property
+    def generator_image_ref(self) -> str:
+        return self.generator_image or GENERATOR_IMAGE.format(uc=self.use_case)
 
     @property
     def application_id(self) -> str:

@@ -19,8 +19,8 @@ import attrs
 
 from greenflow.api import Probe, Protocol, Step
 from greenflow.plan.validators import non_empty
+from greenflow_theodolite.environment import LAG_TREND
 from greenflow_theodolite.slo import verdict
-from greenflow_theodolite.workload import LAG_TREND
 
 STRATEGIES = ("linear", "binary")
 

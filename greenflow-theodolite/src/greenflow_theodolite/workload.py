@@ -10,13 +10,14 @@ registry the load generator's.
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
 import time
 from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import structlog
 
@@ -32,22 +33,32 @@ from greenflow_kafka import (
     delete_topic,
     partition_end_offsets,
     resolve_distribution,
+    run_logged,
 )
 from greenflow_theodolite.apps import (
     GENERATOR_MAIN,
+    TOPICS_MAIN,
     UC_MAIN,
     AppsBuild,
     app_command,
     resolve_apps,
 )
 from greenflow_theodolite.config import TheodoliteConfig
-from greenflow_theodolite.slo import LagSample, lag_trend_slope
+from greenflow_theodolite.environment import (
+    INPUT,
+    OUTPUT,
+    app_env,
+    generator_env,
+    run_result,
+    topics,
+)
+from greenflow_theodolite.slo import LagSample
+
+if TYPE_CHECKING:
+    from greenflow_theodolite.kube import KubeTheodoliteRun
 
 log = structlog.get_logger("greenflow.theodolite")
 
-INPUT, OUTPUT = "input", "output"
-#: UC4's topics besides input and output.
-UC4_TOPICS = ("configuration", "aggregation-feedback")
 #: Deadline for the registry and each application to start.
 START_TIMEOUT_S = 120.0
 #: Deadline for the processes to stop after SIGTERM (then SIGKILL).
@@ -55,9 +66,6 @@ STOP_TIMEOUT_S = 20.0
 #: The line each application prints once its streams run.
 APP_STARTED = "greenflow-theodolite-app-started"
 REGISTRY_READY = "greenflow-schema-registry-ready"
-#: Metric names in the run's result (units in the names).
-LAG_TREND = "lag_trend_records_per_s"
-CONSUMER_LAG_TREND = "consumer_lag_trend_messages_per_s"
 
 
 class TheodoliteWorkload(Workload):
@@ -74,6 +82,8 @@ class TheodoliteWorkload(Workload):
         self._logs = Path.cwd()
         self._build: AppsBuild | None = None
         self._distribution: KafkaDistribution | None = None
+        #: On Kubernetes, the run's pods and Jobs (kube.py); None locally.
+        self._kube: KubeTheodoliteRun | None = None
 
     # -- plan checks ---------------------------------------------------------------------
 
@@ -98,29 +108,20 @@ class TheodoliteWorkload(Workload):
         if not isinstance(target, KafkaTarget):
             raise WorkloadError(f"target {cfg.target!r} is no Kafka-API service")
         if target.kube_session is not None:
-            raise WorkloadError(
-                "theodolite on Kubernetes is not built yet (docs/theodolite.md, Status); "
-                'run it with [platform] type = "local"'
-            )
+            from greenflow_theodolite.kube import KubeTheodoliteRun
+
+            self._kube = KubeTheodoliteRun(cfg, target, target.kube_session)
+            self._kube.prepare(ctx)
+            return
         self._bootstrap = target.endpoints()["bootstrap"]
         self._distribution = resolve_distribution(target.tools_version)
         # Kafka Streams needs the kafka-clients of its own version: built against the tools'.
         self._build = resolve_apps(kafka_version=self._distribution.version)
         self._logs = ctx.work_dir
         self._start_registry(ctx)
-        for topic in self._topics():
+        for topic, partitions in topics(self.config).items():
             delete_topic(self._bootstrap, topic)
-            create_topic(self._bootstrap, topic, partitions=self._partitions(topic))
-
-    def _topics(self) -> list[str]:
-        topics = [INPUT, OUTPUT]
-        if self.config.use_case == "uc4":
-            topics += list(UC4_TOPICS)
-        return topics
-
-    def _partitions(self, topic: str) -> int:
-        # UC4's registry is one record every consumer must see from the start.
-        return 1 if topic == "configuration" else self.config.partitions
+            create_topic(self._bootstrap, topic, partitions=partitions)
 
     def _spawn(self, name: str, cmd: Sequence[str], env: Mapping[str, str]) -> Path:
         path = self._logs / f"{name}.log"
@@ -148,46 +149,17 @@ class TheodoliteWorkload(Workload):
         line = self._wait_line("registry", path, REGISTRY_READY, ctx)
         self._registry_url = line.split("url=", 1)[1].strip()
 
-    def _common_env(self) -> dict[str, str]:
-        return {
-            "KAFKA_BOOTSTRAP_SERVERS": self._bootstrap,
-            "SCHEMA_REGISTRY_URL": self._registry_url,
-        }
-
     def _app_env(self, index: int) -> dict[str, str]:
-        cfg = self.config
-        env = {
-            **self._common_env(),
-            "NUM_STREAM_THREADS": str(cfg.threads),
-            # The lag is read from the group's commits: commit more often than it is read.
-            "COMMIT_INTERVAL_MS": str(round(float(cfg.commit_interval) * 1000)),
-            "APPLICATION_ID": cfg.application_id,
-            "STATE_DIR": str(self._logs / f"state-{index}"),
-            "DOWNSAMPLE_INTERVAL_MS": str(round(float(cfg.downsample_interval) * 1000)),
-            "AGGREGATION_DURATION_MS": str(round(float(cfg.aggregation_duration) * 1000)),
-            "AGGREGATION_ADVANCE_MS": str(round(float(cfg.aggregation_advance) * 1000)),
-            "EMIT_PERIOD_MS": str(round(float(cfg.emit_period) * 1000)),
-            "GRACE_PERIOD_MS": str(round(float(cfg.grace_period) * 1000)),
-        }
-        return env
+        env = app_env(self.config, self._bootstrap, self._registry_url)
+        return {**env, "STATE_DIR": str(self._logs / f"state-{index}")}
 
     def _generator_env(self, index: int) -> dict[str, str]:
-        cfg = self.config
-        return {
-            **self._common_env(),
-            "KAFKA_INPUT_TOPIC": INPUT,
-            "NUM_SENSORS": str(cfg.sensor_count),
-            "PERIOD_MS": str(round(float(cfg.period) * 1000)),
-            "VALUE": f"{cfg.value:g}",
-            "THREADS": str(cfg.generator_threads),
-            "INSTANCES": str(cfg.generator_count),
-            "INSTANCE_INDEX": str(index),
-            "NUM_NESTED_GROUPS": str(cfg.nested_groups),
-            "SEND_REGISTRY": "true" if cfg.use_case == "uc4" and index == 0 else "false",
-            "SLEEP_PERIOD_MS": "2000",
-        }
+        env = generator_env(self.config, self._bootstrap, self._registry_url)
+        return {**env, "INSTANCE_INDEX": str(index)}
 
     def execute(self, ctx: RunContext) -> WorkloadResult:
+        if self._kube is not None:
+            return self._kube.execute(ctx)
         cfg = self.config
         app_main = UC_MAIN[cfg.use_case]
         assert self._build is not None and self._distribution is not None  # prepare ran
@@ -213,26 +185,7 @@ class TheodoliteWorkload(Workload):
         lags.append(LagSample(time.time(), self._lag()))
         end = ctx.phases.enter(Phase.COOLDOWN)
         self._stop(lambda n: n.startswith("generator"))
-        seconds = max(end - start, 1e-9)
-        records = in_after - in_before
-        slope = lag_trend_slope(lags, warmup_s=0.0)
-        return WorkloadResult(
-            units=records,
-            unit="record",
-            achieved_rate=records / seconds,
-            metrics={
-                "asked_rate_per_s": float(cfg.load),
-                "input_records_per_s": records / seconds,
-                "output_records_per_s": (out_after - out_before) / seconds,
-                "lag_records": lags[-1].lag,
-                LAG_TREND: slope,
-                # The max-throughput criterion's consumer part reads this name.
-                CONSUMER_LAG_TREND: slope,
-                "slo_lag_trend_met": 1.0 if slope < cfg.slo_threshold else 0.0,
-                "slo_lag_trend_threshold_records_per_s": cfg.slo_threshold,
-                "instances": float(cfg.instances),
-            },
-        )
+        return run_result(cfg, in_after - in_before, out_after - out_before, end - start, lags)
 
     def _watch(self, ctx: RunContext, seconds: float, *, sample: bool = False) -> list[LagSample]:
         """Wait ``seconds``, failing at once if a process dies; with ``sample``, the lag
@@ -272,19 +225,28 @@ class TheodoliteWorkload(Workload):
 
     def clean(self, ctx: RunContext) -> None:
         """Stop every process, delete the topics and the application's internal ones."""
-        self._stop()
-        if not self._bootstrap:
+        if self._kube is not None:
+            self._kube.clean(ctx)
+            self._kube = None
             return
-        try:
-            for topic in [*self._topics(), *self._internal_topics()]:
-                delete_topic(self._bootstrap, topic)
-        except KafkaAdminError as exc:
-            log.warning("theodolite.topics_left", error=str(exc))
-
-    def _internal_topics(self) -> list[str]:
-        with AdminSession(self._bootstrap) as session:
-            names = session.client.list_topics(timeout=10).topics
-        return sorted(t for t in names if t.startswith(self.config.application_id + "-"))
+        self._stop()
+        if not self._bootstrap or self._build is None or self._distribution is None:
+            return
+        # The topics tool (kube.py runs it as a Job): it also forgets the consumer group,
+        # which Kafka Streams does not leave on close: the next run's instances would wait a
+        # session timeout for the dead members' partitions.
+        cfg = self.config
+        cmd = app_command(self._distribution, self._build, TOPICS_MAIN, heap="128m")
+        cmd += ["clean", self._bootstrap, cfg.application_id, cfg.application_id + "-"]
+        output, code = run_logged(
+            [*cmd, *topics(cfg)],
+            self._logs / "topics-clean.log",
+            dict(os.environ),
+            cwd=self._logs,
+            timeout_s=STOP_TIMEOUT_S * 6,
+        )
+        if code != 0:
+            log.warning("theodolite.topics_left", exit=code, output=output[-2000:])
 
     def processes(self) -> ProcessGroups:
         app = f"service:theodolite-{self.config.use_case}"

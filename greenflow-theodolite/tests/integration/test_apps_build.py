@@ -2,6 +2,9 @@
 and the schema-registry stand-in: the generator's records decode as Confluent's wire format,
 UC1 consumes everything, UC2 and UC3 write exactly the expected statistics per window, and
 UC4 sums through a two-level hierarchy (root → groups → sensors) via its feedback topic.
+Also the two Java parts GreenFlow runs on Kubernetes besides them: the registry stand-in of
+the test images (``REGISTRY_MAIN``, checked with confluent-kafka's own client) and the run's
+topic and offset tool (``TOPICS_MAIN``, a Job of the Kafka tools image on a cluster).
 
 Every JVM runs with a small heap (256 MiB) so that the broker and one application fit a
 2-core machine; inputs are tiny and deterministic (event times are chosen, not the clock's).
@@ -10,8 +13,10 @@ Every JVM runs with a small heap (256 MiB) so that the broker and one applicatio
 from __future__ import annotations
 
 import io
+import itertools
 import json
 import os
+import re
 import signal
 import statistics
 import struct
@@ -30,16 +35,21 @@ import pytest
 from confluent_kafka import (
     Consumer,
     ConsumerGroupTopicPartitions,
+    KafkaException,
     Message,
     Producer,
     TopicPartition,
 )
+from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
+from confluent_kafka.schema_registry.error import SchemaRegistryError
 
 from greenflow_kafka import KafkaDistribution, KafkaSetupError, resolve_distribution
 from greenflow_kafka.admin import AdminSession, create_topic, partition_end_offsets
 from greenflow_kafka.cluster import LocalKafkaCluster
 from greenflow_theodolite.apps import (
     GENERATOR_MAIN,
+    REGISTRY_MAIN,
+    TOPICS_MAIN,
     UC_MAIN,
     AppsBuild,
     app_command,
@@ -456,8 +466,9 @@ def test_generator_sends_wire_format_records_on_schedule(
 def test_generator_splits_sensors_and_publishes_the_registry(
     distribution: KafkaDistribution, build: AppsBuild, broker: str, registry: str, tmp_path: Path
 ) -> None:
-    """Instance 1 of 2 sends for the odd sensors only; with SEND_REGISTRY it first publishes
-    the registry of all sensors (key the int 0) on the configuration topic."""
+    """Instance 1 of 2 sends for the odd sensors only and, SEND_REGISTRY or not, never
+    publishes the registry: instance 0 does, first, for all sensors (key the int 0), on the
+    configuration topic (on Kubernetes every pod of the Job has the same environment)."""
     new_topic(broker, "split-input", partitions=1)
     new_topic(broker, "split-configuration", partitions=1)
     env = {
@@ -474,6 +485,14 @@ def test_generator_splits_sensors_and_publishes_the_registry(
         "INSTANCE_INDEX": "1",
     }
     with running(distribution, build, GENERATOR_MAIN, env, tmp_path, "generator") as gen:
+        gen.wait_line("greenflow-theodolite-generator t=")
+        assert gen.stop() == 0, gen.tail()
+    assert read_all(broker, "split-configuration", lambda got: False, timeout_s=2.0) == []
+    keys = {m.key() for m in read_topic(broker, "split-input")}
+    assert keys == {b"s_1", b"s_3"}
+    first = {**env, "INSTANCE_INDEX": "0", "KAFKA_INPUT_TOPIC": "split-input-0"}
+    new_topic(broker, "split-input-0", partitions=1)
+    with running(distribution, build, GENERATOR_MAIN, first, tmp_path, "generator-0") as gen:
         gen.wait_line("greenflow-theodolite-generator t=")
         assert gen.stop() == 0, gen.tail()
     (config,) = read_all(broker, "split-configuration", lambda got: len(got) >= 1)
@@ -500,8 +519,6 @@ def test_generator_splits_sensors_and_publishes_the_registry(
             },
         ],
     }
-    keys = {m.key() for m in read_topic(broker, "split-input")}
-    assert keys == {b"s_1", b"s_3"}
 
 
 # -- the use cases ---------------------------------------------------------------------------------
@@ -770,3 +787,117 @@ def test_uc4_sums_through_a_two_level_hierarchy(
             assert _close(latest[key][f], v), (key, f, latest[key][f], v)
     feedback = read_topic(broker, topics["feedback"])
     assert {json.loads(m.value())["identifier"] for m in feedback} == {"g_1_0", "g_1_1", "root"}
+
+
+# -- the Kubernetes parts -------------------------------------------------------------------
+
+SCHEMA = Schema(str(ACTIVE_POWER_RECORD).replace("'", '"'), "AVRO")
+
+
+@pytest.fixture(scope="module")
+def java_registry(
+    distribution: KafkaDistribution, build: AppsBuild, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    env = {"SCHEMA_REGISTRY_LISTENERS": "http://127.0.0.1:0"}
+    logs = tmp_path_factory.mktemp("java-registry")
+    with running(distribution, build, REGISTRY_MAIN, env, logs, "registry") as jvm:
+        line = jvm.wait_line("greenflow-schema-registry-ready")
+        port = line.rsplit(":", 1)[1]
+        yield f"http://127.0.0.1:{port}"
+        assert jvm.stop() == 0, jvm.tail()
+
+
+def test_java_registry_answers_confluents_client(java_registry: str) -> None:
+    """What Avro serdes do — register, read by id, look up, latest version — answered as
+    Confluent's server does, through confluent-kafka's client; errors carry its codes."""
+    with SchemaRegistryClient({"url": java_registry}) as client:
+        first = client.register_schema("input-value", SCHEMA)
+        assert client.register_schema("input-value", SCHEMA) == first  # no new version
+        assert client.register_schema("output-value", SCHEMA) == first  # same text, same id
+        assert '"ActivePowerRecord"' in client.get_schema(first).schema_str
+        found = client.lookup_schema("input-value", SCHEMA)
+        assert (found.schema_id, found.version) == (first, 1)
+        other = Schema('{"type": "record", "name": "R", "fields": []}', "AVRO")
+        second = client.register_schema("input-value", other)
+        assert second != first
+        latest = client.get_latest_version("input-value")
+        assert (latest.schema_id, latest.version) == (second, 2)
+        assert sorted(client.get_subjects()) == ["input-value", "output-value"]
+        with pytest.raises(SchemaRegistryError) as unknown:
+            client.get_schema(999)
+        assert unknown.value.error_code == 40403
+        with pytest.raises(SchemaRegistryError) as no_subject:
+            client.get_latest_version("nobody-value")
+        assert no_subject.value.error_code == 40401
+
+
+def test_topics_tool_creates_samples_lag_and_cleans(
+    broker: str, distribution: KafkaDistribution, build: AppsBuild, tmp_path: Path
+) -> None:
+    """``prepare`` recreates the topics with their partitions and prints end offsets and the
+    group's lag (uncommitted partitions counting whole) every interval; ``clean`` forgets the
+    group and deletes the topics and the application's internal ones (by prefix)."""
+    group, prefix = "gf-test-app", "gf-test-app-"
+    producer = Producer({"bootstrap.servers": broker})
+    create_topic(broker, "in", partitions=1)  # there before: recreated empty by prepare
+    producer.produce("in", b"x")
+    producer.flush(10)
+    args = ["prepare", broker, group, "300", "in:3", "out:2", f"{prefix}store-changelog:1"]
+    cmd = [*app_command(distribution, build, TOPICS_MAIN, heap="128m"), *args, "--", "in", "out"]
+    tool = Jvm("topics", cmd, {}, tmp_path)
+    try:
+        tool.wait_line("greenflow-topics-ready")
+        ends = partition_end_offsets(broker, "in")
+        assert sorted(ends) == [0, 1, 2] and sum(ends.values()) == 0
+        assert sorted(partition_end_offsets(broker, "out")) == [0, 1]
+        producer = Producer({"bootstrap.servers": broker})  # not the old topic's metadata
+        for i in range(30):
+            producer.produce("in", b"r", partition=i % 3)
+        for _ in range(7):
+            producer.produce("out", b"o")
+        producer.flush(10)
+        # The group commits partition 0 up to its end and partition 1 up to 4: lag = 6 + 10.
+        offsets = [TopicPartition("in", 0, 10), TopicPartition("in", 1, 4)]
+        for attempt in range(60):  # a fresh broker creates __consumer_offsets on first use
+            consumer = Consumer({"bootstrap.servers": broker, "group.id": group})
+            try:
+                consumer.commit(offsets=offsets, asynchronous=False)
+                break
+            except KafkaException as exc:
+                if attempt == 59 or not exc.args[0].retriable():
+                    raise
+                time.sleep(0.5)
+            finally:
+                consumer.close()
+        deadline = time.monotonic() + 30
+        sample = ""
+        while time.monotonic() < deadline:
+            lines = tool.lines("greenflow-offsets")
+            if lines and "end.in=30 " in lines[-1] and lines[-1].endswith("lag=16 members=0"):
+                sample = lines[-1]
+                break
+            time.sleep(0.3)
+        assert sample, tool.tail()
+        assert re.fullmatch(
+            r"greenflow-offsets t_ms=\d+ end\.in=30 end\.out=7 lag=16 members=0", sample
+        )
+        stamps = [int(x.split()[1].split("=")[1]) for x in tool.lines("greenflow-offsets")]
+        gaps = [b - a for a, b in itertools.pairwise(stamps)]
+        assert gaps and all(g >= 250 for g in gaps), gaps  # every 300 ms, never in bursts
+        assert tool.stop() == 0, tool.tail()
+    finally:
+        tool.kill()
+    clean = [*app_command(distribution, build, TOPICS_MAIN, heap="128m"), "clean", broker]
+    clean += [group, prefix, "in", "out"]
+    cleaner = Jvm("clean", clean, {}, tmp_path)
+    try:
+        assert cleaner.wait_line("greenflow-topics-deleted") == "greenflow-topics-deleted n=3"
+        assert cleaner.proc.wait(30) == 0
+    finally:
+        cleaner.kill()
+    with AdminSession(broker) as session:
+        left = set(session.client.list_topics(timeout=10).topics)
+        groups = session.client.list_consumer_groups(request_timeout=10).result(timeout=15)
+    assert not left & {"in", "out", f"{prefix}store-changelog"}, left
+    # The group and its commits are forgotten: a next run's instances start on a clean slate.
+    assert group not in {g.group_id for g in groups.valid}

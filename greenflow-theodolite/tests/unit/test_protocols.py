@@ -12,13 +12,13 @@ from collections.abc import Callable
 import pytest
 
 from greenflow.api import Probe, WorkloadResult
+from greenflow_theodolite.environment import LAG_TREND
 from greenflow_theodolite.protocols import (
     CapacityConfig,
     DemandConfig,
     TheodoliteCapacityProtocol,
     TheodoliteDemandProtocol,
 )
-from greenflow_theodolite.workload import LAG_TREND
 
 PER_INSTANCE = 1000.0
 

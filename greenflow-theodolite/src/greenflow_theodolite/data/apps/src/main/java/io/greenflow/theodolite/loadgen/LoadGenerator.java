@@ -38,12 +38,13 @@ import org.apache.kafka.common.serialization.StringSerializer;
  * (input), {@code SCHEMA_REGISTRY_URL} (http://localhost:8081), {@code NUM_SENSORS} (10),
  * {@code PERIOD_MS} (1000), {@code VALUE} (10), {@code THREADS} (4), {@code KAFKA_BATCH_SIZE},
  * {@code KAFKA_LINGER_MS}, {@code KAFKA_BUFFER_MEMORY} (the producer's defaults when unset);
- * UC4: {@code SEND_REGISTRY} (false) publishes the sensor registry of the N sensors under
+ * UC4: {@code SEND_REGISTRY} (false) makes instance 0 publish the sensor registry of the N sensors under
  * {@code NUM_NESTED_GROUPS} (1) levels of groups ({@link SensorRegistryBuilder}) on
  * {@code KAFKA_CONFIGURATION_TOPIC} (configuration; key the int 0, SENSOR_REGISTRY_CHANGED)
  * first, then waits {@code SLEEP_PERIOD_MS} (30000). GreenFlow's additions: {@code INSTANCES}
  * (1) and {@code INSTANCE_INDEX} (0): this instance sends for the sensors i with i % INSTANCES
- * == INSTANCE_INDEX (Theodolite splits the keys with Hazelcast instead).
+ * == INSTANCE_INDEX (Theodolite splits the keys with Hazelcast instead); {@code INSTANCE_INDEX}
+ * falls back to {@code JOB_COMPLETION_INDEX}, which Kubernetes sets in an Indexed Job's pods.
  *
  * <p>Prints {@code greenflow-theodolite-generator-start t=<unix ms> sensors=<this instance's>
  * rate=<records/s> schema_id=<id>} once sending starts, then every second
@@ -123,7 +124,7 @@ public final class LoadGenerator {
     double value = Env.getDouble("VALUE", 10);
     int threads = Env.getInt("THREADS", 4);
     int instances = Env.getInt("INSTANCES", 1);
-    int index = Env.getInt("INSTANCE_INDEX", 0);
+    int index = Env.getInt("INSTANCE_INDEX", Env.getInt("JOB_COMPLETION_INDEX", 0));
     int nestedGroups = Env.getInt("NUM_NESTED_GROUPS", 1);
     boolean sendRegistry = Env.getBool("SEND_REGISTRY", false);
     long sleepMs = Env.getLong("SLEEP_PERIOD_MS", 30_000);
@@ -148,7 +149,7 @@ public final class LoadGenerator {
     putIfSet(props, ProducerConfig.LINGER_MS_CONFIG, "KAFKA_LINGER_MS");
     putIfSet(props, ProducerConfig.BUFFER_MEMORY_CONFIG, "KAFKA_BUFFER_MEMORY");
 
-    if (sendRegistry) {
+    if (sendRegistry && index == 0) {
       publishRegistry(bootstrap, configTopic, numSensors, nestedGroups);
       if (stop.await(sleepMs, TimeUnit.MILLISECONDS)) {
         Out.status("greenflow-theodolite-generator-end sent=0 errors=0");
