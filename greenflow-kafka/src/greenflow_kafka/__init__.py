@@ -23,6 +23,7 @@ from greenflow_kafka.admin import (
     partition_end_offsets,
     topic_exists,
 )
+from greenflow_kafka.consumer import committed_offsets
 from greenflow_kafka.distribution import (
     DEFAULT_KAFKA_VERSION,
     KafkaDistribution,
@@ -111,6 +112,7 @@ __all__ = [
     "attach_recorded",
     "broker_statefulset",
     "check_broker_nodes",
+    "committed_offsets",
     "create_topic",
     "data_volume",
     "delete_topic",

@@ -41,7 +41,7 @@ from typing import Any
 import attrs
 
 from greenflow.api.processes import tail
-from greenflow_kafka.admin import AdminSession, kafka_error
+from greenflow_kafka.admin import AdminSession, kafka_error, partition_end_offsets
 from greenflow_kafka.cluster import PROCESS_MARKER
 from greenflow_kafka.distribution import KafkaDistribution, package_data
 from greenflow_kafka.errors import KafkaAdminError, ProducerPerfError
@@ -233,26 +233,42 @@ def committed_offsets(
     client_config: Mapping[str, Any] | None = None,
 ) -> dict[int, int]:
     """The committed offset of every partition of ``topic`` that ``group`` has committed
-    (partition → offset); a partition with no commit yet is left out."""
-    from confluent_kafka import ConsumerGroupTopicPartitions, KafkaException
+    (partition → offset); a partition with no commit yet is left out.
 
-    with AdminSession(bootstrap_servers, client_config) as session:
-        try:
-            futures = session.client.list_consumer_group_offsets(
-                [ConsumerGroupTopicPartitions(group)], request_timeout=timeout_s
-            )
-            answer = futures[group].result(timeout=timeout_s)
-        except KafkaException as exc:
-            msg = f"reading the committed offsets of group {group!r} on {bootstrap_servers} failed: {kafka_error(exc)[1]}"
-            raise KafkaAdminError(msg) from exc
-        except TimeoutError as exc:
-            msg = f"reading the committed offsets of group {group!r} on {bootstrap_servers} got no answer within {timeout_s:g}s"
-            raise KafkaAdminError(msg) from exc
-    return {
-        tp.partition: tp.offset
-        for tp in answer.topic_partitions or ()
-        if tp.topic == topic and tp.offset >= 0 and tp.error is None
+    Read with a consumer of the group that never joins it (``committed()`` only), not with
+    the admin client's ListConsumerGroupOffsets: librdkafka 2.16's admin path crashes the
+    whole process (SIGSEGV in ``rd_kafka_cgrp_op`` from ``rd_kafka_handle_OffsetFetch``)
+    when the answer asks it to look the coordinator up again, e.g. while a fresh broker
+    loads ``__consumer_offsets`` (seen with a Flink source, which commits without joining).
+    A coordinator that moves or loads (NOT_COORDINATOR…) is asked again, by a new consumer
+    (one told NOT_COORDINATOR kept asking the same broker), until ``timeout_s``."""
+    from confluent_kafka import Consumer, KafkaException, TopicPartition
+
+    partitions = sorted(partition_end_offsets(bootstrap_servers, topic))
+    config = {
+        **(client_config or {}),
+        "bootstrap.servers": bootstrap_servers,
+        "group.id": group,
+        "enable.auto.commit": False,
     }
+    deadline = time.monotonic() + timeout_s
+    while True:
+        consumer = Consumer(config)
+        try:
+            asked = [TopicPartition(topic, p) for p in partitions]
+            answer = consumer.committed(asked, timeout=max(1.0, deadline - time.monotonic()))
+            break
+        except KafkaException as exc:
+            if time.monotonic() >= deadline:
+                msg = (
+                    f"reading the committed offsets of group {group!r} on {bootstrap_servers} "
+                    f"failed: {kafka_error(exc)[1]}"
+                )
+                raise KafkaAdminError(msg) from exc
+            time.sleep(0.5)
+        finally:
+            consumer.close()
+    return {tp.partition: tp.offset for tp in answer if tp.offset >= 0 and tp.error is None}
 
 
 @attrs.frozen

@@ -62,7 +62,20 @@ GENERATOR_MAIN = f"{_PACKAGE}.loadgen.LoadGenerator"
 REGISTRY_MAIN = f"{_PACKAGE}.registry.SchemaRegistryStandIn"
 #: A run's topics and offsets from inside a cluster (``prepare``/``clean``; kube.py).
 TOPICS_MAIN = f"{_PACKAGE}.control.TopicsAndLag"
+#: The Flink jobs (``flink/pom.xml``), by use case: a local MiniCluster in one JVM.
+FLINK_MAIN: dict[str, str] = {"uc1": f"{_PACKAGE}.flink.uc1.Uc1FlinkJob"}
+#: What Flink's runtime reflects into on Java 17+ (its own start scripts pass the same).
+FLINK_JVM_OPTIONS = tuple(
+    f"--add-opens=java.base/{p}=ALL-UNNAMED"
+    for p in ("java.lang", "java.util", "java.util.concurrent", "java.io", "java.net", "java.nio")
+)
 APPS_JAR = "greenflow-theodolite-apps.jar"
+FLINK_JAR = "greenflow-theodolite-flink.jar"
+#: Per engine: its POM in data/apps, the jar it builds, and a lib its build must have copied.
+_ENGINE_BUILDS = {
+    "kstreams": ("pom.xml", APPS_JAR, "kafka-streams-"),
+    "flink": ("flink/pom.xml", FLINK_JAR, "flink-runtime-"),
+}
 LIBS = "libs"
 #: Written last into a build's directory: its presence says the build is complete.
 MARKER = "built.json"
@@ -80,10 +93,13 @@ class AppsBuild:
     jar: Path
     libs: Path
     kafka_version: str = DEFAULT_KAFKA_VERSION
+    #: ``kstreams`` (runs on the Kafka distribution's class path plus this build's) or
+    #: ``flink`` (its own class path only: Flink and the kafka-clients its connector wants).
+    engine: str = "kstreams"
 
     @property
     def classpath(self) -> tuple[str, ...]:
-        """Class-path entries to add to the distribution's (``libs/*`` is a JVM wildcard)."""
+        """This build's class-path entries (``libs/*`` is a JVM wildcard)."""
         return (str(self.jar), str(self.libs / "*"))
 
 
@@ -113,10 +129,10 @@ def _source_files() -> list[tuple[str, bytes]]:
     return found
 
 
-def source_digest(kafka_version: str = DEFAULT_KAFKA_VERSION) -> str:
-    """A digest of the apps' sources and POM and the Kafka version: the cache key of their
-    build."""
-    h = hashlib.sha256(f"kafka={kafka_version}\0".encode())
+def source_digest(kafka_version: str = DEFAULT_KAFKA_VERSION, engine: str = "kstreams") -> str:
+    """A digest of the apps' sources and POMs, the Kafka version and the engine: the cache
+    key of their build."""
+    h = hashlib.sha256(f"kafka={kafka_version}\0engine={engine}\0".encode())
     for name, data in _source_files():
         h.update(name.encode() + b"\0" + data + b"\0")
     return h.hexdigest()[:16]
@@ -139,19 +155,24 @@ def resolve_apps(
     env: Mapping[str, str] | None = None,
     mvn_timeout_s: float = 900.0,
     lock_timeout_s: float = 1200.0,
+    engine: str = "kstreams",
 ) -> AppsBuild:
     """The apps' build: from the cache, else built with ``mvn`` (once per source; later calls
     only check the marker). ``kafka_version`` is kafka-streams' (default
     :data:`~greenflow_kafka.DEFAULT_KAFKA_VERSION`): the version of the distribution the apps
     will run with. ``cache_dir`` is the parent of the digest directories (default
     :func:`default_cache_dir`). Building needs Maven, a JDK and Maven Central (the first build
-    downloads kafka-streams and rocksdbjni, ~75 MB); raises ``KafkaSetupError`` with the fix."""
+    downloads kafka-streams and rocksdbjni, ~75 MB; Flink's, ``engine="flink"``, ~85 MB);
+    raises ``KafkaSetupError`` with the fix."""
     env = os.environ if env is None else env
     version = kafka_version or DEFAULT_KAFKA_VERSION
     if not re.fullmatch(r"\d+\.\d+\.\d+", version):
         msg = f"kafka_version {version!r} is not of the form X.Y.Z, e.g. {DEFAULT_KAFKA_VERSION!r}"
         raise KafkaSetupError(msg)
-    root = (cache_dir or default_cache_dir(env)) / source_digest(version)
+    if engine not in _ENGINE_BUILDS:
+        msg = f"engine {engine!r}: expected one of {', '.join(_ENGINE_BUILDS)}"
+        raise KafkaSetupError(msg)
+    root = (cache_dir or default_cache_dir(env)) / source_digest(version, engine)
     cached = _cached(root)
     if cached is not None:
         return cached
@@ -159,7 +180,7 @@ def resolve_apps(
     with locked(root / ".lock", timeout_s=lock_timeout_s, what=f"Theodolite's apps into {root}"):
         cached = _cached(root)  # another process may have built them meanwhile
         if cached is None:
-            _build(root, version, env, timeout_s=mvn_timeout_s)
+            _build(root, version, env, engine, timeout_s=mvn_timeout_s)
             cached = _cached(root)
     if cached is None:  # pragma: no cover - _build checked what it wrote
         msg = f"built Theodolite's apps into {root} but its marker is missing or stale"
@@ -175,15 +196,22 @@ def _cached(root: Path) -> AppsBuild | None:
         return None
     libs = marker.get("libs") if isinstance(marker, dict) else None
     version = marker.get("kafka_version") if isinstance(marker, dict) else None
+    engine = marker.get("engine", "kstreams") if isinstance(marker, dict) else None
     if not isinstance(libs, list) or not libs or not isinstance(version, str):
         return None
-    build = AppsBuild(jar=root / APPS_JAR, libs=root / LIBS, kafka_version=version)
+    if engine not in _ENGINE_BUILDS:
+        return None
+    jar = root / _ENGINE_BUILDS[engine][1]
+    build = AppsBuild(jar=jar, libs=root / LIBS, kafka_version=version, engine=engine)
     if not build.jar.is_file() or not all((build.libs / str(n)).is_file() for n in libs):
         return None
     return build
 
 
-def _build(root: Path, version: str, env: Mapping[str, str], *, timeout_s: float) -> None:
+def _build(
+    root: Path, version: str, env: Mapping[str, str], engine: str, *, timeout_s: float
+) -> None:
+    pom, jar_name, needed = _ENGINE_BUILDS[engine]
     mvn = shutil.which("mvn", path=env.get("PATH", os.defpath))
     if mvn is None:
         msg = (
@@ -213,27 +241,23 @@ def _build(root: Path, version: str, env: Mapping[str, str], *, timeout_s: float
         "-q",
         "-B",
         "-f",
-        str(build / "pom.xml"),
+        str(build / pom),
         f"-Dkafka.version={version}",
         "compiler:compile",
         "jar:jar",
         "dependency:copy-dependencies",
     ]
     output, code = run_logged(cmd, root / "mvn.log", mvn_env, cwd=build, timeout_s=timeout_s)
-    built_jar = build / "target" / APPS_JAR
-    built_libs = build / "target" / LIBS
+    target = (build / pom).parent / "target"
+    built_jar, built_libs = target / jar_name, target / LIBS
     libs = sorted(p.name for p in built_libs.glob("*.jar")) if built_libs.is_dir() else []
-    if (
-        code != 0
-        or not built_jar.is_file()
-        or not any(n.startswith("kafka-streams-") for n in libs)
-    ):
+    if code != 0 or not built_jar.is_file() or not any(n.startswith(needed) for n in libs):
         if code is None:
             why = f"timed out after {timeout_s:g}s"
         elif code != 0:
             why = f"exited with {code}"
         else:
-            why = f"left no {APPS_JAR} or no kafka-streams jar in {built_libs}"
+            why = f"left no {jar_name} or no {needed}* jar in {built_libs}"
         tail = "\n".join(output.rstrip().splitlines()[-20:])
         hint = (
             f"a JDK is needed, not only a JRE (`{_JDK_HINT}`, and JAVA_HOME pointing at it)"
@@ -247,13 +271,14 @@ def _build(root: Path, version: str, env: Mapping[str, str], *, timeout_s: float
         raise KafkaSetupError(msg)
     shutil.rmtree(root / LIBS, ignore_errors=True)
     built_libs.rename(root / LIBS)
-    tmp = root / (APPS_JAR + ".tmp")
+    tmp = root / (jar_name + ".tmp")
     shutil.copyfile(built_jar, tmp)
-    tmp.replace(root / APPS_JAR)
+    tmp.replace(root / jar_name)
     marker = {
         "digest": root.name,
         "kafka_version": version,
-        "jar": APPS_JAR,
+        "engine": engine,
+        "jar": jar_name,
         "libs": libs,
         "built_at": time.time(),
     }
@@ -280,7 +305,12 @@ def app_command(
     (Kafka's tools' log4j2 configuration). Its settings come from the environment (the main
     classes' javadoc). ``name`` tags the JVM with :data:`PROCESS_MARKER`. Raises
     ``KafkaSetupError`` when the build is for another Kafka version than the distribution
-    (kafka-streams needs its own kafka-clients)."""
+    (kafka-streams needs its own kafka-clients). A Flink build runs on its own class path
+    (the distribution gives only its Java), with :data:`FLINK_JVM_OPTIONS`."""
+    if build.engine == "flink":
+        flink = attrs.evolve(distribution, classpath=build.classpath)
+        options = [*([f"{PROCESS_MARKER}{name}"] if name else []), *FLINK_JVM_OPTIONS]
+        return flink.java_command(main_class, [], heap=heap, jvm_options=[*options, *jvm_options])
     if build.kafka_version != distribution.version:
         msg = (
             f"Theodolite's apps were built with kafka-streams {build.kafka_version} and the "
@@ -301,9 +331,13 @@ def app_command(
 
 __all__ = [
     "APPS_JAR",
+    "FLINK_JAR",
+    "FLINK_MAIN",
     "GENERATOR_MAIN",
     "LIBS",
     "PROCESS_MARKER",
+    "REGISTRY_MAIN",
+    "TOPICS_MAIN",
     "UC_MAIN",
     "AppsBuild",
     "app_command",

@@ -42,6 +42,9 @@ def app_env(cfg: TheodoliteConfig, bootstrap: str, registry_url: str) -> dict[st
         "AGGREGATION_ADVANCE_MS": _ms(cfg.aggregation_advance),
         "EMIT_PERIOD_MS": _ms(cfg.emit_period),
         "GRACE_PERIOD_MS": _ms(cfg.grace_period),
+        # Flink's names (Theodolite's Flink benchmarks): its source commits at checkpoints.
+        "PARALLELISM": str(cfg.instances * cfg.threads),
+        "CHECKPOINTING_INTERVAL_MS": _ms(cfg.commit_interval),
     }
 
 

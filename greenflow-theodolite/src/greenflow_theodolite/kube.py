@@ -385,6 +385,14 @@ class KubeTheodoliteRun:
     def prepare(self, ctx: RunContext) -> None:
         """The tools' jar, the registry, and the topics recreated (the tool keeps sampling)."""
         cfg = self.config
+        if cfg.engine != "kstreams":
+            msg = (
+                f"engine = {cfg.engine!r} runs on the local platform only: Theodolite's Flink "
+                "benchmarks need a Flink cluster (jobmanager and taskmanagers from Flink's "
+                "distribution), which GreenFlow neither deploys nor can test here; use "
+                'engine = "kstreams" on Kubernetes'
+            )
+            raise WorkloadError(msg)
         for role in {cfg.app_role, cfg.generator_role}:
             if not ctx.inventory.with_role(role):
                 msg = (

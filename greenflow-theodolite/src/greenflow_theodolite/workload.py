@@ -25,10 +25,9 @@ from greenflow.api import Phase, ProcessGroups, RunContext, Workload, WorkloadRe
 from greenflow.api.processes import kill_groups, signal_group, spawn_in_own_session, tail, wait_all
 from greenflow.errors import WorkloadError
 from greenflow_kafka import (
-    AdminSession,
-    KafkaAdminError,
     KafkaDistribution,
     KafkaTarget,
+    committed_offsets,
     create_topic,
     delete_topic,
     partition_end_offsets,
@@ -36,6 +35,7 @@ from greenflow_kafka import (
     run_logged,
 )
 from greenflow_theodolite.apps import (
+    FLINK_MAIN,
     GENERATOR_MAIN,
     TOPICS_MAIN,
     UC_MAIN,
@@ -61,6 +61,8 @@ log = structlog.get_logger("greenflow.theodolite")
 
 #: Deadline for the registry and each application to start.
 START_TIMEOUT_S = 120.0
+#: How long reading the group's commits retries while its coordinator moves or loads.
+COMMITS_TIMEOUT_S = 20.0
 #: Deadline for the processes to stop after SIGTERM (then SIGKILL).
 STOP_TIMEOUT_S = 20.0
 #: The line each application prints once its streams run.
@@ -81,6 +83,7 @@ class TheodoliteWorkload(Workload):
         self._registry_url = ""
         self._logs = Path.cwd()
         self._build: AppsBuild | None = None
+        self._app_build: AppsBuild | None = None
         self._distribution: KafkaDistribution | None = None
         #: On Kubernetes, the run's pods and Jobs (kube.py); None locally.
         self._kube: KubeTheodoliteRun | None = None
@@ -117,6 +120,10 @@ class TheodoliteWorkload(Workload):
         self._distribution = resolve_distribution(target.tools_version)
         # Kafka Streams needs the kafka-clients of its own version: built against the tools'.
         self._build = resolve_apps(kafka_version=self._distribution.version)
+        if cfg.engine == "flink":  # the job; the generators and tools stay on kstreams' build
+            self._app_build = resolve_apps(engine="flink")
+        else:
+            self._app_build = self._build
         self._logs = ctx.work_dir
         self._start_registry(ctx)
         for topic, partitions in topics(self.config).items():
@@ -161,12 +168,19 @@ class TheodoliteWorkload(Workload):
         if self._kube is not None:
             return self._kube.execute(ctx)
         cfg = self.config
-        app_main = UC_MAIN[cfg.use_case]
-        assert self._build is not None and self._distribution is not None  # prepare ran
+        assert self._app_build is not None and self._distribution is not None  # prepare ran
+        assert self._build is not None
+        # Flink: one JVM whose MiniCluster runs instances × threads parallel tasks (separate
+        # MiniClusters would each read every partition: Flink's source assigns them itself).
+        app_main, processes = (
+            (FLINK_MAIN[cfg.use_case], 1)
+            if cfg.engine == "flink"
+            else (UC_MAIN[cfg.use_case], cfg.instances)
+        )
         logs = []
-        for i in range(cfg.instances):
+        for i in range(processes):
             name = f"app-{i}"
-            cmd = app_command(self._distribution, self._build, app_main, heap=cfg.heap)
+            cmd = app_command(self._distribution, self._app_build, app_main, heap=cfg.heap)
             logs.append((name, self._spawn(name, cmd, self._app_env(i))))
         for name, path in logs:
             self._wait_line(name, path, APP_STARTED, ctx)
@@ -211,7 +225,9 @@ class TheodoliteWorkload(Workload):
         """The application's consumer lag on the input topic: end offsets less its
         commits, summed over partitions (a partition never committed counts whole)."""
         ends = partition_end_offsets(self._bootstrap, INPUT)
-        committed = committed_offsets(self._bootstrap, self.config.application_id, INPUT)
+        committed = committed_offsets(
+            self._bootstrap, self.config.application_id, INPUT, timeout_s=COMMITS_TIMEOUT_S
+        )
         return float(sum(max(0, end - committed.get(p, 0)) for p, end in ends.items()))
 
     def _stop(self, which: Any = lambda _n: True) -> None:
@@ -255,22 +271,3 @@ class TheodoliteWorkload(Workload):
             key = app if name.startswith("app") else name.split("-")[0]
             groups.setdefault(key, []).append(proc.pid)
         return groups
-
-
-def committed_offsets(bootstrap: str, group: str, topic: str) -> dict[int, int]:
-    """``group``'s committed offset per partition of ``topic`` (none yet: left out)."""
-    from confluent_kafka import ConsumerGroupTopicPartitions, KafkaException
-
-    with AdminSession(bootstrap) as session:
-        try:
-            futures = session.client.list_consumer_group_offsets(
-                [ConsumerGroupTopicPartitions(group)], request_timeout=10
-            )
-            answer = futures[group].result(timeout=10)
-        except (KafkaException, TimeoutError) as exc:
-            raise KafkaAdminError(f"reading group {group!r}'s commits failed: {exc}") from exc
-    return {
-        tp.partition: tp.offset
-        for tp in answer.topic_partitions or ()
-        if tp.topic == topic and tp.offset >= 0 and tp.error is None
-    }

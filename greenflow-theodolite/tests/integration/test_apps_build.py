@@ -34,7 +34,6 @@ import fastavro
 import pytest
 from confluent_kafka import (
     Consumer,
-    ConsumerGroupTopicPartitions,
     KafkaException,
     Message,
     Producer,
@@ -43,10 +42,16 @@ from confluent_kafka import (
 from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 from confluent_kafka.schema_registry.error import SchemaRegistryError
 
-from greenflow_kafka import KafkaDistribution, KafkaSetupError, resolve_distribution
+from greenflow_kafka import (
+    KafkaDistribution,
+    KafkaSetupError,
+    committed_offsets,
+    resolve_distribution,
+)
 from greenflow_kafka.admin import AdminSession, create_topic, partition_end_offsets
 from greenflow_kafka.cluster import LocalKafkaCluster
 from greenflow_theodolite.apps import (
+    FLINK_MAIN,
     GENERATOR_MAIN,
     REGISTRY_MAIN,
     TOPICS_MAIN,
@@ -307,16 +312,8 @@ def read_topic(bootstrap: str, topic: str) -> list[Message]:
 
 
 def committed(bootstrap: str, group: str, topic: str) -> dict[int, int]:
-    with AdminSession(bootstrap) as session:
-        futures = session.client.list_consumer_group_offsets(
-            [ConsumerGroupTopicPartitions(group)], request_timeout=10
-        )
-        answer = futures[group].result(timeout=10)
-    return {
-        tp.partition: tp.offset
-        for tp in answer.topic_partitions or ()
-        if tp.topic == topic and tp.offset >= 0
-    }
+    # Not the admin client's ListConsumerGroupOffsets: see greenflow_kafka.committed_offsets.
+    return committed_offsets(bootstrap, group, topic, timeout_s=20.0)
 
 
 def wait_committed(bootstrap: str, group: str, topic: str, jvm: Jvm, timeout_s: float = 90) -> None:
@@ -562,6 +559,56 @@ def test_uc1_consumes_everything(
         last = app.lines("greenflow-theodolite-uc1 ")[-1]
         assert " records=300 " in last, app.tail()
     assert app.lines("greenflow-theodolite-app-stopped uc=1 status=0")
+
+
+@pytest.fixture(scope="module")
+def flink_build() -> AppsBuild:
+    """The Flink job, built with mvn the first time (skips with the reason if it cannot be)."""
+    try:
+        return resolve_apps(engine="flink")
+    except KafkaSetupError as exc:
+        if os.environ.get("GREENFLOW_REQUIRE_KAFKA") == "1":
+            raise
+        pytest.skip(f"the Flink job cannot be built here: {exc}")
+
+
+def test_uc1_on_flink_consumes_everything_and_commits(
+    distribution: KafkaDistribution,
+    flink_build: AppsBuild,
+    broker: str,
+    registry: str,
+    tmp_path: Path,
+) -> None:
+    """UC1 on Flink (a MiniCluster, parallelism 2): every record of both partitions
+    written (counted) once, its group's commits — made at each checkpoint — reach the end
+    offsets, and SIGTERM cancels the job with status 0. Flink's own class path: no Kafka
+    distribution jar on it."""
+    topic = "uc1-flink"
+    new_topic(broker, topic, partitions=2)
+    schema_id = register(registry, f"{topic}-value")
+    records = [(f"s_{i % 7}", DAY + i * 10, i * 0.25) for i in range(300)]
+    produce_power(broker, topic, schema_id, records)
+    env = {
+        "KAFKA_BOOTSTRAP_SERVERS": broker,
+        "KAFKA_INPUT_TOPIC": topic,
+        "APPLICATION_ID": "theodolite-uc1-flink",
+        "PARALLELISM": "2",
+        "CHECKPOINTING_INTERVAL_MS": "500",
+        "UC1_SUMMARY_INTERVAL_MS": "500",
+    }
+    cmd = app_command(distribution, flink_build, FLINK_MAIN["uc1"], heap="384m")
+    assert not any(str(distribution.libs_dir) in part for part in cmd)
+    jvm = Jvm("uc1-flink", cmd, env, tmp_path)
+    try:
+        jvm.wait_line("greenflow-theodolite-app-started uc=1 engine=flink")
+        wait_committed(broker, "theodolite-uc1-flink", topic, jvm)
+        deadline = time.monotonic() + 30
+        while " records=300 " not in (jvm.lines("greenflow-theodolite-uc1 ") or [""])[-1]:
+            assert time.monotonic() < deadline, jvm.tail()
+            time.sleep(0.3)
+        assert jvm.stop() == 0, jvm.tail()
+    finally:
+        jvm.kill()
 
 
 def test_uc2_downsamples_into_tumbling_windows(

@@ -2,7 +2,7 @@
 Kafka broker, the registry stand-in, the use case's application and the load generator as
 JVMs; per run the input records over MEASURE, the lag trend and its SLO verdict, energy per
 record (this VM has no RAPL: the model) with the application attributed as a service; and
-a demand search over instances.
+a demand search over instances. UC1 also on Flink.
 
 Real: the broker, Kafka Streams, the apps and generator (GreenFlow's builds of Theodolite's
 use cases), the runner and the store. SIMULATED: the host's energy (the model, as for every
@@ -37,6 +37,7 @@ type = "kafka"
 [workload]
 type = "theodolite"
 use_case = "{uc}"
+engine = "{engine}"
 load = {load}
 partitions = 4
 warmup = "8s"
@@ -78,11 +79,18 @@ def _runs(out: Path) -> list[dict[str, Any]]:
 
 
 @pytest.mark.timeout(900)
-@pytest.mark.parametrize("uc", ["uc1", "uc2"])
-def test_one_run_measures_records_lag_and_energy_per_record(uc: str, tmp_path: Path) -> None:
-    (tmp_path / "plan.toml").write_text(
-        PLAN.format(name=f"theo-{uc}", out=tmp_path / "out", uc=uc, load=500, protocol="")
+@pytest.mark.parametrize(
+    ("uc", "engine"), [("uc1", "kstreams"), ("uc2", "kstreams"), ("uc1", "flink")]
+)
+def test_one_run_measures_records_lag_and_energy_per_record(
+    uc: str, engine: str, tmp_path: Path
+) -> None:
+    """Kafka Streams and Flink alike (Flink: one JVM running a MiniCluster, its source
+    committing at checkpoints, which the lag is read from)."""
+    plan = PLAN.format(
+        name=f"theo-{uc}", out=tmp_path / "out", uc=uc, engine=engine, load=500, protocol=""
     )
+    (tmp_path / "plan.toml").write_text(plan)
     run = _greenflow(tmp_path, "run", "plan.toml")
     assert run.returncode == 0, run.stderr[-4000:]
     (row,) = _runs(tmp_path / "out")
@@ -113,7 +121,12 @@ def test_a_demand_search_over_instances(tmp_path: Path) -> None:
     protocol = '\n[protocol]\ntype = "theodolite-demand"\ninstances = [1, 2]\n'
     (tmp_path / "plan.toml").write_text(
         PLAN.format(
-            name="theo-demand", out=tmp_path / "out", uc="uc1", load="[300, 600]", protocol=protocol
+            name="theo-demand",
+            out=tmp_path / "out",
+            uc="uc1",
+            engine="kstreams",
+            load="[300, 600]",
+            protocol=protocol,
         )
     )
     run = _greenflow(tmp_path, "run", "plan.toml")

@@ -46,8 +46,8 @@ def test_defaults_follow_theodolite() -> None:
     ("raw", "expected"),
     [
         ({"use_case": "uc5"}, "[workload] use_case: expected one of uc1, uc2, uc3, uc4, got 'uc5'"),
-        ({"engine": "flink"}, "engine: 'flink': Flink implementations are not built yet"),
-        ({"engine": "spark"}, "engine: expected one of kstreams, got 'spark'"),
+        ({"engine": "flink", "use_case": "uc2"}, "engine: flink implements uc1 here, not uc2"),
+        ({"engine": "spark"}, "engine: expected one of kstreams, flink, got 'spark'"),
         (
             {"instances": 4, "threads": 4, "partitions": 12},
             "instances: 4 instance(s) × 4 thread(s) = 16 consumers for 12 partitions",
