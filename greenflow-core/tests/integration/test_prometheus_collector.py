@@ -16,6 +16,7 @@ import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
+import attrs
 import pytest
 
 from greenflow.api import CollectorContext, Inventory, Sample, Window
@@ -283,3 +284,44 @@ class TestPrometheusCollectorContract(CollectorContract):
                 "up_ratio": "up",
             },
         )
+
+
+def test_a_prometheus_behind_the_platforms_gateway_is_queried_where_reach_says(
+    scraped: Scraped, collectors: list[PrometheusCollector]
+) -> None:
+    """The plan names Prometheus as the nodes see it (a NodePort this machine cannot
+    reach); the platform's ``reach`` (core's Forwarding: an SSH-forwarded local port on
+    k3s or Grid'5000 behind a gateway) gives the URL to query: the collector starts and
+    collects through it, and its errors name both URLs."""
+    server, exporter = scraped.server, scraped.steady
+    _ready(server)
+    behind = "http://node-1.behind-a-gateway.invalid:30090"
+    asked: list[str] = []
+
+    def reach(url: str) -> str:
+        asked.append(url)
+        return server.url if url == behind else url
+
+    cfg = PrometheusCollectorConfig(
+        url=behind,
+        step_s=STEP_S,
+        method="test-exporter",
+        queries={"test_energy_joules": _counter(exporter)},
+    )
+    collector = PrometheusCollector("prom", cfg)
+    collectors.append(collector)
+    collector.start(CollectorContext(experiment="test", inventory=Inventory(()), reach=reach))
+    assert asked == [behind]
+    samples = collector.collect(_measure(1.0))
+    assert samples and all(s.metric == "test_energy_joules" for s in samples)
+    # A forward to nothing: the error says which URL was meant and which was tried.
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    lost = PrometheusCollector("prom", attrs.evolve(cfg, timeout_s=1.0))
+    collectors.append(lost)
+    with pytest.raises(CollectorError) as failed:
+        lost.start(
+            CollectorContext(experiment="test", inventory=Inventory(()), reach=lambda _u: dead)
+        )
+    assert f"{behind} (through {dead})" in str(failed.value)

@@ -399,6 +399,13 @@ class G5kPlatform(Platform):
         log.info("g5k.extended" if granted else "g5k.extend_refused", job=job.uid, by_s=seconds)
         return granted
 
+    # -- collectors behind the gateway ----------------------------------------------------
+
+    def reach(self, url: str) -> str:
+        """Core's ``Forwarding``, through greenflow-k3s: behind ``gateway``, a URL on one of
+        the job's nodes (a Prometheus NodePort) becomes a local port forwarded over SSH."""
+        return self.k3s.reach(url) if self.k3s is not None else url
+
     # -- release -------------------------------------------------------------------------
 
     def release(self) -> None:

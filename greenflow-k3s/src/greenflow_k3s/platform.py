@@ -20,7 +20,7 @@ from greenflow_k3s.install import Installer
 from greenflow_k3s.inventory import Gateway, Host, load_inventory
 from greenflow_k3s.inventory import Inventory as HostInventory
 from greenflow_k3s.ssh import Connections, HostsFailed, cause_of, run_all
-from greenflow_k3s.tunnel import ApiTunnel, point_kubeconfig
+from greenflow_k3s.tunnel import ApiTunnel, PortForwards, forwarded_url, point_kubeconfig
 from greenflow_kubernetes import KubernetesPlatform, KubeSession
 
 log = structlog.get_logger("greenflow.k3s")
@@ -78,6 +78,9 @@ class K3sPlatform(Platform):
         self._state: dict[str, Any] = {}
         #: The API through the gateway (hosts behind one), from the install to the release.
         self._tunnel: ApiTunnel | None = None
+        #: Ports the collectors query behind the gateway (reach), until the release.
+        self._forwards: PortForwards | None = None
+        self._forwards_lock = threading.Lock()
 
     @property
     def kube(self) -> KubeSession | None:
@@ -178,13 +181,31 @@ class K3sPlatform(Platform):
                 ]
         return []
 
+    # -- collectors behind the gateway ----------------------------------------------------
+
+    def reach(self, url: str) -> str:
+        """Core's ``Forwarding``: behind a gateway, a URL on one of the hosts (a Prometheus
+        NodePort) becomes a local port forwarded over SSH; otherwise ``url`` itself."""
+        hosts = self._hosts
+        if hosts is None or hosts.gateway is None:
+            return url
+        with self._forwards_lock:
+            if self._forwards is None:
+                self._forwards = PortForwards(self._connections(hosts))
+            forwards = self._forwards
+        return forwarded_url(url, hosts.hosts, forwards.local_port)
+
     # -- release -------------------------------------------------------------------------
 
     def release(self) -> None:
         """Release the cluster's objects, then uninstall k3s (agents first) unless ``keep``."""
         cluster, self.cluster = self.cluster, None
         tunnel, self._tunnel = self._tunnel, None
+        with self._forwards_lock:
+            forwards, self._forwards = self._forwards, None
         try:
+            if forwards is not None:
+                forwards.close()
             if cluster is not None:
                 cluster.release()
         finally:

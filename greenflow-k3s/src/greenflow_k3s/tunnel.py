@@ -7,6 +7,10 @@ the same SSH connection as the commands (through the gateway), so whatever reach
 nodes reaches the API. k3s' serving certificate names ``127.0.0.1``, so TLS still checks
 the server. The forward lives from the install to the release; ``greenflow down`` opens a
 new one.
+
+The same connections carry what a collector queries on the nodes (:class:`PortForwards`,
+:func:`forwarded_url`): the platform's ``reach`` (core's ``Forwarding``) hands the
+collectors ``http://127.0.0.1:<port>`` for a Prometheus NodePort behind the gateway.
 """
 
 from __future__ import annotations
@@ -14,9 +18,11 @@ from __future__ import annotations
 import re
 import socket
 import threading
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import structlog
 
@@ -85,3 +91,59 @@ class ApiTunnel:
                 forward.__exit__(None, None, None)
         finally:
             self.connections.close()
+
+
+class PortForwards:
+    """Local ports forwarded over SSH to ports on the hosts, for what a collector queries
+    behind the gateway (Prometheus on a NodePort): one per (host, address, port), each
+    opened on first use and kept until :meth:`close` (the release)."""
+
+    def __init__(self, connections: Connections) -> None:
+        self.connections = connections
+        self._open: dict[tuple[str, str, int], tuple[int, AbstractContextManager[Any]]] = {}
+        self._lock = threading.Lock()
+
+    def local_port(self, host: Host, address: str, port: int) -> int:
+        """The local port forwarded to ``address:port`` as ``host`` reaches it."""
+        key = (host.name, address, port)
+        with self._lock:
+            if key in self._open:
+                return self._open[key][0]
+            conn = self.connections.open(host)
+            local = free_port()
+            forward = conn.forward_local(local_port=local, remote_port=port, remote_host=address)
+            forward.__enter__()
+            self._open[key] = (local, forward)
+            log.info("k3s.port_forward", local_port=local, host=host.name, port=port)
+            return local
+
+    def close(self) -> None:
+        """Stop every forward and close the SSH connections. Idempotent."""
+        with self._lock:
+            forwards, self._open = list(self._open.values()), {}
+        try:
+            for _, forward in forwards:
+                forward.__exit__(None, None, None)
+        finally:
+            self.connections.close()
+
+
+def forwarded_url(url: str, hosts: Sequence[Host], forward: Callable[[Host, str, int], int]) -> str:
+    """``url`` with its host and port replaced by ``127.0.0.1:<forward(host, name, port)>``
+    when its host names one of ``hosts`` (name, SSH address or node IP); else ``url``. The
+    scheme, credentials, path and query stay."""
+    parts = urlsplit(url)
+    name = parts.hostname
+    if not name:
+        return url
+    host = next((h for h in hosts if name in (h.name, h.address, h.node_ip)), None)
+    if host is None:
+        return url
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    # An inventory name may mean something only to SSH (a Host alias): the host is asked
+    # for its own address instead.
+    target = name if name != host.name else (host.node_ip or host.address)
+    local = forward(host, target, port)
+    userinfo = parts.netloc.rpartition("@")[0]
+    netloc = f"{userinfo}@127.0.0.1:{local}" if userinfo else f"127.0.0.1:{local}"
+    return urlunsplit(parts._replace(netloc=netloc))

@@ -26,7 +26,7 @@ from greenflow.api.context import (
     WorkloadResult,
     wait_until,
 )
-from greenflow.api.platform import Costed, Platform, Preflight, TimeLimited
+from greenflow.api.platform import Costed, Forwarding, Platform, Preflight, TimeLimited
 from greenflow.api.protocol import Probe, Protocol, Step
 from greenflow.api.service import Service
 from greenflow.api.workload import Workload
@@ -39,6 +39,7 @@ __all__ = [
     "Costed",
     "Deadline",
     "DeployContext",
+    "Forwarding",
     "Host",
     "Inventory",
     "Metric",

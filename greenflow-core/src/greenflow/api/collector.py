@@ -16,12 +16,17 @@ class CollectorContext:
     """What a collector sees when it starts.
 
     ``process_groups`` returns, when called, the current attribution groups
-    (``"service:kafka"`` → pids, ``"loadgen:kafka-ingest"`` → pids).
+    (``"service:kafka"`` → pids, ``"loadgen:kafka-ingest"`` → pids). ``reach`` turns the
+    URL of a source on the platform's hosts (a Prometheus on a NodePort) into one this
+    machine reaches: a forwarded local port behind a gateway (the platform's
+    :class:`~greenflow.api.platform.Forwarding`), else the URL itself. A collector that
+    queries a URL calls it in :meth:`Collector.start`.
     """
 
     experiment: str
     inventory: Inventory
     process_groups: Callable[[], ProcessGroups] = lambda: {}
+    reach: Callable[[str], str] = lambda url: url
 
 
 class Collector(ABC):

@@ -91,3 +91,18 @@ class Preflight(Protocol):
         Relative names in the plan are relative to ``plan_path``'s directory. Changes
         nothing; errors in the plan itself may be raised as :class:`PlanError`."""
         ...
+
+
+@runtime_checkable
+class Forwarding(Protocol):
+    """A platform whose hosts this machine does not reach directly (nodes behind an SSH
+    gateway): it forwards a local port to a host's port, so that a collector can still
+    query what runs there (Prometheus on a NodePort). The runner hands :meth:`reach` to the
+    collectors (``CollectorContext.reach``)."""
+
+    def reach(self, url: str) -> str:
+        """The URL by which this machine reaches ``url``: when its host is one of the
+        platform's hosts (by name or address) and is behind the gateway, an
+        ``http://127.0.0.1:<port>`` forwarded to it (open until the release); otherwise
+        ``url`` itself."""
+        ...

@@ -11,12 +11,17 @@ from __future__ import annotations
 import json
 import math
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+import structlog
 
 from greenflow.api.context import wait_until
 from greenflow.errors import CollectorError, ReadinessTimeout
 from greenflow.store.redact import strip_userinfo
+
+log = structlog.get_logger("greenflow.collectors")
 
 
 def strip_slash(url: str) -> str:
@@ -42,6 +47,18 @@ class PrometheusSource:
         self.safe_url = safe_url(url)
         self.timeout_s = timeout_s
         self._client: Any = None
+
+    def reached(self, reach: Callable[[str], str]) -> PrometheusSource:
+        """This source as this machine reaches it (``CollectorContext.reach``: a forwarded
+        local port when the server is behind the platform's gateway); itself when the URL
+        is reachable as it is. Errors then name the URL asked for and the one used."""
+        url = reach(self.url)
+        if url == self.url:
+            return self
+        source = PrometheusSource(self.collector, url, self.timeout_s)
+        source.safe_url = f"{self.safe_url} (through {safe_url(url)})"
+        log.info("prometheus.reached_through", collector=self.collector, url=source.safe_url)
+        return source
 
     def client(self) -> Any:
         """The ``prometheus_api_client.PrometheusConnect``."""

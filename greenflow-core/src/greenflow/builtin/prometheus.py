@@ -150,6 +150,7 @@ class PrometheusCollector(Collector):
 
     def start(self, ctx: CollectorContext) -> None:
         """Wait (up to ``timeout_s``) for the server to answer, then check every query parses."""
+        self._source = self._source.reached(ctx.reach)
         self._source.wait_until_answering()
         for name, promql in self.config.queries.items():
             self._source.call(f"query {name} = {promql!r}", "custom_query", promql)

@@ -23,6 +23,7 @@ from greenflow.api import (
     Capability,
     Collector,
     CollectorContext,
+    Forwarding,
     Inventory,
     Phase,
     Probe,
@@ -314,7 +315,7 @@ class Runner(RunExecution):
 
     def _start(self, configs: Iterable[tuple[Any, Any]]) -> None:
         assert self.inventory is not None
-        ctx = CollectorContext(self.plan.experiment.name, self.inventory, self.process_groups)
+        ctx = self._collector_context()
         for section, config in configs:
             collector: Collector = section.cls(section.name, config)
             self._collector_sections[id(collector)] = (section, config)
@@ -341,13 +342,21 @@ class Runner(RunExecution):
             fresh: Collector = section.cls(section.name, config)
             self._collector_sections[id(fresh)] = (section, config)
             assert self.inventory is not None
-            ctx = CollectorContext(self.plan.experiment.name, self.inventory, self.process_groups)
+            ctx = self._collector_context()
             call(
                 self._collector_step(fresh, "start"),
                 partial(fresh.start, ctx),
                 self.plan.experiment.timeout_s("collector_start"),
             )
             self.collectors[i] = fresh
+
+    def _collector_context(self) -> CollectorContext:
+        assert self.inventory is not None  # the platform was acquired
+        platform = self.platform
+        reach = platform.reach if isinstance(platform, Forwarding) else (lambda url: url)
+        return CollectorContext(
+            self.plan.experiment.name, self.inventory, self.process_groups, reach=reach
+        )
 
     def _collector_configs(self) -> list[tuple[Any, Any]]:
         """The plan's collectors; by default ``rapl`` where readable, else ``model``, plus

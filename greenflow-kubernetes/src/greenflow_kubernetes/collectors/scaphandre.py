@@ -222,6 +222,7 @@ class ScaphandreCollector(Collector):
 
     def start(self, ctx: CollectorContext) -> None:
         """Wait (up to ``timeout_s``) for Prometheus to answer, then check both selectors parse."""
+        self._source = self._source.reached(ctx.reach)
         self._source.wait_until_answering()
         found = {}
         for metric in (HOST_ENERGY, PROCESS_POWER):
