@@ -314,11 +314,14 @@ def _finish_producers(cluster: KubeCluster, scripted: ScriptedLogs) -> None:
 
     core = kubernetes.client.CoreV1Api(cluster.api)
     time.sleep(0.5)
+    # One clock for every producer: their reports fall on the same instants, so MEASURE
+    # holds as many of each whatever time the API calls below take (a `now` per pod let a
+    # busy machine shift one producer's reports across the window's edge).
+    now = time.time()
     for pod in core.list_namespaced_pod(
         NAMESPACE, label_selector="app.kubernetes.io/component=producer"
     ).items:
         i = int(pod.metadata.labels["batch.kubernetes.io/job-completion-index"])
-        now = time.time()
         scripted.logs[pod.metadata.name] = generator_log(
             1000, now - 8, now, latency_us=(2 + i) * 1000
         )
