@@ -108,13 +108,14 @@ def _row(out: Path) -> dict[str, Any]:
     return dict(row)
 
 
-def _energy(out: Path) -> dict[tuple[str, str], float]:
+def _energy(out: Path, name: str = "energy_joules") -> dict[tuple[str, str], float]:
+    """The run's Scaphandre figures called ``name``, keyed ("host", node) and ("pod", pod)."""
     with Store.open(out, create=False) as store:
         (experiment,) = store.experiments()
         (run,) = store.get_runs(experiment.id)
         figures = {}
         for m in store.metrics(run.run_id):
-            if m.name == "energy_joules" and m.method == "scaphandre":
+            if m.name == name and m.method == "scaphandre":
                 scope = m.labels.get("scope")
                 if scope == "host":
                     figures[("host", m.labels["host"])] = m.value
@@ -157,6 +158,13 @@ def test_uc2_on_kubernetes_meets_its_slo_with_energy_per_pod(
     assert app and app[0] > 0, pods
     assert generator and generator[0] > 0, pods
     assert sum(pods.values()) <= node_j * 1.02, (pods, node_j)
+    # Per input record too: the application pod's joules over the records MEASURE counted.
+    per_record = _energy(tmp_path / "greenflow-output", "energy_per_record_joules")
+    app_per_record = [
+        j for (scope, n), j in per_record.items() if n.startswith("theodolite-uc2-app-")
+    ]
+    records = row["input_records_per_s"] * row["measure.duration_s"]
+    assert app_per_record == [pytest.approx(app[0] / records, rel=0.02)], per_record
     api = _core_api(kube_node)
     left = api.list_pod_for_all_namespaces(label_selector="app.kubernetes.io/managed-by=greenflow")
     assert [p.metadata.name for p in left.items] == []
