@@ -5,6 +5,7 @@ in ``data/apps`` honour the same), the topics, and a run's result."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import SupportsFloat
 
 from greenflow.api import WorkloadResult
 from greenflow_theodolite.config import TheodoliteConfig
@@ -15,8 +16,10 @@ INPUT, OUTPUT = "input", "output"
 UC4_TOPICS = ("configuration", "aggregation-feedback")
 
 
-def _ms(seconds: object) -> str:
-    return str(round(float(seconds) * 1000))  # type: ignore[arg-type]
+def _ms(seconds: SupportsFloat) -> str:
+    """A duration (a plan ``Duration``, seconds) in whole milliseconds, as Theodolite's
+    variables take it."""
+    return str(round(float(seconds) * 1000))
 
 
 def topics(cfg: TheodoliteConfig) -> dict[str, int]:

@@ -155,6 +155,45 @@ def _resources(cpu: str | None, memory: str | None) -> dict[str, Any]:
     return {"requests": dict(limits), "limits": dict(limits)} if limits else {}
 
 
+def _deployment(
+    name: str, labels: dict[str, str], replicas: int, container: dict[str, Any], pod: dict[str, Any]
+) -> dict[str, Any]:
+    """A Deployment of ``replicas`` pods of ``container``, ``pod`` adding to their spec."""
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name, "labels": labels},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": labels},
+            "template": {
+                "metadata": {"labels": labels},
+                "spec": {"containers": [container], **pod},
+            },
+        },
+    }
+
+
+def _job(
+    name: str, labels: dict[str, str], container: dict[str, Any], pod: dict[str, Any], **spec: Any
+) -> dict[str, Any]:
+    """A Job of ``container`` run once (no retry, no restart), ``spec`` and ``pod`` adding
+    to its spec and its pods'."""
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": name, "labels": labels},
+        "spec": {
+            **spec,
+            "backoffLimit": 0,
+            "template": {
+                "metadata": {"labels": labels},
+                "spec": {"restartPolicy": "Never", "containers": [container], **pod},
+            },
+        },
+    }
+
+
 def registry_manifests(
     cfg: TheodoliteConfig, session: KubeSession, bootstrap: str
 ) -> list[dict[str, Any]]:
@@ -177,23 +216,8 @@ def registry_manifests(
             "periodSeconds": 2,
         },
     }
-    deployment = {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {"name": REGISTRY, "labels": labels},
-        "spec": {
-            "replicas": 1,
-            "selector": {"matchLabels": labels},
-            "template": {
-                "metadata": {"labels": labels},
-                "spec": {
-                    "containers": [container],
-                    "terminationGracePeriodSeconds": 5,
-                    **_placement(session, cfg.generator_role),
-                },
-            },
-        },
-    }
+    pod = {"terminationGracePeriodSeconds": 5, **_placement(session, cfg.generator_role)}
+    deployment = _deployment(REGISTRY, labels, 1, container, pod)
     service = {
         "apiVersion": "v1",
         "kind": "Service",
@@ -226,24 +250,12 @@ def topics_job(
         "volumeMounts": [{"name": "tools", "mountPath": TOOLS_MOUNT, "readOnly": True}],
         "resources": {"requests": {"memory": "256Mi"}, "limits": {"memory": "384Mi"}},
     }
-    return {
-        "apiVersion": "batch/v1",
-        "kind": "Job",
-        "metadata": {"name": name, "labels": labels},
-        "spec": {
-            "backoffLimit": 0,
-            "template": {
-                "metadata": {"labels": labels},
-                "spec": {
-                    "restartPolicy": "Never",
-                    "containers": [container],
-                    "volumes": [{"name": "tools", "configMap": {"name": TOOLS}}],
-                    "terminationGracePeriodSeconds": 5,
-                    **_placement(session, role),
-                },
-            },
-        },
+    pod = {
+        "volumes": [{"name": "tools", "configMap": {"name": TOOLS}}],
+        "terminationGracePeriodSeconds": 5,
+        **_placement(session, role),
     }
+    return _job(name, labels, container, pod)
 
 
 def app_name(cfg: TheodoliteConfig) -> str:
@@ -264,23 +276,8 @@ def app_deployment(
     container["env"] = _env(env)
     if resources := _resources(cfg.cpu, cfg.memory):
         container["resources"] = resources
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {"name": app_name(cfg), "labels": labels},
-        "spec": {
-            "replicas": cfg.instances,
-            "selector": {"matchLabels": labels},
-            "template": {
-                "metadata": {"labels": labels},
-                "spec": {
-                    "containers": [container],
-                    "terminationGracePeriodSeconds": 10,
-                    **_placement(session, cfg.app_role),
-                },
-            },
-        },
-    }
+    pod = {"terminationGracePeriodSeconds": 10, **_placement(session, cfg.app_role)}
+    return _deployment(app_name(cfg), labels, cfg.instances, container, pod)
 
 
 def generator_manifests(
@@ -313,27 +310,13 @@ def generator_manifests(
         "env": env,
         "ports": [{"containerPort": 5701, "name": "coordination"}],
     }
-    job = {
-        "apiVersion": "batch/v1",
-        "kind": "Job",
-        "metadata": {"name": name, "labels": labels},
-        "spec": {
-            "completionMode": "Indexed",
-            "completions": cfg.generator_count,
-            "parallelism": cfg.generator_count,
-            "backoffLimit": 0,
-            "template": {
-                "metadata": {"labels": labels},
-                "spec": {
-                    "restartPolicy": "Never",
-                    "subdomain": name,
-                    "containers": [container],
-                    "terminationGracePeriodSeconds": 5,
-                    **_placement(session, cfg.generator_role),
-                },
-            },
-        },
+    pod = {
+        "subdomain": name,
+        "terminationGracePeriodSeconds": 5,
+        **_placement(session, cfg.generator_role),
     }
+    n = cfg.generator_count
+    job = _job(name, labels, container, pod, completionMode="Indexed", completions=n, parallelism=n)
     service = {
         "apiVersion": "v1",
         "kind": "Service",
@@ -563,15 +546,21 @@ class KubeTheodoliteRun:
     def _watch(self, ctx: RunContext, seconds: float) -> None:
         """Wait ``seconds``, failing at once if a pod of the run or the target fails."""
         cfg = self.config
+        what = {
+            app_name(cfg): f"{cfg.use_case}'s application",
+            generator_name(cfg): "the load generators",
+            "topics": "the topics tool",
+            "schema-registry": "the schema registry",
+        }
+        selector = f"app.kubernetes.io/name={APP}"
         end = time.monotonic() + seconds
         while (left := end - time.monotonic()) > 0:
-            for component, what in (
-                (app_name(cfg), f"{cfg.use_case}'s application"),
-                (generator_name(cfg), "the load generators"),
-                ("topics", "the topics tool"),
-                ("schema-registry", "the schema registry"),
-            ):
-                self._fail_if_stuck(self._pods(component), what)
+            # One listing of the run's pods per check, each named by its part.
+            for pod in self.session.list_objects("Pod", selector=selector):
+                part = ((pod.get("metadata") or {}).get("labels") or {}).get(
+                    "app.kubernetes.io/component", ""
+                )
+                self._fail_if_stuck([pod], what.get(part, part))
             if (problem := self.target.health()) is not None:
                 raise WorkloadError(f"target {cfg.target!r} failed during the run: {problem}")
             ctx.sleep(min(CHECK_EVERY_S, left))
