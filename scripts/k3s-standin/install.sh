@@ -169,7 +169,7 @@ cat >"$KILLALL_SH" <<'KILLALL'
 # k3s-killall.sh of the k3s stand-in (scripts/k3s-standin/install.sh): stops the k3s
 # services of this host and everything they started (containerd, its shims and the pods),
 # then unmounts and removes what they left (mounts, pod network namespaces, the cni0
-# bridge, CNI iptables chains, the kubelet's cgroups).
+# bridge, CNI and kube-proxy iptables chains, pod routes, the kubelet's cgroups).
 [ "$(id -u)" -eq 0 ] || exec sudo -n "$0" "$@"
 export PATH=$PATH:/usr/sbin:/sbin
 self_net=$(readlink /proc/self/ns/net)
@@ -235,13 +235,21 @@ for f in /var/lib/cni/results/"$net"-*; do
     id=${f#/var/lib/cni/results/"$net"-}
     rm -f "$f" "/var/lib/cni/results/cni-loopback-${id%-*}-lo"
 done
-for tbl in nat filter; do
-    for ch in $(iptables -t $tbl -S 2>/dev/null | awk '/^-N CNI-/{print $2}'); do iptables -t $tbl -F "$ch"; done
-    iptables -t $tbl -S 2>/dev/null | grep -E -- '-j CNI-' | sed 's/^-A/-D/' | while read -r rule; do
-        eval iptables -t $tbl "$rule"
+# CNI's and kube-proxy's chains (CNI-*, KUBE-*), as k3s' killall drops them: emptied, the
+# jumps to them deleted, then the chains.
+for ipt in iptables ip6tables; do
+    command -v $ipt >/dev/null 2>&1 || continue
+    for tbl in nat filter mangle; do
+        chains=$($ipt -t $tbl -S 2>/dev/null | awk '/^-N (CNI|KUBE)-/{print $2}')
+        for ch in $chains; do $ipt -t $tbl -F "$ch"; done
+        $ipt -t $tbl -S 2>/dev/null | grep -E -- '-j (CNI|KUBE)-' | sed 's/^-A/-D/' | while read -r rule; do
+            eval $ipt -t $tbl "$rule"
+        done
+        for ch in $chains; do $ipt -t $tbl -X "$ch"; done
     done
-    for ch in $(iptables -t $tbl -S 2>/dev/null | awk '/^-N CNI-/{print $2}'); do iptables -t $tbl -X "$ch"; done
 done
+# The routes to the other nodes' pod CIDRs (flannel host-gw's, `proto 77` in the stand-in).
+ip route flush proto 77 2>/dev/null
 # The kubelet's cgroups (its cgroupRoot is /k3s-standin/<this host's name>).
 host=$(hostname)
 for root in /sys/fs/cgroup/*/k3s-standin/"$host" /sys/fs/cgroup/k3s-standin/"$host"; do

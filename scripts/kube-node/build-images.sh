@@ -2,6 +2,7 @@
 # The node's images, as OCI archives for `ctr images import` (there is no registry here):
 #  - registry.k8s.io/pause:3.10.2 — the sandbox image: pause.c from the k8s.io/kubernetes
 #    module (already in the Go module cache from scripts/kube-apiserver), gcc -static;
+#  - docker.io/library/busybox:<version> — Debian's static busybox (busybox-static) alone;
 #  - docker.io/apache/kafka:$KAFKA_VERSION — a stand-in for the official image: a Debian
 #    trixie minbase + openjdk-21-jre-headless rootfs (mmdebstrap, ~150 s, cached) plus
 #    Kafka's jars and shims (build-kafka-standin.sh; docs/kubernetes-testing.md).
@@ -47,6 +48,28 @@ if [ ! -f "$IMAGES/pause-oci.tar" ]; then
         --entrypoint '["/pause"]'
     mv "$IMAGES/pause-oci.tar.part" "$IMAGES/pause-oci.tar"
     log "pause built"
+fi
+
+# A shell and network tools for the k3s stand-in's network test (nslookup, nc, httpd):
+# Debian's statically linked busybox, whose version the name carries. (Its wget crashes: static
+# glibc without NSS; nslookup resolves names with its own DNS client, nc fetches.)
+if [ ! -f "$IMAGES/busybox-oci.tar" ]; then
+    if [ -x /bin/busybox ] && ! ldd /bin/busybox >/dev/null 2>&1; then
+        t=$(mktemp -d)
+        v=$(/bin/busybox | sed -n '1s/^BusyBox v\([0-9.]*\).*/\1/p')
+        mkdir -p "$t/root/bin" "$t/root/tmp"
+        cp /bin/busybox "$t/root/bin/busybox"
+        for tool in sh nslookup wget httpd nc awk cat echo sleep hostname mkdir; do ln -s busybox "$t/root/bin/$tool"; done
+        chmod 1777 "$t/root/tmp"
+        tar --owner=0 --group=0 --numeric-owner -C "$t/root" -cf "$t/rootfs.tar" .
+        python3 "$HERE/mkoci.py" "$t/rootfs.tar" "$IMAGES/busybox-oci.tar.part" "docker.io/library/busybox:$v" \
+            --cmd '["sh"]' --env PATH=/bin
+        mv "$IMAGES/busybox-oci.tar.part" "$IMAGES/busybox-oci.tar"
+        rm -rf "$t"
+        log "docker.io/library/busybox:$v built from this machine's static busybox"
+    else
+        log "no static /bin/busybox (Debian: busybox-static): no busybox image; the k3s stand-in's network test will fail"
+    fi
 fi
 
 # Must equal greenflow's default (PROMETHEUS_IMAGE in greenflow_kubernetes/services/base.py).

@@ -17,6 +17,7 @@ import secrets
 import shlex
 import subprocess
 import time
+import urllib.request
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -51,7 +52,10 @@ K3S_COMMANDS = {
 READY_TIMEOUT_S = 120.0
 #: The sandbox image scripts/kube-node/build-images.sh makes (the tests' only image), put in
 #: the agent's air-gap directory as an installer puts k3s' images archive.
-PAUSE_IMAGE = Path.home() / ".cache" / "greenflow" / "kube-node" / "images" / "pause-oci.tar"
+IMAGES = Path.home() / ".cache" / "greenflow" / "kube-node" / "images"
+PAUSE_IMAGE = IMAGES / "pause-oci.tar"
+#: Debian's static busybox as an image (build-images.sh): a shell, nslookup, wget, httpd.
+BUSYBOX_IMAGE = IMAGES / "busybox-oci.tar"
 AIRGAP_DIR = "/var/lib/rancher/k3s/agent/images"
 
 
@@ -109,6 +113,15 @@ def upload(conn: Connection, artefacts: Path) -> None:
     conn.put(str(artefacts / "install.sh"), SCRIPT)
     conn.put(str(artefacts / "k3s"), "/usr/local/bin/k3s")
     conn.run("chmod 755 /usr/local/bin/k3s", hide=True)
+
+
+def put_images(conn: Connection) -> None:
+    """The test images there are into the host's air-gap directory, imported at k3s' start."""
+    images = [i for i in (PAUSE_IMAGE, BUSYBOX_IMAGE) if i.is_file()]
+    if images:
+        conn.run(f"mkdir -p {AIRGAP_DIR}", hide=True)
+    for image in images:
+        conn.put(str(image), f"{AIRGAP_DIR}/{image.name}")
 
 
 def write_secret(conn: Connection, path: str, value: str) -> None:
@@ -189,6 +202,7 @@ def cluster(
         timings["upload (3 hosts)"] = time.monotonic() - t0
 
         server = hosts[0]
+        put_images(conns[0])
         t0 = time.monotonic()
         result = conns[0].run(
             install_command(
@@ -210,9 +224,7 @@ def cluster(
 
         token = conns[0].run(f"cat {TOKEN_PATH}", hide=True).stdout.strip()
         write_secret(conns[1], JOIN_TOKEN, token)
-        if PAUSE_IMAGE.is_file():
-            conns[1].run(f"mkdir -p {AIRGAP_DIR}", hide=True)
-            conns[1].put(str(PAUSE_IMAGE), f"{AIRGAP_DIR}/{PAUSE_IMAGE.name}")
+        put_images(conns[1])
         t0 = time.monotonic()
         # No command: `agent`, because K3S_URL is set; the flags as arguments (sh -s - ...).
         result = conns[1].run(
@@ -475,6 +487,104 @@ def test_a_pod_runs_on_the_agent(cluster: Cluster) -> None:
     assert status.pod_ip.rsplit(".", 1)[0] == cidr.rsplit(".", 1)[0]
 
 
+def _busybox_pod(name: str, node: str, command: str, **spec: Any) -> Any:
+    from kubernetes import client
+
+    return client.V1Pod(
+        metadata=client.V1ObjectMeta(name=name, labels={"app": name}),
+        spec=client.V1PodSpec(
+            node_selector={"kubernetes.io/hostname": node},
+            tolerations=[client.V1Toleration(key=WORKER_LABEL, operator="Exists")],
+            containers=[
+                client.V1Container(
+                    name="busybox",
+                    image="docker.io/library/busybox:1.35.0",
+                    image_pull_policy="Never",
+                    command=["sh", "-c", command],
+                )
+            ],
+            **spec,
+        ),
+    )
+
+
+def _wait_phase(core: Any, name: str, phases: set[str], timeout_s: float = 60) -> Any:
+    deadline = time.monotonic() + timeout_s
+    while (pod := core.read_namespaced_pod(name, "default")).status.phase not in phases:
+        assert time.monotonic() < deadline, pod.status
+        time.sleep(0.5)
+    return pod
+
+
+def test_pods_on_two_nodes_reach_each_other_by_service_name(cluster: Cluster) -> None:
+    """The network k3s packages, as the stand-in runs it: a web server pod on the agent, and
+    on the server a pod that finds its Service by name (CoreDNS through the kube-dns
+    Service, so kube-proxy), fetches a page through the Service's cluster IP and from the
+    pod's own IP (the route to the agent's pod CIDR); from this machine, the Service's
+    NodePort on the SERVER's address answers from the pod on the agent."""
+    if not BUSYBOX_IMAGE.is_file() or not PAUSE_IMAGE.is_file():
+        pytest.skip(
+            f"no {BUSYBOX_IMAGE} or {PAUSE_IMAGE}: bash scripts/kube-node/build-images.sh builds them"
+        )
+    from kubernetes import client
+
+    core = cluster.core()
+    server, agent = cluster.hosts[0], cluster.hosts[1]
+    core.create_namespaced_pod(
+        "default",
+        _busybox_pod(
+            "web",
+            agent.name,
+            'mkdir -p /tmp/www && echo "served by $(hostname)" > /tmp/www/index.html && '
+            "exec httpd -f -p 8080 -h /tmp/www",
+        ),
+    )
+    service = core.create_namespaced_service(
+        "default",
+        client.V1Service(
+            metadata=client.V1ObjectMeta(name="web"),
+            spec=client.V1ServiceSpec(
+                type="NodePort",
+                selector={"app": "web"},
+                ports=[client.V1ServicePort(port=80, target_port=8080)],
+            ),
+        ),
+    )
+    web_ip = _wait_phase(core, "web", {"Running"}).status.pod_ip
+    core.create_namespaced_pod(
+        "default",
+        _busybox_pod(
+            "client",
+            server.name,
+            # (This static busybox's wget crashes without NSS: nslookup resolves, nc fetches.)
+            "nslookup web.default.svc.cluster.local && "
+            "ip=$(nslookup web.default.svc.cluster.local | awk '/^Address: /{a=$2} END{print a}') && "
+            "get() { printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 5 $1 $2; } && "
+            f"get $ip 80 && get {web_ip} 8080",
+            restart_policy="Never",
+        ),
+    )
+    client_pod = _wait_phase(core, "client", {"Succeeded", "Failed"})
+    log = core.read_namespaced_pod_log("client", "default")
+    assert client_pod.status.phase == "Succeeded", log
+    assert client_pod.spec.node_name == server.name
+    assert f"Address: {service.spec.cluster_ip}" in log  # the name, from CoreDNS
+    assert log.count("served by web") == 2, log
+    node_port = service.spec.ports[0].node_port
+    # From this machine through the server's kube-proxy to the agent's pod; the rules may
+    # take a moment after the Service is created.
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            with urllib.request.urlopen(f"http://{server.address}:{node_port}/", timeout=5) as r:
+                assert r.read().decode().strip() == "served by web"
+                break
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(1)
+
+
 def test_uninstall_scripts_leave_no_files_or_processes(cluster: Cluster) -> None:
     """Agents first, then the server: nothing of k3s is left on any host — files, processes,
     mounts, the kubelets' cgroups. (Runs last: it removes the cluster.)"""
@@ -493,6 +603,13 @@ def test_uninstall_scripts_leave_no_files_or_processes(cluster: Cluster) -> None
             warn=True,
         ).stdout.split()
         assert [x for x in left if not x.endswith(":")] == [], host.name
+        # Nor kube-proxy's rules or the routes to the other nodes' pods.
+        network = conn.run(
+            "iptables-save | grep -E '^:(KUBE|CNI)-'; ip route show proto 77",
+            hide=True,
+            warn=True,
+        ).stdout.split()
+        assert network == [], host.name
         # (No pod either: its cgroups could not be removed while it ran.)
         assert list(Path("/sys/fs/cgroup").glob(f"*/k3s-standin/{host.name}")) == [], host.name
     cache = [f.name for f in Path("/var/lib/cni/results").glob("cbr0-gfh*")]
