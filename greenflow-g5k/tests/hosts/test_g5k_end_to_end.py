@@ -1,17 +1,22 @@
 """The ``g5k`` platform end to end: `greenflow run` reserves three nodes through the Grid'5000
 API emulator, gets root on them through ``sudo-g5k``, installs k3s with the plan's roles,
-runs, measures, and releases — k3s uninstalled, the job deleted; a failure after the
-reservation (k3s cannot install) still deletes the job and leaves nothing on the hosts.
+deploys a Kafka broker on the broker node, drives a load from the worker node, measures
+each node's wall energy, and releases — k3s uninstalled, the job deleted; a failure after
+the reservation (k3s cannot install) still deletes the job and leaves nothing on the hosts.
 
 Real: python-grid5000, the runner and the store, sshd per host, fabric, greenflow-k3s'
-installer, a control plane and kubelets (Kubernetes v1.37.2 built here).
+installer, a control plane, kubelets, kube-proxy and CoreDNS (Kubernetes v1.37.2 built
+here), containerd and runc running the broker and producer pods, Kafka's own jars.
 SIMULATED: Grid'5000's API (greenflow_g5k.testing.emulator), the nodes (SSH test hosts in
 network namespaces named as the job's nodes by an SSH config), ``sudo-g5k`` (a script that
-runs sudo), and k3s itself (scripts/k3s-standin).
+runs sudo), k3s itself (scripts/k3s-standin), the ``apache/kafka`` image (a stand-in built
+here: scripts/kube-node/build-kafka-standin.sh), uploaded as an air-gap image archive
+where a Grid'5000 node would pull it, and the wattmeters (the emulator's 100 W).
 """
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import threading
@@ -53,10 +58,9 @@ install_script = "{artefacts}/install.sh"
 k3s_binary = "{binary}"
 k3s_version = "{version}"
 ready_timeout = "60s"
+airgap_images = {images}
 
-[workload]
-type = "command"
-command = "{command}"
+{workload}
 
 [[collectors]]
 type = "kwollect"
@@ -112,6 +116,48 @@ def _left(hosts: SshHosts) -> dict[str, list[str]]:
     return {h.name: there for h in hosts if (there := [p for p in paths if h.private(p).exists()])}
 
 
+#: One broker on the broker node, one producer at 200 msg/s of 1 KiB from the worker node.
+KAFKA_WORKLOAD = """\
+[[services]]
+type = "kafka"
+brokers = 1
+cpu = "500m"
+memory = "1Gi"
+
+[workload]
+type = "kafka-ingest"
+load = 200
+message_size = 1024
+producers = 1
+warmup = "5s"
+duration = "15s"
+"""
+
+
+def _network_left(hosts: SshHosts) -> dict[str, str]:
+    """What k3s' network left in each host's namespace: kube-proxy's and CNI's iptables
+    chains, routes to other nodes' pod CIDRs (the stand-in's host-gw routes: proto 77)."""
+    left = {}
+    for h in hosts:
+        out = subprocess.run(
+            [
+                "ip",
+                "netns",
+                "exec",
+                h.name,
+                "sh",
+                "-c",
+                "iptables-save | grep -E '^:(KUBE|CNI)-'; ip route show proto 77",
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+        ).stdout.strip()
+        if out:
+            left[h.name] = out
+    return left
+
+
 def _setup(
     emu: G5kEmulator,
     hosts: SshHosts,
@@ -119,6 +165,8 @@ def _setup(
     tmp_path: Path,
     binary: Path | None = None,
     command: str = "true",
+    workload: str | None = None,
+    images: tuple[Path, ...] = (),
 ) -> None:
     _nodes_are(hosts, tmp_path)
     (tmp_path / "g5k.yaml").write_text(f"username: {USER}\npassword: {PASSWORD}\n")
@@ -130,7 +178,8 @@ def _setup(
             artefacts=artefacts,
             binary=binary or artefacts / "k3s",
             version=VERSION,
-            command=command,
+            workload=workload or f'[workload]\ntype = "command"\ncommand = "{command}"\n',
+            images="[" + ", ".join(f'"{i}"' for i in images) + "]",
             credentials=tmp_path / "g5k.yaml",
         )
     )
@@ -160,14 +209,37 @@ def _provenance(cwd: Path) -> dict[str, Any]:
         return dict(exp.provenance)
 
 
-@pytest.mark.timeout(600)
-def test_reserve_root_k3s_run_release(
-    emu: G5kEmulator, ssh_host_pool: HostPool, standin_artefacts: Path, tmp_path: Path
+@pytest.mark.timeout(900)
+def test_reserve_root_k3s_kafka_measure_release(
+    emu: G5kEmulator,
+    ssh_host_pool: HostPool,
+    standin_artefacts: Path,
+    kafka_images: tuple[Path, ...],
+    tmp_path: Path,
 ) -> None:
+    """The whole path: reserve → root → k3s (images uploaded as air-gap archives) → a Kafka
+    broker pod on the broker node, the producer Job on the worker node, reaching it by the
+    headless Service's DNS name across nodes → measure → release."""
     hosts = ssh_host_pool.get(3, fresh=True)
-    _setup(emu, hosts, standin_artefacts, tmp_path, command="sleep 3")
+    _setup(emu, hosts, standin_artefacts, tmp_path, workload=KAFKA_WORKLOAD, images=kafka_images)
     run = _greenflow(tmp_path, "run", "plan.toml")
-    assert run.returncode == 0, run.stderr[-4000:]
+    results = _greenflow(tmp_path, "results", "--json", "out")
+    rows = json.loads(results.stdout or "[]")
+    assert run.returncode == 0 and [r["status"] for r in rows] == ["finished"], (
+        f"{rows}\n{run.stderr[-4000:]}"
+    )
+    # The load reached the broker: the count between the two offset reads is the asked
+    # 200 msg/s, and the producer's own summary agrees.
+    (row,) = rows
+    assert row["messages_total"] / row["offsets_read_interval_s"] == pytest.approx(200, rel=0.05)
+    assert row["producer_reported_messages_per_s"] == pytest.approx(200, rel=0.05)
+    # J per message per node from its wattmeter: 100 W over MEASURE, over the messages.
+    for node in NODES:
+        column = f"energy_per_message_joules[host/{node}]"
+        assert row[f"{column}.method"] == "kwollect:wattmeter"
+        assert row[column] == pytest.approx(
+            100.0 * row["measure.duration_s"] / row["messages_total"], rel=0.03
+        )
     # Each node's energy from its (emulated) wattmeter at 100 W, over MEASURE only.
     measured = _host_energy(tmp_path)
     assert set(measured) == set(NODES)
@@ -186,8 +258,9 @@ def test_reserve_root_k3s_run_release(
     }
     assert facts["nodes"]["nova-1"]["cores"] == 16 and facts["nodes"]["nova-1"]["wattmeter"]
     assert all(VERSION in f["k3s_version"] for f in facts["hosts"].values())
-    # Released: k3s gone from every node, then the job deleted.
+    # Released: k3s gone from every node (its network too), then the job deleted.
     assert _left(hosts) == {}
+    assert _network_left(hosts) == {}
     assert [r.path for r in emu.requests if r.method == "DELETE"] == ["/sites/lyon/jobs/1"]
     # The API password is in no output, log or stored byte.
     stored = b"".join(p.read_bytes() for p in (tmp_path / "out").rglob("*") if p.is_file())

@@ -6,6 +6,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any, cast
 
 import attrs
@@ -70,6 +71,21 @@ def _local_path(_inst: Any, attribute: attrs.Attribute[Any], value: str | None) 
     """A path on this machine, on one line (None passes)."""
     if value is not None and (not isinstance(value, str) or not value.strip() or "\n" in value):
         _fail(attribute, "a path on this machine", value)
+
+
+def _image_archives(_inst: Any, attribute: attrs.Attribute[Any], value: tuple[str, ...]) -> None:
+    """Paths on this machine whose file names differ: each lands in k3s' images directory
+    under its own name."""
+    names: dict[str, str] = {}
+    for path in value:
+        _local_path(_inst, attribute, path)
+        name = Path(path).name
+        if name in names:
+            raise ValueError(
+                f"{attribute.name}: {names[name]!r} and {path!r} have the same file name, "
+                "and would overwrite each other on the nodes; rename one"
+            )
+        names[name] = path
 
 
 def _role(_inst: Any, attribute: attrs.Attribute[Any], value: str) -> None:
@@ -219,8 +235,9 @@ class K3sOptions:
     install_script: str = attrs.field(default=DEFAULT_INSTALL_SCRIPT, validator=_install_script)
     #: Air-gapped install: a k3s binary on this machine, uploaded (no download on the hosts).
     k3s_binary: str | None = attrs.field(default=None, validator=_local_path)
-    #: Air-gapped install: k3s' images archive on this machine, uploaded to every host.
-    airgap_images: str | None = attrs.field(default=None, validator=_local_path)
+    #: Air-gapped install: image archives on this machine (k3s' own images archive, and any
+    #: other the services need), uploaded to every host's k3s images directory.
+    airgap_images: tuple[str, ...] = attrs.field(default=(), validator=_image_archives)
     #: Packaged components k3s does not deploy.
     disable: tuple[str, ...] = attrs.field(default=("traefik", "servicelb"), validator=_components)
     #: More ``k3s server`` flags (control host), each ``"--flag=value"``.

@@ -254,8 +254,8 @@ class Installer:
             self.upload(host, self._local(script), SCRIPT_PATH, mode="0700")
         if self.config.k3s_binary is not None:
             self.upload(host, self._local(self.config.k3s_binary), f"{BIN_DIR}/k3s", mode="0755")
-        if self.config.airgap_images is not None:
-            images = self._local(self.config.airgap_images)
+        for archive in self.config.airgap_images:
+            images = self._local(archive)
             self.upload(host, images, f"{AIRGAP_IMAGES_DIR}/{images.name}", mode="0644")
 
     def upload(self, host: Host, local: Path, remote: str, *, mode: str) -> None:
@@ -390,10 +390,10 @@ class Installer:
         parts = ["true"]
         if self.config.k3s_binary is not None:
             parts.append(f"rm -f {BIN_DIR}/k3s")
-        if self.config.airgap_images is not None:
-            name = shlex.quote(Path(self.config.airgap_images).name)
+        if self.config.airgap_images:
+            names = " ".join(shlex.quote(Path(a).name) for a in self.config.airgap_images)
             parts += [
-                f"rm -f {AIRGAP_IMAGES_DIR}/{name}",
+                f"(cd {AIRGAP_IMAGES_DIR} 2>/dev/null && rm -f {names} || true)",
                 f"(rmdir -p {AIRGAP_IMAGES_DIR} 2>/dev/null || true)",
             ]
         return " && ".join(parts)

@@ -37,7 +37,7 @@ def test_defaults_pin_a_k3s_release_and_disable_traefik_and_servicelb() -> None:
     config = _config(**INVENTORY)
     assert config.k3s_version == DEFAULT_K3S_VERSION == "v1.33.4+k3s1"
     assert config.install_script == DEFAULT_INSTALL_SCRIPT == "https://get.k3s.io"
-    assert (config.k3s_binary, config.airgap_images) == (None, None)
+    assert (config.k3s_binary, config.airgap_images) == (None, ())
     assert config.disable == ("traefik", "servicelb")
     assert (config.node_ip, config.taints) == ({}, {})
     assert (config.server_args, config.agent_args) == ((), ())
@@ -61,7 +61,7 @@ def test_a_whole_platform_table_is_read() -> None:
         k3s_version="v1.32.7+k3s1",
         install_script="files/install.sh",
         k3s_binary="files/k3s",
-        airgap_images="files/k3s-airgap-images-amd64.tar.zst",
+        airgap_images=["files/k3s-airgap-images-amd64.tar.zst", "files/kafka.tar"],
         disable=["traefik"],
         node_ip={"c1": "192.168.0.1", "b1": "fd00::2"},
         server_args=["--kubelet-arg=max-pods=200", "--cluster-init"],
@@ -250,15 +250,28 @@ def test_an_install_script_that_is_neither_url_nor_path_is_refused(value: str) -
     )
 
 
-@pytest.mark.parametrize("key", ["k3s_binary", "airgap_images", "ssh_config"])
+@pytest.mark.parametrize("key", ["k3s_binary", "ssh_config"])
 def test_local_file_keys_refuse_what_is_no_path(key: str) -> None:
-    """k3s_binary, airgap_images and ssh_config are paths on this machine."""
+    """k3s_binary and ssh_config are paths on this machine."""
     assert _refused(**INVENTORY, **{key: ""}).startswith(
         f"plan.toml [platform] {key}: expected a path on this machine"
     )
     assert _refused(**INVENTORY, **{key: 3}).startswith(
         f"plan.toml [platform] {key}: expected a string, got 3"
     )
+
+
+def test_airgap_images_are_a_list_of_paths_with_distinct_names() -> None:
+    """Each archive lands in k3s' images directory under its own name: a bare string, an
+    empty path and two archives of one file name are refused, saying what to write."""
+    assert _refused(**INVENTORY, airgap_images="images.tar").startswith(
+        'plan.toml [platform] airgap_images: expected a list, e.g. ["images.tar"]'
+    )
+    assert _refused(**INVENTORY, airgap_images=[""]).startswith(
+        "plan.toml [platform] airgap_images: expected a path on this machine"
+    )
+    refused = _refused(**INVENTORY, airgap_images=["a/images.tar", "b/images.tar"])
+    assert "'a/images.tar' and 'b/images.tar' have the same file name" in refused
 
 
 def test_disable_accepts_k3s_components_and_an_empty_list() -> None:
