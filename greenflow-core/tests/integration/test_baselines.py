@@ -17,6 +17,7 @@ import pytest
 
 from greenflow.api import Sample
 from greenflow.store import BaselineRow, Store
+from greenflow.testing.cli import run_greenflow
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -51,17 +52,6 @@ interval_s = 0.25
 BURN = (
     "import sys, time\nend = time.time() + float(sys.argv[1])\nwhile time.time() < end:\n    pass\n"
 )
-
-
-def _greenflow(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "greenflow", *args],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=240,
-        check=False,
-    )
 
 
 def _plan(tmp_path: Path, **kw: object) -> Path:
@@ -128,7 +118,7 @@ def test_a_baseline_waits_out_a_cpu_burst_and_matches_quiet_idle(tmp_path: Path)
     # A loose power tolerance: what must hold the baseline back is the service's own CPU,
     # which no other load on the machine (a CI build next door) can fake.
     plan = _plan(tmp_path, reps=3, services=BUSY_SERVICE, extra="settle_tolerance = 0.5")
-    run = _greenflow(tmp_path, "run", str(plan))
+    run = run_greenflow(tmp_path, "run", str(plan))
     assert run.returncode == 0, run.stderr[-3000:]
     opening, samples = _opening(tmp_path / "out")
     assert opening.settled is True and opening.start >= started + 6.0 - 0.5
@@ -151,7 +141,7 @@ def test_without_settling_the_burst_is_in_the_baseline(tmp_path: Path) -> None:
     baseline (it gets at least 0.3 CPU-s/s even on a busy machine), which is stored as not
     waited for — what the settling above prevents."""
     plan = _plan(tmp_path, reps=3, settle="0s", services=BUSY_SERVICE)
-    run = _greenflow(tmp_path, "run", str(plan))
+    run = run_greenflow(tmp_path, "run", str(plan))
     assert run.returncode == 0, run.stderr[-3000:]
     opening, samples = _opening(tmp_path / "out")
     assert opening.settled is None
@@ -170,7 +160,7 @@ def test_the_warm_up_run_is_not_stored_as_measured(tmp_path: Path) -> None:
         extra="warmup_runs = 1",
         command=f"sh -c 'echo run >> {executions}'",
     )
-    run = _greenflow(tmp_path, "run", str(plan))
+    run = run_greenflow(tmp_path, "run", str(plan))
     assert run.returncode == 0, run.stderr[-3000:]
     assert executions.read_text().count("run") == 4
     with Store.open(tmp_path / "out", create=False) as store:
@@ -189,7 +179,7 @@ def test_two_repetitions_and_background_load_are_warned_about(tmp_path: Path) ->
     plan = _plan(tmp_path, reps=2, baseline="2s", settle="0s", command="sleep 3")
     hog = subprocess.Popen([sys.executable, "-c", BURN, "60"])
     try:
-        run = _greenflow(tmp_path, "run", str(plan))
+        run = run_greenflow(tmp_path, "run", str(plan))
     finally:
         hog.kill()
         hog.wait()

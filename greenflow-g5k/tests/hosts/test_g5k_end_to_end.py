@@ -26,6 +26,7 @@ from typing import Any
 
 import pytest
 
+from greenflow.testing.cli import run_greenflow
 from greenflow_g5k.testing import Cluster, G5kEmulator, JobScript, Site
 from greenflow_k3s.testing.hosts import SUDO_USER, HostPool, SshHosts
 
@@ -101,17 +102,6 @@ def _nodes_are(hosts: SshHosts, tmp_path: Path) -> None:
         sudo_g5k.write_text('#!/bin/sh\nexec sudo -n "$@"\n')
         sudo_g5k.chmod(0o755)
     (tmp_path / "ssh_config").write_text("\n".join(lines) + "\n")
-
-
-def _greenflow(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "greenflow", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
 
 
 def _left(hosts: SshHosts) -> dict[str, list[str]]:
@@ -225,8 +215,8 @@ def test_reserve_root_k3s_kafka_measure_release(
     headless Service's DNS name across nodes → measure → release."""
     hosts = ssh_host_pool.get(3, fresh=True)
     _setup(emu, hosts, standin_artefacts, tmp_path, workload=KAFKA_WORKLOAD, images=kafka_images)
-    run = _greenflow(tmp_path, "run", "plan.toml")
-    results = _greenflow(tmp_path, "results", "--json", "out")
+    run = run_greenflow(tmp_path, "run", "plan.toml")
+    results = run_greenflow(tmp_path, "results", "--json", "out")
     rows = json.loads(results.stdout or "[]")
     assert run.returncode == 0 and [r["status"] for r in rows] == ["finished"], (
         f"{rows}\n{run.stderr[-4000:]}"
@@ -282,7 +272,7 @@ def test_a_failed_install_deletes_the_job_and_leaves_nothing(
     broken.write_text("#!/bin/sh\necho 'k3s: cannot start' >&2\nexit 1\n")
     broken.chmod(0o755)
     _setup(emu, hosts, standin_artefacts, tmp_path, broken)
-    run = _greenflow(tmp_path, "run", "plan.toml")
+    run = run_greenflow(tmp_path, "run", "plan.toml")
     assert run.returncode != 0
     assert "Traceback" not in run.stderr and "Error: " in run.stderr, run.stderr[-3000:]
     assert [r.path for r in emu.requests if r.method == "DELETE"] == ["/sites/lyon/jobs/1"]

@@ -10,11 +10,11 @@ internet access (the script and the release come from GitHub). Skips without it.
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+
+from greenflow.testing.cli import run_greenflow
 
 PLAN = """\
 [experiment]
@@ -32,17 +32,6 @@ command = "true"
 """
 
 
-def _greenflow(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "greenflow", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=1800,
-        check=False,
-    )
-
-
 @pytest.mark.timeout(3600)
 def test_the_real_install_on_your_hosts_and_its_removal(tmp_path: Path) -> None:
     inventory = os.environ.get("GREENFLOW_K3S_LIVE_INVENTORY")
@@ -51,15 +40,15 @@ def test_the_real_install_on_your_hosts_and_its_removal(tmp_path: Path) -> None:
     (tmp_path / "plan.toml").write_text(
         PLAN.format(out=tmp_path / "out", inventory=Path(inventory).resolve())
     )
-    validate = _greenflow(tmp_path, "validate", "plan.toml")
+    validate = run_greenflow(tmp_path, "validate", "plan.toml")
     assert validate.returncode == 0, validate.stderr[-3000:]
     try:
-        up = _greenflow(tmp_path, "up", "plan.toml")
+        up = run_greenflow(tmp_path, "up", "plan.toml")
         assert up.returncode == 0, up.stderr[-4000:]
-        run = _greenflow(tmp_path, "run", "plan.toml")
+        run = run_greenflow(tmp_path, "run", "plan.toml")
         assert run.returncode == 0, run.stderr[-4000:]
         assert run.stderr.count("k3s.kept") >= 1  # the cluster up was reused
     finally:
-        down = _greenflow(tmp_path, "down", "plan.toml")
+        down = run_greenflow(tmp_path, "down", "plan.toml")
     assert down.returncode == 0, down.stderr[-4000:]
     assert "k3s.uninstalled" in down.stderr

@@ -12,12 +12,12 @@ contract; docs/k3s-testing.md says what only a real k3s proves).
 from __future__ import annotations
 
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from greenflow.testing.cli import run_greenflow
 from greenflow_k3s.testing.hosts import NOSUDO_USER, HostPool, SshHosts
 
 VERSION = "v1.33.4+k3s1"
@@ -65,17 +65,6 @@ command = "true"
 """
 
 
-def _greenflow(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "greenflow", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-
-
 def _k3s_left(hosts: SshHosts) -> dict[str, list[str]]:
     left: dict[str, list[str]] = {}
     for host in hosts:
@@ -113,7 +102,7 @@ def test_up_run_down_on_three_hosts(
     )
     outputs = []
     try:
-        up = _greenflow(tmp_path, "up", "plan.toml")
+        up = run_greenflow(tmp_path, "up", "plan.toml")
         outputs.append(up.stdout + up.stderr)
         assert up.returncode == 0, up.stderr[-4000:]
         token = hosts[0].private("/var/lib/rancher/k3s/server/token").read_text().strip()
@@ -129,7 +118,7 @@ def test_up_run_down_on_three_hosts(
         assert nodes["gfh2"]["labels"].get("node.kubernetes.io/worker") == "true"
         assert nodes["gfh1"]["taints"] == ["node.kubernetes.io/broker=true:NoSchedule"]
 
-        run = _greenflow(tmp_path, "run", "plan.toml")
+        run = run_greenflow(tmp_path, "run", "plan.toml")
         outputs.append(run.stdout + run.stderr)
         assert run.returncode == 0, run.stderr[-4000:]
         # The same install on every host: nothing reinstalled.
@@ -141,7 +130,7 @@ def test_up_run_down_on_three_hosts(
             assert VERSION in node["k3s_version"] and node["kernel"] and int(node["cores"]) > 0
             assert node["rapl_readable"] in ("yes", "no")
     finally:
-        down = _greenflow(tmp_path, "down", "plan.toml")
+        down = run_greenflow(tmp_path, "down", "plan.toml")
         outputs.append(down.stdout + down.stderr)
     assert down.returncode == 0, down.stderr[-4000:]
     assert _k3s_left(hosts) == {}
@@ -200,7 +189,7 @@ def test_a_failed_install_leaves_nothing_on_the_hosts(
             a2=hosts[2].address,
         ).replace(f'k3s_binary = "{artefacts}/k3s"', f'k3s_binary = "{broken}"')
     )
-    run = _greenflow(tmp_path, "run", "plan.toml")
+    run = run_greenflow(tmp_path, "run", "plan.toml")
     assert run.returncode != 0
     assert "Traceback" not in run.stderr and "Error: " in run.stderr, run.stderr[-3000:]
     assert _k3s_left(hosts) == {}
@@ -229,16 +218,16 @@ def test_behind_a_gateway_the_api_goes_through_ssh(
         ).replace('ready_timeout = "120s"', 'ready_timeout = "120s"\ngateway = "gfh3"')
     )
     try:
-        up = _greenflow(tmp_path, "up", "plan.toml")
+        up = run_greenflow(tmp_path, "up", "plan.toml")
         assert up.returncode == 0, up.stderr[-4000:]
         assert "k3s.api_tunnel" in up.stderr
         kubeconfig = next((tmp_path / "out").rglob("kubeconfig"))
         assert "server: https://127.0.0.1:" in kubeconfig.read_text()
-        run = _greenflow(tmp_path, "run", "plan.toml")
+        run = run_greenflow(tmp_path, "run", "plan.toml")
         assert run.returncode == 0, run.stderr[-4000:]
         assert "k3s.api_tunnel" in run.stderr
     finally:
-        down = _greenflow(tmp_path, "down", "plan.toml")
+        down = run_greenflow(tmp_path, "down", "plan.toml")
     assert down.returncode == 0, down.stderr[-4000:]
     assert _k3s_left(hosts) == {}
 
@@ -293,7 +282,7 @@ def test_a_bad_host_fails_the_run_in_one_line_and_leaves_nothing(
     old, new = _bad(case, hosts, tmp_path)
     assert old in text
     (tmp_path / "plan.toml").write_text(text.replace(old, new))
-    run = _greenflow(tmp_path, "run", "plan.toml")
+    run = run_greenflow(tmp_path, "run", "plan.toml")
     assert run.returncode != 0
     assert "Traceback" not in run.stderr
     errors = [line for line in run.stderr.splitlines() if line.startswith("Error: ")]
@@ -319,16 +308,16 @@ def test_validate_reaches_every_host_and_names_the_one_that_fails(
         a2=hosts[2].address,
     )
     (tmp_path / "plan.toml").write_text(text)
-    good = _greenflow(tmp_path, "validate", "plan.toml")
+    good = run_greenflow(tmp_path, "validate", "plan.toml")
     assert good.returncode == 0, good.stderr[-3000:]
     assert "plan.toml: ok — 1 runs" in good.stdout
     old, new = _bad("sudo refused", hosts, tmp_path)
     (tmp_path / "plan.toml").write_text(text.replace(old, new))
-    bad = _greenflow(tmp_path, "validate", "plan.toml")
+    bad = run_greenflow(tmp_path, "validate", "plan.toml")
     assert bad.returncode == 1 and "Traceback" not in bad.stderr
     assert "plan.toml [platform]: not ready:" in bad.stderr
     assert f"gfh2 ({NOSUDO_USER}@{hosts[2].address})" in bad.stderr
     assert "sudo" in bad.stderr and "gfh0" not in bad.stderr.split("not ready:")[1]
-    offline = _greenflow(tmp_path, "validate", "--offline", "plan.toml")
+    offline = run_greenflow(tmp_path, "validate", "--offline", "plan.toml")
     assert offline.returncode == 0, offline.stderr[-3000:]
     assert _k3s_left(hosts) == {}

@@ -9,7 +9,6 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,6 +16,7 @@ import attrs
 import pytest
 
 from greenflow.store import Store
+from greenflow.testing.cli import run_greenflow
 from greenflow_kafka.distribution import KafkaDistribution
 
 pytest.importorskip(
@@ -75,16 +75,9 @@ class Made:
     results: subprocess.CompletedProcess[str]
 
 
-def _greenflow(root: Path, *args: str, timeout: float = 200) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "greenflow", *args],
-        cwd=root,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-        env={**os.environ, "COLUMNS": "250"},
-    )
+def _greenflow(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """Wide enough that the results table is not folded."""
+    return run_greenflow(root, *args, env={**os.environ, "COLUMNS": "250"})
 
 
 @pytest.fixture(scope="module")

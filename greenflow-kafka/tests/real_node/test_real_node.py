@@ -22,8 +22,6 @@ the results with ``greenflow results --json``.
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import textwrap
 import threading
 import time
@@ -36,6 +34,7 @@ import pytest
 from greenflow.api import Probe
 from greenflow.builtin.protocols import Criterion
 from greenflow.store import Store
+from greenflow.testing.cli import run_greenflow
 from greenflow.testing.powercap import Powercap
 
 pytest.importorskip(
@@ -93,22 +92,11 @@ def _plan(
     )
 
 
-def _greenflow(cwd: Path, *args: str, timeout_s: float = 600) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "greenflow", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=timeout_s,
-        check=False,
-    )
-
-
 def _run(tmp_path: Path, plan: str) -> dict[str, Any]:
     """``greenflow run`` then ``greenflow results --json``; the one run's row."""
     (tmp_path / "plan.toml").write_text(plan)
-    run = _greenflow(tmp_path, "run", "plan.toml")
-    results = _greenflow(tmp_path, "results", "--json")
+    run = run_greenflow(tmp_path, "run", "plan.toml")
+    results = run_greenflow(tmp_path, "results", "--json")
     assert results.returncode == 0, results.stderr
     rows = json.loads(results.stdout)
     assert len(rows) == 1, (rows, run.stderr[-3000:])
@@ -200,9 +188,9 @@ def test_a_node_without_room_for_the_boundary_read_fails_saying_so(
     what to change (it used to wait until the producer ended and fail as "producer-0
     finished before MEASURE ended … raise `tail`", which was not the cause)."""
     (tmp_path / "plan.toml").write_text(_plan(kube_node, "rn-full", workload="consumers = 1\n"))
-    run = _greenflow(tmp_path, "run", "plan.toml")
+    run = run_greenflow(tmp_path, "run", "plan.toml")
     assert run.returncode != 0
-    results = json.loads(_greenflow(tmp_path, "results", "--json").stdout)
+    results = json.loads(run_greenflow(tmp_path, "results", "--json").stdout)
     assert [r["status"] for r in results] == ["failed"]
     assert "cannot be scheduled" in results[0]["error"]
     assert "Insufficient cpu" in results[0]["error"]
@@ -298,7 +286,7 @@ def test_prometheus_scrapes_broker_and_scaphandre_and_energy_is_measured(
     )
     namespace = "greenflow-rn-measure"
     with SimulatedPowercap(tmp_path / "powercap", power_w, range_uj=360_000_000) as powercap:
-        up = _greenflow(tmp_path, "up", "plan.toml")
+        up = run_greenflow(tmp_path, "up", "plan.toml")
         try:
             assert up.returncode == 0, up.stderr[-4000:]
             pods = _api(kube_node).list_namespaced_pod(
@@ -333,7 +321,7 @@ def test_prometheus_scrapes_broker_and_scaphandre_and_energy_is_measured(
 
             row = _run(tmp_path, (tmp_path / "plan.toml").read_text())
         finally:
-            down = _greenflow(tmp_path, "down", "plan.toml")
+            down = run_greenflow(tmp_path, "down", "plan.toml")
             assert down.returncode == 0, down.stderr[-4000:]
     assert powercap.wraps >= 2  # so the MEASURE window (15 s) holds at least one
     metrics, measure_s = _energy_over_measure(tmp_path, row["run_id"])

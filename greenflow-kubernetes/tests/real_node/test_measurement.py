@@ -13,8 +13,6 @@ at a constant 30 W (greenflow.testing.powercap.ConstantPower), the only energy f
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import textwrap
 import time
 import urllib.request
@@ -24,6 +22,7 @@ from typing import Any
 import pytest
 
 from greenflow.store import Store
+from greenflow.testing.cli import run_greenflow
 from greenflow.testing.powercap import ConstantPower
 
 # A run is a minute or two on 2 cores: image pulls are local, pods start in seconds.
@@ -31,17 +30,6 @@ pytestmark = pytest.mark.timeout(900)
 
 POWER_W = 30.0
 NODE_PORT = 30090
-
-
-def _greenflow(cwd: Path, *args: str, timeout_s: float = 600) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "greenflow", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=timeout_s,
-        check=False,
-    )
 
 
 def _core_api(kubeconfig: Path) -> Any:
@@ -124,7 +112,7 @@ def test_node_and_pod_energy_from_scaphandre_through_the_plans_prometheus(
     namespace = "greenflow-rn-kube-measure"
     (tmp_path / "plan.toml").write_text(_plan(kube_node, tmp_path / "powercap", address))
     with ConstantPower(tmp_path / "powercap", POWER_W, range_uj=360_000_000) as power:
-        up = _greenflow(tmp_path, "up", "plan.toml")
+        up = run_greenflow(tmp_path, "up", "plan.toml")
         try:
             assert up.returncode == 0, up.stderr[-4000:]
             base = f"http://{address}:{NODE_PORT}/api/v1"
@@ -143,10 +131,10 @@ def test_node_and_pod_energy_from_scaphandre_through_the_plans_prometheus(
             labels = targets[0]["labels"]
             assert labels["node"] == "kubenode" and labels["namespace"] == namespace
             assert labels["pod"].startswith("scaphandre-")
-            run = _greenflow(tmp_path, "run", "plan.toml")
+            run = run_greenflow(tmp_path, "run", "plan.toml")
             assert run.returncode == 0, run.stderr[-4000:]
         finally:
-            down = _greenflow(tmp_path, "down", "plan.toml")
+            down = run_greenflow(tmp_path, "down", "plan.toml")
             assert down.returncode == 0, down.stderr[-4000:]
     assert power.wraps >= 2  # 12 s per wrap: the 15 s MEASURE window holds at least one
     figures, measure_s, status = _energy_over_measure(tmp_path / "greenflow-output")

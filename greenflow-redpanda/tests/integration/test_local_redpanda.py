@@ -30,6 +30,7 @@ from greenflow.api import Host, Inventory
 from greenflow.builtin.local import LocalConfig, LocalPlatform
 from greenflow.errors import ServiceError
 from greenflow.testing import make_deploy_context
+from greenflow.testing.cli import run_greenflow
 from greenflow_kafka import AdminSession
 from greenflow_redpanda.service import RedpandaConfig, RedpandaService
 
@@ -223,20 +224,6 @@ min_achieved_ratio = 0.0
 """
 
 
-def _greenflow(
-    root: Path, *args: str, env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "greenflow", *args],
-        cwd=root,
-        capture_output=True,
-        text=True,
-        timeout=200,
-        check=False,
-        env=env,
-    )
-
-
 def _output(proc: subprocess.CompletedProcess[str]) -> str:
     return f"exit {proc.returncode}\n--- stdout\n{proc.stdout}\n--- stderr\n{proc.stderr}"
 
@@ -251,7 +238,7 @@ def test_greenflow_run_against_local_redpanda_stores_joules_per_message(
 
     plan = tmp_path / "plan.toml"
     plan.write_text(PLAN.format(output=tmp_path / "out", duration="3s"))
-    proc = _greenflow(tmp_path, "run", str(plan))
+    proc = run_greenflow(tmp_path, "run", str(plan))
     assert proc.returncode == 0, _output(proc)
     with Store.open(tmp_path / "out", create=False) as store:
         (exp,) = store.experiments()
@@ -281,7 +268,7 @@ def test_greenflow_run_without_a_redpanda_binary_says_what_to_install(tmp_path: 
     )
     plan = tmp_path / "plan.toml"
     plan.write_text(PLAN.format(output=tmp_path / "out", duration="3s"))
-    proc = _greenflow(tmp_path, "run", str(plan), env={**os.environ, "PATH": path})
+    proc = run_greenflow(tmp_path, "run", str(plan), env={**os.environ, "PATH": path})
     text = proc.stdout + proc.stderr
     assert proc.returncode != 0, _output(proc)
     assert "needs a `redpanda` binary on PATH" in text, _output(proc)
@@ -299,13 +286,13 @@ def test_validate_says_what_to_install_before_any_run(tmp_path: Path, fake_redpa
     )
     plan = tmp_path / "plan.toml"
     plan.write_text(PLAN.format(output=tmp_path / "out", duration="3s"))
-    refused = _greenflow(tmp_path, "validate", str(plan), env={**os.environ, "PATH": without})
+    refused = run_greenflow(tmp_path, "validate", str(plan), env={**os.environ, "PATH": without})
     text = refused.stdout + refused.stderr
     assert refused.returncode == 1, _output(refused)
     assert "plan.toml [services.0]: service 'redpanda'" in text, text
     assert "needs a `redpanda` binary on PATH" in text, text
     assert "linux.pkg.redpanda.com" in text and "Traceback" not in text
-    accepted = _greenflow(
+    accepted = run_greenflow(
         tmp_path,
         "validate",
         str(plan),
@@ -365,11 +352,11 @@ def test_up_run_down_reuses_the_brokers_and_stops_them(tmp_path: Path, fake_redp
     plan = tmp_path / "plan.toml"
     plan.write_text(PLAN.format(output=tmp_path / "out", duration="2s"))
     try:
-        up = _greenflow(tmp_path, "up", str(plan))
+        up = run_greenflow(tmp_path, "up", str(plan))
         assert up.returncode == 0, _output(up)
         brokers_up = sorted(p for p in processes_under(tmp_path / "out") if "redpanda-cfg" in p)
         assert len(brokers_up) == 1, brokers_up
-        run = _greenflow(tmp_path, "run", str(plan))
+        run = run_greenflow(tmp_path, "run", str(plan))
         assert run.returncode == 0, _output(run)
         with Store.open(tmp_path / "out", create=False) as store:
             (exp,) = store.experiments()
@@ -380,7 +367,7 @@ def test_up_run_down_reuses_the_brokers_and_stops_them(tmp_path: Path, fake_redp
             == brokers_up
         )
     finally:
-        down = _greenflow(tmp_path, "down", str(plan))
+        down = run_greenflow(tmp_path, "down", str(plan))
     assert down.returncode == 0, _output(down)
     assert not wait_gone(tmp_path)
 

@@ -11,14 +11,13 @@ local test on this VM) and the schema registry (GreenFlow's stand-in).
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from greenflow.store import Store
+from greenflow.testing.cli import run_greenflow
 
 PLAN = """\
 [experiment]
@@ -45,17 +44,6 @@ duration = "12s"
 lag_interval = "2s"
 downsample_interval = "2s"
 """
-
-
-def _greenflow(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "greenflow", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=900,
-        check=False,
-    )
 
 
 def _runs(out: Path) -> list[dict[str, Any]]:
@@ -91,7 +79,7 @@ def test_one_run_measures_records_lag_and_energy_per_record(
         name=f"theo-{uc}", out=tmp_path / "out", uc=uc, engine=engine, load=500, protocol=""
     )
     (tmp_path / "plan.toml").write_text(plan)
-    run = _greenflow(tmp_path, "run", "plan.toml")
+    run = run_greenflow(tmp_path, "run", "plan.toml")
     assert run.returncode == 0, run.stderr[-4000:]
     (row,) = _runs(tmp_path / "out")
     result, window = row["result"], row["window"]
@@ -129,7 +117,7 @@ def test_a_demand_search_over_instances(tmp_path: Path) -> None:
             protocol=protocol,
         )
     )
-    run = _greenflow(tmp_path, "run", "plan.toml")
+    run = run_greenflow(tmp_path, "run", "plan.toml")
     assert run.returncode == 0, run.stderr[-4000:]
     rows = _runs(tmp_path / "out")
     conclusions = rows[0]["provenance"]["protocol"]["conclusions"]

@@ -13,8 +13,6 @@ and Scaphandre images stand-ins built from their releases' sources
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
 from typing import Any
@@ -22,6 +20,7 @@ from typing import Any
 import pytest
 
 from greenflow.store import Store
+from greenflow.testing.cli import run_greenflow
 from greenflow.testing.powercap import ConstantPower
 
 pytest.importorskip(
@@ -32,17 +31,6 @@ pytestmark = pytest.mark.timeout(1200)
 NODE_PORT = 30092
 POWER_W = 30.0
 LOAD = 200
-
-
-def _greenflow(cwd: Path, *args: str, timeout_s: float = 900) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "greenflow", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=timeout_s,
-        check=False,
-    )
 
 
 def _core_api(kubeconfig: Path) -> Any:
@@ -102,7 +90,7 @@ def _plan(kubeconfig: Path, powercap: Path, address: str) -> str:
 
 
 def _row(out: Path) -> dict[str, Any]:
-    result = _greenflow(out.parent, "results", "--json")
+    result = run_greenflow(out.parent, "results", "--json")
     assert result.returncode == 0, result.stderr
     (row,) = json.loads(result.stdout)
     return dict(row)
@@ -135,7 +123,7 @@ def test_uc2_on_kubernetes_meets_its_slo_with_energy_per_pod(
     address = next(a.address for a in node.status.addresses if a.type == "InternalIP")
     (tmp_path / "plan.toml").write_text(_plan(kube_node, tmp_path / "powercap", address))
     with ConstantPower(tmp_path / "powercap", POWER_W, range_uj=360_000_000):
-        run = _greenflow(tmp_path, "run", "plan.toml")
+        run = run_greenflow(tmp_path, "run", "plan.toml")
     row = _row(tmp_path / "greenflow-output")
     assert run.returncode == 0 and row["status"] == "finished", (
         row.get("error"),
