@@ -76,7 +76,11 @@ def test_on_schedule_every_due_message_is_sent_and_counted(
     assert sum(i.latency.n for i in out.intervals) == out.end.acked + out.end.missed
     steady = out.intervals[-4:]
     w = window([out], steady[0].t - 0.3, steady[-1].t)
-    assert w.intervals == 4 and w.missed == 0 and w.sent == pytest.approx(4000, rel=0.02)
+    # At the asked rate over the intervals' own span: the last report comes when the run
+    # ends, which may be any time after the one before (seen in CI: 4 reports over 1.50 s,
+    # 2997 sent), so the span, not 4 x the report interval, is what the sends are due over.
+    assert w.intervals == 4 and w.missed == 0 and w.seconds >= 1.0
+    assert w.sent == pytest.approx(2000 * w.seconds, rel=0.02)
     assert w.latency.latency_ms()["p99"] > 0
     assert w.schedule_lag_trend is not None and abs(w.schedule_lag_trend) < 0.01
 
