@@ -328,8 +328,10 @@ def test_prometheus_scrapes_broker_and_scaphandre_and_energy_is_measured(
     node_j = metrics[("host", "kubenode")]
     # A constant 30 W over the window, across a wrap, read at scrape timestamps on both
     # ends: the counter's increase is exact, its placement in time within the feeder's
-    # 50 ms step and the scrape's latency. Measured: 441.50 J for 441.83 J (-0.075 %).
-    assert node_j == pytest.approx(power_w * measure_s, rel=0.01), (node_j, measure_s)
+    # 50 ms step and the delay between a scrape's start and Scaphandre's read (throttled
+    # at 100m of CPU). Measured: 441.50 J for 441.83 J (-0.075 %); the same pipeline in
+    # greenflow-kubernetes' real-node test once measured +1.1 %, hence 2 %.
+    assert node_j == pytest.approx(power_w * measure_s, rel=0.02), (node_j, measure_s)
     pods_j = {name: joules for (scope, name), joules in metrics.items() if scope == "pod"}
     # Scaphandre attributes the node's power by CPU share (--containers names the pod of
     # each process): the loaded broker has some, and all pods together never more than

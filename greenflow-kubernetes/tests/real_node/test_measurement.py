@@ -105,7 +105,7 @@ def test_node_and_pod_energy_from_scaphandre_through_the_plans_prometheus(
     """`greenflow up` deploys Prometheus and the Scaphandre DaemonSet; Prometheus discovers
     and scrapes Scaphandre (not itself), labelling its series with node, namespace, pod and
     service; a `greenflow run` reusing them measures the node's energy over MEASURE through
-    a counter wrap within 1 % of power × time, and each pod's share, which together never
+    a counter wrap within 2 % of power × time, and each pod's share, which together never
     exceed the node's; `greenflow down` leaves nothing on the cluster."""
     node = _core_api(kube_node).read_node("kubenode")
     address = next(a.address for a in node.status.addresses if a.type == "InternalIP")
@@ -144,7 +144,12 @@ def test_node_and_pod_energy_from_scaphandre_through_the_plans_prometheus(
     print(
         f"node {node_j:.2f} J over {measure_s:.3f} s ({POWER_W * measure_s:.2f} J at 30 W); {pods_j}"
     )
-    assert node_j == pytest.approx(POWER_W * measure_s, rel=0.01), (node_j, measure_s)
+    # Within 2 % (0.3 s of power over 15 s): the counter's increase is exact, but each end
+    # is stamped at the scrape's start while Scaphandre (100m of CPU, throttled on this busy
+    # 2-core VM) reads the counter some time later, and the two ends' delays differ; plus
+    # the feeder's 50 ms step. Measured -0.1 to +1.1 % in CI. A lost or doubled wrap (360 J)
+    # or a missed scrape interval (90 J, 20 %) stays far outside.
+    assert node_j == pytest.approx(POWER_W * measure_s, rel=0.02), (node_j, measure_s)
     # Scaphandre attributes the node's power by CPU share (--containers names each
     # process's pod): both services' pods burn some CPU, and together never more than the node.
     assert any(p.startswith("scaphandre-") for p in pods_j), pods_j
