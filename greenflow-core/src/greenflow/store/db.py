@@ -406,9 +406,16 @@ class Store:
                 finally:
                     self._depth -= 1
                 return
-            self._execute("BEGIN IMMEDIATE", what)
-            self._depth = 1
+            if self._conn.in_transaction:
+                # An exception raised between bytecodes (a signal's KeyboardInterrupt, a
+                # step's deadline) struck an earlier method before its rollback could run,
+                # e.g. just after its BEGIN: its work failed, so drop it. Beginning on top
+                # would fail, and so would every write of the teardown after it.
+                with suppress(sqlite3.Error):
+                    self._conn.execute("ROLLBACK")
             try:
+                self._depth = 1
+                self._execute("BEGIN IMMEDIATE", what)
                 yield self._conn
             except BaseException:
                 # Nothing may be left to roll back, or the connection may be gone.

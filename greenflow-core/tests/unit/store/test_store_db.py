@@ -541,6 +541,44 @@ def test_nested_write_survives_interrupted_transaction(store: Store, exp: int) -
     assert not store._conn.in_transaction
 
 
+class _InterruptAfterBegin:
+    """The store's connection, but KeyboardInterrupt arrives just after a BEGIN returns.
+
+    Simulated: the moment a SIGTERM lands. The handler raises between any two bytecodes,
+    and CI once caught it between a method's BEGIN and the code that rolls back.
+    """
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._conn, name)
+
+    def execute(self, sql: str, *args: object) -> sqlite3.Cursor:
+        cursor = self._conn.execute(sql, *args)
+        if sql.startswith("BEGIN"):
+            raise KeyboardInterrupt
+        return cursor
+
+
+def test_interrupt_just_after_begin_leaves_the_store_writable(store: Store, exp: int) -> None:
+    """A signal landing right after a write began does not fail the teardown's writes."""
+    store.add_run(exp, "r1", {}, 0, 0)
+    conn = store._conn
+    store._conn = _InterruptAfterBegin(conn)  # type: ignore[assignment]
+    with pytest.raises(KeyboardInterrupt):
+        store.set_run_status("r1", RunStatus.RUNNING)
+    store._conn = conn
+    # What the teardown then writes lands, and the interrupted write is not half-kept.
+    store.set_run_status("r1", RunStatus.ABORTED, "interrupted")
+    store.record_state(exp, "platform", "g5k", "g5k", {}, {"job": 1})
+    run = store.get_run("r1")
+    assert run is not None
+    assert (run.status, run.attempts) == (RunStatus.ABORTED, 0)
+    assert store.live_state(exp)[0]["state"] == {"job": 1}
+    assert not conn.in_transaction
+
+
 def test_failed_method_rolls_back(store: Store, exp: int) -> None:
     """A method that fails half-way leaves nothing of its work behind."""
     store.add_run(exp, "r1", {}, 0, 0)
