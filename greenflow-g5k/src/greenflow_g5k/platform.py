@@ -63,6 +63,8 @@ class G5kPlatform(Platform):
         self._client: Any = None
         self._job: Any = None
         self._submitted = False
+        #: The job name of a submission whose answer has not come yet.
+        self._submitting: str | None = None
         self._roles: dict[str, list[str]] = {}
         self._facts: dict[str, Any] = {}
         self._state: dict[str, Any] = {}
@@ -100,10 +102,22 @@ class G5kPlatform(Platform):
             log.info("g5k.job_reused", job=self._job.uid, state=self._job.state, name=name)
         else:
             body = oar.job_request(cfg, name, exotic)
-            self._job = oar.submit(site, cfg, body)
+            # Recorded before the POST: a submission cut off after OAR took the job but
+            # before its answer came (Ctrl-C, a dropped connection) leaves a job with no
+            # id here; release and `greenflow down` then find it by its name, which no job
+            # of this user had a moment ago.
+            self._submitting = name
+            self._save(submitting=name)
+            try:
+                self._job = oar.submit(site, cfg, body)
+            except JobError:
+                self._submitting = None  # OAR refused it: there is no job
+                raise
+            self._submitting = None
             self._submitted = True
             log.info("g5k.job_submitted", job=self._job.uid, name=name, resources=body["resources"])
         # Before any wait: a crash from here on leaves a job that `greenflow down` deletes.
+        self._state.pop("submitting", None)
         self._save(job_id=int(self._job.uid), submitted=self._submitted, name=name)
         oar.wait_running(
             self._job,
@@ -419,9 +433,14 @@ class G5kPlatform(Platform):
                 _best_effort(k3s.release, keep=self.config.keep)
         finally:
             job, self._job = self._job, None
-            if job is not None and not self.config.keep:
+            submitting, self._submitting = self._submitting, None
+            # (Kept, a job whose submission was cut off is reused by its name next run.)
+            if (job is not None or submitting) and not self.config.keep:
                 site = self._client.sites[self.config.site] if self._client else None
-                _delete(site, int(job.uid))
+                if job is not None:
+                    _delete(site, int(job.uid))
+                else:
+                    _delete_cut_off(site, str(submitting), self._api_user())
 
     @classmethod
     def release_recorded(cls, config: Any, state: Mapping[str, Any]) -> None:
@@ -436,13 +455,18 @@ class G5kPlatform(Platform):
                 k3s_config = platform._k3s_config()
                 _best_effort(lambda: K3sPlatform.release_recorded(k3s_config, state["k3s"]))
         finally:
-            if state.get("job_id") is not None:
+            if state.get("job_id") is not None or state.get("submitting"):
                 plan_dir = Path(state.get("plan_dir") or Path.cwd())
                 path = Path(str(state.get("credentials_file") or cfg.credentials_file))
                 path = path.expanduser()
                 credentials = oar.load_credentials(path if path.is_absolute() else plan_dir / path)
                 client = oar.connect(str(state.get("api_url") or cfg.api_url), credentials)
-                _delete(client.sites[str(state.get("site") or cfg.site)], int(state["job_id"]))
+                site = client.sites[str(state.get("site") or cfg.site)]
+                if state.get("job_id") is not None:
+                    _delete(site, int(state["job_id"]))
+                else:
+                    user = credentials.username or cfg.user or _login()
+                    _delete_cut_off(site, str(state["submitting"]), user)
 
     # -- facts ---------------------------------------------------------------------------
 
@@ -504,6 +528,27 @@ def _delete(site: Any, job_id: int) -> None:
         log.info("g5k.job_deleted", job=job_id)
     else:
         log.info("g5k.job_already_over", job=job_id)
+
+
+def _delete_cut_off(site: Any, name: str, user: str | None) -> None:
+    """Delete the job of a submission whose answer never came, found by its name (the
+    submission was made because this user had no job of that name)."""
+    if site is None:
+        return
+    try:
+        found = oar.find_jobs(site, name, user)
+    except Exception as exc:  # the API is unreachable: say what may be left
+        log.warning(
+            "g5k.submission_unknown",
+            name=name,
+            error=type(exc).__name__,
+            hint="a job of this name may hold nodes: look with oarstat -u, end it with oardel",
+        )
+        return
+    if not found:
+        log.info("g5k.submission_not_taken", name=name)
+    for job in found:
+        _delete(site, int(job.uid))
 
 
 def _login() -> str | None:

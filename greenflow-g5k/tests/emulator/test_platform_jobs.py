@@ -11,6 +11,7 @@ held, which is what the release must then undo; tests/hosts runs the path throug
 
 from __future__ import annotations
 
+import signal
 import threading
 import time
 from collections.abc import Iterator
@@ -120,9 +121,12 @@ def test_a_job_is_submitted_recorded_before_the_wait_and_deleted_when_a_later_st
         == "{cluster='nova'}/nodes=1+{cluster='nova'}/nodes=2,walltime=2:00:00"
     )
     assert post.body["types"] == [] and post.body["project"] == "energy"
-    job_id = states[0]["job_id"]
-    # Recorded with the job id before the first poll, nodes only once it ran.
-    assert "nodes" not in states[0] and states[-1]["roles"]["broker"]
+    # Recorded by name before the POST, with the job id (and no longer by name) before the
+    # first poll, nodes only once it ran.
+    assert states[0]["submitting"] == "greenflow-g5k-test" and "job_id" not in states[0]
+    job_id = states[1]["job_id"]
+    assert "submitting" not in states[1] and "nodes" not in states[1]
+    assert states[-1]["roles"]["broker"]
     assert [r.path for r in _calls(emu, "DELETE")] == [f"/sites/lyon/jobs/{job_id}"]
     assert emu.peek_job(job_id)["state"] in ("error", "finishing")
 
@@ -186,6 +190,46 @@ def test_ctrl_c_while_queued_deletes_the_job(emu: G5kEmulator, tmp_path: Path) -
     message = _acquire_fails(_platform(emu, tmp_path), _ctx(tmp_path, [], cancel))
     assert "interrupted while job" in message and "waiting" in message
     assert len(_calls(emu, "DELETE")) == 1
+
+
+@pytest.mark.parametrize("after", ["release", "down"])
+def test_ctrl_c_before_oars_answer_to_the_submission_deletes_the_job(
+    emu: G5kEmulator, tmp_path: Path, after: str
+) -> None:
+    """SIGINT while the answer to the POST is on its way: OAR took the job, the platform
+    never heard its id. The release — or, after a crash, `greenflow down` from the recorded
+    state — finds it by its name and deletes it. (The held answer is the emulator's.)"""
+    emu.hold_next_answer("POST", r"/jobs$", 5.0)
+    states: list[dict[str, Any]] = []
+    platform = _platform(emu, tmp_path)
+    main = threading.main_thread().ident or 0
+
+    def interrupt_once_posted() -> None:
+        deadline = time.monotonic() + 10
+        while not _calls(emu, "POST", "/jobs") and time.monotonic() < deadline:
+            time.sleep(0.02)
+        time.sleep(0.2)  # the client is waiting for the held answer
+        signal.pthread_kill(main, signal.SIGINT)
+
+    threading.Thread(target=interrupt_once_posted, daemon=True).start()
+    with pytest.raises(KeyboardInterrupt):
+        platform.acquire(_ctx(tmp_path, states))
+    assert states[-1]["submitting"] == "greenflow-g5k-test" and "job_id" not in states[-1]
+    assert not _calls(emu, "DELETE")
+    if after == "release":
+        platform.release()
+    else:  # the process "died": only what it recorded is left
+        G5kPlatform.release_recorded(platform.config, states[-1])
+    assert len(_calls(emu, "POST", "/jobs")) == 1
+    assert [r.path for r in _calls(emu, "DELETE")] == ["/sites/lyon/jobs/1"]
+    assert emu.peek_job(1)["state"] in ("error", "finishing")
+
+
+def test_a_refused_submission_looks_for_no_job_to_delete(emu: G5kEmulator, tmp_path: Path) -> None:
+    """OAR refused the job: there is none, the release asks nothing more of the API."""
+    emu.script_next_job(JobScript(could_run_at=int(time.time()) + 7200))
+    assert "could run at" in _acquire_fails(_platform(emu, tmp_path), _ctx(tmp_path, []))
+    assert [r.method for r in emu.requests][-1] == "POST"
 
 
 def test_the_wait_has_a_deadline_that_names_oars_start(emu: G5kEmulator, tmp_path: Path) -> None:

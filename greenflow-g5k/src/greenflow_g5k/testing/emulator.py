@@ -95,6 +95,7 @@ import itertools
 import json
 import math
 import re
+import sys
 import threading
 import time
 import uuid
@@ -662,6 +663,13 @@ class _InjectedFailure:
 
 
 @attrs.frozen
+class _HeldAnswer:
+    method: str
+    path: re.Pattern[str]
+    seconds: float
+
+
+@attrs.frozen
 class _Request:
     """A routed request: path parameters, query, JSON body, authenticated user, clock."""
 
@@ -721,6 +729,7 @@ class G5kEmulator:
         self._deployment_ids = itertools.count(1)
         self._scripts: list[JobScript] = []
         self._failures: list[_InjectedFailure] = []
+        self._holds: list[_HeldAnswer] = []
         self._deploy_ko: dict[str, int] = {}
         self._failing_deployments: list[str] = []
         self._gaps: list[_Gap] = []
@@ -798,6 +807,14 @@ class G5kEmulator:
         with self._lock:
             self._failures.extend([failure] * times)
 
+    def hold_next_answer(self, method: str, path_regex: str, seconds: float) -> None:
+        """Carry out the next ``method`` request whose path matches ``path_regex`` at once,
+        then hold its answer for ``seconds``: a slow network, or a client cut off (Ctrl-C, a
+        dropped connection) after the API acted and before it heard so."""
+        hold = _HeldAnswer(method.upper(), re.compile(path_regex), seconds)
+        with self._lock:
+            self._holds.append(hold)
+
     def deploy_ko(self, failures: Mapping[str, int]) -> None:
         """Make nodes (FQDN) come out KO from their next ``n`` deployments."""
         with self._lock:
@@ -831,14 +848,25 @@ class G5kEmulator:
 
     def handle(self, method: str, target: str, authorization: str | None, raw: bytes) -> _Response:
         with self._lock:
+            hold = self._take_hold(method, target)
             try:
-                return self._handle(method, target, authorization, raw)
+                response = self._handle(method, target, authorization, raw)
             except _ApiError as error:
-                return _error_response(error.status, error.message)
+                response = _error_response(error.status, error.message)
             except Exception as error:  # a bug here or in a test's power callable: say so
-                return _error_response(
+                response = _error_response(
                     HTTPStatus.INTERNAL_SERVER_ERROR, f"Emulator error: {error!r}"
                 )
+        time.sleep(hold)  # outside the lock: other requests are answered meanwhile
+        return response
+
+    def _take_hold(self, method: str, target: str) -> float:
+        path = urlsplit(target).path.removeprefix(f"/{API_VERSION}")
+        for hold in self._holds:
+            if hold.method == method and hold.path.search(path):
+                self._holds.remove(hold)
+                return hold.seconds
+        return 0.0
 
     def _handle(self, method: str, target: str, authorization: str | None, raw: bytes) -> _Response:
         split = urlsplit(target)
@@ -1495,6 +1523,11 @@ def _node_order(node: str) -> tuple[str, int]:
 
 class _Server(ThreadingHTTPServer):
     emulator: G5kEmulator
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client that hung up before its (held) answer is what the test made happen.
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
 
 
 class _RequestHandler(BaseHTTPRequestHandler):
