@@ -17,9 +17,11 @@ where a Grid'5000 node would pull it, and the wattmeters (the emulator's 100 W).
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -29,6 +31,7 @@ import pytest
 from greenflow.testing.cli import run_greenflow
 from greenflow_g5k.testing import Cluster, G5kEmulator, JobScript, Site
 from greenflow_k3s.testing.hosts import SUDO_USER, HostPool, SshHosts
+from greenflow_k3s.testing.standin import network_left
 
 USER, PASSWORD = "alice", "s3cret-Pa55"
 VERSION = "v1.33.4+k3s1"
@@ -125,30 +128,6 @@ producers = 1
 warmup = "5s"
 duration = "15s"
 """
-
-
-def _network_left(hosts: SshHosts) -> dict[str, str]:
-    """What k3s' network left in each host's namespace: kube-proxy's and CNI's iptables
-    chains, routes to other nodes' pod CIDRs (the stand-in's host-gw routes: proto 77)."""
-    left = {}
-    for h in hosts:
-        out = subprocess.run(
-            [
-                "ip",
-                "netns",
-                "exec",
-                h.name,
-                "sh",
-                "-c",
-                "iptables-save | grep -E '^:(KUBE|CNI)-'; ip route show proto 77",
-            ],
-            capture_output=True,
-            text=True,
-            check=False,
-        ).stdout.strip()
-        if out:
-            left[h.name] = out
-    return left
 
 
 def _setup(
@@ -253,7 +232,7 @@ def test_reserve_root_k3s_kafka_measure_release(
     assert all(VERSION in f["k3s_version"] for f in facts["hosts"].values())
     # Released: k3s gone from every node (its network too), then the job deleted.
     assert _left(hosts) == {}
-    assert _network_left(hosts) == {}
+    assert {h.name: left for h in hosts if (left := network_left(h))} == {}
     assert [r.path for r in emu.requests if r.method == "DELETE"] == ["/sites/lyon/jobs/1"]
     # The API password is in no output, log or stored byte.
     stored = b"".join(p.read_bytes() for p in (tmp_path / "out").rglob("*") if p.is_file())
@@ -285,8 +264,6 @@ def test_ctrl_c_in_the_queue_deletes_the_job(
 ) -> None:
     """SIGINT while OAR keeps the job waiting: `greenflow run` exits 130 and the job is
     deleted; no node was touched."""
-    import signal
-    import time
 
     hosts = ssh_host_pool.get(3, fresh=True)
     _setup(emu, hosts, standin_artefacts, tmp_path)
@@ -327,7 +304,6 @@ def test_sigterm_during_a_run_deletes_the_job_and_leaves_nothing(
 ) -> None:
     """SIGTERM while a run measures (a batch system ending the session): the run is
     aborted, k3s removed, the job deleted, `greenflow run` exits 130."""
-    import signal
 
     hosts = ssh_host_pool.get(3, fresh=True)
     _setup(emu, hosts, standin_artefacts, tmp_path, command="sleep 60")

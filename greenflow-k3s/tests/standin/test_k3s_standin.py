@@ -27,6 +27,7 @@ import pytest
 from fabric import Config, Connection
 
 from greenflow_k3s.testing.hosts import HostPool, SshHost, SshHosts
+from greenflow_k3s.testing.standin import network_left
 
 VERSION = "v1.33.4+k3s1"
 TOKEN_PATH = "/var/lib/rancher/k3s/server/node-token"
@@ -604,12 +605,7 @@ def test_uninstall_scripts_leave_no_files_or_processes(cluster: Cluster) -> None
         ).stdout.split()
         assert [x for x in left if not x.endswith(":")] == [], host.name
         # Nor kube-proxy's rules or the routes to the other nodes' pods.
-        network = conn.run(
-            "iptables-save | grep -E '^:(KUBE|CNI)-'; ip route show proto 77",
-            hide=True,
-            warn=True,
-        ).stdout.split()
-        assert network == [], host.name
+        assert network_left(host) == [], host.name
         # (No pod either: its cgroups could not be removed while it ran.)
         assert list(Path("/sys/fs/cgroup").glob(f"*/k3s-standin/{host.name}")) == [], host.name
     cache = [f.name for f in Path("/var/lib/cni/results").glob("cbr0-gfh*")]

@@ -4,7 +4,7 @@
 - :mod:`.hosts`: SSH test hosts, real sshds in network namespaces from a checkout's
   ``scripts/ssh-hosts`` (:func:`ssh_hosts`, the session fixture :func:`ssh_host_pool`).
 - :mod:`.standin`: the k3s stand-in's artefacts (the session fixture
-  :func:`standin_artefacts`).
+  :func:`standin_artefacts`) and what its network leaves on a host (:func:`network_left`).
 
 docs/k3s-testing.md describes them and what tests on them prove.
 """
@@ -23,7 +23,7 @@ from greenflow_k3s.testing.hosts import (
     ssh_host_pool,
     ssh_hosts,
 )
-from greenflow_k3s.testing.standin import standin_artefacts
+from greenflow_k3s.testing.standin import network_left, standin_artefacts
 
 __all__ = [
     "NOSUDO_USER",
@@ -34,6 +34,7 @@ __all__ = [
     "SshHost",
     "SshHosts",
     "find_scripts",
+    "network_left",
     "ssh_host_pool",
     "ssh_hosts",
     "standin_artefacts",
