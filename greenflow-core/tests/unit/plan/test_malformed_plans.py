@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import subprocess
 import sys
 from pathlib import Path
@@ -37,9 +38,14 @@ CASES = [
     (
         "unknown-key-experiment",
         GOOD.replace('name = "t"', 'name = "t"\nrepetitons = 3'),
-        ["[experiment]", "unknown key(s): repetitons", "valid keys:", "repetitions"],
+        [
+            "[experiment]",
+            "unknown key(s): repetitons (did you mean repetitions?)",
+            "valid keys:",
+            "repetitions",
+        ],
     ),
-    ("unknown-key-workload", GOOD + 'colour = "red"\n', ["[workload]", "unknown key(s): colour"]),
+    ("unknown-key-workload", GOOD + 'colour = "red"\n', ["[workload]", "unknown key(s): colour;"]),
     (
         "wrong-type-repetitions",
         GOOD.replace("repetitions = 2", 'repetitions = "two"'),
@@ -139,6 +145,8 @@ CASES = [
 @pytest.mark.parametrize(("text", "fragments"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
 def test_malformed_plan_gets_clear_message(tmp_path: Path, text: str, fragments: list[str]) -> None:
     """A malformed plan fails validation with a message naming what is wrong, without a traceback."""
+    if 'type = "g5k"' in text and importlib.util.find_spec("greenflow_g5k") is not None:
+        pytest.skip("greenflow-g5k is installed in this environment: it cannot be missing")
     plan = tmp_path / "plan.toml"
     plan.write_text(text)
     result = CliRunner().invoke(main, ["validate", str(plan)])

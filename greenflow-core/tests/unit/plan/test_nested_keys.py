@@ -46,3 +46,11 @@ def test_unknown_key_lists_the_keys_of_its_own_table(
     message = str(info.value)
     assert message.startswith(f"plan.toml [platform]{' ' + where if where else ''}: unknown key")
     assert message.endswith(f"valid keys: {valid}")
+
+
+def test_a_misspelt_key_gets_the_nearest_valid_one() -> None:
+    """Typos are the usual unknown key: the error names the key meant; a key near none
+    gets no guess."""
+    with pytest.raises(PlanErrors) as info:
+        structure({"kep": True, "colour": 1}, Section, path=Path("plan.toml"), section="platform")
+    assert "unknown key(s): colour, kep (did you mean keep?); valid keys:" in str(info.value)
