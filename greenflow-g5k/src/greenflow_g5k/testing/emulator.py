@@ -17,7 +17,8 @@ Emulated (SIMULATED, not Grid'5000):
   the job and with the clock, never by themselves.
 - Kadeploy deployments: create, get, list; per-node KO and whole-deployment errors on demand.
 - Kwollect: ``/sites/{s}/metrics``, samples computed from a power callable.
-- HTTP basic auth, failures on demand (:meth:`G5kEmulator.fail_next`), a request log.
+- HTTP basic auth, failures on demand (:meth:`G5kEmulator.fail_next`), answers held
+  after the API acted (:meth:`G5kEmulator.hold_next_answer`), a request log.
 
 Not emulated: the OAR scheduler (nodes busy in another job refuse a submission instead of
 queueing it; a waiting job starts when its script says so), OAR properties beyond
