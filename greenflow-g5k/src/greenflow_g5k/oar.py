@@ -90,6 +90,14 @@ def load_credentials(path: str | Path) -> Credentials:
             f"{file}: unknown key(s) {', '.join(map(str, unknown))}; "
             f"valid: {', '.join(sorted(known))}"
         )
+    if data.get("password") is not None and file.stat().st_mode & 0o077:
+        # As ssh does for a private key: a password others can read is worth a word.
+        log.warning(
+            "g5k.credentials_readable_by_others",
+            file=str(file),
+            mode=f"{file.stat().st_mode & 0o777:o}",
+            hint=f"chmod 600 {file}",
+        )
     return Credentials(
         username=_str(data.get("username")),
         password=_str(data.get("password")),

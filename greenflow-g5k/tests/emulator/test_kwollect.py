@@ -50,6 +50,7 @@ def ramp(node: str, t: float) -> float:
 def _collector(emu: G5kEmulator, tmp_path: Path, **raw: object) -> KwollectCollector:
     credentials = tmp_path / "g5k.yaml"
     credentials.write_text(f"username: {USER}\npassword: {PASSWORD}\n")
+    credentials.chmod(0o600)
     config = KwollectCollectorConfig(
         api_url=emu.url,
         credentials_file=str(credentials),

@@ -58,6 +58,7 @@ def quick_polls(monkeypatch: pytest.MonkeyPatch) -> None:
 def _platform(emu: G5kEmulator, tmp_path: Path, **raw: Any) -> G5kPlatform:
     credentials = tmp_path / "g5k.yaml"
     credentials.write_text(f"username: {USER}\npassword: {raw.pop('password', PASSWORD)}\n")
+    credentials.chmod(0o600)
     ssh_config = tmp_path / "ssh_config"
     # Every node refuses SSH at once: the path stops at its first SSH step.
     ssh_config.write_text("Host *.grid5000.fr\n  HostName 127.0.0.1\n  Port 1\n")

@@ -142,6 +142,7 @@ def _setup(
 ) -> None:
     _nodes_are(hosts, tmp_path)
     (tmp_path / "g5k.yaml").write_text(f"username: {USER}\npassword: {PASSWORD}\n")
+    (tmp_path / "g5k.yaml").chmod(0o600)
     (tmp_path / "plan.toml").write_text(
         PLAN.format(
             out=tmp_path / "out",

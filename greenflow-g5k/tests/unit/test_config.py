@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from structlog.testing import capture_logs
 
 from greenflow.plan.structure import PlanErrors, structure
 from greenflow_g5k import oar
@@ -147,3 +148,20 @@ def test_a_wrong_key_is_refused_naming_it(raw: dict[str, Any], expected: str) ->
 
 def test_max_walltime_below_walltime_is_refused() -> None:
     assert "max_walltime: below walltime" in _refused(walltime="2h", max_walltime="1h")
+
+
+@pytest.mark.parametrize(("mode", "warned"), [(0o600, False), (0o644, True), (0o640, True)])
+def test_a_password_file_others_can_read_is_warned_about(
+    tmp_path: Path, mode: int, warned: bool
+) -> None:
+    """As ssh does for a key: the warning says which file and the chmod, never the password."""
+    file = tmp_path / "g5k.yaml"
+    file.write_text("username: alice\npassword: s3cret-Pa55\n")
+    file.chmod(mode)
+    with capture_logs() as logs:
+        credentials = oar.load_credentials(file)
+    assert credentials.password == "s3cret-Pa55"
+    events = [e for e in logs if e["event"] == "g5k.credentials_readable_by_others"]
+    assert len(events) == int(warned)
+    if warned:
+        assert events[0]["hint"] == f"chmod 600 {file}" and "s3cret" not in repr(events)
