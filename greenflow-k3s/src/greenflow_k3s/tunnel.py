@@ -18,12 +18,14 @@ from __future__ import annotations
 import re
 import socket
 import threading
+import time
 from collections.abc import Callable, Sequence
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, suppress
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+import psutil
 import structlog
 
 from greenflow.errors import PlatformError
@@ -34,6 +36,8 @@ log = structlog.get_logger("greenflow.k3s")
 
 #: The API server's port on the control host.
 API_PORT = 6443
+#: How long a forward's local listener may take to come up.
+_LISTEN_TIMEOUT_S = 10.0
 _SERVER = re.compile(r"(server:\s*https://)([^\s/]+)")
 
 
@@ -56,6 +60,41 @@ def point_kubeconfig(path: Path, port: int) -> None:
     path.chmod(0o600)
 
 
+def open_forward(
+    conn: Any, local_port: int, remote_host: str, remote_port: int
+) -> AbstractContextManager[Any]:
+    """Fabric's ``forward_local`` from ``127.0.0.1:local_port``, entered, once it listens.
+
+    Fabric binds the local port in a thread of its own and returns before it listens: a
+    client connecting at once (a collector's first query) could be refused. Waits for the
+    listener; raises :class:`PlatformError` if it never comes (the port taken meanwhile).
+    """
+    forward: AbstractContextManager[Any] = conn.forward_local(
+        local_port=local_port, remote_port=remote_port, remote_host=remote_host
+    )
+    forward.__enter__()
+    deadline = time.monotonic() + _LISTEN_TIMEOUT_S
+    while not _listening(local_port):
+        if time.monotonic() > deadline:
+            with suppress(Exception):  # the forward's thread failed: its error is ours below
+                forward.__exit__(None, None, None)
+            msg = (
+                f"the SSH forward to {remote_host}:{remote_port} did not listen on "
+                f"127.0.0.1:{local_port} within {_LISTEN_TIMEOUT_S:g} s"
+            )
+            raise PlatformError(msg)
+        time.sleep(0.01)
+    return forward
+
+
+def _listening(port: int) -> bool:
+    """Whether this process listens on TCP ``port``."""
+    return any(
+        c.status == psutil.CONN_LISTEN and c.laddr and c.laddr.port == port
+        for c in psutil.Process().net_connections(kind="tcp4")
+    )
+
+
 class ApiTunnel:
     """``127.0.0.1:<port>`` here → ``127.0.0.1:6443`` on ``control``, over SSH."""
 
@@ -74,10 +113,7 @@ class ApiTunnel:
                 return self.port
             conn = self.connections.open(self.control)
             port = free_port()
-            forward = conn.forward_local(
-                local_port=port, remote_port=API_PORT, remote_host="127.0.0.1"
-            )
-            forward.__enter__()
+            forward = open_forward(conn, port, "127.0.0.1", API_PORT)
             self._forward, self.port = forward, port
             log.info("k3s.api_tunnel", local_port=port, control=self.control.name)
             return port
@@ -111,8 +147,7 @@ class PortForwards:
                 return self._open[key][0]
             conn = self.connections.open(host)
             local = free_port()
-            forward = conn.forward_local(local_port=local, remote_port=port, remote_host=address)
-            forward.__enter__()
+            forward = open_forward(conn, local, address, port)
             self._open[key] = (local, forward)
             log.info("k3s.port_forward", local_port=local, host=host.name, port=port)
             return local
