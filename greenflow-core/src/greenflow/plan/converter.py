@@ -6,11 +6,13 @@ key the Config doesn't have, is an error naming the TOML path, not a silent coer
 
 from __future__ import annotations
 
+import difflib
 import types
 import typing
 from collections.abc import Callable, Mapping
 from typing import Any
 
+import attrs
 import cattrs
 from cattrs import transform_error
 from cattrs.cols import homogenous_tuple_structure_factory, is_sequence, list_structure_factory
@@ -147,7 +149,11 @@ def _format_exception(exc: BaseException, type_: type | None) -> str:
     if isinstance(exc, KeyError):
         return "required key missing"
     if isinstance(exc, cattrs.ForbiddenExtraKeysError):
-        return f"unknown key(s): {', '.join(sorted(exc.extra_fields))}"
+        unknown = sorted(exc.extra_fields)
+        valid = [f.name for f in attrs.fields(exc.cl)] if attrs.has(exc.cl) else []
+        near = [m[0] for k in unknown if (m := difflib.get_close_matches(k, valid, n=1))]
+        guess = f" (did you mean {', '.join(near)}?)" if near else ""
+        return f"unknown key(s): {', '.join(unknown)}{guess}"
     if isinstance(exc, ValueError | TypeError) and str(exc):
         return str(exc)
     name = getattr(type_, "__name__", str(type_))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 import re
 import types
 import typing
@@ -47,9 +46,8 @@ def structure(
         pairs = [_key_from_message(key, message, cls) for key, message in pairs]
         for key, message in pairs:
             if message.startswith("unknown key(s)"):
-                names = _field_names(_class_at(cls, key))
-                message += _suggestions(message.partition(": ")[2].split(", "), names)
-                message += f"; valid keys: {', '.join(names)}"
+                valid = ", ".join(_field_names(_class_at(cls, key)))
+                message += f"; valid keys: {valid}"
             problems.append(f"{where_in_plan(path, section, key)}: {message}{hint}")
         raise PlanErrors(path, problems) from exc
 
@@ -61,12 +59,6 @@ def _key_from_message(key: str, message: str, cls: type) -> tuple[str, str]:
     if not key and sep and head in _field_names(cls):
         return head, rest
     return key, message
-
-
-def _suggestions(unknown: list[str], valid: list[str]) -> str:
-    """`` (did you mean walltime?)`` for the unknown keys that are near a valid one."""
-    near = [m[0] for k in unknown if (m := difflib.get_close_matches(k, valid, n=1))]
-    return f" (did you mean {', '.join(near)}?)" if near else ""
 
 
 def _field_names(cls: type | None) -> list[str]:
