@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import math
 import os
+import signal
 import sqlite3
+import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 import pytest
@@ -541,34 +545,36 @@ def test_nested_write_survives_interrupted_transaction(store: Store, exp: int) -
     assert not store._conn.in_transaction
 
 
-class _InterruptAfterBegin:
-    """The store's connection, but KeyboardInterrupt arrives just after a BEGIN returns.
+@contextmanager
+def _sigint_just_after_begin() -> Iterator[None]:
+    """A real SIGINT, raised the moment the store's ``BEGIN`` returns (its default handler:
+    KeyboardInterrupt there) — where CI once caught a SIGTERM, between a write's BEGIN and
+    the code that rolls it back. A profile hook finds the moment: the C call's return in
+    the store's ``_execute`` running a BEGIN."""
 
-    Simulated: the moment a SIGTERM lands. The handler raises between any two bytecodes,
-    and CI once caught it between a method's BEGIN and the code that rolls back.
-    """
+    def hook(frame: FrameType, event: str, _arg: object) -> None:
+        if (
+            event == "c_return"
+            and frame.f_code.co_name == "_execute"
+            and str(frame.f_locals.get("sql", "")).startswith("BEGIN")
+        ):
+            sys.setprofile(None)
+            signal.raise_signal(signal.SIGINT)
 
-    def __init__(self, conn: sqlite3.Connection) -> None:
-        self._conn = conn
-
-    def __getattr__(self, name: str) -> object:
-        return getattr(self._conn, name)
-
-    def execute(self, sql: str, *args: object) -> sqlite3.Cursor:
-        cursor = self._conn.execute(sql, *args)
-        if sql.startswith("BEGIN"):
-            raise KeyboardInterrupt
-        return cursor
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    sys.setprofile(hook)
+    try:
+        yield
+    finally:
+        sys.setprofile(None)
+        signal.signal(signal.SIGINT, previous)
 
 
 def test_interrupt_just_after_begin_leaves_the_store_writable(store: Store, exp: int) -> None:
     """A signal landing right after a write began does not fail the teardown's writes."""
     store.add_run(exp, "r1", {}, 0, 0)
-    conn = store._conn
-    store._conn = _InterruptAfterBegin(conn)  # type: ignore[assignment]
-    with pytest.raises(KeyboardInterrupt):
+    with _sigint_just_after_begin(), pytest.raises(KeyboardInterrupt):
         store.set_run_status("r1", RunStatus.RUNNING)
-    store._conn = conn
     # What the teardown then writes lands, and the interrupted write is not half-kept.
     store.set_run_status("r1", RunStatus.ABORTED, "interrupted")
     store.record_state(exp, "platform", "g5k", "g5k", {}, {"job": 1})
@@ -576,7 +582,7 @@ def test_interrupt_just_after_begin_leaves_the_store_writable(store: Store, exp:
     assert run is not None
     assert (run.status, run.attempts) == (RunStatus.ABORTED, 0)
     assert store.live_state(exp)[0]["state"] == {"job": 1}
-    assert not conn.in_transaction
+    assert not store._conn.in_transaction
 
 
 def test_failed_method_rolls_back(store: Store, exp: int) -> None:
