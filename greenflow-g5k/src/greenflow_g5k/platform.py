@@ -63,8 +63,6 @@ class G5kPlatform(Platform):
         self._client: Any = None
         self._job: Any = None
         self._submitted = False
-        #: The job name of a submission whose answer has not come yet.
-        self._submitting: str | None = None
         self._roles: dict[str, list[str]] = {}
         self._facts: dict[str, Any] = {}
         self._state: dict[str, Any] = {}
@@ -106,14 +104,12 @@ class G5kPlatform(Platform):
             # before its answer came (Ctrl-C, a dropped connection) leaves a job with no
             # id here; release and `greenflow down` then find it by its name, which no job
             # of this user had a moment ago.
-            self._submitting = name
             self._save(submitting=name)
             try:
                 self._job = oar.submit(site, cfg, body)
             except JobError:
-                self._submitting = None  # OAR refused it: there is no job
+                self._state.pop("submitting")  # OAR refused it: there is no job
                 raise
-            self._submitting = None
             self._submitted = True
             log.info("g5k.job_submitted", job=self._job.uid, name=name, resources=body["resources"])
         # Before any wait: a crash from here on leaves a job that `greenflow down` deletes.
@@ -177,7 +173,7 @@ class G5kPlatform(Platform):
         return path if path.is_absolute() else self._plan_dir / path
 
     def _api_user(self) -> str | None:
-        return self._credentials.username or self.config.user or _login()
+        return _api_user(self._credentials, self.config)
 
     def _ssh_user(self) -> str | None:
         return self.config.user or self._credentials.username or _login()
@@ -433,7 +429,7 @@ class G5kPlatform(Platform):
                 _best_effort(k3s.release, keep=self.config.keep)
         finally:
             job, self._job = self._job, None
-            submitting, self._submitting = self._submitting, None
+            submitting = self._state.pop("submitting", None)
             # (Kept, a job whose submission was cut off is reused by its name next run.)
             if (job is not None or submitting) and not self.config.keep:
                 site = self._client.sites[self.config.site] if self._client else None
@@ -465,8 +461,7 @@ class G5kPlatform(Platform):
                 if state.get("job_id") is not None:
                     _delete(site, int(state["job_id"]))
                 else:
-                    user = credentials.username or cfg.user or _login()
-                    _delete_cut_off(site, str(state["submitting"]), user)
+                    _delete_cut_off(site, str(state["submitting"]), _api_user(credentials, cfg))
 
     # -- facts ---------------------------------------------------------------------------
 
@@ -549,6 +544,11 @@ def _delete_cut_off(site: Any, name: str, user: str | None) -> None:
         log.info("g5k.submission_not_taken", name=name)
     for job in found:
         _delete(site, int(job.uid))
+
+
+def _api_user(credentials: Credentials, cfg: G5kConfig) -> str | None:
+    """Whose jobs these are: the API's login, else the plan's ``user``, else this login."""
+    return credentials.username or cfg.user or _login()
 
 
 def _login() -> str | None:
