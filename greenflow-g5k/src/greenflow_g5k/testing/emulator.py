@@ -105,7 +105,7 @@ from datetime import datetime
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
-from typing import Any, NamedTuple, cast
+from typing import Any, NamedTuple, TypeVar, cast
 from urllib.parse import parse_qsl, urlsplit
 from zoneinfo import ZoneInfo
 
@@ -670,6 +670,27 @@ class _HeldAnswer:
     seconds: float
 
 
+_Queued = TypeVar("_Queued", _InjectedFailure, _HeldAnswer)
+
+
+def _take(queue: list[_Queued], method: str, path: str) -> _Queued | None:
+    """The first of ``queue`` meant for this request (method, path regex), taken out."""
+    for item in queue:
+        if item.method == method and item.path.search(path):
+            queue.remove(item)
+            return item
+    return None
+
+
+def _api_path(target: str) -> str | None:
+    """A request target's path under the API root (``/sites/lyon/jobs``); None outside it."""
+    path = urlsplit(target).path
+    prefix = f"/{API_VERSION}"
+    if path != prefix and not path.startswith(prefix + "/"):
+        return None
+    return path[len(prefix) :].rstrip("/") or "/"
+
+
 @attrs.frozen
 class _Request:
     """A routed request: path parameters, query, JSON body, authenticated user, clock."""
@@ -849,7 +870,7 @@ class G5kEmulator:
 
     def handle(self, method: str, target: str, authorization: str | None, raw: bytes) -> _Response:
         with self._lock:
-            hold = self._take_hold(method, target)
+            held = _take(self._holds, method, _api_path(target) or "")
             try:
                 response = self._handle(method, target, authorization, raw)
             except _ApiError as error:
@@ -858,38 +879,23 @@ class G5kEmulator:
                 response = _error_response(
                     HTTPStatus.INTERNAL_SERVER_ERROR, f"Emulator error: {error!r}"
                 )
-        time.sleep(hold)  # outside the lock: other requests are answered meanwhile
+        if held is not None:
+            time.sleep(held.seconds)  # outside the lock: other requests are answered meanwhile
         return response
-
-    def _take_hold(self, method: str, target: str) -> float:
-        path = urlsplit(target).path.removeprefix(f"/{API_VERSION}")
-        for hold in self._holds:
-            if hold.method == method and hold.path.search(path):
-                self._holds.remove(hold)
-                return hold.seconds
-        return 0.0
 
     def _handle(self, method: str, target: str, authorization: str | None, raw: bytes) -> _Response:
         split = urlsplit(target)
-        prefix = f"/{API_VERSION}"
-        if split.path != prefix and not split.path.startswith(prefix + "/"):
+        path = _api_path(target)
+        if path is None:
             raise _ApiError(HTTPStatus.NOT_FOUND, f"No API at {split.path}")
-        path = split.path[len(prefix) :].rstrip("/") or "/"
         query = dict(parse_qsl(split.query))
         body = _parse_body(raw)
         self._requests.append(RecordedRequest(method, path, query, body))
-        if failure := self._take_failure(method, path):
+        if failure := _take(self._failures, method, path):
             return _error_response(failure.status, f"Injected failure ({failure.status.phrase})")
         user = self._authenticate(authorization)
         handler, params = self._route(method, path)
         return handler(_Request(params, query, body, user, self.now()))
-
-    def _take_failure(self, method: str, path: str) -> _InjectedFailure | None:
-        for failure in self._failures:
-            if failure.method == method and failure.path.search(path):
-                self._failures.remove(failure)
-                return failure
-        return None
 
     def _authenticate(self, authorization: str | None) -> str:
         scheme, _, encoded = (authorization or "").partition(" ")
