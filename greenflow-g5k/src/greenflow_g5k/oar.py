@@ -90,12 +90,13 @@ def load_credentials(path: str | Path) -> Credentials:
             f"{file}: unknown key(s) {', '.join(map(str, unknown))}; "
             f"valid: {', '.join(sorted(known))}"
         )
-    if data.get("password") is not None and file.stat().st_mode & 0o077:
+    mode = file.stat().st_mode & 0o777
+    if data.get("password") is not None and mode & 0o077:
         # As ssh does for a private key: a password others can read is worth a word.
         log.warning(
             "g5k.credentials_readable_by_others",
             file=str(file),
-            mode=f"{file.stat().st_mode & 0o777:o}",
+            mode=f"{mode:o}",
             hint=f"chmod 600 {file}",
         )
     return Credentials(
